@@ -1,0 +1,1 @@
+"""The ``dpc`` command line. Commands are imported only when they run."""

@@ -1,0 +1,105 @@
+"""Entry point of ``dpc``: a click group whose commands load lazily.
+
+``dpc --help`` must not import pydantic-heavy modules, aws_cdk, boto3, pyspark or
+slack_sdk, so each command lives in its own module, imported on use, and its one-line
+help is written here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from dpc_core import __version__
+
+#: name -> ("module:attribute", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("dpc_core.cli.project:validate", "Validate every pipeline.yaml below PATHs."),
+    "schema": ("dpc_core.cli.project:schema", "Print the JSON Schema of pipeline.yaml."),
+    "create-project": ("dpc_core.cli.project:create_project", "Scaffold a new pipeline project."),
+    "create-plugin": ("dpc_core.cli.project:create_plugin", "Scaffold a plugin package."),
+    "plugins": ("dpc_core.cli.project:plugins", "Inspect installed plugins."),
+    "simulate": ("dpc_core.cli.simulate:simulate", "Run the trigger engine over an event file."),
+    "local": ("dpc_core.cli.local:local", "The embedded local runtime (no AWS needed)."),
+    "run": ("dpc_core.cli.local:run", "Start a pipeline by hand (local workspace)."),
+    "start": ("dpc_core.cli.local:run", "Alias of run."),
+    "runs": ("dpc_core.cli.local:runs", "List runs (local workspace)."),
+    "status": ("dpc_core.cli.local:status", "Latest status and what children wait on."),
+    "rerun": ("dpc_core.cli.local:rerun", "Rerun a pipeline for a date, optionally downstream."),
+    "lineage": ("dpc_core.cli.lineage:lineage", "Render the cross-account dependency graph."),
+    "synth": ("dpc_central.cli:synth", "Synthesize the CDK app of a project (cdk.out)."),
+    "deploy": ("dpc_central.cli:deploy", "Deploy a project's pipeline stack."),
+    "destroy": ("dpc_central.cli:destroy", "Destroy a project's pipeline stack."),
+    "setup-central-account": ("dpc_central.cli:setup_central_account",
+                              "Synthesize/deploy the central-account stack."),
+    "setup-user-account": ("dpc_central.cli:setup_user_account",
+                           "Synthesize/deploy a team account's stack."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target[0].partition(":")
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            hint = "pip install dpc-central" if module.startswith("dpc_central") else str(exc)
+
+            @click.command(cmd_name, help=target[1])
+            def missing() -> None:
+                raise click.ClickException(f"`dpc {cmd_name}` is not available: {hint}")
+
+            return missing
+        cmd: click.Command = getattr(mod, attr)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dpc")
+def cli() -> None:
+    """dpc: cross-account, event-driven data pipelines.
+
+    Describe a pipeline in pipeline.yaml, validate it, simulate triggers, run it
+    locally with no AWS account, or deploy it to AWS.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; user errors print one clear message and exit 2, no traceback."""
+    from dpc_core.errors import DpcError
+
+    try:
+        return cli.main(args=argv, prog_name="dpc", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DpcError as exc:
+        click.echo(f"error: {exc}" if "\n" not in str(exc) else str(exc), err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

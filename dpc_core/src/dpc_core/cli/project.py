@@ -1,0 +1,86 @@
+"""Project commands: validate, schema, create-project, create-plugin, plugins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Validate every pipeline.yaml at or below PATHS (default: the current directory)."""
+    from dpc_core.loader import load_pipelines
+
+    pipelines = load_pipelines(list(paths) or [Path(".")])
+    for p in pipelines:
+        steps = ", ".join(f"{s.name} ({s.type})" for s in p.steps)
+        click.echo(f"ok  {p.source}: {p.name} [{p.account or 'account from credentials'}] {steps}")
+    click.echo(f"{len(pipelines)} pipeline(s) valid")
+
+
+@click.command("schema")
+@click.option("--indent", default=2, show_default=True)
+def schema(indent: int) -> None:
+    """Print the JSON Schema of pipeline.yaml (with the installed plugins' fields)."""
+    from dpc_core.schema import pipeline_json_schema
+
+    click.echo(json.dumps(pipeline_json_schema(), indent=indent))
+
+
+@click.group("plugins")
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_list(as_json: bool) -> None:
+    """Name, kind, distribution and version of every installed plugin contribution."""
+    from dpc_core.plugins import get_registry
+
+    reg = get_registry()
+    rows = []
+    for info in reg.plugins:
+        for kind, name in info.provides:
+            rows.append({"name": name, "kind": kind, "plugin": info.name,
+                         "distribution": info.dist, "version": info.version})
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "failures": [f.__dict__ for f in reg.failures]},
+                              indent=2))
+        return
+    table = [("NAME", "KIND", "DISTRIBUTION", "VERSION")] + [
+        (r["name"], r["kind"], r["distribution"], r["version"]) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for t in table:
+        click.echo("  ".join(c.ljust(widths[i]) for i, c in enumerate(t)).rstrip())
+    for f in reg.failures:
+        click.echo(f"warning: plugin {f.name!r} from {f.dist} was skipped: {f.reason}", err=True)
+
+
+@click.command("create-project")
+@click.option("-n", "--name", required=True, help="Pipeline name (letters, digits, - and _).")
+@click.option("--account", default="123456789012", show_default=True,
+              help="AWS account the pipeline lives in (simulated locally).")
+@click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."),
+              help="Where to create the project directory.")
+def create_project(name: str, account: str, parent: Path) -> None:
+    """Scaffold a project that validates immediately."""
+    from dpc_core.scaffold import create_project as make
+
+    path = make(parent, name, account)
+    click.echo(f"created {path}\nnext: dpc validate {path}")
+
+
+@click.command("create-plugin")
+@click.option("--kind", type=click.Choice(["step", "notifier", "compute"]), required=True)
+@click.option("-n", "--name", required=True, help="The step type, channel or compute name.")
+@click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."))
+def create_plugin(kind: str, name: str, parent: Path) -> None:
+    """Scaffold a separately installable plugin package (entry point, config model, tests)."""
+    from dpc_core.scaffold import create_plugin as make
+
+    path = make(parent, kind, name)
+    click.echo(f"created {path}\nnext: pip install -e {path} && dpc plugins list")

@@ -1,0 +1,34 @@
+"""``dpc simulate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("simulate")
+@click.option("--pipelines", "pipelines", multiple=True, required=True,
+              type=click.Path(path_type=Path), help="Directory searched for pipeline.yaml files.")
+@click.option("--events", required=True, type=click.Path(path_type=Path),
+              help="JSONL file, one EventBridge event per line, in delivery order.")
+@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table",
+              show_default=True)
+@click.option("--db", type=click.Path(path_type=Path), default=None,
+              help="Keep the engine's state in this SQLite file (default: in memory).")
+def simulate(pipelines: tuple[Path, ...], events: Path, fmt: str, db: Path | None) -> None:
+    """Run the trigger engine offline: which pipelines would be triggered, when, and why."""
+    from dpc_core.simulate import decisions_json, format_table, simulate as run
+    from dpc_core.stores.sqlite import SqliteStore
+
+    store = SqliteStore(db) if db else None
+    result = run(list(pipelines), events, store)
+    if fmt == "json":
+        for line in decisions_json(result.decisions):
+            click.echo(line)
+    else:
+        click.echo(format_table(result.decisions))
+    for report in result.reports:
+        click.echo(report, err=True)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()))
+    click.echo(f"{len(result.decisions)} trigger decision(s); events: {counts or 'none'}", err=True)

@@ -1,0 +1,123 @@
+"""Every hook a dpc plugin can implement, in one place.
+
+A plugin is a module registered under the entry-point group ``dpc``::
+
+    [project.entry-points.dpc]
+    my_plugin = "my_package.plugin"
+
+The module declares ``DPC_PLUGIN_API = 1`` and implements hooks with
+``dpc_core.hookimpl``. Registration hooks are called once, when the plugin
+manager loads (any ``dpc`` command that reads pipelines); stack hooks are
+called while ``dpc synth``/``deploy`` builds the CDK app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from dpc_core import PROJECT_NAME
+from dpc_core.types import ComputeType, NotifierType, StepType, TriggerSource
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+class DpcSpec:
+    """The hook specifications of dpc."""
+
+    # -- registration: called once when the plugin manager loads ---------------
+
+    @hookspec
+    def dpc_step_types(self) -> Iterable[StepType]:  # type: ignore[empty-body]
+        """Return the step types this plugin provides.
+
+        Called when the plugin manager loads. Each ``StepType`` carries its config
+        model (validated against the step's fields in pipeline.yaml), its local
+        executor and its Step Functions states builder.
+
+        Example::
+
+            class ShellStep(StepConfig):
+                command: str
+
+            @hookimpl
+            def dpc_step_types():
+                yield StepType(name="shell", config=ShellStep,
+                               local=lambda step, ctx: LocalCommand(["bash", "-c", step.command]))
+        """
+
+    @hookspec
+    def dpc_compute_types(self) -> Iterable[ComputeType]:  # type: ignore[empty-body]
+        """Return the compute backends this plugin provides (``compute.type``).
+
+        Called when the plugin manager loads.
+
+        Example::
+
+            @hookimpl
+            def dpc_compute_types():
+                yield ComputeType(name="emr", config=EmrCompute, aws=build_emr_states)
+        """
+
+    @hookspec
+    def dpc_notifiers(self) -> Iterable[NotifierType]:  # type: ignore[empty-body]
+        """Return the notification channels this plugin provides (``targets[].channel``).
+
+        Called when the plugin manager loads. ``factory`` is called lazily, the first
+        time a runtime must deliver to the channel.
+
+        Example::
+
+            @hookimpl
+            def dpc_notifiers():
+                yield NotifierType(channel="TEAMS", factory=lambda env: TeamsBackend(env))
+        """
+
+    @hookspec
+    def dpc_trigger_sources(self) -> Iterable[TriggerSource]:  # type: ignore[empty-body]
+        """Return event sources, besides Step Functions status changes, that feed the engine.
+
+        Called when the plugin manager loads.
+
+        Example::
+
+            @hookimpl
+            def dpc_trigger_sources():
+                yield TriggerSource(name="glue", source="aws.glue",
+                                    detail_type="Glue Job State Change",
+                                    to_status_event=glue_to_status_event)
+        """
+
+    # -- AWS stacks: called while the CDK app is built ----------------------------
+
+    @hookspec
+    def dpc_pipeline_stack(self, stack: Any, pipeline: Any) -> None:
+        """Add resources to a pipeline's CDK stack.
+
+        Called by ``dpc synth``/``deploy`` after the state machine, rules and topic
+        of ``pipeline`` (a validated ``Pipeline``) were added to ``stack``. Import
+        ``aws_cdk`` inside the implementation, never at module level.
+
+        Example::
+
+            @hookimpl
+            def dpc_pipeline_stack(stack, pipeline):
+                from aws_cdk import aws_s3 as s3
+                s3.Bucket(stack, "Scratch")
+        """
+
+    @hookspec
+    def dpc_lambda_handlers(self) -> Iterable[tuple[str, str]]:  # type: ignore[empty-body]
+        """Return ``(name, "module:function")`` Lambda handlers the central stack must deploy.
+
+        Called by ``dpc setup-central-account``. The module must be importable from
+        the plugin's own distribution (it is bundled with it).
+
+        Example::
+
+            @hookimpl
+            def dpc_lambda_handlers():
+                yield ("teams-poster", "dpc_notify_teams.handler:handle")
+        """

@@ -1,0 +1,415 @@
+"""Reading pipeline.yaml files: YAML with positions, validation, errors users can act on.
+
+Every problem is reported as ``FILE:LINE:COLUMN: field: message``, all problems of a
+file at once.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from dpc_core.errors import Problem, ValidationFailed
+from dpc_core.model import Block, Pipeline, PipelineBase, Ref
+from dpc_core.plugins import KNOWN_PROVIDERS, Registry, get_registry
+from dpc_core.types import StepConfig
+
+PIPELINE_FILE = "pipeline.yaml"
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a YAML document starts, 1-based."""
+
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def of(self, path: Path_, key: bool = False) -> tuple[int, int]:
+        """Position of ``path``, or of its nearest ancestor that has one."""
+        table = self.keys if key else self.values
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if not key and p in self.keys:
+                return self.keys[p]
+            p = p[:-1]
+        return self.values.get((), (1, 1))
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: object, line: int, col: int, first: int) -> None:
+        self.key, self.line, self.col, self.first = key, line, col, first
+
+
+def parse_yaml(text: str) -> tuple[Any, Positions]:
+    """Parse one YAML document keeping the position of every node. Raises yaml.YAMLError."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        pos = Positions()
+        if node is None:
+            return None, pos
+
+        def build(n: yaml.Node, path: Path_) -> Any:
+            pos.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
+            if isinstance(n, yaml.MappingNode):
+                loader.flatten_mapping(n)
+                out: dict[Any, Any] = {}
+                for k_node, v_node in n.value:
+                    k = loader.construct_object(k_node, deep=True)
+                    if not isinstance(k, str | int | float | bool) and k is not None:
+                        k = str(k)
+                    if k in out:
+                        first = pos.keys[(*path, k)][0]
+                        raise _DuplicateKey(k, k_node.start_mark.line + 1,
+                                            k_node.start_mark.column + 1, first)
+                    pos.keys[(*path, k)] = (k_node.start_mark.line + 1,
+                                            k_node.start_mark.column + 1)
+                    out[k] = build(v_node, (*path, k))
+                return out
+            if isinstance(n, yaml.SequenceNode):
+                return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+            return loader.construct_object(n, deep=True)
+
+        return build(node, ()), pos
+    finally:
+        loader.dispose()
+
+
+def _display(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _strip_tags(loc: Sequence[str | int]) -> tuple[str | int, ...]:
+    # Discriminated unions add their tag ('ref' / 'block') to the location.
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if part in ("ref", "block") and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _unwrap(tp: Any, part: str | int) -> Any:
+    """The type found at ``part`` inside type ``tp`` (for 'allowed fields' hints)."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+            continue
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if part in ("ref", "block"):
+                return Ref if part == "ref" else Block
+            if len(args) == 1:
+                tp = args[0]
+                continue
+            return None
+        break
+    if isinstance(tp, str):
+        tp = {"Block": Block}.get(tp)
+    if isinstance(part, int):
+        origin = typing.get_origin(tp)
+        return typing.get_args(tp)[0] if origin in (list, tuple) else None
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        for name, f in tp.model_fields.items():
+            if part in (name, f.alias):
+                return f.annotation
+    return None
+
+
+def _allowed(root: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    tp: Any = root
+    for part in loc:
+        tp = _unwrap(tp, part)
+        if tp is None:
+            return []
+    while True:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return []
+            tp = args[0]
+        elif origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        else:
+            break
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [f.alias or n for n, f in tp.model_fields.items()]
+    return []
+
+
+def _problems_from(
+    exc: ValidationError, model: type[BaseModel], prefix: Path_, file: str, pos: Positions
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        raw_loc = tuple(err["loc"])
+        loc = _strip_tags(raw_loc)
+        full = (*prefix, *loc)
+        msg = err["msg"]
+        for lead in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(lead):
+                msg = msg[len(lead):]
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            allowed = _allowed(model, raw_loc[:-1])
+            line, col = pos.of(full, key=True)
+            msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+        elif etype == "missing":
+            line, col = pos.of(full[:-1])
+            msg = "required field is missing"
+        else:
+            line, col = pos.of(full)
+            if etype in ("literal_error", "enum", "string_type", "int_type", "list_type",
+                         "dict_type", "model_type", "string_pattern_mismatch", "too_short",
+                         "bool_type", "model_attributes_type"):
+                shown = repr(err.get("input"))
+                if len(shown) > 60:
+                    shown = shown[:57] + "..."
+                msg = f"{msg} (got {shown})"
+        problems.append(Problem(file, line, col, _display(full), msg))
+    return problems
+
+
+def validate_document(
+    data: Any, pos: Positions, file: str, registry: Registry | None = None,
+    project_dir: str = "",
+) -> Pipeline:
+    """Validate parsed YAML against the core model and each plugin's config model."""
+    reg = registry or get_registry()
+    problems: list[Problem] = []
+    if data is None:
+        raise ValidationFailed([Problem(file, 1, 1, "", "file is empty; a pipeline needs at "
+                                        "least `name` and `steps`")])
+    if not isinstance(data, dict):
+        line, col = pos.of(())
+        raise ValidationFailed([Problem(file, line, col, "", "a pipeline.yaml must be a mapping "
+                                        f"of fields, got {type(data).__name__}")])
+    base: PipelineBase | None = None
+    try:
+        base = PipelineBase.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, PipelineBase, (), file, pos))
+
+    steps: list[StepConfig] = []
+    raw_steps = data.get("steps")
+    if isinstance(raw_steps, list):
+        first_line: dict[str, int] = {}
+        for i, raw in enumerate(raw_steps):
+            if not isinstance(raw, dict):
+                continue  # reported by the core model
+            step = _validate_plugin_item(raw, ("steps", i), "step", reg, file, pos, problems)
+            name = raw.get("name")
+            if isinstance(name, str):
+                if name in first_line:
+                    line, col = pos.of(("steps", i, "name"))
+                    problems.append(Problem(file, line, col, f"steps[{i}].name",
+                                            f"duplicate step name {name!r} (first used on "
+                                            f"line {first_line[name]}); step names must be unique"))
+                else:
+                    first_line[name] = pos.of(("steps", i, "name"))[0]
+            if step is not None:
+                steps.append(step)  # type: ignore[arg-type]
+
+    raw_compute = data.get("compute")
+    compute = None
+    if raw_compute is None:
+        compute = reg.computes["local"].config(type="local") if "local" in reg.computes else None
+    elif isinstance(raw_compute, dict):
+        compute = _validate_plugin_item(raw_compute, ("compute",), "compute", reg, file, pos,
+                                        problems)
+
+    notifications = data.get("notifications")
+    if isinstance(notifications, dict) and isinstance(notifications.get("targets"), list):
+        for i, target in enumerate(notifications["targets"]):
+            if not isinstance(target, dict) or not isinstance(target.get("channel"), str):
+                continue
+            channel = target["channel"].upper()
+            where = ("notifications", "targets", i, "channel")
+            if channel not in reg.notifiers:
+                line, col = pos.of(where)
+                problems.append(Problem(file, line, col, _display(where),
+                                        _unknown_msg("channel", channel, reg)))
+                continue
+            check = reg.notifiers[channel].validate_address
+            addresses = target.get("addresses")
+            if check is not None and isinstance(addresses, list):
+                for j, address in enumerate(addresses):
+                    try:
+                        check(str(address))
+                    except ValueError as exc:
+                        at = ("notifications", "targets", i, "addresses", j)
+                        line, col = pos.of(at)
+                        problems.append(Problem(file, line, col, _display(at), str(exc)))
+
+    if problems or base is None or compute is None:
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise ValidationFailed(problems or [Problem(file, 1, 1, "", "invalid pipeline")])
+    return Pipeline(
+        name=base.name, account=base.account, description=base.description, owner=base.owner,
+        tags=base.tags, trigger=base.trigger, steps=steps, compute=compute,  # type: ignore[arg-type]
+        notifications=base.notifications, source=file, project_dir=project_dir,
+    )
+
+
+def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
+    table = {"step": reg.steps, "compute": reg.computes, "channel": reg.notifiers}[kind]
+    what = {"step": "step type", "compute": "compute type", "channel": "notification channel"}
+    msg = f"unknown {what[kind]} {name!r}; installed: {', '.join(sorted(table)) or 'none'}"
+    provider = KNOWN_PROVIDERS.get((kind, name))
+    if provider:
+        msg += f"; {name!r} is provided by {provider}: pip install {provider}"
+    return msg
+
+
+def _validate_plugin_item(
+    raw: dict[str, Any], where: Path_, kind: str, reg: Registry, file: str, pos: Positions,
+    problems: list[Problem],
+) -> BaseModel | None:
+    type_name = raw.get("type")
+    table: dict[str, Any] = reg.steps if kind == "step" else reg.computes
+    if not isinstance(type_name, str):
+        at = (*where, "type") if "type" in raw else where
+        line, col = pos.of(at)
+        problems.append(Problem(file, line, col, _display((*where, "type")),
+                                f"required field is missing or not a string; installed {kind} "
+                                f"types: {', '.join(sorted(table)) or 'none'}"))
+        return None
+    if type_name not in table:
+        line, col = pos.of((*where, "type"))
+        problems.append(Problem(file, line, col, _display((*where, "type")),
+                                _unknown_msg(kind, type_name, reg)))
+        return None
+    model = table[type_name].config
+    try:
+        return model.model_validate(raw)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, model, where, file, pos))
+        return None
+
+
+@dataclass
+class LoadedPipeline:
+    """A validated pipeline with the positions of its source, for later cross-file checks."""
+
+    pipeline: Pipeline
+    positions: Positions
+
+
+def load_file(path: Path, registry: Registry | None = None) -> LoadedPipeline:
+    """Read and validate one pipeline.yaml. Raises :class:`ValidationFailed`."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
+    try:
+        data, pos = parse_yaml(text)
+    except _DuplicateKey as dup:
+        raise ValidationFailed([Problem(file, dup.line, dup.col, str(dup.key),
+                                        f"duplicate key (first on line {dup.first})")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = getattr(exc, "problem", None) or str(exc)
+        ctx = getattr(exc, "context", None)
+        msg = f"invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
+        raise ValidationFailed([Problem(file, line, col, "", msg)]) from None
+    pipeline = validate_document(data, pos, file, registry, project_dir=str(path.parent))
+    return LoadedPipeline(pipeline, pos)
+
+
+def find_pipeline_files(paths: Iterable[Path]) -> list[Path]:
+    """Every pipeline.yaml at or below each path (a file is taken as given)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found.extend(sorted(q for q in p.rglob(PIPELINE_FILE)
+                                if not any(part.startswith(".") for part in q.parts[len(p.parts):])))
+        else:
+            raise ValidationFailed([Problem(str(p), 1, 1, "", "no such file or directory")])
+    return found
+
+
+def _ref_paths(block: Block, path: Path_) -> Iterator[tuple[Path_, Ref]]:
+    for key, items in (("allOf", block.all_of), ("anyOf", block.any_of)):
+        for i, item in enumerate(items or []):
+            if isinstance(item, Block):
+                yield from _ref_paths(item, (*path, key, i))
+            else:
+                yield (*path, key, i), item
+
+
+def load_pipelines(
+    paths: Iterable[Path], *, require_account: bool = False, check_refs: bool = False,
+    registry: Registry | None = None,
+) -> list[Pipeline]:
+    """Load every pipeline.yaml below ``paths``; raise one error listing every problem.
+
+    ``require_account``: each file must name its ``account`` (simulation, local runtime).
+    ``check_refs``: every referenced parent must be defined by one of the files.
+    """
+    problems: list[Problem] = []
+    loaded: list[LoadedPipeline] = []
+    files = find_pipeline_files(paths)
+    if not files:
+        raise ValidationFailed([Problem(", ".join(map(str, paths)), 1, 1, "",
+                                        f"no {PIPELINE_FILE} found")])
+    for f in files:
+        try:
+            lp = load_file(f, registry)
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+            continue
+        if require_account and lp.pipeline.account is None:
+            line, col = lp.positions.of(("name",))
+            problems.append(Problem(str(f), line, col, "account", "required here: give the "
+                                    "pipeline's 12-digit AWS account (account: \"111111111111\")"))
+            continue
+        loaded.append(lp)
+    seen: dict[tuple[str | None, str], str] = {}
+    for lp in loaded:
+        p = lp.pipeline
+        key = (p.account, p.name)
+        if key in seen:
+            line, col = lp.positions.of(("name",))
+            problems.append(Problem(p.source, line, col, "name", f"pipeline {p.name!r} in account "
+                                    f"{p.account} is also defined in {seen[key]}"))
+        else:
+            seen[key] = p.source
+    if check_refs:
+        for lp in loaded:
+            p = lp.pipeline
+            if p.trigger.executions is None:
+                continue
+            for path, ref in _ref_paths(p.trigger.executions, ("trigger", "executions")):
+                account = ref.account or p.account
+                if (account, ref.name) not in seen:
+                    line, col = lp.positions.of((*path, "name"))
+                    problems.append(Problem(p.source, line, col, _display((*path, "name")),
+                                            f"no pipeline.yaml defines {ref.name!r} in account "
+                                            f"{account}"))
+    if problems:
+        raise ValidationFailed(problems)
+    return [lp.pipeline for lp in loaded]

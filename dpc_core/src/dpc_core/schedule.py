@@ -1,0 +1,252 @@
+"""Schedules: EventBridge cron and rate expressions, parsed once, used by both runtimes.
+
+The AWS side synthesizes :func:`Schedule.expression`; the local runtime fires at
+:func:`Schedule.next_after`. Both come from the same parsed fields, so a pipeline
+fires at the same instants locally and on AWS.
+
+Supported cron syntax (EventBridge): six fields ``minute hour day-of-month month
+day-of-week year``; ``*``, ``?``, lists ``a,b``, ranges ``a-b``, increments ``a/n``
+and ``*/n``, month names ``JAN``–``DEC``, weekday names ``SUN``–``SAT`` (1 = SUN),
+``L`` (last day of month; ``nL`` last weekday n of the month), ``W`` (nearest weekday)
+and ``#`` (``6#3`` = third Friday). One of day-of-month / day-of-week must be ``?``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+MONTHS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
+WEEKDAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+FIELD_NAMES = ("minute", "hour", "day", "month", "weekDay", "year")
+_BOUNDS = {
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day": (1, 31),
+    "month": (1, 12),
+    "weekDay": (1, 7),
+    "year": (1970, 2199),
+}
+_RATE = re.compile(r"^\s*(?:rate\()?\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)?\s*$")
+
+
+class ScheduleError(ValueError):
+    """A cron or rate expression EventBridge would refuse."""
+
+
+def _num(token: str, field: str) -> int:
+    names = MONTHS if field == "month" else WEEKDAYS if field == "weekDay" else {}
+    if token.upper() in names:
+        return names[token.upper()]
+    if not token.isdigit():
+        raise ScheduleError(f"{field}: {token!r} is not a number")
+    value = int(token)
+    lo, hi = _BOUNDS[field]
+    if not lo <= value <= hi:
+        raise ScheduleError(f"{field}: {value} is out of range {lo}-{hi}")
+    return value
+
+
+def _parse_set(text: str, field: str) -> frozenset[int] | None:
+    """The allowed values of a plain field, or None for ``*``."""
+    if text == "*":
+        return None
+    lo, hi = _BOUNDS[field]
+    values: set[int] = set()
+    for part in text.split(","):
+        if not part:
+            raise ScheduleError(f"{field}: empty list item in {text!r}")
+        base, _, step_s = part.partition("/")
+        step = 1
+        if step_s:
+            if not step_s.isdigit() or int(step_s) == 0:
+                raise ScheduleError(f"{field}: bad increment in {part!r}")
+            step = int(step_s)
+        if base == "*":
+            start, end = lo, hi
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            start, end = _num(a, field), _num(b, field)
+            if end < start:
+                raise ScheduleError(f"{field}: range {base!r} runs backwards")
+        else:
+            start = _num(base, field)
+            end = hi if step_s else start
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed EventBridge cron expression."""
+
+    fields: tuple[str, str, str, str, str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> Cron:
+        """Parse ``"0 3 * * ? *"`` or ``"cron(0 3 * * ? *)"``."""
+        body = text.strip()
+        if body.startswith("cron(") and body.endswith(")"):
+            body = body[5:-1]
+        parts = body.split()
+        if len(parts) != 6:
+            raise ScheduleError(
+                f"cron needs 6 fields (minute hour day month weekDay year), got {len(parts)}"
+            )
+        cron = cls(tuple(parts))  # type: ignore[arg-type]
+        cron._validate()
+        return cron
+
+    def _validate(self) -> None:
+        minute, hour, day, month, wday, year = self.fields
+        if (day == "?") == (wday == "?"):
+            raise ScheduleError("exactly one of day and weekDay must be '?'")
+        for text, name in ((minute, "minute"), (hour, "hour"), (month, "month"), (year, "year")):
+            if text == "?":
+                raise ScheduleError(f"{name}: '?' is only allowed in day or weekDay")
+            _parse_set(text, name)
+        if day != "?":
+            self._day_matcher(day)
+        if wday != "?":
+            self._wday_matcher(wday)
+
+    @staticmethod
+    def _day_matcher(text: str) -> object:
+        if text == "L":
+            return "L"
+        if text.endswith("W"):
+            return ("W", _num(text[:-1], "day"))
+        return _parse_set(text, "day")
+
+    @staticmethod
+    def _wday_matcher(text: str) -> object:
+        if "#" in text:
+            a, b = text.split("#", 1)
+            if not b.isdigit() or not 1 <= int(b) <= 5:
+                raise ScheduleError(f"weekDay: bad '#' occurrence in {text!r}")
+            return ("#", _num(a, "weekDay"), int(b))
+        if text.endswith("L") and text != "L":
+            return ("L", _num(text[:-1], "weekDay"))
+        if text == "L":
+            return frozenset({7})
+        return _parse_set(text, "weekDay")
+
+    def _day_ok(self, d: date) -> bool:
+        _, _, day, month, wday, year = self.fields
+        months = _parse_set(month, "month")
+        years = _parse_set(year, "year")
+        if months is not None and d.month not in months:
+            return False
+        if years is not None and d.year not in years:
+            return False
+        last = calendar.monthrange(d.year, d.month)[1]
+        if day != "?":
+            m = self._day_matcher(day)
+            if m == "L":
+                return d.day == last
+            if isinstance(m, tuple):
+                target = min(m[1], last)
+                t = d.replace(day=target)
+                if t.weekday() == 5:
+                    t = t - timedelta(days=1) if target > 1 else t + timedelta(days=2)
+                elif t.weekday() == 6:
+                    t = t + timedelta(days=1) if target < last else t - timedelta(days=2)
+                return d == t
+            return m is None or d.day in m  # type: ignore[operator]
+        aws_wd = (d.weekday() + 1) % 7 + 1  # Monday=0 -> 2, Sunday=6 -> 1
+        m = self._wday_matcher(wday)
+        if isinstance(m, tuple) and m[0] == "#":
+            return aws_wd == m[1] and (d.day - 1) // 7 + 1 == m[2]
+        if isinstance(m, tuple) and m[0] == "L":
+            return aws_wd == m[1] and d.day + 7 > last
+        return m is None or aws_wd in m  # type: ignore[operator]
+
+    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime | None:
+        """First instant strictly after ``after`` (aware) that matches, in UTC."""
+        minutes = _parse_set(self.fields[0], "minute") or frozenset(range(60))
+        hours = _parse_set(self.fields[1], "hour") or frozenset(range(24))
+        local = after.astimezone(tz)
+        d = local.date()
+        for _ in range(366 * 5):
+            if self._day_ok(d):
+                for h in sorted(hours):
+                    for mi in sorted(minutes):
+                        cand = datetime(d.year, d.month, d.day, h, mi, tzinfo=tz)
+                        if cand.astimezone(timezone.utc) > after:
+                            return cand.astimezone(timezone.utc)
+            d += timedelta(days=1)
+        return None
+
+    def expression(self) -> str:
+        """The EventBridge schedule expression, ``cron(...)``."""
+        return "cron(" + " ".join(self.fields) + ")"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A fixed-rate schedule, ``rate(5 minutes)``."""
+
+    value: int
+    unit: str
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``"rate(5 minutes)"`` or ``"5 minutes"``."""
+        m = _RATE.match(text)
+        if not m:
+            raise ScheduleError(
+                f"rate {text!r} must look like 'rate(5 minutes)' (units: minute(s), hour(s), day(s))"
+            )
+        value, unit = int(m.group(1)), m.group(2)
+        if value < 1:
+            raise ScheduleError("rate must be at least 1")
+        singular = unit.rstrip("s")
+        if (value == 1) != (unit == singular):
+            raise ScheduleError(f"EventBridge wants 'rate(1 {singular})' and 'rate(N {singular}s)'")
+        return cls(value, singular)
+
+    @property
+    def seconds(self) -> int:
+        """Period in seconds."""
+        return self.value * {"minute": 60, "hour": 3600, "day": 86400}[self.unit]
+
+    def next_after(self, after: datetime, anchor: datetime) -> datetime:
+        """First tick strictly after ``after``, counting from ``anchor``."""
+        elapsed = (after - anchor).total_seconds()
+        n = int(elapsed // self.seconds) + 1 if elapsed >= 0 else 0
+        return anchor + timedelta(seconds=n * self.seconds)
+
+    def expression(self) -> str:
+        """The EventBridge schedule expression, ``rate(...)``."""
+        unit = self.unit if self.value == 1 else self.unit + "s"
+        return f"rate({self.value} {unit})"
+
+
+def cron_from_fields(fields: dict[str, str | None]) -> Cron:
+    """Build a cron from the ``minute hour day month weekDay year`` keys of pipeline.yaml.
+
+    Fields left out below the most significant given one default to their first
+    value (``hour: 3`` alone means 03:00, not every minute of hour 3, unlike
+    ``aws_cdk.Schedule.cron``); fields above it default to every value.
+    """
+    given = [name for name in FIELD_NAMES[:4] if fields.get(name) is not None]
+    if fields.get("weekDay") is not None and "day" not in given:
+        given.append("day")
+    top = max((FIELD_NAMES.index(n) for n in given), default=-1)
+    out: list[str] = []
+    for i, name in enumerate(FIELD_NAMES):
+        value = fields.get(name)
+        if value is not None:
+            out.append(str(value))
+        elif name == "day":
+            out.append("?" if fields.get("weekDay") is not None else "*")
+        elif name == "weekDay":
+            out.append("?" if fields.get("weekDay") is None else "*")
+        elif i < top and name in ("minute", "hour"):
+            out.append("0")
+        else:
+            out.append("*")
+    return Cron.parse(" ".join(out))

@@ -1,0 +1,1 @@
+"""Store adapters of the trigger engine (see :mod:`dpc_core.store`)."""

@@ -1,0 +1,253 @@
+"""SQLite store for the trigger engine (local runtime and ``dpc simulate``).
+
+WAL mode; every event is handled in one ``BEGIN IMMEDIATE`` transaction, so the
+record, the window update and the claim commit together or not at all, and two
+processes on one file never claim the same trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dpc_core.store import (
+    Claim,
+    PipelineSpec,
+    Recorded,
+    RunRecord,
+    Slot,
+    WindowState,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipelines (
+    key TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edges (
+    parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    arn TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL, rc INTEGER NOT NULL,
+    start_ms INTEGER NOT NULL, logical TEXT, stop_ms INTEGER, error TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_pipeline ON runs (pipeline, start_ms);
+CREATE TABLE IF NOT EXISTS windows (
+    child TEXT NOT NULL, window TEXT NOT NULL, slots TEXT NOT NULL, version INTEGER NOT NULL,
+    generation INTEGER NOT NULL, last_runs TEXT NOT NULL, PRIMARY KEY (child, window)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, child TEXT NOT NULL, window TEXT NOT NULL,
+    generation INTEGER NOT NULL, execution_name TEXT NOT NULL, parents TEXT NOT NULL,
+    created_at REAL NOT NULL, UNIQUE (child, window, generation)
+);
+"""
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, busy timeout."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                           timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class SqliteStore:
+    """The trigger store on one SQLite connection (one per thread or process)."""
+
+    def __init__(self, conn: sqlite3.Connection | str | Path = ":memory:") -> None:
+        self.conn = conn if isinstance(conn, sqlite3.Connection) else connect(conn)
+        self._depth = 0
+        self._lock = threading.RLock()
+        self._spec_cache: dict[str, PipelineSpec] = {}
+        self.conn.executescript(SCHEMA)
+
+    # -- transactions -------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one."""
+        with self._lock:
+            if self._depth or self.conn.in_transaction:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+
+    # -- registry -----------------------------------------------------------------
+
+    def _spec(self, text: str) -> PipelineSpec:
+        spec = self._spec_cache.get(text)
+        if spec is None:
+            spec = PipelineSpec.from_json(text)
+            if len(self._spec_cache) > 100_000:
+                self._spec_cache.clear()
+            self._spec_cache[text] = spec
+        return spec
+
+    def put_pipeline(self, spec: PipelineSpec) -> None:
+        """Register or replace a pipeline and its edges."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO pipelines (key, spec, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET spec = excluded.spec, "
+                "updated_at = excluded.updated_at",
+                (spec.key, spec.to_json(), time.time()))
+            self.conn.execute("DELETE FROM edges WHERE child = ?", (spec.key,))
+            self.conn.executemany("INSERT OR IGNORE INTO edges (parent, child) VALUES (?, ?)",
+                                  [(p, spec.key) for p in spec.parents])
+
+    def delete_pipeline(self, account: str, name: str) -> bool:
+        """Unregister a pipeline and its edges as a child."""
+        key = f"{account}/{name}"
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM pipelines WHERE key = ?", (key,))
+            self.conn.execute("DELETE FROM edges WHERE child = ?", (key,))
+        return cur.rowcount > 0
+
+    def get_pipeline(self, key: str) -> PipelineSpec | None:
+        """The spec of ``account/name``."""
+        row = self.conn.execute("SELECT spec FROM pipelines WHERE key = ?", (key,)).fetchone()
+        return self._spec(row[0]) if row else None
+
+    def pipelines(self) -> Iterator[PipelineSpec]:
+        """Every registered pipeline, by key."""
+        rows = self.conn.execute("SELECT spec FROM pipelines ORDER BY key").fetchall()
+        return iter([self._spec(r[0]) for r in rows])
+
+    def lookup(self, key: str) -> tuple[PipelineSpec, list[PipelineSpec]] | None:
+        """The pipeline and its children (one indexed read each)."""
+        me = self.get_pipeline(key)
+        if me is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT p.spec FROM edges e JOIN pipelines p ON p.key = e.child "
+            "WHERE e.parent = ? ORDER BY e.child", (key,)).fetchall()
+        return me, [self._spec(r[0]) for r in rows]
+
+    # -- run log ------------------------------------------------------------------
+
+    def record_run(self, run: RunRecord) -> Recorded:
+        """Insert or advance a run; duplicates and stale statuses change nothing."""
+        with self.transaction():
+            row = self.conn.execute("SELECT status, rc FROM runs WHERE arn = ?",
+                                    (run.arn,)).fetchone()
+            if row is not None:
+                status, rc = row
+                if (status, rc) == (run.status, run.redrive_count):
+                    return Recorded.DUPLICATE
+                if not run.newer_than(status, rc):
+                    return Recorded.STALE
+                self.conn.execute(
+                    "UPDATE runs SET status = ?, rc = ?, stop_ms = ?, error = ?, "
+                    "logical = COALESCE(logical, ?), updated_at = ? WHERE arn = ?",
+                    (run.status, run.redrive_count, run.stop_ms, run.error, run.logical,
+                     time.time(), run.arn))
+                return Recorded.NEW
+            self.conn.execute(
+                "INSERT INTO runs (arn, pipeline, status, rc, start_ms, logical, stop_ms, error,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.arn, run.pipeline, run.status, run.redrive_count, run.start_ms, run.logical,
+                 run.stop_ms, run.error, time.time()))
+            return Recorded.NEW
+
+    @staticmethod
+    def _run(row: tuple[object, ...]) -> RunRecord:
+        arn, pipeline, status, rc, start, logical, stop, error = row
+        return RunRecord(str(arn), str(pipeline), str(status), int(rc),  # type: ignore[call-overload]
+                         int(start), logical, stop, error)  # type: ignore[call-overload,arg-type]
+
+    def get_run(self, arn: str) -> RunRecord | None:
+        """One run by ARN."""
+        row = self.conn.execute(
+            "SELECT arn, pipeline, status, rc, start_ms, logical, stop_ms, error FROM runs "
+            "WHERE arn = ?", (arn,)).fetchone()
+        return self._run(row) if row else None
+
+    def runs_of(self, key: str, since_ms: int = 0) -> list[RunRecord]:
+        """Runs of one pipeline, oldest first."""
+        rows = self.conn.execute(
+            "SELECT arn, pipeline, status, rc, start_ms, logical, stop_ms, error FROM runs "
+            "WHERE pipeline = ? AND start_ms >= ? ORDER BY start_ms, arn",
+            (key, since_ms)).fetchall()
+        return [self._run(r) for r in rows]
+
+    # -- windows and claims -------------------------------------------------------
+
+    def window_state(self, child: str, window: str) -> WindowState:
+        """The stored state of a child window."""
+        row = self.conn.execute(
+            "SELECT slots, version, generation, last_runs FROM windows "
+            "WHERE child = ? AND window = ?", (child, window)).fetchone()
+        if row is None:
+            return WindowState()
+        slots = {k: Slot.from_dict(v) for k, v in json.loads(row[0]).items()}
+        return WindowState(slots, int(row[1]), int(row[2]), tuple(json.loads(row[3])))
+
+    def update_slot(self, child: str, window: str, parent: str, slot: Slot) -> WindowState:
+        """Advance the parent's slot if ``slot`` supersedes it; return the window state."""
+        with self.transaction():
+            state = self.window_state(child, window)
+            old = state.slots.get(parent)
+            if old is not None and not old.superseded_by(slot):
+                return state
+            slots = {**state.slots, parent: slot}
+            new = WindowState(slots, state.version + 1, state.generation, state.last_runs)
+            self.conn.execute(
+                "INSERT INTO windows (child, window, slots, version, generation, last_runs) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (child, window) DO UPDATE SET "
+                "slots = excluded.slots, version = excluded.version",
+                (child, window, json.dumps({k: v.to_dict() for k, v in slots.items()}),
+                 new.version, new.generation, json.dumps(list(new.last_runs))))
+            return new
+
+    def claim(self, child: str, window: str, seen: WindowState, claim: Claim) -> bool:
+        """Compare-and-set the window's generation; record the claim."""
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE windows SET generation = ?, last_runs = ? WHERE child = ? AND window = ? "
+                "AND version = ? AND generation = ?",
+                (claim.generation, json.dumps(sorted({p["executionArn"] for p in claim.parents})),
+                 child, window, seen.version, seen.generation))
+            if cur.rowcount != 1:
+                return False
+            self.conn.execute(
+                "INSERT INTO claims (child, window, generation, execution_name, parents, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (child, window, claim.generation, claim.execution_name,
+                 json.dumps(list(claim.parents)), time.time()))
+            return True
+
+    def claims(self, child: str | None = None) -> list[Claim]:
+        """Claims in the order they were made."""
+        sql = "SELECT child, window, generation, execution_name, parents FROM claims"
+        args: tuple[str, ...] = ()
+        if child is not None:
+            sql += " WHERE child = ?"
+            args = (child,)
+        rows = self.conn.execute(sql + " ORDER BY seq", args).fetchall()
+        return [Claim(r[0], r[1], int(r[2]), r[3], tuple(json.loads(r[4]))) for r in rows]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()

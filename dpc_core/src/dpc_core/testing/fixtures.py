@@ -1,0 +1,32 @@
+"""pytest fixtures for dpc and plugin authors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dpc_core.plugins import EntryPointLike, Registry, load_registry
+
+
+@pytest.fixture
+def plugin_registry() -> Callable[..., Registry]:
+    """Build a fresh registry from given entry points (or the installed ones).
+
+    ``plugin_registry()`` loads what is installed; ``plugin_registry([EntryPointLike(...)])``
+    loads only those, plus the core's built-ins.
+    """
+
+    def make(entry_points: list[EntryPointLike] | None = None) -> Registry:
+        return load_registry(entry_points)
+
+    return make
+
+
+@pytest.fixture
+def tmp_project(tmp_path: Path) -> Iterator[Path]:
+    """A fresh project made by ``dpc create-project`` (validates as is)."""
+    from dpc_core.scaffold import create_project
+
+    yield create_project(tmp_path, "demo", "123456789012")

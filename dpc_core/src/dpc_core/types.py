@@ -1,0 +1,245 @@
+"""Public types that plugins use: registrations returned by hooks, config bases, contexts.
+
+Every registration is a frozen dataclass that validates itself in ``__post_init__``
+and carries the pydantic model of the configuration it owns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_CHANNEL = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
+
+
+class StepConfig(BaseModel):
+    """Base of every step plugin's config model. ``name`` and ``type`` belong to the core."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: str
+
+
+class ComputeConfig(BaseModel):
+    """Base of every compute plugin's config model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a step sees when it runs locally: the run, its logical date and its parents."""
+
+    pipeline: str
+    account: str
+    run_id: str
+    logical_date: str
+    project_dir: Path
+    work_dir: Path
+    data_dir: Path
+    parents: Sequence[Mapping[str, str]] = ()
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables every local step gets (``DPC_*``)."""
+        import json
+
+        return {
+            "DPC_PIPELINE": self.pipeline,
+            "DPC_ACCOUNT": self.account,
+            "DPC_RUN_ID": self.run_id,
+            "DPC_LOGICAL_DATE": self.logical_date,
+            "DPC_PROJECT_DIR": str(self.project_dir),
+            "DPC_WORK_DIR": str(self.work_dir),
+            "DPC_DATA_DIR": str(self.data_dir),
+            "DPC_PARENTS": json.dumps(list(map(dict, self.parents))),
+        }
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A subprocess the local runtime runs for a step."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+
+#: Builds the subprocess of a step from its validated config and the run context.
+LocalExecutor = Callable[[Any, RunContext], LocalCommand]
+
+
+@dataclass(frozen=True)
+class AwsStepContext:
+    """What a step plugin gets when it contributes Step Functions states (CDK scope etc.)."""
+
+    scope: Any
+    pipeline: Any
+    step: Any
+    compute: Any
+    artifacts_bucket: Any
+    cluster_id_path: str
+    project_dir: Path
+
+
+#: Returns a CDK ``IChainable`` (one state or a chain) for a step.
+AwsStepStates = Callable[[AwsStepContext], Any]
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ValueError(f"{kind} name {name!r} must match {_NAME.pattern}")
+
+
+@dataclass(frozen=True)
+class StepType:
+    """A step type (``type:`` of a step) contributed by a plugin.
+
+    ``config`` validates the step's fields; ``local`` builds the subprocess of the
+    local runtime; ``aws_states`` contributes the Step Functions states on AWS.
+    """
+
+    name: str
+    config: type[StepConfig]
+    local: LocalExecutor | None = None
+    aws_states: AwsStepStates | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("step type", self.name)
+        if not (isinstance(self.config, type) and issubclass(self.config, StepConfig)):
+            raise TypeError(f"step type {self.name!r}: config must subclass StepConfig")
+
+
+@dataclass(frozen=True)
+class AwsComputeContext:
+    """What a compute plugin gets to build its provision and teardown states."""
+
+    scope: Any
+    pipeline: Any
+    compute: Any
+    artifacts_bucket: Any
+    cluster_id_path: str
+
+
+@dataclass(frozen=True)
+class AwsCompute:
+    """States a compute plugin contributes: provision before the steps, teardown after."""
+
+    provision: Any
+    teardown: Any
+    catch_teardown: Any
+
+
+@dataclass(frozen=True)
+class ComputeType:
+    """A compute backend (``compute.type``) contributed by a plugin."""
+
+    name: str
+    config: type[ComputeConfig]
+    aws: Callable[[AwsComputeContext], AwsCompute] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("compute type", self.name)
+        if not (isinstance(self.config, type) and issubclass(self.config, ComputeConfig)):
+            raise TypeError(f"compute type {self.name!r}: config must subclass ComputeConfig")
+
+
+EventKind = Literal[
+    "PIPELINE_STARTED", "PIPELINE_FINISHED", "STEP_STARTED", "STEP_FINISHED"
+]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One thing to tell people about a run: what happened, where, and why it ran."""
+
+    kind: EventKind
+    pipeline: str
+    account: str
+    logical_date: str
+    run_id: str
+    status: str
+    duration_s: float | None = None
+    step: str | None = None
+    error: str | None = None
+    parents: Sequence[Mapping[str, str]] = ()
+
+    @property
+    def failed(self) -> bool:
+        """True for a failed step or a run that did not succeed."""
+        return self.status in {"FAILED", "TIMED_OUT", "ABORTED"}
+
+    def summary(self) -> str:
+        """One line a human reads in a chat message or an email subject."""
+        what = f"step {self.step}" if self.step else "pipeline"
+        text = f"[{self.status}] {self.pipeline} ({self.account}) {what} for {self.logical_date}"
+        if self.duration_s is not None:
+            text += f" in {self.duration_s:.1f}s"
+        return text
+
+    def details(self) -> list[str]:
+        """Further lines: run, error, parents that caused the run."""
+        lines = [f"run: {self.run_id}"]
+        if self.error:
+            lines.append(f"error: {self.error}")
+        for p in self.parents:
+            lines.append(
+                f"triggered by: {p.get('pipeline')} ({p.get('account')}) "
+                f"{p.get('status')} {p.get('executionArn')}"
+            )
+        return lines
+
+
+class NotifierBackend(Protocol):
+    """Delivers notifications to the addresses of one channel. Must never raise for
+    delivery problems that the pipeline should not fail on; it logs them instead."""
+
+    def send(self, note: Notification, addresses: Sequence[str]) -> None:
+        """Deliver ``note`` to every address."""
+
+
+@dataclass(frozen=True)
+class NotifierType:
+    """A notification channel (``targets[].channel``) contributed by a plugin.
+
+    ``factory`` builds the backend from the environment (``os.environ`` locally);
+    ``validate_address`` raises ``ValueError`` for an address the channel cannot use.
+    """
+
+    channel: str
+    factory: Callable[[Mapping[str, str]], NotifierBackend]
+    validate_address: Callable[[str], None] | None = None
+    aws_subscriptions: Callable[[Any, Any, Sequence[str]], None] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _CHANNEL.match(self.channel):
+            raise ValueError(f"channel {self.channel!r} must match {_CHANNEL.pattern}")
+
+
+@dataclass(frozen=True)
+class TriggerSource:
+    """A source of trigger events other than Step Functions status changes.
+
+    ``detail_type`` / ``source`` name the EventBridge events; ``to_status_event``
+    turns one into the Step Functions status-change shape the engine reads.
+    """
+
+    name: str
+    source: str
+    detail_type: str
+    to_status_event: Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("trigger source", self.name)

@@ -1,0 +1,3 @@
+"""EMR compute for dpc."""
+
+__version__ = "0.1.0"

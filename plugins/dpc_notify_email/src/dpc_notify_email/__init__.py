@@ -1,0 +1,3 @@
+"""email notifications for dpc."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""opsgenie notifications for dpc."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,30 @@
+"""``channel: SLACK``: one Slack thread per run (slack-sdk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from dpc_core import hookimpl
+from dpc_core.types import NotifierBackend, NotifierType
+
+DPC_PLUGIN_API = 1
+
+
+def validate_address(address: str) -> None:
+    """A Slack channel name (``data-alerts`` or ``#data-alerts``) or id (``C0123ABC``)."""
+    name = address.lstrip("#")
+    if not name or " " in name or len(name) > 80:
+        raise ValueError(f"{address!r} is not a Slack channel name; write e.g. data-alerts")
+
+
+def _factory(env: Mapping[str, str]) -> NotifierBackend:
+    from dpc_notify_slack.backend import SlackBackend
+
+    return SlackBackend.from_env(env)
+
+
+@hookimpl
+def dpc_notifiers() -> Iterator[NotifierType]:
+    """The SLACK channel."""
+    yield NotifierType(channel="SLACK", factory=_factory, validate_address=validate_address,
+                       description="Slack message thread per run")

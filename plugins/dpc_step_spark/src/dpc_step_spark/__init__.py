@@ -1,0 +1,3 @@
+"""Spark steps for dpc."""
+
+__version__ = "0.1.0"
