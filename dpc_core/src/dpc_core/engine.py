@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,7 +39,6 @@ from dpc_core.store import (
     RunRecord,
     Slot,
     TriggerStore,
-    WindowState,
     pkey,
 )
 
@@ -69,6 +68,7 @@ class Decision:
     execution_name: str
     parents: tuple[ParentRun, ...]
     generation: int = 1
+    downstream: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``dpc simulate --format json``."""
@@ -78,8 +78,11 @@ class Decision:
 
     def run_input(self) -> dict[str, Any]:
         """The input of the child run: its logical date and the parents that caused it."""
-        return {"dpc": {"logicalDate": self.window, "trigger": self.execution_name,
-                        "parents": [p.to_dict() for p in self.parents]}}
+        dpc: dict[str, Any] = {"logicalDate": self.window, "trigger": self.execution_name,
+                               "parents": [p.to_dict() for p in self.parents]}
+        if self.downstream:
+            dpc["downstream"] = True
+        return {"dpc": dpc}
 
 
 @dataclass
@@ -115,7 +118,7 @@ def window_of(start_ms: int, logical: str | None, window: str, tz: str) -> str:
         if window == "daily":
             return logical[:10]
         return logical[:13] if len(logical) >= 13 else logical[:10] + "T00"
-    dt = datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc).astimezone(_zone(tz))
+    dt = datetime.fromtimestamp(start_ms / 1000, tz=UTC).astimezone(_zone(tz))
     return dt.strftime("%Y-%m-%d") if window == "daily" else dt.strftime("%Y-%m-%dT%H")
 
 
@@ -251,14 +254,15 @@ class Engine:
         if recorded is Recorded.STALE:
             return out
         slot = Slot(run.arn, run.start_ms, run.status, run.redrive_count)
+        downstream = ev.downstream
         for child in children:
-            decision = self._evaluate_child(child, key, run, slot)
+            decision = self._evaluate_child(child, key, run, slot, downstream)
             if decision is not None:
                 out.decisions.append(decision)
         return out
 
     def _evaluate_child(self, child: PipelineSpec, parent: str, run: RunRecord,
-                        slot: Slot) -> Decision | None:
+                        slot: Slot, downstream: bool = False) -> Decision | None:
         if child.condition is None:
             return None
         import json
@@ -271,8 +275,11 @@ class Engine:
             if not holds:
                 return None
             runs = tuple(dict.fromkeys(s.arn for _, _, s in satisfied))
+            # A run started with `dpc rerun --downstream` re-runs its children as if they
+            # had `rerun: on-new-parent-run`, and passes the flag on to them.
+            rerun = "on-new-parent-run" if downstream else child.rerun
             if state.generation > 0:
-                if child.rerun == "never":
+                if rerun == "never":
                     return None
                 if not set(runs) - set(state.last_runs):
                     return None
@@ -284,6 +291,49 @@ class Engine:
             claim = Claim(child.key, window, generation, name,
                           tuple(p.to_dict() for p in parents))
             if self.store.claim(child.key, window, state, claim):
-                return Decision(child.name, child.account, window, name, parents, generation)
+                return Decision(child.name, child.account, window, name, parents, generation,
+                                downstream)
             state = self.store.window_state(child.key, window)
         raise RuntimeError(f"claim on {child.key} {window} kept failing")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class RefState:
+    """One reference of a condition and whether it holds (for ``dpc status``)."""
+
+    pipeline: str
+    account: str
+    statuses: tuple[str, ...]
+    current: str | None
+    execution_arn: str | None
+    holds: bool
+
+
+def explain(condition: dict[str, Any], slots: Mapping[str, Slot], own_account: str) -> tuple[
+    bool, list[RefState]
+]:
+    """Whether a condition holds over ``slots``, and the state of each of its references."""
+    import json
+
+    block = _parse_condition(json.dumps(condition, sort_keys=True))
+    holds, _ = evaluate(block, slots, own_account)
+    states = []
+    seen: set[tuple[str, str, tuple[str, ...]]] = set()
+    for ref in _iter_refs(block):
+        account = ref.account or own_account
+        ident = (account, ref.name, tuple(s.value for s in ref.status))
+        if ident in seen:
+            continue
+        seen.add(ident)
+        slot = slots.get(pkey(account, ref.name))
+        wanted = tuple(s.value for s in ref.status)
+        states.append(RefState(ref.name, account, wanted, slot.status if slot else None,
+                               slot.arn if slot else None,
+                               slot is not None and slot.status in wanted))
+    return holds, states
+
+
+def _iter_refs(block: Block) -> list[Ref]:
+    from dpc_core.model import iter_refs
+
+    return iter_refs(block)

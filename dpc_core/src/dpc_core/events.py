@@ -85,6 +85,12 @@ class StatusEvent(BaseModel):
         return value if isinstance(value, dict) else {}
 
     @cached_property
+    def downstream(self) -> bool:
+        """True for runs started by ``dpc rerun --downstream`` (and the runs they trigger)."""
+        dpc = self.run_input.get("dpc")
+        return bool(dpc.get("downstream")) if isinstance(dpc, dict) else False
+
+    @cached_property
     def logical_date(self) -> str | None:
         """``dpc.logicalDate`` from the run's input, when dpc started the run."""
         dpc = self.run_input.get("dpc")

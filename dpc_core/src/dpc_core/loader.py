@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dpc_core.errors import Problem, ValidationFailed
-from dpc_core.model import Block, Pipeline, PipelineBase, Ref
+from dpc_core.model import NAME_PATTERN, Block, Pipeline, PipelineBase, Ref, Trigger
 from dpc_core.plugins import KNOWN_PROVIDERS, Registry, get_registry
 from dpc_core.types import StepConfig
 
@@ -46,8 +46,8 @@ class Positions:
 
 
 class _DuplicateKey(Exception):
-    def __init__(self, key: object, line: int, col: int, first: int) -> None:
-        self.key, self.line, self.col, self.first = key, line, col, first
+    def __init__(self, path: Path_, line: int, col: int, first: int) -> None:
+        self.path, self.line, self.col, self.first = path, line, col, first
 
 
 def parse_yaml(text: str) -> tuple[Any, Positions]:
@@ -70,7 +70,7 @@ def parse_yaml(text: str) -> tuple[Any, Positions]:
                         k = str(k)
                     if k in out:
                         first = pos.keys[(*path, k)][0]
-                        raise _DuplicateKey(k, k_node.start_mark.line + 1,
+                        raise _DuplicateKey((*path, k), k_node.start_mark.line + 1,
                                             k_node.start_mark.column + 1, first)
                     pos.keys[(*path, k)] = (k_node.start_mark.line + 1,
                                             k_node.start_mark.column + 1)
@@ -170,24 +170,63 @@ def _problems_from(
             if msg.startswith(lead):
                 msg = msg[len(lead):]
         etype = err["type"]
+        value = err.get("input")
         if etype == "extra_forbidden":
             allowed = _allowed(model, raw_loc[:-1])
             line, col = pos.of(full, key=True)
-            msg = "unknown field" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+            msg = "unknown field" + _unknown_field_hint(str(loc[-1]), allowed, full)
         elif etype == "missing":
             line, col = pos.of(full[:-1])
             msg = "required field is missing"
         else:
-            line, col = pos.of(full)
-            if etype in ("literal_error", "enum", "string_type", "int_type", "list_type",
-                         "dict_type", "model_type", "string_pattern_mismatch", "too_short",
-                         "bool_type", "model_attributes_type"):
-                shown = repr(err.get("input"))
+            # A rule about a whole mapping (model validator) is reported on the line of
+            # its key, where the reader looks for it, not on the mapping's first entry.
+            at_key = isinstance(value, dict) and full in pos.keys
+            line, col = pos.of(full, key=at_key)
+            if etype in ("dict_type", "model_type", "model_attributes_type"):
+                allowed = _allowed(model, raw_loc)
+                msg = "must be a mapping of fields" + (
+                    f" ({', '.join(allowed)})" if allowed else "")
+            elif etype == "string_pattern_mismatch" and err.get("ctx", {}).get(
+                    "pattern") == NAME_PATTERN:
+                msg = "may contain only letters, digits, '-' and '_' (1 to 80 characters)"
+            elif etype == "too_short" and err.get("ctx", {}).get("min_length") == 1:
+                msg = "must list at least one step" if full == ("steps",) else (
+                    "must not be empty")
+            if etype not in ("value_error", "assertion_error"):
+                shown = repr(value)
                 if len(shown) > 60:
                     shown = shown[:57] + "..."
                 msg = f"{msg} (got {shown})"
         problems.append(Problem(file, line, col, _display(full), msg))
     return problems
+
+
+def _kind_of(value: object) -> str:
+    """How a user would name the YAML type of ``value``."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _unknown_field_hint(key: str, allowed: list[str], full: Path_) -> str:
+    """Suggestions after "unknown field": the near miss, then the allowed fields."""
+    import difflib
+
+    hint = ""
+    if len(full) == 1 and key in Trigger.model_fields:
+        hint = f"; {key!r} belongs under trigger:"
+    else:
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
+        if close:
+            hint = f" (did you mean {close[0]!r}?)"
+    return hint + (f"; allowed: {', '.join(allowed)}" if allowed else "")
 
 
 def validate_document(
@@ -203,7 +242,8 @@ def validate_document(
     if not isinstance(data, dict):
         line, col = pos.of(())
         raise ValidationFailed([Problem(file, line, col, "", "a pipeline.yaml must be a mapping "
-                                        f"of fields, got {type(data).__name__}")])
+                                        f"of fields (name: ..., steps: ...), got "
+                                        f"{_kind_of(data)}")])
     base: PipelineBase | None = None
     try:
         base = PipelineBase.model_validate(data)
@@ -274,8 +314,14 @@ def validate_document(
 def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
     table = {"step": reg.steps, "compute": reg.computes, "channel": reg.notifiers}[kind]
     what = {"step": "step type", "compute": "compute type", "channel": "notification channel"}
-    msg = f"unknown {what[kind]} {name!r}; installed: {', '.join(sorted(table)) or 'none'}"
+    import difflib
+
     provider = KNOWN_PROVIDERS.get((kind, name))
+    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.7)
+    msg = f"unknown {what[kind]} {name!r}"
+    if close and not provider:
+        msg += f" (did you mean {close[0]!r}?)"
+    msg += f"; installed: {', '.join(sorted(table)) or 'none'}"
     if provider:
         msg += f"; {name!r} is provided by {provider}: pip install {provider}"
     return msg
@@ -325,17 +371,34 @@ def load_file(path: Path, registry: Registry | None = None) -> LoadedPipeline:
     try:
         data, pos = parse_yaml(text)
     except _DuplicateKey as dup:
-        raise ValidationFailed([Problem(file, dup.line, dup.col, str(dup.key),
-                                        f"duplicate key (first on line {dup.first})")]) from None
+        key = dup.path[-1]
+        raise ValidationFailed([Problem(
+            file, dup.line, dup.col, _display(dup.path),
+            f"duplicate key {key!r} (first on line {dup.first}); a key may appear only once "
+            "in a mapping")]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = getattr(exc, "problem", None) or str(exc)
-        ctx = getattr(exc, "context", None)
-        msg = f"invalid YAML: {what}" + (f" ({ctx})" if ctx else "")
-        raise ValidationFailed([Problem(file, line, col, "", msg)]) from None
+        raise ValidationFailed([_yaml_problem(file, exc)]) from None
     pipeline = validate_document(data, pos, file, registry, project_dir=str(path.parent))
     return LoadedPipeline(pipeline, pos)
+
+
+def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
+    """PyYAML's error as a Problem, with a hint for the mistakes people actually make."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    what = getattr(exc, "problem", None) or str(exc)
+    ctx = getattr(exc, "context", None)
+    ctx_mark = getattr(exc, "context_mark", None)
+    msg = f"invalid YAML: {what}"
+    if ctx:
+        # "while parsing a flow sequence" is only useful with where that sequence began.
+        started = f" that starts on line {ctx_mark.line + 1}" if ctx_mark is not None else ""
+        msg += f" ({ctx}{started})"
+    if "'\\t'" in what or "\t" in what:
+        msg += "; indent with spaces, YAML does not allow tabs"
+    elif "expected <block end>" in what:
+        msg += "; check that this line is indented like the lines above it"
+    return Problem(file, line, col, "", msg)
 
 
 def find_pipeline_files(paths: Iterable[Path]) -> list[Path]:
@@ -345,8 +408,9 @@ def find_pipeline_files(paths: Iterable[Path]) -> list[Path]:
         if p.is_file():
             found.append(p)
         elif p.is_dir():
-            found.extend(sorted(q for q in p.rglob(PIPELINE_FILE)
-                                if not any(part.startswith(".") for part in q.parts[len(p.parts):])))
+            found.extend(sorted(
+                q for q in p.rglob(PIPELINE_FILE)
+                if not any(part.startswith(".") for part in q.parts[len(p.parts):])))
         else:
             raise ValidationFailed([Problem(str(p), 1, 1, "", "no such file or directory")])
     return found

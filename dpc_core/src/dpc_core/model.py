@@ -7,9 +7,9 @@ step with the config model of the plugin that owns its ``type``.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -18,18 +18,19 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from dpc_core.schedule import Cron, Rate, ScheduleError, cron_from_fields
+from dpc_core.schedule import Cron, Rate, ScheduleError, check_field, cron_from_fields
 from dpc_core.types import ComputeConfig, StepConfig
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Run statuses of Step Functions executions."""
 
     RUNNING = "RUNNING"
@@ -53,11 +54,23 @@ def parse_status(value: object) -> Status:
     """A status word from pipeline.yaml, with synonyms; ValueError names the allowed words."""
     if isinstance(value, Status):
         return value
+    hint = ""
     if isinstance(value, str):
         word = STATUS_SYNONYMS.get(value.strip().upper(), value.strip().upper())
         if word in Status.__members__:
             return Status(word)
-    raise ValueError(f"unknown status {value!r}; allowed: {', '.join(ALLOWED_STATUS_WORDS)}")
+        hint = _did_you_mean(value.strip().upper(), ALLOWED_STATUS_WORDS)
+    raise ValueError(
+        f"unknown status {value!r}{hint}; allowed: {', '.join(ALLOWED_STATUS_WORDS)}"
+    )
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    """``" (did you mean 'X'?)"`` for the closest choice, or ``""`` when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Strict(BaseModel):
@@ -68,6 +81,13 @@ class Strict(BaseModel):
 
 def _account(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
+        if not ACCOUNT_RE.match(str(value)):
+            # An unquoted 0-leading number is read by YAML as octal or loses its zeros:
+            # show what YAML made of it, the user only sees what they typed.
+            raise ValueError(
+                f"account must be 12 digits in quotes (account: \"012345678901\"); written "
+                f"without quotes YAML reads it as the number {value}"
+            )
         value = str(value)
     if isinstance(value, str) and not ACCOUNT_RE.match(value):
         raise ValueError(
@@ -105,7 +125,7 @@ def _item_tag(value: Any) -> str:
 
 
 Item = Annotated[
-    Union[Annotated[Ref, Tag("ref")], Annotated["Block", Tag("block")]],
+    Annotated[Ref, Tag("ref")] | Annotated["Block", Tag("block")],
     Discriminator(_item_tag),
 ]
 
@@ -149,6 +169,38 @@ class ScheduleSpec(Strict):
     def _str(cls, value: object) -> object:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    # Each field is checked on its own so that an error points at the field at fault.
+    @field_validator("minute", "hour", "day", "month", "week_day", "year")
+    @classmethod
+    def _cron_field(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            name = "weekDay" if info.field_name == "week_day" else str(info.field_name)
+            try:
+                check_field(name, value.strip())
+            except ScheduleError as exc:
+                raise ValueError(exc.reason) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Cron.parse(value)
+            except ScheduleError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                Rate.parse(value)
+            except ScheduleError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> ScheduleSpec:
         fields = any(v is not None for v in self._fields().values())
@@ -157,7 +209,12 @@ class ScheduleSpec(Strict):
         if len(kinds) != 1:
             raise ValueError(
                 "give exactly one of: cron fields (minute hour day month weekDay year), "
-                f"cron, rate; got {', '.join(kinds) or 'none'}"
+                f"cron, rate; got {' and '.join(kinds) or 'none'}"
+            )
+        if self.day not in (None, "?") and self.week_day not in (None, "?"):
+            raise ValueError(
+                "give day or weekDay, not both: EventBridge cannot combine a day of the month "
+                "with a day of the week"
             )
         try:
             self.parsed  # noqa: B018 - validates the expression
@@ -198,8 +255,12 @@ class Trigger(Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
+            from zoneinfo import available_timezones
+
+            hint = _did_you_mean(value, sorted(available_timezones()))
             raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Madrid'"
+                f"unknown time zone {value!r}{hint}; use an IANA name such as 'UTC' or "
+                "'Europe/Madrid'"
             ) from None
         return value
 
@@ -210,7 +271,7 @@ class Trigger(Strict):
         return self
 
 
-class NotificationType(str, Enum):
+class NotificationType(StrEnum):
     """Which events are notified."""
 
     FULL_EXECUTION = "FULL_EXECUTION"
@@ -240,7 +301,9 @@ class Notifications(Strict):
 class PipelineBase(Strict):
     """Core fields of pipeline.yaml; steps and compute are kept raw for plugin validation."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="unique in its account; the state machine name")
+    name: str = Field(
+        pattern=NAME_PATTERN, description="unique in its account; the state machine name"
+    )
     account: str | None = Field(default=None, description="12-digit AWS account id")
     description: str | None = None
     owner: str | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 MONTHS = {m.upper(): i for i, m in enumerate(calendar.month_abbr) if m}
@@ -34,7 +34,25 @@ _RATE = re.compile(r"^\s*(?:rate\()?\s*(\d+)\s+(minute|minutes|hour|hours|day|da
 
 
 class ScheduleError(ValueError):
-    """A cron or rate expression EventBridge would refuse."""
+    """A cron or rate expression EventBridge would refuse.
+
+    ``field`` names the cron field at fault (``""`` when the whole expression is),
+    ``reason`` says what is wrong without repeating the field name.
+    """
+
+    def __init__(self, reason: str, field: str = "") -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+def _allowed_values(field: str) -> str:
+    lo, hi = _BOUNDS[field]
+    if field == "month":
+        return f"{lo}-{hi} or JAN-DEC"
+    if field == "weekDay":
+        return f"{lo}-{hi} (1 = SUN) or SUN, MON, TUE, WED, THU, FRI, SAT"
+    return f"{lo}-{hi}"
 
 
 def _num(token: str, field: str) -> int:
@@ -42,11 +60,11 @@ def _num(token: str, field: str) -> int:
     if token.upper() in names:
         return names[token.upper()]
     if not token.isdigit():
-        raise ScheduleError(f"{field}: {token!r} is not a number")
+        raise ScheduleError(f"{token!r} is not a valid value; use {_allowed_values(field)}", field)
     value = int(token)
     lo, hi = _BOUNDS[field]
     if not lo <= value <= hi:
-        raise ScheduleError(f"{field}: {value} is out of range {lo}-{hi}")
+        raise ScheduleError(f"{value} is out of range; use {_allowed_values(field)}", field)
     return value
 
 
@@ -58,12 +76,12 @@ def _parse_set(text: str, field: str) -> frozenset[int] | None:
     values: set[int] = set()
     for part in text.split(","):
         if not part:
-            raise ScheduleError(f"{field}: empty list item in {text!r}")
+            raise ScheduleError(f"empty list item in {text!r}", field)
         base, _, step_s = part.partition("/")
         step = 1
         if step_s:
             if not step_s.isdigit() or int(step_s) == 0:
-                raise ScheduleError(f"{field}: bad increment in {part!r}")
+                raise ScheduleError(f"bad increment in {part!r}; write e.g. '*/15' or '0/5'", field)
             step = int(step_s)
         if base == "*":
             start, end = lo, hi
@@ -71,12 +89,31 @@ def _parse_set(text: str, field: str) -> frozenset[int] | None:
             a, b = base.split("-", 1)
             start, end = _num(a, field), _num(b, field)
             if end < start:
-                raise ScheduleError(f"{field}: range {base!r} runs backwards")
+                raise ScheduleError(
+                    f"range {base!r} runs backwards; write the smaller value first", field
+                )
         else:
             start = _num(base, field)
             end = hi if step_s else start
         values.update(range(start, end + 1, step))
     return frozenset(values)
+
+
+def check_field(name: str, text: str) -> None:
+    """Check one cron field (``minute`` … ``year``) on its own; raises :class:`ScheduleError`.
+
+    Rules that involve two fields (day vs weekDay) are checked by :meth:`Cron.parse`.
+    """
+    if text == "?":
+        if name not in ("day", "weekDay"):
+            raise ScheduleError("'?' is only allowed in day or weekDay", name)
+        return
+    if name == "day":
+        Cron._day_matcher(text)
+    elif name == "weekDay":
+        Cron._wday_matcher(text)
+    else:
+        _parse_set(text, name)
 
 
 @dataclass(frozen=True)
@@ -101,17 +138,14 @@ class Cron:
         return cron
 
     def _validate(self) -> None:
-        minute, hour, day, month, wday, year = self.fields
+        _, _, day, _, wday, _ = self.fields
         if (day == "?") == (wday == "?"):
-            raise ScheduleError("exactly one of day and weekDay must be '?'")
-        for text, name in ((minute, "minute"), (hour, "hour"), (month, "month"), (year, "year")):
-            if text == "?":
-                raise ScheduleError(f"{name}: '?' is only allowed in day or weekDay")
-            _parse_set(text, name)
-        if day != "?":
-            self._day_matcher(day)
-        if wday != "?":
-            self._wday_matcher(wday)
+            raise ScheduleError(
+                "exactly one of day and weekDay must be '?' (EventBridge cannot combine a day "
+                f"of the month with a day of the week; got day {day!r}, weekDay {wday!r})"
+            )
+        for name, text in zip(FIELD_NAMES, self.fields, strict=True):
+            check_field(name, text)
 
     @staticmethod
     def _day_matcher(text: str) -> object:
@@ -126,7 +160,10 @@ class Cron:
         if "#" in text:
             a, b = text.split("#", 1)
             if not b.isdigit() or not 1 <= int(b) <= 5:
-                raise ScheduleError(f"weekDay: bad '#' occurrence in {text!r}")
+                raise ScheduleError(
+                    f"bad '#' occurrence in {text!r}; write DAY#N with N 1-5 (6#3 = third Friday)",
+                    "weekDay",
+                )
             return ("#", _num(a, "weekDay"), int(b))
         if text.endswith("L") and text != "L":
             return ("L", _num(text[:-1], "weekDay"))
@@ -175,8 +212,8 @@ class Cron:
                 for h in sorted(hours):
                     for mi in sorted(minutes):
                         cand = datetime(d.year, d.month, d.day, h, mi, tzinfo=tz)
-                        if cand.astimezone(timezone.utc) > after:
-                            return cand.astimezone(timezone.utc)
+                        if cand.astimezone(UTC) > after:
+                            return cand.astimezone(UTC)
             d += timedelta(days=1)
         return None
 
@@ -198,14 +235,19 @@ class Rate:
         m = _RATE.match(text)
         if not m:
             raise ScheduleError(
-                f"rate {text!r} must look like 'rate(5 minutes)' (units: minute(s), hour(s), day(s))"
+                f"{text!r} is not a rate; write e.g. 'rate(5 minutes)' "
+                "(units: minute(s), hour(s), day(s))"
             )
         value, unit = int(m.group(1)), m.group(2)
         if value < 1:
-            raise ScheduleError("rate must be at least 1")
+            raise ScheduleError(f"rate value must be at least 1 (got {value})")
         singular = unit.rstrip("s")
         if (value == 1) != (unit == singular):
-            raise ScheduleError(f"EventBridge wants 'rate(1 {singular})' and 'rate(N {singular}s)'")
+            right = f"{value} {singular}" if value == 1 else f"{value} {singular}s"
+            raise ScheduleError(
+                f"write 'rate({right})': EventBridge takes '{singular}' with 1 and "
+                f"'{singular}s' otherwise"
+            )
         return cls(value, singular)
 
     @property

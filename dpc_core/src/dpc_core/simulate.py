@@ -101,8 +101,9 @@ def format_table(decisions: list[Decision]) -> str:
     """A human-readable table of decisions."""
     rows = [("PIPELINE", "ACCOUNT", "WINDOW", "EXECUTION", "PARENTS")]
     for d in decisions:
-        parents = ", ".join(f"{p.pipeline}@{p.account}:{p.status}:{p.execution_arn.rsplit(':', 1)[-1]}"
-                            for p in d.parents)
+        parents = ", ".join(
+            f"{p.pipeline}@{p.account}:{p.status}:{p.execution_arn.rsplit(':', 1)[-1]}"
+            for p in d.parents)
         rows.append((d.pipeline, d.account, d.window, d.execution_name, parents))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(c.ljust(widths[i]) if i < 4 else c for i, c in enumerate(r))

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 #: Order of statuses inside one redrive of a run: RUNNING is passed by any terminal one.
@@ -85,7 +85,7 @@ class RunRecord:
             redrive_count, STATUS_RANK[status])
 
 
-class Recorded(str, Enum):
+class Recorded(StrEnum):
     """What recording a status did."""
 
     NEW = "new"

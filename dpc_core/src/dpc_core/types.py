@@ -51,8 +51,10 @@ class RunContext:
     def environment(self) -> dict[str, str]:
         """Environment variables every local step gets (``DPC_*``)."""
         import json
+        import sys
 
         return {
+            "DPC_PYTHON": sys.executable,
             "DPC_PIPELINE": self.pipeline,
             "DPC_ACCOUNT": self.account,
             "DPC_RUN_ID": self.run_id,

@@ -82,7 +82,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; user errors print one clear message and exit 2, no traceback."""
-    from dpc_core.errors import DpcError
+    from dpc_core.errors import DpcError, ValidationFailed
 
     try:
         return cli.main(args=argv, prog_name="dpc", standalone_mode=False)
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except DpcError as exc:
-        click.echo(f"error: {exc}" if "\n" not in str(exc) else str(exc), err=True)
+        # Problems stay bare `FILE:LINE:COL: field: message` lines so editors can jump to them.
+        plain = isinstance(exc, ValidationFailed) or "\n" in str(exc)
+        click.echo(str(exc) if plain else f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -18,7 +18,8 @@ import click
               help="Keep the engine's state in this SQLite file (default: in memory).")
 def simulate(pipelines: tuple[Path, ...], events: Path, fmt: str, db: Path | None) -> None:
     """Run the trigger engine offline: which pipelines would be triggered, when, and why."""
-    from dpc_core.simulate import decisions_json, format_table, simulate as run
+    from dpc_core.simulate import decisions_json, format_table
+    from dpc_core.simulate import simulate as run
     from dpc_core.stores.sqlite import SqliteStore
 
     store = SqliteStore(db) if db else None

@@ -1,0 +1,106 @@
+"""``dpc lineage``: the cross-account dependency graph as text, Mermaid, DOT or HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from datetime import date as Date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from dpc_core.lineage import LineageGraph
+
+FORMATS = ("text", "mermaid", "dot", "html")
+
+
+def _check_date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return Date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
+
+
+def state_file(workspace: Path) -> Path:
+    """The local runtime's SQLite state of a workspace."""
+    return workspace / ".dpc" / "state.db"
+
+
+def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
+               day: str | None) -> LineageGraph:
+    """Build the graph from pipeline files and/or a local workspace's registry and runs.
+
+    With pipeline files, the registry is the files; a workspace then only supplies runs.
+    """
+    from dpc_core.errors import DpcError
+    from dpc_core.lineage import build_graph
+    from dpc_core.store import PipelineSpec
+
+    store = None
+    if workspace is not None:
+        path = state_file(workspace)
+        if not path.is_file():
+            raise DpcError(f"no local workspace state at {path}; run `dpc local up` in "
+                           f"{workspace} first, or pass --pipelines DIR")
+        from dpc_core.stores.sqlite import SqliteStore
+
+        store = SqliteStore(path)
+    specs: list[PipelineSpec]
+    if pipelines:
+        from dpc_core.engine import spec_of
+        from dpc_core.loader import load_pipelines
+
+        specs = [spec_of(p) for p in load_pipelines(list(pipelines), require_account=True)]
+    else:
+        assert store is not None
+        specs = list(store.pipelines())
+    if store is not None and day is None:
+        day = datetime.now(UTC).date().isoformat()  # statuses are for today by default
+    try:
+        return build_graph(specs, store.runs_of if store is not None else None, day)
+    finally:
+        if store is not None:
+            store.close()
+
+
+@click.command("lineage")
+@click.option("--pipelines", "pipelines", multiple=True, type=click.Path(path_type=Path),
+              help="Read pipeline.yaml files below DIR (repeatable) instead of a registry.")
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Local workspace whose registry and runs to read (default: . when it "
+                   "has .dpc/state.db).")
+@click.option("--date", "day", callback=_check_date, metavar="YYYY-MM-DD",
+              help="Show each pipeline's latest run for this logical date (default: today, "
+                   "UTC, when runs are known).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--upstream", metavar="NAME",
+              help="Only NAME and what it depends on (NAME or account/name).")
+@click.option("--downstream", metavar="NAME",
+              help="Only NAME and what depends on it (NAME or account/name).")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write to FILE instead of standard output.")
+def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None, fmt: str,
+            upstream: str | None, downstream: str | None, output: Path | None) -> None:
+    """Render the cross-account dependency graph: who waits on whom, for which statuses.
+
+    Pipelines referenced but not registered are shown as dangling.
+    """
+    from dpc_core.lineage import render
+
+    if not pipelines and workspace is None:
+        if not state_file(Path(".")).is_file():
+            raise click.UsageError("give --pipelines DIR or --workspace DIR "
+                                   "(no .dpc/state.db in the current directory)")
+        workspace = Path(".")
+    graph = load_graph(pipelines, workspace, day)
+    graph = graph.restrict(upstream=upstream, downstream=downstream)
+    text = render(graph, fmt)
+    if output is None:
+        click.echo(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    click.echo(f"wrote {output} ({len(graph.nodes)} pipeline(s))", err=True)

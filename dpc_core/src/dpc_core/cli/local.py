@@ -1,0 +1,173 @@
+"""``dpc local …`` and the run commands (run/start, runs, status, rerun) on a workspace."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+WORKSPACE = click.option(
+    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+    show_default=True, envvar="DPC_WORKSPACE",
+    help="Directory of projects (pipeline.yaml files); state in WORKSPACE/.dpc.")
+
+
+def _date(value: str | None) -> str:
+    if value is None:
+        return dt.date.today().isoformat()
+    try:
+        if len(value) == 13:
+            dt.datetime.strptime(value, "%Y-%m-%dT%H")
+        else:
+            dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)") from None
+    return value
+
+
+@click.group("local")
+def local() -> None:
+    """The embedded runtime: run pipelines on this machine, accounts simulated."""
+
+
+@local.command("up")
+@WORKSPACE
+@click.option("--until-idle", is_flag=True, help="Exit when no run is queued or running.")
+@click.option("--no-schedule", is_flag=True, help="Do not fire schedules.")
+@click.option("--parallel", default=8, show_default=True, help="Runs executed at once.")
+def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> None:
+    """Run the runtime in the foreground (Ctrl-C stops cleanly)."""
+    from dpc_core.local.runtime import Runtime
+
+    rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
+                 out=lambda s: click.echo(s))
+    rt.open()
+    click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
+               f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
+    rt.start()
+    rt.serve(until_idle=until_idle)
+
+
+def _queue(workspace: Path, pipeline: str, date: str | None, reason: str,
+           downstream: bool = False) -> None:
+    from dpc_core.local.runtime import Workspace, insert_run, manual_run_id
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.load(), pipeline)
+    logical = _date(date)
+    store = ws.connect()
+    prefix = {"manual": "manual", "rerun": "rerun", "rerun-downstream": "rerun"}[reason]
+    run_id = manual_run_id(prefix, logical)
+    with store.transaction():
+        insert_run(store, key, run_id, logical, reason, downstream=downstream)
+    store.close()
+    running = ws.poke()
+    where = "started by the running runtime" if running else \
+        "queued; it runs when `dpc local up` starts"
+    click.echo(f"{key} {run_id} for {logical}: {where}")
+
+
+@local.command("start")
+@WORKSPACE
+@click.argument("pipeline")
+@click.option("--date", "date", default=None, help="Logical date (default: today, UTC).")
+def start(workspace: Path, pipeline: str, date: str | None) -> None:
+    """Start PIPELINE by hand for a logical date."""
+    _queue(workspace, pipeline, date, "manual")
+
+
+@local.command("runs")
+@WORKSPACE
+@click.option("--pipeline", default=None)
+@click.option("--date", default=None)
+def local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
+    """List runs with status, duration and why they ran."""
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.views import list_runs, runs_table
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.load(), pipeline) if pipeline else None
+    store = ws.connect()
+    click.echo(runs_table(list_runs(store, key, date)))
+
+
+@local.command("timeline")
+@WORKSPACE
+@click.option("--date", default=None)
+def local_timeline(workspace: Path, date: str | None) -> None:
+    """Runs on a time axis with their trigger reasons."""
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.views import list_runs, timeline
+
+    store = Workspace(workspace.resolve()).connect()
+    click.echo(timeline(list_runs(store, None, date)))
+
+
+@local.command("logs")
+@WORKSPACE
+@click.argument("run")
+def logs(workspace: Path, run: str) -> None:
+    """Print the logs of every step of RUN (ARN, run id or unique prefix)."""
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.views import find_run, step_logs
+
+    store = Workspace(workspace.resolve()).connect()
+    row = find_run(store, run)
+    click.echo(f"# {row.name}@{row.account} {row.run_id} {row.status}")
+    for name, status, text in step_logs(store, row):
+        click.echo(f"## step {name} [{status}]")
+        click.echo(text.rstrip())
+
+
+@local.command("status")
+@WORKSPACE
+@click.option("--date", default=None, help="Logical date (default: today, UTC).")
+def local_status(workspace: Path, date: str | None) -> None:
+    """Latest run of every pipeline, and which children wait on which parents."""
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.views import reason_text, status_for
+
+    ws = Workspace(workspace.resolve())
+    store = ws.connect()
+    day = _date(date)
+    latest, children = status_for(store, day)
+    if not latest:
+        click.echo("no pipelines registered yet: run `dpc local up` once")
+        return
+    click.echo(f"pipelines on {day}:")
+    for key, run in latest:
+        account, name = key.split("/", 1)
+        if run is None:
+            click.echo(f"  {name:<20} {account}  no run")
+        else:
+            click.echo(f"  {name:<20} {account}  {run.status:<9} {run.run_id}  "
+                       f"({reason_text(run)})")
+    if children:
+        click.echo("conditions:")
+        for child in children:
+            click.echo("  " + child.line())
+
+
+@click.command("run")
+@WORKSPACE
+@click.argument("pipeline")
+@click.option("--date", "date", default=None, help="Logical date (default: today, UTC).")
+def run(workspace: Path, pipeline: str, date: str | None) -> None:
+    """Start PIPELINE by hand for a logical date (local workspace)."""
+    _queue(workspace, pipeline, date, "manual")
+
+
+@click.command("rerun")
+@WORKSPACE
+@click.argument("pipeline")
+@click.option("--date", "date", required=True, help="Logical date to rerun.")
+@click.option("--downstream", is_flag=True,
+              help="Also rerun the children this run satisfies again, and theirs.")
+def rerun(workspace: Path, pipeline: str, date: str, downstream: bool) -> None:
+    """Rerun PIPELINE for a logical date; with --downstream its children follow."""
+    _queue(workspace, pipeline, date, "rerun-downstream" if downstream else "rerun", downstream)
+
+
+runs = local_runs
+status = local_status

@@ -1,0 +1,654 @@
+"""The local runtime process (``dpc local up``).
+
+Threads, all sharing one SQLite connection under the store's lock:
+
+- the *engine loop* takes status events from the outbox in order, calls the trigger
+  engine and, in the same transaction, creates the child runs it decides (PENDING);
+- the *executor pool* runs each run's steps as subprocesses (PENDING → RUNNING →
+  terminal), writing each state change and the events it causes in one transaction;
+- the *notify loop* delivers notifications from the outbox through the notifier
+  plugins (slow or failing channels never hold up triggering);
+- the *scheduler* fires cron/rate schedules at their instants.
+
+Nothing sleeps on the hot path: a commit that adds work wakes the loop that owns it.
+A ``kill -9`` loses nothing: the outbox and PENDING runs are picked up by the next
+``dpc local up``; runs left RUNNING by the dead process end as FAILED with a status
+event, so fallbacks fire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dpc_core.engine import Engine
+from dpc_core.errors import DpcError, UnknownPipeline
+from dpc_core.events import make_status_event
+from dpc_core.loader import load_pipelines
+from dpc_core.local import state
+from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
+from dpc_core.model import Pipeline
+from dpc_core.plugins import Registry, get_registry
+from dpc_core.schedule import Rate
+from dpc_core.store import pkey
+from dpc_core.stores.sqlite import SqliteStore, connect
+from dpc_core.types import Notification, RunContext
+
+Printer = Callable[[str], None]
+
+
+class RuntimeBusy(DpcError):
+    """Another ``dpc local up`` holds the workspace."""
+
+
+def _fmt_ms(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+@dataclass
+class Workspace:
+    """A directory of projects (each with a pipeline.yaml) and its ``.dpc`` state."""
+
+    root: Path
+    registry: Registry = field(default_factory=get_registry)
+
+    @property
+    def state_dir(self) -> Path:
+        """``.dpc`` under the workspace."""
+        return self.root / ".dpc"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite state file."""
+        return state.state_path(self.root)
+
+    @property
+    def socket_path(self) -> Path:
+        """Where a running runtime listens for wake-ups."""
+        return self.state_dir / "runtime.sock"
+
+    def load(self) -> dict[str, Pipeline]:
+        """Every pipeline of the workspace by ``account/name`` (each must name its account)."""
+        pipelines = load_pipelines([self.root], require_account=True, registry=self.registry)
+        return {pkey(p.account or "", p.name): p for p in pipelines}
+
+    def connect(self) -> SqliteStore:
+        """Open (and create) the state database."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        store = SqliteStore(connect(self.db_path))
+        state.init(store.conn)
+        return store
+
+    def resolve(self, pipelines: dict[str, Pipeline], name: str) -> str:
+        """``name`` or ``account/name`` → the pipeline key; errors list the choices."""
+        if name in pipelines:
+            return name
+        matches = [k for k in pipelines if k.split("/", 1)[1] == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UnknownPipeline(f"{name!r} exists in several accounts; write one of: "
+                                  f"{', '.join(sorted(matches))}")
+        raise UnknownPipeline(f"no pipeline {name!r} in workspace {self.root}; known: "
+                              f"{', '.join(sorted(k.split('/', 1)[1] for k in pipelines))}")
+
+    def poke(self) -> bool:
+        """Wake a running runtime; False when none is listening."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.sendto(b"wake", str(self.socket_path))
+            return True
+        except OSError:
+            return False
+
+
+def run_input(logical_date: str, parents: list[dict[str, Any]], trigger: str | None,
+              downstream: bool) -> dict[str, Any]:
+    """The input a run carries (as on AWS): its logical date and the parents that caused it."""
+    dpc: dict[str, Any] = {"logicalDate": logical_date, "parents": parents}
+    if trigger:
+        dpc["trigger"] = trigger
+    if downstream:
+        dpc["downstream"] = True
+    return {"dpc": dpc}
+
+
+def insert_run(store: SqliteStore, key: str, run_id: str, logical_date: str, reason: str,
+               parents: list[dict[str, Any]] | None = None, downstream: bool = False) -> str | None:
+    """Queue a run (PENDING). Returns its ARN, or None when that run already exists."""
+    account, name = key.split("/", 1)
+    arn = state.execution_arn(account, name, run_id)
+    cur = store.conn.execute(
+        "INSERT OR IGNORE INTO lr_runs (arn, run_id, pipeline, status, logical_date, reason, "
+        "parents, downstream, created_ms) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?)",
+        (arn, run_id, key, logical_date, reason, json.dumps(parents or []), int(downstream),
+         now_ms()))
+    return arn if cur.rowcount == 1 else None
+
+
+def manual_run_id(prefix: str, logical_date: str) -> str:
+    """A unique execution name for a run started by hand."""
+    return f"{prefix}-{logical_date.replace(':', '')}-{uuid.uuid4().hex[:8]}"
+
+
+class Runtime:
+    """One ``dpc local up`` over a workspace."""
+
+    def __init__(self, workspace: Path, *, schedules: bool = True, max_parallel: int = 8,
+                 out: Printer = print, env: dict[str, str] | None = None,
+                 registry: Registry | None = None) -> None:
+        self.ws = Workspace(workspace.resolve(), registry or get_registry())
+        self.schedules = schedules
+        self.out = out
+        self.env = dict(os.environ if env is None else env)
+        self.max_parallel = max_parallel
+        self.stopping = threading.Event()
+        self.wake_engine = threading.Event()
+        self.wake_notify = threading.Event()
+        self.wake_sched = threading.Event()
+        self.changed = threading.Event()
+        self.submitted: set[str] = set()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.active = 0
+        self._active_lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self._lock_file: Any = None
+        self._sock: socket.socket | None = None
+        self.ready_at: float | None = None
+        self.notifier: Any = None
+        self.lineage: Any = None
+
+    # -- start-up -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Lock the workspace, load and register pipelines, recover from a crash."""
+        t0 = time.perf_counter()
+        self.pipelines = self.ws.load()
+        self.ws.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.ws.state_dir / "runtime.lock", "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeBusy(f"another `dpc local up` is running on {self.ws.root}") from None
+        self._lock_file.truncate(0)
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+        self.store = self.ws.connect()
+        reg = self.ws.registry
+        self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
+                                                   for t in reg.trigger_sources.values()])
+        with self.store.transaction():
+            registered = {s.key for s in self.store.pipelines()}
+            for key in registered - set(self.pipelines):
+                self.store.delete_pipeline(*key.split("/", 1))
+            for p in self._in_dependency_order():
+                self.engine.register(p)
+            self._recover()
+        self._open_socket()
+        self._setup_notifications()
+        self.ready_at = time.perf_counter() - t0
+
+    def _in_dependency_order(self) -> list[Pipeline]:
+        # Parents first, so the cycle check sees the whole graph as it grows.
+        order: list[Pipeline] = []
+        done: set[str] = set()
+
+        def visit(key: str, path: tuple[str, ...]) -> None:
+            if key in done or key not in self.pipelines:
+                return
+            if key in path:
+                return  # the engine's cycle check reports it with the path
+            for a, n in self.pipelines[key].parents():
+                visit(pkey(a, n), (*path, key))
+            done.add(key)
+            order.append(self.pipelines[key])
+
+        for key in sorted(self.pipelines):
+            visit(key, ())
+        return order
+
+    def _setup_notifications(self) -> None:
+        from dpc_core.notify import Dispatcher
+
+        self.notifier = Dispatcher(self.ws.registry, self.env)
+        if self.env.get("DPC_OPENLINEAGE_URL"):
+            from dpc_core.openlineage import OpenLineageEmitter
+
+            self.lineage = OpenLineageEmitter(self.env["DPC_OPENLINEAGE_URL"])
+
+    def _open_socket(self) -> None:
+        path = str(self.ws.socket_path)
+        if len(path) > 100:
+            return  # too long for AF_UNIX; external commands are then seen within a second
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(path)
+        self._sock.settimeout(1.0)
+
+    def _recover(self) -> None:
+        """Runs left RUNNING by a dead runtime end FAILED, with their status event."""
+        rows = self.store.conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE status = 'RUNNING'").fetchall()
+        for row in map(run_row, rows):
+            for (pid,) in self.store.conn.execute(
+                    "SELECT pid FROM lr_steps WHERE arn = ? AND status = 'RUNNING' AND pid "
+                    "IS NOT NULL", (row.arn,)).fetchall():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)  # steps run in their own session
+            self.store.conn.execute(
+                "UPDATE lr_steps SET status = 'FAILED', stop_ms = ? WHERE arn = ? AND "
+                "status = 'RUNNING'", (now_ms(), row.arn))
+            self._finish(row, "FAILED", "the runtime stopped while the run was in progress")
+            self.out(f"recovered {row.name}@{row.account} {row.run_id}: RUNNING -> FAILED "
+                     "(runtime had stopped)")
+
+    # -- the loops ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loops (after :meth:`open`)."""
+        self.pool = ThreadPoolExecutor(max_workers=self.max_parallel,
+                                       thread_name_prefix="dpc-run")
+        for target, name in ((self._engine_loop, "dpc-engine"), (self._notify_loop, "dpc-notify"),
+                             (self._listen, "dpc-wake"), (self._watch_pending, "dpc-pending")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self.threads.append(t)
+        if self.schedules:
+            t = threading.Thread(target=self._scheduler, name="dpc-scheduler", daemon=True)
+            t.start()
+            self.threads.append(t)
+        self._submit_pending()
+
+    def _listen(self) -> None:
+        while not self.stopping.is_set() and self._sock is not None:
+            try:
+                self._sock.recv(64)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._submit_pending()
+            self.wake_engine.set()
+
+    def _watch_pending(self) -> None:
+        # Safety net for runs queued by another process when no wake-up arrived
+        # (not on the trigger path, which is event-driven).
+        while not self.stopping.wait(1.0):
+            self._submit_pending()
+
+    def _submit_pending(self) -> None:
+        if self.stopping.is_set():
+            return
+        with self.store.transaction():
+            rows = self.store.conn.execute(
+                "SELECT arn FROM lr_runs WHERE status = 'PENDING' ORDER BY created_ms").fetchall()
+        for (arn,) in rows:
+            self._submit(arn)
+
+    def _submit(self, arn: str) -> None:
+        with self._active_lock:
+            if arn in self.submitted or self.stopping.is_set():
+                return
+            self.submitted.add(arn)
+            self.active += 1
+        self.pool.submit(self._execute_guarded, arn)
+
+    def _engine_loop(self) -> None:
+        while True:
+            with self.store.transaction():
+                items = self.store.conn.execute(
+                    "SELECT seq, payload FROM lr_outbox WHERE kind = 'event' AND done_ms IS NULL "
+                    "ORDER BY seq LIMIT 200").fetchall()
+            if not items:
+                self.changed.set()
+                if self.stopping.is_set():
+                    return
+                self.wake_engine.wait(1.0)
+                self.wake_engine.clear()
+                continue
+            for seq, payload in items:
+                self._dispatch_event(seq, payload)
+
+    def _dispatch_event(self, seq: int, payload: str) -> None:
+        started: list[str] = []
+        with self.store.transaction():
+            outcome = self.engine.handle(json.loads(payload))
+            for d in outcome.decisions:
+                key = pkey(d.account, d.pipeline)
+                if key not in self.pipelines:
+                    continue
+                parents = [p.to_dict() for p in d.parents]
+                arn = insert_run(self.store, key, d.execution_name, d.window, "trigger",
+                                 parents, d.downstream)
+                if arn:
+                    started.append(arn)
+            self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
+                                    (now_ms(), seq))
+        if outcome.rejected:
+            self.out(f"event rejected: {outcome.rejected}")
+        for arn in started:
+            self._submit(arn)
+
+    def _notify_loop(self) -> None:
+        while True:
+            with self.store.transaction():
+                items = self.store.conn.execute(
+                    "SELECT seq, payload FROM lr_outbox WHERE kind = 'notify' AND done_ms IS NULL "
+                    "ORDER BY seq LIMIT 100").fetchall()
+            if not items:
+                self.changed.set()
+                if self.stopping.is_set():
+                    return
+                self.wake_notify.wait(1.0)
+                self.wake_notify.clear()
+                continue
+            for seq, payload in items:
+                self._deliver(json.loads(payload))
+                with self.store.transaction():
+                    self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
+                                            (now_ms(), seq))
+
+    def _deliver(self, item: dict[str, Any]) -> None:
+        pipeline = self.pipelines.get(item["pipeline"])
+        note = Notification(**item["note"])
+        if self.lineage is not None:
+            self.lineage.emit(note)
+        if pipeline is None or self.notifier is None:
+            return
+        self.notifier.notify(pipeline.notifications, note)
+
+    # -- scheduler ----------------------------------------------------------------
+
+    def _scheduler(self) -> None:
+        scheduled = {k: p for k, p in self.pipelines.items() if p.trigger.schedule is not None}
+        if not scheduled:
+            return
+        started = now_ms()
+        with self.store.transaction():
+            last = dict(self.store.conn.execute(
+                "SELECT pipeline, last_fire_ms FROM lr_schedules").fetchall())
+        while not self.stopping.is_set():
+            now = datetime.now(UTC)
+            due: list[tuple[datetime, str]] = []
+            for key, p in scheduled.items():
+                assert p.trigger.schedule is not None
+                parsed = p.trigger.schedule.parsed
+                since = datetime.fromtimestamp(max(last.get(key, started), started) / 1000,
+                                               tz=UTC)
+                if isinstance(parsed, Rate):
+                    anchor = datetime.fromtimestamp(last.get(key, started) / 1000,
+                                                    tz=UTC)
+                    nxt: datetime | None = parsed.next_after(since, anchor)
+                else:
+                    nxt = parsed.next_after(since, ZoneInfo(p.trigger.timezone))
+                if nxt is not None:
+                    due.append((nxt, key))
+            if not due:
+                return
+            when, key = min(due)
+            wait = (when - now).total_seconds()
+            if wait > 0:
+                self.wake_sched.wait(min(wait, 3600))
+                self.wake_sched.clear()
+                continue
+            self._fire(key, when)
+            last[key] = int(when.timestamp() * 1000)
+
+    def _fire(self, key: str, when: datetime) -> None:
+        p = self.pipelines[key]
+        local = when.astimezone(ZoneInfo(p.trigger.timezone))
+        logical = local.strftime("%Y-%m-%d") if p.trigger.window == "daily" \
+            else local.strftime("%Y-%m-%dT%H")
+        digest = hashlib.sha256(f"{key}|{when.isoformat()}".encode()).hexdigest()[:8]
+        run_id = f"sched-{when.strftime('%Y%m%dT%H%M')}-{digest}"
+        with self.store.transaction():
+            arn = insert_run(self.store, key, run_id, logical, "schedule")
+            self.store.conn.execute(
+                "INSERT INTO lr_schedules (pipeline, last_fire_ms) VALUES (?, ?) ON CONFLICT "
+                "(pipeline) DO UPDATE SET last_fire_ms = excluded.last_fire_ms",
+                (key, int(when.timestamp() * 1000)))
+        if arn:
+            self._submit(arn)
+
+    # -- runs -----------------------------------------------------------------------
+
+    def _get_run(self, arn: str) -> RunRow:
+        with self.store.transaction():
+            row = self.store.conn.execute(f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE arn = ?",
+                                          (arn,)).fetchone()
+        return run_row(row)
+
+    def _event(self, row: RunRow, status: str, error: str | None = None,
+               stop_ms: int | None = None) -> None:
+        event = make_status_event(
+            account=row.account, region=REGION, pipeline=row.name, execution=row.run_id,
+            status=status, start_ms=row.start_ms or now_ms(), stop_ms=stop_ms,
+            input=run_input(row.logical_date, row.parents,
+                            row.run_id if row.reason == "trigger" else None, row.downstream),
+            error="States.TaskFailed" if error else None, cause=error,
+            time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            event_id=str(uuid.uuid4()))
+        self.store.conn.execute(
+            "INSERT INTO lr_outbox (kind, payload, created_ms) VALUES ('event', ?, ?)",
+            (json.dumps(event), now_ms()))
+
+    def _notify(self, row: RunRow, kind: str, status: str, step: str | None = None,
+                error: str | None = None, duration_s: float | None = None) -> None:
+        note = {"kind": kind, "pipeline": row.name, "account": row.account,
+                "logical_date": row.logical_date, "run_id": row.run_id, "status": status,
+                "duration_s": duration_s, "step": step, "error": error,
+                "parents": row.parents}
+        self.store.conn.execute(
+            "INSERT INTO lr_outbox (kind, payload, created_ms) VALUES ('notify', ?, ?)",
+            (json.dumps({"pipeline": row.pipeline, "note": note}), now_ms()))
+
+    def _finish(self, row: RunRow, status: str, error: str | None,
+                step: str | None = None) -> None:
+        """Terminal status, its event and notification; inside the caller's transaction."""
+        stop = now_ms()
+        self.store.conn.execute(
+            "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ? WHERE arn = ?",
+            (status, stop, error, row.arn))
+        start = row.start_ms or stop
+        row = RunRow(**{**row.__dict__, "start_ms": start, "stop_ms": stop})
+        self._event(row, status, error, stop)
+        self._notify(row, "PIPELINE_FINISHED", status, step=step, error=error,
+                     duration_s=(stop - start) / 1000)
+
+    def _execute_guarded(self, arn: str) -> None:
+        try:
+            self._execute(arn)
+        except Exception as exc:  # a runtime bug must not leave the run RUNNING forever
+            self.out(f"internal error while running {arn}: {exc!r}")
+            with self.store.transaction():
+                row = self._get_run(arn)
+                if row.status not in TERMINAL:
+                    self._finish(row, "FAILED", f"internal error: {exc!r}")
+            self.wake_engine.set()
+            self.wake_notify.set()
+        finally:
+            with self._active_lock:
+                self.active -= 1
+            self.changed.set()
+
+    def _execute(self, arn: str) -> None:
+        with self.store.transaction():
+            start = now_ms()
+            cur = self.store.conn.execute(
+                "UPDATE lr_runs SET status = 'RUNNING', start_ms = ?, owner_pid = ? "
+                "WHERE arn = ? AND status = 'PENDING'", (start, os.getpid(), arn))
+            if cur.rowcount != 1:
+                return
+            row = self._get_run(arn)
+            self._event(row, "RUNNING")
+            self._notify(row, "PIPELINE_STARTED", "RUNNING")
+        self.wake_engine.set()
+        self.wake_notify.set()
+        why = self._reason(row)
+        self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
+                 f"for {row.logical_date}  ({why})")
+        pipeline = self.pipelines[row.pipeline]
+        status, error, failed_step = self._run_steps(row, pipeline)
+        with self.store.transaction():
+            self._finish(self._get_run(arn), status, error, failed_step)
+        self.wake_engine.set()
+        self.wake_notify.set()
+        done = self._get_run(arn)
+        self.out(f"{_fmt_ms(done.stop_ms)}  {row.name}@{row.account}  {status:<10} {row.run_id}"
+                 f"  in {done.duration_s or 0:.1f}s" + (f"  error: {error}" if error else ""))
+
+    @staticmethod
+    def _reason(row: RunRow) -> str:
+        if row.reason == "trigger":
+            return "triggered by " + " + ".join(
+                f"{p['pipeline']}@{p['account']} {p['status']}" for p in row.parents)
+        return row.reason
+
+    def _run_steps(self, row: RunRow, pipeline: Pipeline) -> tuple[str, str | None, str | None]:
+        """Run the steps in order; (status, error, failed step)."""
+        run_dir = self.ws.state_dir / "runs" / row.account / row.name / row.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.ws.state_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ctx = RunContext(pipeline=row.name, account=row.account, run_id=row.run_id,
+                         logical_date=row.logical_date, project_dir=Path(pipeline.project_dir),
+                         work_dir=run_dir, data_dir=data_dir, parents=row.parents)
+        for idx, step in enumerate(pipeline.steps):
+            if self.stopping.is_set():
+                return "ABORTED", "the runtime was stopped", step.name
+            log_path = run_dir / f"{idx:02d}-{step.name}.log"
+            with self.store.transaction():
+                self.store.conn.execute(
+                    "INSERT OR REPLACE INTO lr_steps (arn, idx, name, type, status, start_ms, "
+                    "log_path) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
+                    (row.arn, idx, step.name, step.type, now_ms(), str(log_path)))
+                self._notify(row, "STEP_STARTED", "RUNNING", step=step.name)
+            self.wake_notify.set()
+            t0 = time.monotonic()
+            rc, error = self._run_step(row, step, ctx, log_path, idx)
+            status = "SUCCEEDED" if rc == 0 else ("ABORTED" if self.stopping.is_set()
+                                                  else "FAILED")
+            with self.store.transaction():
+                self.store.conn.execute(
+                    "UPDATE lr_steps SET status = ?, stop_ms = ?, exit_code = ? WHERE arn = ? "
+                    "AND idx = ?", (status, now_ms(), rc, row.arn, idx))
+                self._notify(row, "STEP_FINISHED", status, step=step.name, error=error,
+                             duration_s=time.monotonic() - t0)
+            self.wake_notify.set()
+            if rc != 0:
+                return status, error, step.name
+        return "SUCCEEDED", None, None
+
+    def _run_step(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path,
+                  idx: int) -> tuple[int, str | None]:
+        step_type = self.ws.registry.steps.get(step.type)
+        if step_type is None or step_type.local is None:
+            return 127, f"step {step.name}: type {step.type!r} has no local executor"
+        try:
+            cmd = step_type.local(step, ctx)
+        except Exception as exc:
+            return 126, f"step {step.name}: {exc}"
+        env = {**self.env, **ctx.environment(), **cmd.env}
+        with open(log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(list(cmd.argv), cwd=cmd.cwd or ctx.project_dir, env=env,
+                                        stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            except OSError as exc:
+                log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
+                return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
+            with self.store.transaction():
+                self.store.conn.execute("UPDATE lr_steps SET pid = ? WHERE arn = ? AND idx = ?",
+                                        (proc.pid, row.arn, idx))
+            self.procs[row.arn] = proc
+            try:
+                rc = proc.wait()
+            finally:
+                self.procs.pop(row.arn, None)
+        if rc == 0:
+            return 0, None
+        tail = _tail(log_path)
+        return rc, f"step {step.name} exited with code {rc}" + (f": {tail}" if tail else "")
+
+    # -- running and stopping -------------------------------------------------------
+
+    def idle(self) -> bool:
+        """No run queued or running and nothing left in the outbox."""
+        with self._active_lock:
+            if self.active:
+                return False
+        with self.store.transaction():
+            busy = self.store.conn.execute(
+                "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING')) + "
+                "(SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)").fetchone()[0]
+        return int(busy) == 0
+
+    def serve(self, until_idle: bool = False) -> None:
+        """Run until Ctrl-C (or until idle). Stops cleanly either way."""
+        try:
+            while True:
+                self.changed.wait(0.5)
+                self.changed.clear()
+                if until_idle and self.idle():
+                    break
+        except KeyboardInterrupt:
+            self.out("stopping: running steps are terminated, their runs end ABORTED")
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Terminate running steps, record their runs, drain events, release the workspace."""
+        self.stopping.set()
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in list(self.procs.values()):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if hasattr(self, "pool"):
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        for ev in (self.wake_engine, self.wake_notify, self.wake_sched):
+            ev.set()
+        for t in self.threads:
+            t.join(timeout=15)
+        if self._sock is not None:
+            self._sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.ws.socket_path)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(t.strip() for t in text[-lines:])[-400:]
+
+
+def today() -> str:
+    """Today's date (UTC), the default logical date of a manual run."""
+    return date.today().isoformat()

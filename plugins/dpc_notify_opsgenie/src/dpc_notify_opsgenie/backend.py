@@ -1,0 +1,119 @@
+"""OpsGenie alerts from the runtimes (opsgenie-sdk): one alert per failed pipeline and
+logical date, closed when a later run of that pipeline and date succeeds.
+
+De-duplication is OpsGenie's own: every alert carries an alias made of account, pipeline
+and logical date, and OpsGenie turns a create with the alias of an open alert into a
+repeat (its ``count`` grows) instead of a second alert. Success closes by alias
+(``identifierType=alias``), so no state is kept here; closing when nothing is open is a
+no-op on OpsGenie's side.
+
+Environment: ``OPSGENIE_API_KEY`` (required: the key of an OpsGenie *API* integration),
+``DPC_OPSGENIE_API_URL`` (default ``https://api.opsgenie.com``; ``https://api.eu.opsgenie.com``
+for EU accounts, a local server in tests), ``DPC_NOTIFY_TIMEOUT`` (seconds, default 10).
+
+Addresses: an ``https://`` integration URL (``.../v1/json/amazonsns?apiKey=...``) is for the
+AWS path, where SNS posts to it; this backend does not use those URLs (their key belongs
+to the Amazon SNS integration, which the alert API does not accept), so on the SDK path the
+key comes from ``OPSGENIE_API_KEY``. Any other address is an OpsGenie team name, added to
+the alert as a responder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dpc_core.types import Notification
+
+DEFAULT_API_URL = "https://api.opsgenie.com"
+#: OpsGenie limits: alias 512 characters, message 130.
+_MAX_ALIAS = 512
+_MAX_MESSAGE = 130
+
+
+def alert_alias(note: Notification) -> str:
+    """The de-duplication key of a pipeline and logical date: readable, hashed if too long."""
+    alias = f"dpc/{note.account}/{note.pipeline}/{note.logical_date}"
+    if len(alias) <= _MAX_ALIAS:
+        return alias
+    return "dpc/" + hashlib.sha256(alias.encode()).hexdigest()
+
+
+def _responders(addresses: Sequence[str]) -> list[dict[str, str]]:
+    return [{"type": "team", "name": a.strip()} for a in addresses
+            if a.strip() and "://" not in a]
+
+
+def alert_fields(note: Notification, addresses: Sequence[str]) -> dict[str, Any]:
+    """The create-alert fields for a failed run."""
+    message = f"{note.pipeline} ({note.account}) {note.status} for {note.logical_date}"
+    if note.step:
+        message += f" in step {note.step}"
+    details = {"pipeline": note.pipeline, "account": note.account,
+               "logical_date": note.logical_date, "run_id": note.run_id, "status": note.status}
+    if note.step:
+        details["failed_step"] = note.step
+    if note.duration_s is not None:
+        details["duration_s"] = f"{note.duration_s:.1f}"
+    return {
+        "message": message[:_MAX_MESSAGE],
+        "alias": alert_alias(note),
+        "description": "\n".join([note.summary(), *note.details()])[:15000],
+        "responders": _responders(addresses),
+        "tags": ["dpc", note.pipeline],
+        "details": details,
+        "entity": f"{note.account}/{note.pipeline}",
+        "source": "dpc",
+    }
+
+
+class OpsGenieBackend:
+    """Opens an alert for a failed run and closes it when a run of the same date succeeds."""
+
+    #: The dispatcher hands this backend every final status, so a success closes the alert
+    #: even for ``FAILURES_ONLY`` pipelines.
+    receives_all_final_statuses = True
+
+    def __init__(self, alert_api: Any, timeout: float = 10.0) -> None:
+        self.alerts = alert_api
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OpsGenieBackend:
+        """Build the opsgenie-sdk client from the environment (see the module docstring)."""
+        import opsgenie_sdk
+
+        key = env.get("OPSGENIE_API_KEY", "").strip()
+        if not key:
+            raise ValueError("set OPSGENIE_API_KEY to the key of an OpsGenie API integration")
+        conf = opsgenie_sdk.Configuration()
+        conf.host = (env.get("DPC_OPSGENIE_API_URL") or DEFAULT_API_URL).rstrip("/")
+        # Fresh dicts: Configuration() is a shallow copy of a process-wide default, so
+        # mutating its dicts would share the key with every other client.
+        conf.api_key = {"Authorization": key}
+        conf.api_key_prefix = {"Authorization": "GenieKey"}
+        # Bounded retries of 429/5xx and connection errors, so a run is never held long.
+        conf.set_retry_policy({"retry_count": 3, "retry_delay": 5, "retry_max_delay": 15,
+                               "back_off": 0.5})
+        timeout = float(env.get("DPC_NOTIFY_TIMEOUT", "10"))
+        return cls(opsgenie_sdk.AlertApi(opsgenie_sdk.ApiClient(configuration=conf)), timeout)
+
+    def send(self, note: Notification, addresses: Sequence[str]) -> None:
+        """Open (or repeat) the alert of a failed run; close it on a succeeded run.
+
+        Only final statuses matter to OpsGenie; other notes are ignored.
+        """
+        if note.kind != "PIPELINE_FINISHED":
+            return
+        from opsgenie_sdk import CloseAlertPayload, CreateAlertPayload
+
+        if note.failed:
+            self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
+                                     _request_timeout=self.timeout)
+        elif note.status == "SUCCEEDED":
+            self.alerts.close_alert(
+                identifier=alert_alias(note), identifier_type="alias",
+                close_alert_payload=CloseAlertPayload(
+                    source="dpc", note=f"run {note.run_id} succeeded"),
+                _request_timeout=self.timeout)
