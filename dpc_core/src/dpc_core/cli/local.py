@@ -171,3 +171,26 @@ def rerun(workspace: Path, pipeline: str, date: str, downstream: bool) -> None:
 
 runs = local_runs
 status = local_status
+
+
+@local.command("inject")
+@WORKSPACE
+@click.option("--events", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="JSONL file of EventBridge events (Step Functions status changes).")
+def inject(workspace: Path, events: Path) -> None:
+    """Put AWS-shaped status events into the runtime, as if they came from the bus.
+
+    They go through the same outbox and engine as the runtime's own events; child runs
+    they trigger really run. Bad input is refused before anything is queued.
+    """
+    from dpc_core.local.runtime import Workspace, queue_events
+    from dpc_core.simulate import read_events
+
+    ws = Workspace(workspace.resolve())
+    stream = [raw for _, raw in read_events(events, ws.registry)]
+    store = ws.connect()
+    queue_events(store, stream)
+    store.close()
+    running = ws.poke()
+    click.echo(f"queued {len(stream)} event(s)" + ("" if running else
+                                                   "; they are processed by `dpc local up`"))

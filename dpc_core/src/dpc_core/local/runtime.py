@@ -144,6 +144,17 @@ def insert_run(store: SqliteStore, key: str, run_id: str, logical_date: str, rea
     return arn if cur.rowcount == 1 else None
 
 
+def queue_events(store: SqliteStore, events: list[Any]) -> None:
+    """Append events (dicts or StatusEvents) to the outbox, in order, in one transaction."""
+    with store.transaction():
+        for raw in events:
+            payload = raw.model_dump(mode="json", by_alias=True) if hasattr(raw, "model_dump") \
+                else raw
+            store.conn.execute(
+                "INSERT INTO lr_outbox (kind, payload, created_ms) VALUES ('event', ?, ?)",
+                (json.dumps(payload), now_ms()))
+
+
 def manual_run_id(prefix: str, logical_date: str) -> str:
     """A unique execution name for a run started by hand."""
     return f"{prefix}-{logical_date.replace(':', '')}-{uuid.uuid4().hex[:8]}"
