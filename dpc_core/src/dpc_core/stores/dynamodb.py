@@ -178,15 +178,18 @@ class DynamoStore:
 
     def __init__(self, client: Any, tables: DynamoTables | str = "dpc-",
                  consistent_reads: bool = True) -> None:
-        """``client``: a boto3 DynamoDB client, a DynamoDB service resource or a boto3
-        session; ``tables``: their names, or the prefix given to :func:`create_tables`.
+        """``client``: a boto3 DynamoDB client or a boto3 session; ``tables``: their names,
+        or the prefix given to :func:`create_tables`.
 
         Reads are strongly consistent by default (a pipeline registered a moment ago is
         seen by the next event); eventually consistent reads halve the read cost.
         """
-        if hasattr(client, "meta") and hasattr(client.meta, "client"):  # a resource
-            client = client.meta.client
-        elif not hasattr(client, "update_item") and hasattr(client, "client"):  # a session
+        if hasattr(client, "meta") and hasattr(client.meta, "client"):
+            # A resource's client (de)serialises Python values itself; this store speaks
+            # the low-level attribute-value format.
+            raise TypeError("DynamoStore needs a boto3 DynamoDB client or session, "
+                            "not a resource")
+        if not hasattr(client, "update_item") and hasattr(client, "client"):  # a session
             client = client.client("dynamodb")
         self.client = client
         self.tables = tables if isinstance(tables, DynamoTables) else \

@@ -1,0 +1,253 @@
+"""The HTML lineage page in a real headless Chromium (Debian's ``chromium`` package).
+
+The page is driven over the DevTools protocol: console errors, uncaught exceptions and
+every network request are recorded while it loads, then the graph is inspected in the
+DOM and a screenshot of the case study is kept as ``test-artifacts/lineage.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dpc_core.cli.lineage import lineage
+from dpc_core.simulate import simulate
+from dpc_core.store import RunRecord
+from dpc_core.stores.sqlite import SqliteStore
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CASE_STUDY = REPO.parent / "shared" / "spec" / "case-study"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", "--remote-debugging-port=0"]
+
+
+@dataclass
+class PageLoad:
+    """What happened while one page loaded."""
+
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+class Browser:
+    """A headless Chromium with one page, spoken to over the DevTools websocket."""
+
+    def __init__(self, profile: Path) -> None:
+        import websocket  # websocket-client
+
+        # The browser's own stderr (dbus noise in containers) is not the page's console.
+        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}",
+                                      "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("chromium did not open its DevTools port")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as resp:
+            targets = json.load(resp)
+        page = next(t for t in targets if t["type"] == "page")
+        # suppress_origin: Chromium refuses websocket clients that send an Origin header.
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60,
+                                              suppress_origin=True)
+        self._id = 0
+        self.events: list[dict[str, Any]] = []
+        for method in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
+            self.call(method)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and wait for its result (events seen meanwhile are kept)."""
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                result: dict[str, Any] = msg.get("result", {})
+                return result
+            self.events.append(msg)
+
+    def load(self, url: str, width: int = 1100, height: int = 600) -> PageLoad:
+        """Navigate to ``url`` and wait for its load event; report errors and requests."""
+        self.events.clear()
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
+        self.call("Page.navigate", url=url)
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            self.events.append(json.loads(self.ws.recv()))
+        self.evaluate("0")  # flush console events queued behind the load event
+        out = PageLoad()
+        for e in self.events:
+            method, p = e.get("method"), e.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                d = p["exceptionDetails"]
+                out.errors.append(d.get("exception", {}).get("description") or d["text"])
+            elif method == "Runtime.consoleAPICalled" and p["type"] in ("error", "assert"):
+                out.errors.append(" ".join(str(a.get("value", a.get("description")))
+                                           for a in p["args"]))
+            elif method == "Log.entryAdded" and p["entry"]["level"] == "error":
+                out.errors.append(p["entry"]["text"])
+            elif method == "Network.requestWillBeSent":
+                out.requests.append(p["request"]["url"])
+        return out
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JS expression in the page."""
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in res:
+            raise RuntimeError(res["exceptionDetails"]["text"])
+        return res["result"].get("value")
+
+    def screenshot(self, path: Path) -> None:
+        """A PNG of the whole page."""
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def close(self) -> None:
+        """Close the websocket and end the browser this object started."""
+        self.ws.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """One Chromium for the module, on a fresh profile."""
+    assert Path(CHROMIUM).is_file(), (
+        f"{CHROMIUM} not found: install Debian's browser (apt-get install -y chromium)")
+    b = Browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def case_study_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dpc lineage --format html`` of a workspace where the case study's happy path ran
+    (listings and searches SUCCEEDED, so pipeline-x was triggered and is RUNNING)."""
+    ws = tmp_path_factory.mktemp("workspace")
+    (ws / ".dpc").mkdir()
+    store = SqliteStore(ws / ".dpc" / "state.db")
+    result = simulate([CASE_STUDY], CASE_STUDY / "events" / "s01_happy_path.jsonl", store)
+    (d,) = result.decisions
+    store.record_run(RunRecord(f"arn:aws:states:eu-west-1:{d.account}:execution:{d.pipeline}:"
+                               f"{d.execution_name}", f"{d.account}/{d.pipeline}", "RUNNING",
+                               0, 1795672800000, d.window))
+    store.close()
+    out = ws / "lineage.html"
+    res = CliRunner().invoke(lineage, ["--workspace", str(ws), "--date", d.window,
+                                       "--format", "html", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_page_loads_without_console_errors(browser: Browser, case_study_page: Path) -> None:
+    load = browser.load(case_study_page.as_uri())
+    assert load.errors == []
+
+
+def test_page_requests_nothing_but_itself(browser: Browser, case_study_page: Path) -> None:
+    load = browser.load(case_study_page.as_uri())
+    assert load.requests == [case_study_page.as_uri()]
+
+
+def test_page_draws_every_pipeline_in_its_account_lane(browser: Browser,
+                                                       case_study_page: Path) -> None:
+    browser.load(case_study_page.as_uri())
+    lanes = browser.evaluate(
+        "Array.from(document.querySelectorAll('g.node')).map(function (g) {"
+        "  var r = g.getBoundingClientRect(), hit = null;"
+        "  document.querySelectorAll('g.account').forEach(function (a) {"
+        "    var b = a.getBoundingClientRect();"
+        "    if (r.top >= b.top && r.bottom <= b.bottom) { hit = a.dataset.account; } });"
+        "  return [g.dataset.key, hit]; })")
+    assert sorted(lanes) == [["111111111111/listings", "111111111111"],
+                             ["222222222222/searches", "222222222222"],
+                             ["333333333333/listings-fallback", "333333333333"],
+                             ["333333333333/pipeline-x", "333333333333"]]
+
+
+def test_page_colours_nodes_by_their_status_on_the_date(browser: Browser,
+                                                        case_study_page: Path) -> None:
+    browser.load(case_study_page.as_uri())
+    statuses = browser.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('g.node')).map(function (g) {"
+        "  return [g.dataset.key, [g.dataset.status, g.querySelector('rect')"
+        "    .getAttribute('fill')]]; }))")
+    assert statuses == {"111111111111/listings": ["SUCCEEDED", "#c8e6c9"],
+                        "222222222222/searches": ["SUCCEEDED", "#c8e6c9"],
+                        "333333333333/pipeline-x": ["RUNNING", "#bbdefb"],
+                        "333333333333/listings-fallback": ["NONE", "#ffffff"]}
+
+
+def test_page_labels_edges_with_the_statuses_children_wait_for(browser: Browser,
+                                                               case_study_page: Path) -> None:
+    browser.load(case_study_page.as_uri())
+    edges = browser.evaluate(
+        "Array.from(document.querySelectorAll('g.edge')).map(function (g) {"
+        "  return [g.dataset.parent, g.dataset.child, g.textContent]; })")
+    assert sorted(edges) == [
+        ["111111111111/listings", "333333333333/listings-fallback", "FAILED|TIMED_OUT (any)"],
+        ["111111111111/listings", "333333333333/pipeline-x", "SUCCEEDED"],
+        ["222222222222/searches", "333333333333/pipeline-x", "SUCCEEDED"],
+    ]
+
+
+def test_clicking_a_pipeline_shows_what_it_waits_for(browser: Browser,
+                                                     case_study_page: Path) -> None:
+    browser.load(case_study_page.as_uri())
+    panel = browser.evaluate(
+        "document.querySelector('g.node[data-key=\"333333333333/pipeline-x\"]')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}));"
+        "document.getElementById('panel').textContent")
+    assert "waits for: all(listings@111111111111 SUCCEEDED, searches@222222222222 SUCCEEDED)" \
+        in panel
+    dimmed = browser.evaluate(
+        "Array.from(document.querySelectorAll('g.node.dim')).map(function (g) {"
+        "  return g.dataset.key; })")
+    assert dimmed == ["333333333333/listings-fallback"]
+
+
+def test_screenshot_of_the_case_study_is_kept(browser: Browser, case_study_page: Path) -> None:
+    browser.load(case_study_page.as_uri(), width=1100, height=600)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(case_study_page, ARTIFACTS / "lineage.html")
+    shot = ARTIFACTS / "lineage.png"
+    browser.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000  # a blank page compresses to far less
+
+
+def test_console_check_catches_a_script_error(browser: Browser, tmp_path: Path) -> None:
+    # The harness itself: a broken page must not pass as clean.
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>noSuchFunction();</script></body></html>")
+    load = browser.load(page.as_uri())
+    assert any("noSuchFunction" in e for e in load.errors)
+
+
+def test_request_check_catches_an_outside_resource(browser: Browser, tmp_path: Path) -> None:
+    page = tmp_path / "remote.html"
+    page.write_text('<html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
+    load = browser.load(page.as_uri())
+    assert "http://127.0.0.1:9/x.png" in load.requests
