@@ -8,7 +8,12 @@ Plugins import only what this module and :mod:`dpc_core.types` export::
 
 from __future__ import annotations
 
-import pluggy
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
 
 __version__ = "0.1.0"
 
@@ -20,6 +25,17 @@ PROJECT_NAME = "dpc"
 #: Entry-point group under which plugin distributions register their module.
 ENTRY_POINT_GROUP = "dpc"
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+def __getattr__(name: str) -> Any:
+    """``hookimpl``, made on first use: importing pluggy costs start-up time that
+    ``dpc --help`` and ``dpc --version`` do not need."""
+    if name == "hookimpl":
+        import pluggy
+
+        marker = pluggy.HookimplMarker(PROJECT_NAME)
+        globals()["hookimpl"] = marker
+        return marker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ENTRY_POINT_GROUP", "PLUGIN_API_VERSION", "__version__", "hookimpl"]

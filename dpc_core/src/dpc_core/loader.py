@@ -17,7 +17,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dpc_core.errors import Problem, ValidationFailed
-from dpc_core.model import NAME_PATTERN, Block, Pipeline, PipelineBase, Ref, Trigger
+from dpc_core.model import (
+    NAME_PATTERN,
+    Block,
+    Pipeline,
+    PipelineBase,
+    Ref,
+    ScheduleSpec,
+    Trigger,
+)
 from dpc_core.plugins import KNOWN_PROVIDERS, Registry, get_registry
 from dpc_core.types import StepConfig
 
@@ -220,13 +228,30 @@ def _unknown_field_hint(key: str, allowed: list[str], full: Path_) -> str:
     import difflib
 
     hint = ""
-    if len(full) == 1 and key in Trigger.model_fields:
-        hint = f"; {key!r} belongs under trigger:"
+    home = _misplaced(key, full[:-1])
+    if home:
+        hint = f" here ({key!r} belongs under {home})"
     else:
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
         if close:
             hint = f" (did you mean {close[0]!r}?)"
     return hint + (f"; allowed: {', '.join(allowed)}" if allowed else "")
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    return {f.alias or n for n, f in model.model_fields.items()}
+
+
+def _misplaced(key: str, parent: Path_) -> str:
+    """Where a key written at the wrong depth belongs (``trigger.schedule:``), or ``""``."""
+    if parent == () and key in _field_names(Trigger):
+        return "trigger:"
+    if parent in ((), ("trigger",)):
+        if key in _field_names(ScheduleSpec):
+            return "trigger.schedule:"
+        if key in _field_names(Block):
+            return "trigger.executions:"
+    return ""
 
 
 def validate_document(
@@ -271,7 +296,7 @@ def validate_document(
                 steps.append(step)  # type: ignore[arg-type]
 
     raw_compute = data.get("compute")
-    compute = None
+    compute: BaseModel | None = None
     if raw_compute is None:
         compute = reg.computes["local"].config(type="local") if "local" in reg.computes else None
     elif isinstance(raw_compute, dict):
@@ -306,13 +331,15 @@ def validate_document(
         raise ValidationFailed(problems or [Problem(file, 1, 1, "", "invalid pipeline")])
     return Pipeline(
         name=base.name, account=base.account, description=base.description, owner=base.owner,
-        tags=base.tags, trigger=base.trigger, steps=steps, compute=compute,  # type: ignore[arg-type]
+        tags=base.tags, trigger=base.trigger, steps=steps, compute=compute,
         notifications=base.notifications, source=file, project_dir=project_dir,
     )
 
 
 def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
-    table = {"step": reg.steps, "compute": reg.computes, "channel": reg.notifiers}[kind]
+    tables: dict[str, dict[str, Any]] = {
+        "step": reg.steps, "compute": reg.computes, "channel": reg.notifiers}
+    table = tables[kind]
     what = {"step": "step type", "compute": "compute type", "channel": "notification channel"}
     import difflib
 
@@ -324,6 +351,10 @@ def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
     msg += f"; installed: {', '.join(sorted(table)) or 'none'}"
     if provider:
         msg += f"; {name!r} is provided by {provider}: pip install {provider}"
+    if reg.failures:
+        # The type may belong to a plugin that is installed but broken: say so.
+        broken = ", ".join(sorted({f.dist for f in reg.failures}))
+        msg += f"; plugins that failed to load (see `dpc plugins list`): {broken}"
     return msg
 
 
@@ -398,6 +429,8 @@ def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
         msg += "; indent with spaces, YAML does not allow tabs"
     elif "expected <block end>" in what:
         msg += "; check that this line is indented like the lines above it"
+    elif "mapping values are not allowed" in what:
+        msg += "; put quotes around a value that contains ': '"
     return Problem(file, line, col, "", msg)
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -85,14 +86,13 @@ def _account(value: object) -> object:
             # An unquoted 0-leading number is read by YAML as octal or loses its zeros:
             # show what YAML made of it, the user only sees what they typed.
             raise ValueError(
-                f"account must be 12 digits in quotes (account: \"012345678901\"); written "
-                f"without quotes YAML reads it as the number {value}"
+                "must be 12 digits in quotes (\"012345678901\"); without quotes YAML read "
+                f"it as the number {value}"
             )
         value = str(value)
     if isinstance(value, str) and not ACCOUNT_RE.match(value):
         raise ValueError(
-            f"account {value!r} must be 12 digits, quoted (\"012345678901\") so YAML keeps "
-            "leading zeros"
+            f"must be 12 digits in quotes (\"012345678901\"), got {value!r}"
         )
     return value
 
@@ -104,7 +104,12 @@ class Ref(Strict):
     account: str | None = Field(
         default=None, description="parent's AWS account; defaults to this pipeline's"
     )
-    status: list[Status] = Field(min_length=1, description="statuses that satisfy the reference")
+    # The schema lists the words pipeline.yaml accepts (synonyms too, a single word or a
+    # list), not the normalized enum, so editors do not flag the seed's own `SUCCESS`.
+    status: Annotated[list[Status], WithJsonSchema({
+        "anyOf": [{"type": "array", "items": {"enum": ALLOWED_STATUS_WORDS}, "minItems": 1},
+                  {"enum": ALLOWED_STATUS_WORDS}],
+    })] = Field(min_length=1, description="statuses that satisfy the reference")
 
     _acct = field_validator("account", mode="before")(_account)
 
@@ -152,15 +157,19 @@ class Block(Strict):
 Block.model_rebuild()
 
 
+#: One cron field. YAML reads ``hour: 3`` as a number: the model and the schema take both.
+CronField = Annotated[str | None, WithJsonSchema({"type": ["string", "integer"]})]
+
+
 class ScheduleSpec(Strict):
     """``trigger.schedule``: cron fields, a ``cron`` expression, or a ``rate``."""
 
-    minute: str | None = None
-    hour: str | None = None
-    day: str | None = None
-    month: str | None = None
-    week_day: str | None = Field(default=None, alias="weekDay")
-    year: str | None = None
+    minute: CronField = None
+    hour: CronField = None
+    day: CronField = None
+    month: CronField = None
+    week_day: CronField = Field(default=None, alias="weekDay")
+    year: CronField = None
     cron: str | None = Field(default=None, description='EventBridge cron, e.g. "0 3 * * ? *"')
     rate: str | None = Field(default=None, description='e.g. "rate(1 hour)"')
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -200,12 +201,15 @@ def dpc_notifiers() -> Iterator[NotifierType]:
 _TEST = '''\
 """Contract tests of dpc-core, run against this plugin."""
 
+from typing import Any, ClassVar
+
 from dpc_core.testing.contract import PluginContract
 
 
 class TestContract(PluginContract):
     plugin_module = "{pkg}.plugin"
-    examples = {examples}
+    #: A valid config of each step or compute type the plugin provides.
+    examples: ClassVar[dict[str, dict[str, Any]]] = {examples}
 '''
 
 
@@ -227,16 +231,19 @@ def create_plugin(parent: Path, kind: str, name: str) -> Path:
     (root / "src" / pkg / "__init__.py").write_text(f'"""dpc {kind} plugin {name}."""\n')
     if kind == "step":
         body = _STEP.format(name=name, cls=cls + "Step")
-        examples = repr({name: {"name": "example", "type": name, "message": "hi"}})
+        examples = json.dumps({name: {"name": "example", "type": name, "message": "hi"}})
     elif kind == "compute":
         body = _COMPUTE.format(name=name, cls=cls + "Compute")
-        examples = repr({name: {"type": name}})
+        examples = json.dumps({name: {"type": name}})
     else:
         channel = name_id.upper()
         body = _NOTIFIER.format(channel=channel, cls=cls + "Notifier")
         examples = "{}"
     (root / "src" / pkg / "plugin.py").write_text(body)
-    (root / "tests" / "test_contract.py").write_text(_TEST.format(pkg=pkg, examples=examples))
+    # A basename unique to the package: pytest refuses two test modules of one name
+    # when several plugins are tested together (a monorepo of plugins).
+    (root / "tests" / f"test_contract_{name_id}.py").write_text(
+        _TEST.format(pkg=pkg, examples=examples))
     (root / "README.md").write_text(f"# {dist}\n\nA dpc {kind} plugin. Install: "
                                     f"`pip install -e .`; check: `dpc plugins list`; test: "
                                     f"`pytest -p dpc_core.testing.fixtures tests`.\n")

@@ -196,7 +196,7 @@ class Cron:
         aws_wd = (d.weekday() + 1) % 7 + 1  # Monday=0 -> 2, Sunday=6 -> 1
         m = self._wday_matcher(wday)
         if isinstance(m, tuple) and m[0] == "#":
-            return aws_wd == m[1] and (d.day - 1) // 7 + 1 == m[2]
+            return bool(aws_wd == m[1] and (d.day - 1) // 7 + 1 == m[2])
         if isinstance(m, tuple) and m[0] == "L":
             return aws_wd == m[1] and d.day + 7 > last
         return m is None or aws_wd in m  # type: ignore[operator]
@@ -272,23 +272,27 @@ def cron_from_fields(fields: dict[str, str | None]) -> Cron:
 
     Fields left out below the most significant given one default to their first
     value (``hour: 3`` alone means 03:00, not every minute of hour 3, unlike
-    ``aws_cdk.Schedule.cron``); fields above it default to every value.
+    ``aws_cdk.Schedule.cron``; ``month: 6`` alone means June 1st at 00:00); fields
+    above it default to every value. ``weekDay`` ranks with ``day``, and when it is
+    given ``day`` is ``?``.
     """
-    given = [name for name in FIELD_NAMES[:4] if fields.get(name) is not None]
-    if fields.get("weekDay") is not None and "day" not in given:
-        given.append("day")
-    top = max((FIELD_NAMES.index(n) for n in given), default=-1)
+    week_day = fields.get("weekDay")
+    by_week_day = week_day not in (None, "?")
+    rank = {"minute": 0, "hour": 1, "day": 2, "weekDay": 2, "month": 3, "year": 4}
+    given = [name for name in FIELD_NAMES if fields.get(name) not in (None, "?")]
+    top = max((rank[n] for n in given), default=-1)
+    first = {"minute": "0", "hour": "0", "day": "1", "month": "1"}
     out: list[str] = []
-    for i, name in enumerate(FIELD_NAMES):
+    for name in FIELD_NAMES:
         value = fields.get(name)
-        if value is not None:
+        if name == "weekDay":
+            out.append(str(value) if by_week_day else "?")
+        elif name == "day" and by_week_day:
+            out.append("?" if value is None else str(value))
+        elif value is not None:
             out.append(str(value))
-        elif name == "day":
-            out.append("?" if fields.get("weekDay") is not None else "*")
-        elif name == "weekDay":
-            out.append("?" if fields.get("weekDay") is None else "*")
-        elif i < top and name in ("minute", "hour"):
-            out.append("0")
+        elif rank[name] < top:
+            out.append(first[name])
         else:
             out.append("*")
     return Cron.parse(" ".join(out))

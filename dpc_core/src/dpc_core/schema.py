@@ -13,7 +13,9 @@ from dpc_core.plugins import Registry, get_registry
 def _tagged(models: dict[str, type[BaseModel]]) -> Any:
     variants = [
         create_model(cls.__name__, __base__=cls, __doc__=cls.__doc__,
-                     type=(Literal[name], Field(description=f"{name} ({cls.__module__})")))
+                     # A Literal of a runtime value: fine for pydantic, opaque to mypy.
+                     type=(Literal[name],  # type: ignore[arg-type]
+                           Field(description=f"{name} ({cls.__module__})")))
         for name, cls in sorted(models.items())
     ]
     if len(variants) == 1:
