@@ -51,7 +51,17 @@ def up(ws: Path, until_idle: bool = True) -> subprocess.Popen[str]:
     args = [DPC, "local", "up", "--no-schedule", "-w", str(ws)]
     if until_idle:
         args.append("--until-idle")
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    err = open(os.environ.get("DPC_BENCH_STDERR", os.devnull), "w")  # noqa: SIM115
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+
+
+def first_line_then_drain(proc: subprocess.Popen[str]) -> str:
+    """The runtime's ready line; the rest of its output is drained in the background (a
+    full pipe would block the runtime's console writes)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return line
 
 
 def queue(ws: Path, names_dates: list[tuple[str, str]]) -> None:
@@ -112,8 +122,7 @@ def latency(chain: int, joins: int) -> None:
                   + STEP)
         day = "2026-11-26"
         proc = up(ws, until_idle=False)
-        assert proc.stdout is not None
-        proc.stdout.readline()  # ready
+        first_line_then_drain(proc)
         conn = sqlite3.connect(ws / ".dpc" / "state.db")
         t0 = time.perf_counter()
         # The chain: one run at a time, each started by its parent's success.
@@ -123,7 +132,12 @@ def latency(chain: int, joins: int) -> None:
         # not time spent queued behind other runs in the executor pool.
         for k in range(joins):
             poke_queue(ws, [(f"a{k}", day), (f"b{k}", day)])
-            wait_for(conn, f"j{k}")
+            try:
+                wait_for(conn, f"j{k}")
+            except TimeoutError:
+                proc.send_signal(10)  # SIGUSR1: the runtime dumps its threads
+                time.sleep(1)
+                raise
         wall = time.perf_counter() - t0
         proc.send_signal(2)
         proc.wait(timeout=30)
@@ -149,8 +163,7 @@ def throughput(n: int) -> None:
         # Start-up time and idle memory, on an empty queue.
         t0 = time.perf_counter()
         proc = up(ws, until_idle=False)
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = first_line_then_drain(proc)
         ready = time.perf_counter() - t0
         time.sleep(1.0)
         idle = rss_mib(proc.pid)

@@ -119,7 +119,9 @@ def window_of(start_ms: int, logical: str | None, window: str, tz: str) -> str:
             return logical[:10]
         return logical[:13] if len(logical) >= 13 else logical[:10] + "T00"
     dt = datetime.fromtimestamp(start_ms / 1000, tz=UTC).astimezone(_zone(tz))
-    return dt.strftime("%Y-%m-%d") if window == "daily" else dt.strftime("%Y-%m-%dT%H")
+    # f-strings rather than strftime: the same text, at a fraction of the cost (hot path).
+    day = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
+    return day if window == "daily" else f"{day}T{dt.hour:02d}"
 
 
 @lru_cache(maxsize=65536)
@@ -132,29 +134,45 @@ def _parse_condition(text: str) -> Block:
 def evaluate(block: Block, slots: Mapping[str, Slot], own_account: str) -> tuple[bool, list[
     tuple[Ref, str, Slot]
 ]]:
-    """Does ``block`` hold over the latest parent runs ``slots``? And which runs satisfy it."""
-    satisfied: list[tuple[Ref, str, Slot]] = []
+    """Does ``block`` hold over the latest parent runs ``slots``? And which runs satisfy it.
 
-    def item(it: Ref | Block) -> bool:
+    A run satisfies the condition only through items that hold inside blocks that hold:
+    in ``anyOf [p, allOf [q, r]]`` with only p and q succeeded, p alone satisfied it.
+    """
+    wanted_cache: dict[int, frozenset[str]] = {}
+
+    def item(it: Ref | Block) -> tuple[bool, list[tuple[Ref, str, Slot]]]:
         if isinstance(it, Block):
             return block_holds(it)
         key = pkey(it.account or own_account, it.name)
         slot = slots.get(key)
-        if slot is not None and slot.status in {s.value for s in it.status}:
-            satisfied.append((it, key, slot))
-            return True
-        return False
+        wanted = wanted_cache.get(id(it))
+        if wanted is None:
+            wanted = wanted_cache[id(it)] = frozenset(s.value for s in it.status)
+        if slot is not None and slot.status in wanted:
+            return True, [(it, key, slot)]
+        return False, []
 
-    def block_holds(b: Block) -> bool:
-        parts = []
-        # Evaluate every item (no short-circuit) so all satisfying runs are known.
+    def block_holds(b: Block) -> tuple[bool, list[tuple[Ref, str, Slot]]]:
+        parts: list[bool] = []
+        runs: list[tuple[Ref, str, Slot]] = []
+        # Every item is evaluated (no short-circuit) so all satisfying runs are known.
         if b.all_of is not None:
-            parts.append(all([item(i) for i in b.all_of]))
+            results = [item(i) for i in b.all_of]
+            ok = all(r[0] for r in results)
+            parts.append(ok)
+            if ok:
+                runs += [x for r in results for x in r[1]]
         if b.any_of is not None:
-            parts.append(any([item(i) for i in b.any_of]))
-        return all(parts) if b.operator == "AND" else any(parts)
+            results = [item(i) for i in b.any_of]
+            ok = any(r[0] for r in results)
+            parts.append(ok)
+            if ok:
+                runs += [x for r in results if r[0] for x in r[1]]
+        holds = all(parts) if b.operator == "AND" else any(parts)
+        return holds, runs if holds else []
 
-    return block_holds(block), satisfied
+    return block_holds(block)
 
 
 def spec_of(pipeline: Pipeline) -> PipelineSpec:
@@ -175,6 +193,33 @@ def spec_of(pipeline: Pipeline) -> PipelineSpec:
                         parents=tuple(pkey(a, n) for a, n in pipeline.parents()), info=info)
 
 
+def find_cycle(parents: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A dependency cycle in a graph given as node -> its parents, in data-flow order
+    (``a -> b -> a`` means b waits on a and a on b), or None."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in parents:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        iters = [iter(parents.get(root, ()))]
+        state[root] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+                continue
+            mark = state.get(nxt)
+            if mark == 1:
+                loop = path[path.index(nxt):] + [nxt]
+                return list(reversed(loop))
+            if mark is None:
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(parents.get(nxt, ())))
+    return None
+
+
 EventAdapter = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 
 
@@ -185,6 +230,10 @@ class Engine:
         self.store = store
         # Extra event sources from plugins: (source, detail-type) -> to_status_event.
         self.adapters = {(s, d): f for s, d, f in adapters}
+        # Parsed conditions by child key, with the condition object they were parsed from:
+        # stores hand back the same spec object while it is unchanged, so an identity check
+        # skips re-serialising the condition on every evaluation (the hot path).
+        self._blocks: dict[str, tuple[object, Block]] = {}
 
     # -- registry ---------------------------------------------------------------
 
@@ -196,6 +245,23 @@ class Engine:
             raise DependencyCycle(cycle)
         self.store.put_pipeline(spec)
         return spec
+
+    def register_many(self, pipelines: Iterable[Pipeline | PipelineSpec]) -> list[PipelineSpec]:
+        """Register many pipelines at once, with one cycle check over the whole graph.
+
+        Linear in pipelines + edges (registering one at a time walks every ancestor of
+        each, which is quadratic on deep lineages). All or nothing: a cycle registers none.
+        """
+        specs = [p if isinstance(p, PipelineSpec) else spec_of(p) for p in pipelines]
+        graph = {s.key: s.parents for s in self.store.pipelines()}
+        graph.update((s.key, s.parents) for s in specs)
+        cycle = find_cycle(graph)
+        if cycle:
+            raise DependencyCycle(cycle)
+        with self.store.transaction():
+            for spec in specs:
+                self.store.put_pipeline(spec)
+        return specs
 
     def _cycle_through(self, spec: PipelineSpec) -> list[str] | None:
         # Walk upwards from the new pipeline's parents: reaching it again is a cycle.
@@ -265,9 +331,14 @@ class Engine:
                         slot: Slot, downstream: bool = False) -> Decision | None:
         if child.condition is None:
             return None
-        import json
+        cached = self._blocks.get(child.key)
+        if cached is not None and cached[0] is child.condition:
+            block = cached[1]
+        else:
+            import json
 
-        block = _parse_condition(json.dumps(child.condition, sort_keys=True))
+            block = _parse_condition(json.dumps(child.condition, sort_keys=True))
+            self._blocks[child.key] = (child.condition, block)
         window = window_of(run.start_ms, run.logical, child.window, child.timezone)
         state = self.store.update_slot(child.key, window, parent, slot)
         for _ in range(100):  # compare-and-set retries; a handful at most in practice

@@ -38,8 +38,13 @@ def local() -> None:
 @click.option("--parallel", default=8, show_default=True, help="Runs executed at once.")
 def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> None:
     """Run the runtime in the foreground (Ctrl-C stops cleanly)."""
+    import faulthandler
+    import signal
+
     from dpc_core.local.runtime import Runtime
 
+    # `kill -USR1 PID` prints every thread's stack: how to see what a stuck runtime does.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
                  out=lambda s: click.echo(s))
     rt.open()

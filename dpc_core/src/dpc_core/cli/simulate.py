@@ -22,7 +22,7 @@ def simulate(pipelines: tuple[Path, ...], events: Path, fmt: str, db: Path | Non
     from dpc_core.simulate import simulate as run
     from dpc_core.stores.sqlite import SqliteStore
 
-    store = SqliteStore(db) if db else None
+    store = SqliteStore(db, exclusive=True) if db else None
     result = run(list(pipelines), events, store)
     if fmt == "json":
         for line in decisions_json(result.decisions):

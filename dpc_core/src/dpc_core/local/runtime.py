@@ -90,10 +90,11 @@ class Workspace:
         pipelines = load_pipelines([self.root], require_account=True, registry=self.registry)
         return {pkey(p.account or "", p.name): p for p in pipelines}
 
-    def connect(self) -> SqliteStore:
-        """Open (and create) the state database."""
+    def connect(self, exclusive: bool = False) -> SqliteStore:
+        """Open (and create) the state database; ``exclusive`` only for the runtime, which
+        holds the workspace lock (other commands never write the engine's tables)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(connect(self.db_path))
+        store = SqliteStore(connect(self.db_path), exclusive=exclusive)
         state.init(store.conn)
         return store
 
@@ -202,7 +203,7 @@ class Runtime:
         self._lock_file.truncate(0)
         self._lock_file.write(str(os.getpid()))
         self._lock_file.flush()
-        self.store = self.ws.connect()
+        self.store = self.ws.connect(exclusive=True)
         reg = self.ws.registry
         self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
                                                    for t in reg.trigger_sources.values()])
@@ -210,31 +211,11 @@ class Runtime:
             registered = {s.key for s in self.store.pipelines()}
             for key in registered - set(self.pipelines):
                 self.store.delete_pipeline(*key.split("/", 1))
-            for p in self._in_dependency_order():
-                self.engine.register(p)
+            self.engine.register_many(self.pipelines.values())
             self._recover()
         self._open_socket()
         self._setup_notifications()
         self.ready_at = time.perf_counter() - t0
-
-    def _in_dependency_order(self) -> list[Pipeline]:
-        # Parents first, so the cycle check sees the whole graph as it grows.
-        order: list[Pipeline] = []
-        done: set[str] = set()
-
-        def visit(key: str, path: tuple[str, ...]) -> None:
-            if key in done or key not in self.pipelines:
-                return
-            if key in path:
-                return  # the engine's cycle check reports it with the path
-            for a, n in self.pipelines[key].parents():
-                visit(pkey(a, n), (*path, key))
-            done.add(key)
-            order.append(self.pipelines[key])
-
-        for key in sorted(self.pipelines):
-            visit(key, ())
-        return order
 
     def _setup_notifications(self) -> None:
         from dpc_core.notify import Dispatcher

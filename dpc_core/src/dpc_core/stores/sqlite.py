@@ -28,6 +28,10 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS pipelines (
     key TEXT PRIMARY KEY, spec TEXT NOT NULL, updated_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS registry_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO registry_version (id, version) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS edges (
     parent TEXT NOT NULL, child TEXT NOT NULL, PRIMARY KEY (parent, child)
 ) WITHOUT ROWID;
@@ -55,18 +59,36 @@ def connect(path: str | Path) -> sqlite3.Connection:
                            timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # 64 MiB of page cache (the default 2 MiB makes the per-event cost grow with the
+    # size of the organisation once the registry and windows outgrow it).
+    conn.execute("PRAGMA cache_size=-65536")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
 
 
 class SqliteStore:
-    """The trigger store on one SQLite connection (one per thread or process)."""
+    """The trigger store on one SQLite connection (one per thread or process).
 
-    def __init__(self, conn: sqlite3.Connection | str | Path = ":memory:") -> None:
+    ``exclusive=True`` promises that no other connection writes the engine's tables
+    while this store is open (``dpc simulate``; the local runtime, which holds the
+    workspace lock). Runs and windows are then also kept in memory, write-through, so
+    the event path issues writes only. Several workers on one file must leave it False.
+    """
+
+    def __init__(self, conn: sqlite3.Connection | str | Path = ":memory:", *,
+                 exclusive: bool = False) -> None:
         self.conn = conn if isinstance(conn, sqlite3.Connection) else connect(conn)
+        self.exclusive = exclusive
+        self._runs_cache: dict[str, tuple[str, int]] = {}
+        self._win_cache: dict[tuple[str, str], WindowState] = {}
         self._depth = 0
         self._lock = threading.RLock()
         self._spec_cache: dict[str, PipelineSpec] = {}
+        # lookup() results, valid while registry_version is unchanged (any connection that
+        # registers or unregisters bumps it), so the event path reads one integer instead
+        # of the registry rows.
+        self._lookup_cache: dict[str, tuple[PipelineSpec, list[PipelineSpec]] | None] = {}
+        self._lookup_version = -1
         self.conn.executescript(SCHEMA)
 
     # -- transactions -------------------------------------------------------------
@@ -88,6 +110,7 @@ class SqliteStore:
                 yield
             except BaseException:
                 self.conn.execute("ROLLBACK")
+                self._forget()
                 raise
             else:
                 self.conn.execute("COMMIT")
@@ -116,6 +139,7 @@ class SqliteStore:
             self.conn.execute("DELETE FROM edges WHERE child = ?", (spec.key,))
             self.conn.executemany("INSERT OR IGNORE INTO edges (parent, child) VALUES (?, ?)",
                                   [(p, spec.key) for p in spec.parents])
+            self._bump()
 
     def delete_pipeline(self, account: str, name: str) -> bool:
         """Unregister a pipeline and its edges as a child."""
@@ -123,7 +147,19 @@ class SqliteStore:
         with self.transaction():
             cur = self.conn.execute("DELETE FROM pipelines WHERE key = ?", (key,))
             self.conn.execute("DELETE FROM edges WHERE child = ?", (key,))
+            self._bump()
         return cur.rowcount > 0
+
+    def _forget(self) -> None:
+        """Drop every cache (after a rollback the database no longer matches them)."""
+        self._lookup_cache.clear()
+        self._lookup_version = -1
+        self._runs_cache.clear()
+        self._win_cache.clear()
+
+    def _bump(self) -> None:
+        self.conn.execute("UPDATE registry_version SET version = version + 1 WHERE id = 1")
+        self._lookup_cache.clear()
 
     def get_pipeline(self, key: str) -> PipelineSpec | None:
         """The spec of ``account/name``."""
@@ -136,7 +172,24 @@ class SqliteStore:
         return iter([self._spec(r[0]) for r in rows])
 
     def lookup(self, key: str) -> tuple[PipelineSpec, list[PipelineSpec]] | None:
-        """The pipeline and its children (one indexed read each)."""
+        """The pipeline and its children (cached while the registry is unchanged)."""
+        if self.exclusive and self._lookup_version != -1:
+            version = self._lookup_version  # only this connection registers
+        else:
+            (version,) = self.conn.execute(
+                "SELECT version FROM registry_version WHERE id = 1").fetchone()
+        if version != self._lookup_version:
+            self._lookup_cache.clear()
+            self._lookup_version = version
+        if key in self._lookup_cache:
+            return self._lookup_cache[key]
+        found = self._lookup(key)
+        if len(self._lookup_cache) > 100_000:
+            self._lookup_cache.clear()
+        self._lookup_cache[key] = found
+        return found
+
+    def _lookup(self, key: str) -> tuple[PipelineSpec, list[PipelineSpec]] | None:
         me = self.get_pipeline(key)
         if me is None:
             return None
@@ -150,14 +203,23 @@ class SqliteStore:
     def record_run(self, run: RunRecord) -> Recorded:
         """Insert or advance a run; duplicates and stale statuses change nothing."""
         with self.transaction():
-            row = self.conn.execute("SELECT status, rc FROM runs WHERE arn = ?",
-                                    (run.arn,)).fetchone()
+            row = self._runs_cache.get(run.arn) if self.exclusive else None
+            if row is None:
+                row = self.conn.execute("SELECT status, rc FROM runs WHERE arn = ?",
+                                        (run.arn,)).fetchone()
             if row is not None:
                 status, rc = row
+                if self.exclusive:
+                    self._runs_cache[run.arn] = (status, rc)
                 if (status, rc) == (run.status, run.redrive_count):
                     return Recorded.DUPLICATE
                 if not run.newer_than(status, rc):
                     return Recorded.STALE
+            if self.exclusive:
+                if len(self._runs_cache) > 500_000:
+                    self._runs_cache.clear()
+                self._runs_cache[run.arn] = (run.status, run.redrive_count)
+            if row is not None:
                 self.conn.execute(
                     "UPDATE runs SET status = ?, rc = ?, stop_ms = ?, error = ?, "
                     "logical = COALESCE(logical, ?), updated_at = ? WHERE arn = ?",
@@ -196,13 +258,25 @@ class SqliteStore:
 
     def window_state(self, child: str, window: str) -> WindowState:
         """The stored state of a child window."""
+        if self.exclusive:
+            cached = self._win_cache.get((child, window))
+            if cached is not None:
+                return cached
         row = self.conn.execute(
             "SELECT slots, version, generation, last_runs FROM windows "
             "WHERE child = ? AND window = ?", (child, window)).fetchone()
         if row is None:
             return WindowState()
         slots = {k: Slot.from_dict(v) for k, v in json.loads(row[0]).items()}
-        return WindowState(slots, int(row[1]), int(row[2]), tuple(json.loads(row[3])))
+        state = WindowState(slots, int(row[1]), int(row[2]), tuple(json.loads(row[3])))
+        self._remember(child, window, state)
+        return state
+
+    def _remember(self, child: str, window: str, state: WindowState) -> None:
+        if self.exclusive:
+            if len(self._win_cache) > 200_000:
+                self._win_cache.clear()
+            self._win_cache[(child, window)] = state
 
     def update_slot(self, child: str, window: str, parent: str, slot: Slot) -> WindowState:
         """Advance the parent's slot if ``slot`` supersedes it; return the window state."""
@@ -219,18 +293,23 @@ class SqliteStore:
                 "slots = excluded.slots, version = excluded.version",
                 (child, window, json.dumps({k: v.to_dict() for k, v in slots.items()}),
                  new.version, new.generation, json.dumps(list(new.last_runs))))
+            self._remember(child, window, new)
             return new
 
     def claim(self, child: str, window: str, seen: WindowState, claim: Claim) -> bool:
         """Compare-and-set the window's generation; record the claim."""
+        last_runs = sorted({p["executionArn"] for p in claim.parents})
         with self.transaction():
             cur = self.conn.execute(
                 "UPDATE windows SET generation = ?, last_runs = ? WHERE child = ? AND window = ? "
                 "AND version = ? AND generation = ?",
-                (claim.generation, json.dumps(sorted({p["executionArn"] for p in claim.parents})),
-                 child, window, seen.version, seen.generation))
+                (claim.generation, json.dumps(last_runs), child, window, seen.version,
+                 seen.generation))
             if cur.rowcount != 1:
+                self._win_cache.pop((child, window), None)
                 return False
+            self._remember(child, window, WindowState(seen.slots, seen.version,
+                                                      claim.generation, tuple(last_runs)))
             self.conn.execute(
                 "INSERT INTO claims (child, window, generation, execution_name, parents, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",

@@ -25,8 +25,15 @@ def _factory(env: Mapping[str, str]) -> NotifierBackend:
     return SmtpBackend.from_env(env)
 
 
+def _aws_subscriptions(scope, topic, addresses):  # type: ignore[no-untyped-def]
+    from dpc_notify_email.aws import subscribe
+
+    subscribe(scope, topic, addresses)
+
+
 @hookimpl
 def dpc_notifiers() -> Iterator[NotifierType]:
     """The EMAIL channel."""
     yield NotifierType(channel="EMAIL", factory=_factory, validate_address=validate_address,
+                       aws_subscriptions=_aws_subscriptions,
                        description="email (SMTP locally, SNS on AWS)")

@@ -24,8 +24,15 @@ def _factory(env: Mapping[str, str]) -> NotifierBackend:
     return OpsGenieBackend.from_env(env)
 
 
+def _aws_subscriptions(scope, topic, addresses):  # type: ignore[no-untyped-def]
+    from dpc_notify_opsgenie.aws import subscribe
+
+    subscribe(scope, topic, addresses)
+
+
 @hookimpl
 def dpc_notifiers() -> Iterator[NotifierType]:
     """The OPSGENIE channel."""
     yield NotifierType(channel="OPSGENIE", factory=_factory, validate_address=validate_address,
+                       aws_subscriptions=_aws_subscriptions,
                        description="OpsGenie alert per failed run, closed on success")

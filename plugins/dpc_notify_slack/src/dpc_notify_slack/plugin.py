@@ -23,8 +23,15 @@ def _factory(env: Mapping[str, str]) -> NotifierBackend:
     return SlackBackend.from_env(env)
 
 
+def _aws_subscriptions(scope, topic, addresses):  # type: ignore[no-untyped-def]
+    from dpc_notify_slack.aws import subscribe
+
+    subscribe(scope, topic, addresses)
+
+
 @hookimpl
 def dpc_notifiers() -> Iterator[NotifierType]:
     """The SLACK channel."""
     yield NotifierType(channel="SLACK", factory=_factory, validate_address=validate_address,
+                       aws_subscriptions=_aws_subscriptions,
                        description="Slack message thread per run")

@@ -1,0 +1,1 @@
+"""The central account's stack and its constructs (one construct per module)."""

@@ -1,0 +1,64 @@
+"""The execution tracker: run and step events → the pipeline's SNS topic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from dpc_central.central_account.tables import TriggerTables
+from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
+from dpc_central.common.nag import region_in_finding, suppress
+from dpc_central.conventions import (
+    HANDLER_EXECUTION_TRACKER,
+    RUN_STATUS_SOURCE,
+    SFN_SOURCE,
+)
+
+#: Pipeline topics are named ``dpc-<pipeline>`` in their accounts.
+TOPIC_PREFIX = "dpc-"
+
+
+class ExecutionTracker(Construct):
+    """Formats run and step events by the pipeline's notification type and publishes
+    them to the pipeline's SNS topic (``dpc-<pipeline>`` in the pipeline's account).
+
+    Attributes: ``handler``, ``rule``, ``dlq``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, bus: events.IEventBus,
+                 tables: TriggerTables, member_accounts: Sequence[str], code_dir: Path,
+                 alarm_topic: sns.ITopic, layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
+        super().__init__(scope, id)
+        self.handler = DpcFunction(
+            self, "Handler", handler=HANDLER_EXECUTION_TRACKER, code_dir=code_dir,
+            environment=tables.environment, alarm_topic=alarm_topic, layers=layers,
+            description="dpc execution tracker: notifications per pipeline",
+        )
+        tables.registry.grant_read_data(self.handler.function)
+        stack = Stack.of(self)
+        accounts = sorted(set(member_accounts)) or ["*"]
+        self.handler.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sns:Publish"],
+            resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
+                       for a in accounts]))
+        suppress(self.handler, [("AwsSolutions-IAM5", "publishes to the dpc-<pipeline> topic "
+                                 "of whichever pipeline an event is about; topics are created "
+                                 "by pipeline stacks after this stack",
+                                 [f"Resource::arn:<AWS::Partition>:sns:{region_in_finding(self)}:"
+                                  f"{a}:{TOPIC_PREFIX}*" for a in accounts])])
+        self.dlq = dead_letter_queue(self, "RuleDlq")
+        self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,
+                                              topic=alarm_topic)
+        self.rule = events.Rule(
+            self, "RunEvents", event_bus=bus, description="run and step events to notify",
+            event_pattern=events.EventPattern(source=[SFN_SOURCE, RUN_STATUS_SOURCE]),
+            targets=[targets.LambdaFunction(self.handler.function, dead_letter_queue=self.dlq,
+                                            retry_attempts=8)])

@@ -1,0 +1,67 @@
+"""Reconciliation: terminal statuses that never arrived are fetched on a schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from dpc_central.central_account.tables import TriggerTables
+from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
+from dpc_central.common.nag import suppress
+from dpc_central.conventions import (
+    ENV_CENTRAL_BUS,
+    ENV_READ_ROLE_NAME,
+    HANDLER_RECONCILER,
+    RECONCILER_READ_ROLE,
+)
+
+
+class Reconciler(Construct):
+    """Every ``interval`` the reconciler lists recent executions of registered pipelines
+    through each account's read-only role and feeds missing terminal statuses to the
+    engine (``TIMED_OUT`` and ``ABORTED`` runs cannot report themselves).
+
+    Attributes: ``handler``, ``rule``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, tables: TriggerTables, bus_name: str,
+                 member_accounts: Sequence[str], code_dir: Path, alarm_topic: sns.ITopic,
+                 interval: Duration | None = None,
+                 layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
+        super().__init__(scope, id)
+        self.handler = DpcFunction(
+            self, "Handler", handler=HANDLER_RECONCILER, code_dir=code_dir,
+            environment={**tables.environment, ENV_CENTRAL_BUS: bus_name,
+                         ENV_READ_ROLE_NAME: RECONCILER_READ_ROLE},
+            description="dpc reconciler: statuses lost on the way", alarm_topic=alarm_topic,
+            layers=layers, timeout=Duration.minutes(5), reserved_concurrency=1,
+        )
+        tables.grant_engine(self.handler.function)
+        stack = Stack.of(self)
+        accounts = sorted(set(member_accounts))
+        roles = ([f"arn:{stack.partition}:iam::{a}:role/{RECONCILER_READ_ROLE}" for a in accounts]
+                 or [f"arn:{stack.partition}:iam::*:role/{RECONCILER_READ_ROLE}"])
+        self.handler.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["sts:AssumeRole"], resources=roles))
+        if not accounts:
+            suppress(self.handler, [("AwsSolutions-IAM5", "organisation mode: member accounts "
+                                     "are not known at synth; the role name is fixed and each "
+                                     "account's trust policy admits only this account",
+                                     [f"Resource::arn:<AWS::Partition>:iam::*:role/"
+                                      f"{RECONCILER_READ_ROLE}"])])
+        self.dlq = dead_letter_queue(self, "RuleDlq")
+        self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,
+                                              topic=alarm_topic)
+        self.rule = events.Rule(
+            self, "Schedule", schedule=events.Schedule.rate(interval or Duration.minutes(15)),
+            description="dpc reconciliation",
+            targets=[targets.LambdaFunction(self.handler.function, dead_letter_queue=self.dlq,
+                                            retry_attempts=2)])

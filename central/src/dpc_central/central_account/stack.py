@@ -1,0 +1,64 @@
+"""The central account's stack (``dpc setup-central-account``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from dpc_central.central_account.bus import CentralBus
+from dpc_central.central_account.delivery import TargetedDelivery
+from dpc_central.central_account.execution_tracker import ExecutionTracker
+from dpc_central.central_account.reconciler import Reconciler
+from dpc_central.central_account.registration_api import RegistrationApi
+from dpc_central.central_account.slack_service import SlackService
+from dpc_central.central_account.tables import TriggerTables
+from dpc_central.central_account.trigger_manager import TriggerManager
+
+
+class CentralStack(Stack):
+    """Bus, trigger manager, tables, targeted delivery, registration API, Slack service,
+    reconciler, execution tracker, and the alarms topic every alarm notifies."""
+
+    def __init__(self, scope: Construct, id: str, *, org_id: str | None,
+                 member_accounts: Sequence[str], code_dir: Path,
+                 layer_arns: Sequence[str] = (), alarm_email: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(scope, id, description="dpc central account", **kwargs)
+        members = sorted(set(member_accounts))
+        layers = [lambda_.LayerVersion.from_layer_version_arn(self, f"Layer{i}", arn)
+                  for i, arn in enumerate(layer_arns)]
+        key = kms.Key(self, "AlarmsKey", enable_key_rotation=True,
+                      description="dpc alarms topic")
+        self.alarm_topic = sns.Topic(self, "Alarms", display_name="dpc alarms",
+                                     master_key=key, enforce_ssl=True)
+        # CloudWatch alarms publish to the encrypted topic.
+        key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        if alarm_email:
+            from aws_cdk import aws_sns_subscriptions as subs
+
+            self.alarm_topic.add_subscription(subs.EmailSubscription(alarm_email))
+        self.bus = CentralBus(self, "CentralBus", org_id=org_id, member_accounts=members).bus
+        self.tables = TriggerTables(self, "Tables")
+        common = {"code_dir": code_dir, "alarm_topic": self.alarm_topic, "layers": layers}
+        self.trigger_manager = TriggerManager(
+            self, "TriggerManager", bus=self.bus, tables=self.tables, member_accounts=members,
+            org_mode=bool(org_id), **common)
+        self.delivery = TargetedDelivery(self, "Delivery", bus=self.bus, member_accounts=members,
+                                         alarm_topic=self.alarm_topic)
+        self.registration = RegistrationApi(self, "Registration", tables=self.tables,
+                                            org_id=org_id, member_accounts=members, **common)
+        self.slack = SlackService(self, "Slack", tables=self.tables, member_accounts=members,
+                                  **common)
+        self.reconciler = Reconciler(self, "Reconciler", tables=self.tables,
+                                     bus_name=self.bus.event_bus_name, member_accounts=members,
+                                     **common)
+        self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
+                                        tables=self.tables, member_accounts=members, **common)

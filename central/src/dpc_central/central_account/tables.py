@@ -1,0 +1,104 @@
+"""The DynamoDB tables of the trigger engine's store and of the Slack service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
+          "B": dynamodb.AttributeType.BINARY}
+
+
+def _key(definition: dict[str, Any], schema: list[dict[str, str]], kind: str) -> Any:
+    names = [k["AttributeName"] for k in schema if k["KeyType"] == kind]
+    if not names:
+        return None
+    types = {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
+    return dynamodb.Attribute(name=names[0], type=_TYPES[types[names[0]]])
+
+
+def _table(scope: Construct, id: str, definition: dict[str, Any]) -> dynamodb.Table:
+    table = dynamodb.Table(
+        scope, id,
+        partition_key=_key(definition, definition["KeySchema"], "HASH"),
+        sort_key=_key(definition, definition["KeySchema"], "RANGE"),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True),
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        # The run log and claims are the product's memory: never dropped with the stack.
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    for gsi in definition.get("GlobalSecondaryIndexes", []):
+        table.add_global_secondary_index(
+            index_name=gsi["IndexName"],
+            partition_key=_key(definition, gsi["KeySchema"], "HASH"),
+            sort_key=_key(definition, gsi["KeySchema"], "RANGE"),
+            projection_type=dynamodb.ProjectionType[gsi["Projection"]["ProjectionType"]],
+        )
+    return table
+
+
+class TriggerTables(Construct):
+    """The store's tables, mirrored from :func:`dpc_core.stores.dynamodb.table_definitions`
+    (the single source of keys and indexes), plus the Slack threads table.
+
+    Attributes: ``registry``, ``runs``, ``windows``, ``slack_threads`` and
+    ``environment`` (the variables a Lambda needs to open the store).
+    """
+
+    def __init__(self, scope: Construct, id: str) -> None:
+        super().__init__(scope, id)
+        from dpc_central.conventions import (
+            ENV_TABLE_REGISTRY,
+            ENV_TABLE_RUNS,
+            ENV_TABLE_SLACK_THREADS,
+            ENV_TABLE_WINDOWS,
+        )
+        from dpc_core.stores.dynamodb import DynamoTables, table_definitions
+
+        # Names are left to CloudFormation; definitions are keyed by role, not by name.
+        defs = table_definitions(DynamoTables("registry", "runs", "windows"))
+        by_role = {d["TableName"]: d for d in defs}
+        self.registry = _table(self, "Registry", by_role["registry"])
+        self.runs = _table(self, "Runs", by_role["runs"])
+        self.windows = _table(self, "Windows", by_role["windows"])
+        # One item per execution: the Slack channel/thread of its root message.
+        self.slack_threads = _table(self, "SlackThreads", {
+            "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "executionArn", "AttributeType": "S"}],
+        })
+        self.environment = {
+            ENV_TABLE_REGISTRY: self.registry.table_name,
+            ENV_TABLE_RUNS: self.runs.table_name,
+            ENV_TABLE_WINDOWS: self.windows.table_name,
+            ENV_TABLE_SLACK_THREADS: self.slack_threads.table_name,
+        }
+        for t in (self.registry, self.runs, self.windows, self.slack_threads):
+            _suppress_backup(t)
+
+    def grant_engine(self, grantee: Any) -> None:
+        """Read/write on the store's three tables (the engine's needs)."""
+        for t in (self.registry, self.runs, self.windows):
+            t.grant_read_write_data(grantee)
+        self.acknowledge_index_access(grantee)
+
+    def acknowledge_index_access(self, grantee: Any) -> None:
+        """CDK grants ``<table>/index/*`` with table access; only the run log has an index
+        (``by_pipeline``), the wildcard names the indexes of one table."""
+        from dpc_central.common.nag import logical_ref, suppress
+
+        suppress(grantee, [("AwsSolutions-IAM5", "the grant covers the indexes of the run "
+                            "log table (by_pipeline), not other tables",
+                            [f"Resource::{logical_ref(self.runs)}/index/*"])])
+
+
+def _suppress_backup(table: dynamodb.Table) -> None:
+    # DDB4 (a warning) asks for AWS Backup; point-in-time recovery covers 35 days.
+    from dpc_central.common.nag import suppress
+
+    suppress(table, [("AwsSolutions-DDB4", "point-in-time recovery (35 days) is the backup; "
+                      "an AWS Backup plan is the platform team's choice")])

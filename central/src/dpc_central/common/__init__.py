@@ -1,0 +1,1 @@
+"""Constructs and helpers shared by the central, user-account and pipeline stacks."""

@@ -1,0 +1,101 @@
+"""The Lambda code asset: pure-Python sources of dpc and its plugins, copied at synth.
+
+No Docker bundling is available where dpc synthesizes, so the asset is a directory
+built by copying the installed packages (``dpc_core``, ``dpc_central`` and the plugin
+packages that provide handlers or runtime code). Third-party dependencies (pydantic,
+pydantic-core, pyyaml, pluggy, click) are not copied from this machine because
+pydantic-core is a compiled wheel for *this* platform; either
+
+* ``deps="pip"``: ``pip install --target`` the Linux (manylinux, x86_64) wheels for
+  the Lambda runtime into the asset at synth time (cached by requirement set), or
+* ``deps="none"``: the caller provides them as a Lambda layer (``--lambda-layer ARN``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from dpc_central.errors import SynthError
+
+#: Third-party packages the handlers import (with pydantic's compiled core).
+RUNTIME_REQUIREMENTS: tuple[str, ...] = ("pydantic>=2.7", "pyyaml>=6", "pluggy>=1.5",
+                                         "click>=8.1", "slack-sdk>=3.27")
+LAMBDA_PYTHON = "3.14"
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache")
+
+
+def package_dir(name: str) -> Path:
+    """Directory of an importable package (works for installed wheels and editable installs)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SynthError(f"package {name!r} is not installed; pip install the distribution "
+                         "that provides it")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _tree_digest(dirs: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for d in sorted(dirs):
+        for f in sorted(d.rglob("*.py")):
+            if "__pycache__" in f.parts:
+                continue
+            h.update(str(f.relative_to(d.parent)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _pip_install(target: Path, requirements: Sequence[str]) -> None:
+    args = ["install", "--quiet", "--target", str(target), "--platform", "manylinux2014_x86_64",
+            "--implementation", "cp", "--python-version", LAMBDA_PYTHON, "--only-binary=:all:",
+            *requirements]
+    for cmd in ([sys.executable, "-m", "pip", *args], ["uv", "pip", *args]):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            continue
+        if done.returncode == 0:
+            return
+        if "No module named pip" in done.stderr:
+            continue
+        raise SynthError("cannot bundle the Lambda dependencies with pip install --target: "
+                         f"{done.stderr.strip()[-400:]}; pass --lambda-deps none and give a "
+                         "layer with --lambda-layer instead")
+    raise SynthError("neither pip nor uv is available to bundle the Lambda dependencies; "
+                     "pass --lambda-deps none and give a layer with --lambda-layer")
+
+
+def build_lambda_code(packages: Sequence[str], *, cache_dir: Path, deps: str = "none") -> Path:
+    """A directory holding ``packages`` (and, with ``deps="pip"``, their dependencies).
+
+    The directory name is a digest of the sources, so an unchanged tree is reused and
+    CDK's asset hash stays stable between synths.
+    """
+    dirs = [package_dir(p) for p in packages]
+    digest = _tree_digest(dirs) + ("-deps" if deps == "pip" else "")
+    out = cache_dir / f"lambda-{digest}"
+    if out.exists():
+        return out
+    staging = cache_dir / f".staging-{digest}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for d, name in zip(dirs, packages, strict=True):
+        shutil.copytree(d, staging / name, ignore=_IGNORE)
+    if deps == "pip":
+        dep_key = hashlib.sha256("\n".join(RUNTIME_REQUIREMENTS).encode()).hexdigest()[:12]
+        deps_dir = cache_dir / f"deps-{dep_key}"
+        if not deps_dir.exists():
+            tmp = cache_dir / f".deps-{dep_key}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            _pip_install(tmp, RUNTIME_REQUIREMENTS)
+            tmp.rename(deps_dir)
+        shutil.copytree(deps_dir, staging, dirs_exist_ok=True, ignore=_IGNORE)
+    elif deps != "none":
+        raise SynthError(f"unknown --lambda-deps {deps!r}; use pip or none")
+    staging.rename(out)
+    return out

@@ -1,0 +1,68 @@
+"""Names every dpc stack agrees on, so stacks in different accounts find each other
+without cross-stack exports (which cannot cross accounts anyway).
+
+Pure Python: the handlers import it too, and it must stay free of aws_cdk.
+"""
+
+from __future__ import annotations
+
+#: The central account's bus: status events in, trigger events out.
+CENTRAL_BUS_NAME = "dpc-central"
+#: Each user account's bus: trigger events for its pipelines arrive here.
+PIPELINE_BUS_NAME = "dpc-pipelines"
+
+#: Events the trigger manager puts on the central bus for one child pipeline.
+TRIGGER_SOURCE = "dpc.trigger"
+TRIGGER_DETAIL_TYPE = "dpc Pipeline Trigger"
+
+#: Events a run puts about itself (reliable path of TRIGGERS.md) and about its steps.
+RUN_STATUS_SOURCE = "dpc.pipeline"
+RUN_STATUS_DETAIL_TYPE = "dpc Pipeline Run Status"
+STEP_STATUS_DETAIL_TYPE = "dpc Step Status"
+
+#: Step Functions status events as AWS emits them on the default bus.
+SFN_SOURCE = "aws.states"
+SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
+
+#: Function names in the central account (user accounts build ARNs from them).
+SLACK_POSTER_FUNCTION = "dpc-slack-poster"
+REGISTRATION_API_NAME = "dpc-registration"
+
+#: SSM parameters written by the user-account stack and read by pipeline stacks.
+SSM_PREFIX = "/dpc"
+SSM_CENTRAL_ACCOUNT = f"{SSM_PREFIX}/central-account"
+SSM_ARTIFACTS_BUCKET = f"{SSM_PREFIX}/artifacts-bucket"
+SSM_REGISTRATION_PROVIDER = f"{SSM_PREFIX}/registration-provider-arn"
+SSM_EMR_SUBNET = f"{SSM_PREFIX}/emr/subnet-id"
+SSM_EMR_MASTER_SG = f"{SSM_PREFIX}/emr/master-security-group"
+SSM_EMR_WORKER_SG = f"{SSM_PREFIX}/emr/worker-security-group"
+SSM_EMR_SERVICE_SG = f"{SSM_PREFIX}/emr/service-security-group"
+
+#: Fixed IAM names in each user account (EMR's RunJobFlow takes role *names*).
+EMR_SERVICE_ROLE = "dpc-emr-service-role"
+EMR_INSTANCE_ROLE = "dpc-emr-instance-role"
+#: The instance profile has the role's name (CDK's EmrCreateCluster passes the role name as
+#: JobFlowRole, which EMR reads as an instance profile name).
+EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
+
+#: Lambda entry points (modules under dpc_central.handlers, written with the handlers).
+HANDLER_TRIGGER_MANAGER = "dpc_central.handlers.trigger_manager.handle"
+HANDLER_REGISTRATION = "dpc_central.handlers.registration.handle"
+HANDLER_SLACK_POSTER = "dpc_central.handlers.slack_poster.handle"
+HANDLER_RECONCILER = "dpc_central.handlers.reconciler.handle"
+HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
+HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
+
+#: Environment variables of the central Lambdas. The trigger manager builds
+#: ``DynamoStore(client, DynamoTables(registry=..., runs=..., windows=...))`` from them.
+ENV_TABLE_REGISTRY = "DPC_TABLE_REGISTRY"
+ENV_TABLE_RUNS = "DPC_TABLE_RUNS"
+ENV_TABLE_WINDOWS = "DPC_TABLE_WINDOWS"
+ENV_TABLE_SLACK_THREADS = "DPC_TABLE_SLACK_THREADS"
+ENV_CENTRAL_BUS = "DPC_CENTRAL_BUS"
+ENV_SLACK_SECRET_ARN = "DPC_SLACK_SECRET_ARN"
+ENV_REGISTRATION_URL = "DPC_REGISTRATION_URL"
+ENV_READ_ROLE_NAME = "DPC_READ_ROLE_NAME"
+
+#: Role each user account lets the central reconciler assume (read-only on executions).
+RECONCILER_READ_ROLE = "dpc-central-reconciler-read"

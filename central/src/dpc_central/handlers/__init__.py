@@ -1,0 +1,8 @@
+"""Lambda handlers of the central and user-account stacks.
+
+Entry points named by the stacks (see :mod:`dpc_central.conventions`):
+``trigger_manager.handle``, ``registration.handle``, ``slack_poster.handle``,
+``reconciler.handle``, ``execution_tracker.handle`` (central account) and
+``registration_client.handle`` (user accounts: the ``Custom::DpcRegistration``
+provider, which answers CloudFormation's pre-signed URL itself).
+"""

@@ -1,0 +1,211 @@
+"""The Slack poster: pipeline notifications → one Slack thread per run.
+
+Invoked by the pipelines' SNS topics (``{"Records": [{"EventSource": "aws:sns", "Sns":
+{...}}]}``, the note as JSON in the message attribute ``dpc-notification`` written by the
+execution tracker) or with an EventBridge event whose ``detail`` is the note
+(``detail-type`` ``dpc Notification``).
+
+The channels are the pipeline's registered ``SLACK`` targets (from the registry, not from
+the message). Posting is :class:`dpc_notify_slack.backend.SlackBackend`: the first
+message of a run is its root, later ones reply in its thread, the final status updates
+the root. The root of each run and channel is kept in DynamoDB (``executionArn`` →
+``t#<channel>`` attributes), so every container finds the thread. A note delivered twice
+(SNS and EventBridge are at-least-once) is posted once per channel: a conditional write
+(``n#<channel>#<note>``) marks it first, and the mark is removed when posting fails so a
+retry posts it.
+
+The bot token is read from Secrets Manager once per container (a plain ``xoxb-...``
+string, or JSON with ``token`` or ``SLACK_BOT_TOKEN``) and never logged.
+
+Environment:
+
+* ``DPC_SLACK_SECRET_ARN``: the secret holding the bot token;
+* ``DPC_TABLE_SLACK_THREADS``: the threads table (hash key ``executionArn``);
+* ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``: the registry;
+* ``DPC_SLACK_API_URL`` (optional): Slack Web API base URL (tests: a local fake);
+* ``DPC_NOTIFY_TIMEOUT`` (optional): seconds per HTTP call, default 10.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from dpc_central.conventions import ENV_SLACK_SECRET_ARN, ENV_TABLE_SLACK_THREADS
+from dpc_central.handlers import _common as common
+from dpc_central.handlers.execution_tracker import NOTE_ATTRIBUTE, note_from_json
+
+if TYPE_CHECKING:
+    from dpc_notify_slack.threads import ThreadRef
+
+NOTIFICATION_DETAIL_TYPE = "dpc Notification"
+ENV_SLACK_API_URL = "DPC_SLACK_API_URL"
+
+
+class DynamoThreadStore:
+    """:class:`dpc_notify_slack.threads.ThreadStore` on the Slack threads table."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def get(self, run_id: str, channel: str) -> ThreadRef | None:
+        """The root of ``run_id`` in ``channel``, if any container posted it."""
+        from dpc_notify_slack.threads import ThreadRef
+
+        item = self.client.get_item(
+            TableName=self.table, Key={"executionArn": {"S": run_id}},
+            ProjectionExpression="#t", ExpressionAttributeNames={"#t": "t#" + channel},
+            ConsistentRead=True).get("Item")
+        if not item or "t#" + channel not in item:
+            return None
+        ref = item["t#" + channel]["M"]
+        return ThreadRef(channel_id=ref["id"]["S"], ts=ref["ts"]["S"])
+
+    def put(self, run_id: str, channel: str, ref: ThreadRef) -> None:
+        """Remember the root of ``run_id`` in ``channel``."""
+        self.client.update_item(
+            TableName=self.table, Key={"executionArn": {"S": run_id}},
+            UpdateExpression="SET #t = :ref",
+            ExpressionAttributeNames={"#t": "t#" + channel},
+            ExpressionAttributeValues={":ref": {"M": {"id": {"S": ref.channel_id},
+                                                      "ts": {"S": ref.ts}}}})
+
+    def mark(self, run_id: str, key: str) -> bool:
+        """Mark a note as posted; False when it was marked before (a redelivery)."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key={"executionArn": {"S": run_id}},
+                UpdateExpression="SET #n = :now", ConditionExpression="attribute_not_exists(#n)",
+                ExpressionAttributeNames={"#n": "n#" + key},
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()))}})
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") == \
+                    "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unmark(self, run_id: str, key: str) -> None:
+        """Forget a mark (posting failed: let a retry post it)."""
+        self.client.update_item(
+            TableName=self.table, Key={"executionArn": {"S": run_id}},
+            UpdateExpression="REMOVE #n", ExpressionAttributeNames={"#n": "n#" + key})
+
+
+def bot_token() -> str:
+    """The bot token from Secrets Manager, read once per container."""
+    def read() -> str:
+        arn = common.require_env(ENV_SLACK_SECRET_ARN)
+        value = str(common.client("secretsmanager").get_secret_value(SecretId=arn)
+                    .get("SecretString") or "").strip()
+        if value.startswith("{"):
+            try:
+                data = json.loads(value)
+            except ValueError:
+                data = {}
+            value = str(data.get("token") or data.get("SLACK_BOT_TOKEN") or "").strip()
+        if not value:
+            raise RuntimeError(f"the secret {arn} holds no Slack bot token")
+        return value
+
+    token: str = common.cached("slack-token", read)
+    return token
+
+
+def backend() -> Any:
+    """The Slack backend (client with retries, DynamoDB threads), built once."""
+    def build() -> Any:
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import (
+            ConnectionErrorRetryHandler,
+            RateLimitErrorRetryHandler,
+            ServerErrorRetryHandler,
+        )
+
+        from dpc_notify_slack.backend import DEFAULT_API_URL, SlackBackend
+
+        client = WebClient(
+            token=bot_token(), base_url=os.environ.get(ENV_SLACK_API_URL) or DEFAULT_API_URL,
+            timeout=int(os.environ.get("DPC_NOTIFY_TIMEOUT", "10")),
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2),
+                            ConnectionErrorRetryHandler(max_retry_count=2),
+                            ServerErrorRetryHandler(max_retry_count=2)])
+        threads = DynamoThreadStore(common.client("dynamodb"),
+                                    common.require_env(ENV_TABLE_SLACK_THREADS))
+        return SlackBackend(client, threads)
+
+    return common.cached("slack-backend", build)
+
+
+def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda entry point; raises when a channel could not be told (SNS retries the
+    delivery; channels already told are not told again)."""
+    notes: list[str] = []
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if isinstance(records, list):
+        for record in records:
+            sns = record.get("Sns") if isinstance(record, Mapping) else None
+            attrs = sns.get("MessageAttributes") if isinstance(sns, Mapping) else None
+            attr = attrs.get(NOTE_ATTRIBUTE) if isinstance(attrs, Mapping) else None
+            value = attr.get("Value") if isinstance(attr, Mapping) else None
+            if isinstance(value, str):
+                notes.append(value)
+            else:
+                common.emit(logging.WARNING, "slack-ignored",
+                            reason=f"record without the {NOTE_ATTRIBUTE} attribute")
+    elif isinstance(event, Mapping) and event.get("detail-type") == NOTIFICATION_DETAIL_TYPE \
+            and isinstance(event.get("detail"), Mapping):
+        notes.append(json.dumps(event["detail"]))
+    else:
+        common.emit(logging.WARNING, "slack-ignored", reason="not an SNS or notification event")
+    posted = 0
+    problems: list[str] = []
+    for text in notes:
+        try:
+            note = note_from_json(text)
+        except (TypeError, ValueError) as exc:
+            common.emit(logging.WARNING, "slack-ignored", reason=f"bad note: {exc}")
+            continue
+        count, failed = post(note)
+        posted += count
+        problems.extend(failed)
+    if problems:
+        from dpc_core.notify import redact
+
+        raise RuntimeError(redact("Slack delivery failed: " + "; ".join(problems),
+                                  [bot_token()]))
+    return {"posted": posted}
+
+
+def post(note: Any) -> tuple[int, list[str]]:
+    """Post one note to the pipeline's Slack channels; (messages posted, problems)."""
+    spec = common.store().get_pipeline(f"{note.account}/{note.pipeline}")
+    if spec is None:
+        common.emit(logging.INFO, "slack-ignored", reason="pipeline not registered",
+                    account=note.account, pipeline=note.pipeline)
+        return 0, []
+    targets = (spec.info.get("notifications") or {}).get("targets") or []
+    addresses = [a for t in targets if str(t.get("channel", "")).upper() == "SLACK"
+                 for a in t.get("addresses") or []]
+    slack = backend()
+    threads: DynamoThreadStore = slack.threads
+    key = f"{note.kind}#{note.step or ''}#{note.status}"
+    posted, problems = 0, []
+    for address in dict.fromkeys(addresses):
+        mark = f"{address}#{key}"
+        if not threads.mark(note.run_id, mark):
+            continue  # told before: a redelivered note
+        try:
+            slack.send(note, [address])
+            posted += 1
+        except Exception as exc:
+            threads.unmark(note.run_id, mark)
+            problems.append(f"{address}: {exc}")
+    common.emit(logging.INFO, "slack-posted", run=note.run_id, kind=note.kind,
+                channels=posted, failed=len(problems))
+    return posted, problems

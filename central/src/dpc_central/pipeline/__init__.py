@@ -1,0 +1,1 @@
+"""A project's pipeline stack (``dpc synth``/``deploy``) and its constructs."""

@@ -1,0 +1,52 @@
+"""The pipeline's SNS topic and the subscriptions its notifier plugins add."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from dpc_central.errors import SynthError
+
+
+class PipelineTopic(Construct):
+    """``dpc-<pipeline>``: encrypted with a customer key, TLS-only, publishable by the
+    central account's execution tracker; each ``notifications.targets`` entry is handed
+    to its channel plugin's ``aws_subscriptions(scope, topic, addresses)``.
+
+    Attributes: ``topic``, ``key``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
+                 central_account: str, context: dict[str, str] | None = None) -> None:
+        super().__init__(scope, id)
+        # Context the notifier plugins read (e.g. the Slack poster's ARN); set before any
+        # child exists, as CDK requires.
+        for key, value in (context or {}).items():
+            self.node.set_context(key, value)
+        self.key = kms.Key(self, "Key", enable_key_rotation=True,
+                           description=f"dpc topic of {pipeline.name}")
+        central = iam.AccountPrincipal(central_account)
+        self.key.grant(central, "kms:GenerateDataKey*", "kms:Decrypt")
+        self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
+                               master_key=self.key, enforce_ssl=True,
+                               display_name=f"dpc {pipeline.name}")
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="CentralTrackerMayPublish", actions=["sns:Publish"], principals=[central],
+            resources=[self.topic.topic_arn]))
+        for i, target in enumerate(pipeline.notifications.targets):
+            notifier = registry.notifiers.get(target.channel)
+            if notifier is None or notifier.aws_subscriptions is None:
+                raise SynthError(
+                    f"{pipeline.source}: notifications.targets[{i}]: channel "
+                    f"{target.channel!r} has no AWS form in its plugin; remove the target or "
+                    "install a plugin version that subscribes it on AWS")
+            try:
+                notifier.aws_subscriptions(Construct(self, f"Target{i}-{target.channel}"),
+                                           self.topic, list(target.addresses))
+            except ValueError as exc:
+                raise SynthError(f"{pipeline.source}: notifications.targets[{i}]: {exc}") \
+                    from None

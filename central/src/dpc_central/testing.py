@@ -1,0 +1,73 @@
+"""Helpers to test dpc stacks and plugins' AWS forms (no AWS account needed).
+
+Plugin authors use them as dpc's own tests do: build a project, synthesize its
+pipeline stacks, lint the templates, and run a state machine definition on moto.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CASE_STUDY_FILES = {
+    "listings/jobs/aggregate_listings.py": "print('aggregate listings')\n",
+    "pipeline-x/jobs/metric_x.py": "print('metric x')\n",
+    "searches/export_searches.sh": "#!/bin/bash\necho export\n",
+    "listings-fallback/copy_previous_partition.sh": "#!/bin/bash\necho copy\n",
+}
+
+
+def case_study_project(source: Path, dest: Path, *, add_emr: tuple[str, ...] = (
+        "searches", "listings-fallback")) -> Path:
+    """Copy the case study's pipelines to ``dest``, add ``compute: {type: emr}`` to the
+    pipelines named in ``add_emr`` (their shell steps need a cluster on AWS) and the
+    script files the steps name."""
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("events"))
+    for name in add_emr:
+        p = dest / name / "pipeline.yaml"
+        p.write_text(p.read_text() + "compute:\n    type: emr\n")
+    for rel, text in CASE_STUDY_FILES.items():
+        f = dest / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return dest
+
+
+def cfn_lint(template: Path, regions: tuple[str, ...] = ("eu-west-1",)) -> list[str]:
+    """cfn-lint's errors (``E…``) for one template, as lines ``RULE path: message``."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(template, config=ManualArgs(regions=list(regions)))
+    return [f"{m.rule.id} {'/'.join(map(str, m.path or []))}: {m.message}" for m in matches
+            if m.rule.id.startswith("E")]
+
+
+def resolve(value: Any, refs: Mapping[str, str]) -> Any:
+    """Resolve ``Ref``/``Fn::Join``/``Fn::GetAtt`` of a template value with ``refs``
+    (logical id or pseudo parameter → value; ``Name.Attr`` for attributes)."""
+    if isinstance(value, dict) and len(value) == 1:
+        (k, v), = value.items()
+        if k == "Ref":
+            return refs[v]
+        if k == "Fn::GetAtt":
+            return refs[f"{v[0]}.{v[1]}"]
+        if k == "Fn::Join":
+            return v[0].join(str(resolve(x, refs)) for x in v[1])
+    if isinstance(value, dict):
+        return {k: resolve(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, refs) for v in value]
+    return value
+
+
+def state_machine_definitions(template: Mapping[str, Any], refs: Mapping[str, str]) -> dict[
+        str, dict[str, Any]]:
+    """Logical id → parsed ASL of every state machine of a synthesized template."""
+    out = {}
+    for lid, res in template["Resources"].items():
+        if res["Type"] == "AWS::StepFunctions::StateMachine":
+            out[lid] = json.loads(resolve(res["Properties"]["DefinitionString"], refs))
+    return out

@@ -1,0 +1,1 @@
+"""A team account's stack (``dpc setup-user-account``) and its constructs."""

@@ -1,0 +1,55 @@
+"""EMR roles and security groups shared by the account's pipelines."""
+
+from __future__ import annotations
+
+from aws_cdk import Fn
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from dpc_central.common.nag import bucket_grant_findings, suppress
+from dpc_central.conventions import EMR_INSTANCE_PROFILE, EMR_INSTANCE_ROLE, EMR_SERVICE_ROLE
+
+
+class EmrFoundation(Construct):
+    """The EMR service role, the instance role and profile (fixed names: RunJobFlow takes
+    names) and the three EMR-managed security groups of a private subnet.
+
+    Attributes: ``service_role``, ``instance_role``, ``instance_profile``, ``master_sg``,
+    ``worker_sg``, ``service_sg``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, vpc_id: str,
+                 artifacts: s3.IBucket) -> None:
+        super().__init__(scope, id)
+        self.service_role = iam.Role(
+            self, "ServiceRole", role_name=EMR_SERVICE_ROLE,
+            assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AmazonEMRServicePolicy_v2")])
+        suppress(self.service_role, [("AwsSolutions-IAM4", "AmazonEMRServicePolicy_v2 is the "
+                                      "scoped-down EMR service policy AWS maintains; it only "
+                                      "acts on resources tagged for EMR",
+                                      ["Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                                       "service-role/AmazonEMRServicePolicy_v2"])])
+        self.instance_role = iam.Role(
+            self, "InstanceRole", role_name=EMR_INSTANCE_ROLE,
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="EMR cluster nodes of dpc pipelines")
+        artifacts.grant_read_write(self.instance_role)
+        suppress(self.instance_role, [("AwsSolutions-IAM5", "steps read scripts and write logs "
+                                       "anywhere under the account's artifacts bucket; CDK's "
+                                       "bucket grant lists the object actions it needs",
+                                       bucket_grant_findings(artifacts))])
+        self.instance_profile = iam.CfnInstanceProfile(
+            self, "InstanceProfile", instance_profile_name=EMR_INSTANCE_PROFILE,
+            roles=[self.instance_role.role_name])
+        vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=vpc_id,
+                                          availability_zones=Fn.get_azs())
+        self.master_sg = ec2.SecurityGroup(self, "MasterSg", vpc=vpc, allow_all_outbound=True,
+                                           description="EMR primary nodes (rules managed by EMR)")
+        self.worker_sg = ec2.SecurityGroup(self, "WorkerSg", vpc=vpc, allow_all_outbound=True,
+                                           description="EMR core/task nodes (rules managed by EMR)")
+        self.service_sg = ec2.SecurityGroup(self, "ServiceSg", vpc=vpc, allow_all_outbound=False,
+                                            description="EMR service access in a private subnet")

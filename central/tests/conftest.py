@@ -1,0 +1,59 @@
+"""Fixtures of the central handlers' tests: moto with accounts A, B, C and the central
+account, the handlers' environment, and the fakes of ``<repo>/tests/fakes``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The fake Slack server lives with the repository's other fakes.
+_REPO_TESTS = Path(__file__).resolve().parents[2] / "tests"
+if str(_REPO_TESTS) not in sys.path:
+    sys.path.insert(0, str(_REPO_TESTS))
+
+from central_harness import World  # noqa: E402
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and a region, so nothing can reach a real AWS account."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+                       "AWS_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+    from dpc_central.handlers import _common
+
+    _common.reset()
+    yield
+    _common.reset()
+
+
+@pytest.fixture
+def world(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The central account and member accounts A, B, C on moto, set up like the stacks."""
+    from moto import mock_aws
+
+    with mock_aws():
+        w = World()
+        w.setup()
+        for key, value in w.handler_env().items():
+            monkeypatch.setenv(key, value)
+        yield w
+
+
+@pytest.fixture
+def central(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """Only the central account's tables, bus, queues and secret (unit tests)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        w = World()
+        w.setup(members=False)
+        for key, value in w.handler_env().items():
+            monkeypatch.setenv(key, value)
+        yield w

@@ -1,0 +1,168 @@
+"""Execution tracker, Slack poster and reconciler handlers on moto."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from central_harness import CENTRAL, REGION, SLACK_TOKEN, A, B, C, World, register_case_study
+
+from dpc_central.handlers import execution_tracker, reconciler, slack_poster
+from dpc_core.events import make_status_event
+
+
+def _status(account: str, pipeline: str, status: str, **kw: Any) -> dict[str, Any]:
+    return make_status_event(account=account, region=REGION, pipeline=pipeline,
+                             execution="run-1", status=status, start_ms=1795662000000,
+                             stop_ms=1795662060000, input={"dpc": {"logicalDate": "2026-11-26"}},
+                             **kw)
+
+
+def _published(world: World, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(execution_tracker, "publish",
+                        lambda topic, note: sent.append({"topic": topic, "note": note}))
+    return sent
+
+
+def test_tracker_publishes_run_start_to_the_pipelines_topic(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_case_study(central)
+    sent = _published(central, monkeypatch)
+    assert execution_tracker.handle(_status(C, "pipeline-x", "RUNNING"), None) == {
+        "published": 1}
+    assert sent[0]["topic"] == f"arn:aws:sns:{REGION}:{C}:dpc-pipeline-x"
+    assert (sent[0]["note"].kind, sent[0]["note"].logical_date) == ("PIPELINE_STARTED",
+                                                                    "2026-11-26")
+
+
+def test_tracker_leaves_succeeded_to_the_runs_own_report(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_case_study(central)
+    sent = _published(central, monkeypatch)
+    execution_tracker.handle(_status(C, "pipeline-x", "SUCCEEDED"), None)
+    execution_tracker.handle(_status(C, "pipeline-x", "TIMED_OUT"), None)
+    assert [(n["note"].kind, n["note"].status) for n in sent] == [
+        ("PIPELINE_FINISHED", "TIMED_OUT")]
+
+
+def test_tracker_follows_the_notification_type(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from central_harness import api_event
+
+    from dpc_central.handlers import registration
+
+    body = {"notifications": {"type": "FAILURES_ONLY",
+                              "targets": [{"channel": "SLACK", "addresses": ["ops"]}]}}
+    registration.handle(api_event("PUT", A, "quiet", A, body), None)
+    sent = _published(central, monkeypatch)
+    execution_tracker.handle(_status(A, "quiet", "RUNNING"), None)
+    execution_tracker.handle(_status(A, "quiet", "ABORTED"), None)
+    assert [n["note"].status for n in sent] == ["ABORTED"]
+
+
+def test_tracker_ignores_foreign_spoofed_and_malformed_events(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_case_study(central)
+    sent = _published(central, monkeypatch)
+    spoofed = {**_status(C, "pipeline-x", "RUNNING"), "account": B}
+    foreign = {"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification",
+               "account": C, "detail": {"state": "running"}}
+    unknown = _status(C, "not-registered", "RUNNING")
+    for event in (spoofed, foreign, unknown, {"hello": "world"}):
+        assert execution_tracker.handle(event, None) == {"published": 0}
+    assert sent == []
+
+
+def test_tracker_publishes_to_sns_with_the_note_attribute(central: World) -> None:
+    register_case_study(central)
+    sns = central.client(C, "sns")
+    topic = sns.create_topic(Name="dpc-pipeline-x")["TopicArn"]
+    url = central.client(C, "sqs").create_queue(QueueName="t")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:{REGION}:{C}:t")
+    execution_tracker.handle(_status(C, "pipeline-x", "RUNNING"), None)
+    (msg,) = central.client(C, "sqs").receive_message(QueueUrl=url)["Messages"]
+    envelope = json.loads(msg["Body"])
+    note = json.loads(envelope["MessageAttributes"]["dpc-notification"]["Value"])
+    assert (note["pipeline"], note["kind"]) == ("pipeline-x", "PIPELINE_STARTED")
+    assert envelope["Subject"].startswith("[RUNNING] pipeline-x")
+
+
+def _sns_record(note: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
+                         "EventSubscriptionArn": "arn:aws:sns:eu-west-1:1:t:1",
+                         "Sns": {"Type": "Notification", "MessageId": "m", "Message": "text",
+                                 "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+                                 "MessageAttributes": {"dpc-notification": {
+                                     "Type": "String", "Value": json.dumps(note)}}}}]}
+
+
+def _note(kind: str, status: str) -> dict[str, Any]:
+    return {"kind": kind, "pipeline": "pipeline-x", "account": C, "logical_date": "2026-11-26",
+            "run_id": f"arn:aws:states:{REGION}:{C}:execution:pipeline-x:r1", "status": status,
+            "duration_s": None, "step": None, "error": None, "parents": []}
+
+
+def test_slack_poster_threads_a_run_and_never_logs_the_token(
+        central: World, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from fakes.slack_server import FakeSlack
+
+    register_case_study(central)
+    # dpc's and slack-sdk's own logs, at every level (botocore's DEBUG wire logs are
+    # not enabled in Lambda and are outside the handler's control).
+    with caplog.at_level(logging.DEBUG, logger="dpc"), \
+            caplog.at_level(logging.DEBUG, logger="slack_sdk"), \
+            FakeSlack(token=SLACK_TOKEN) as slack:
+        monkeypatch.setenv("DPC_SLACK_API_URL", slack.api_url)
+        slack_poster.handle(_sns_record(_note("PIPELINE_STARTED", "RUNNING")), None)
+        slack_poster.handle(_sns_record(_note("PIPELINE_FINISHED", "FAILED")), None)
+        (root,) = slack.roots("data-pipeline-alerts")
+        (reply,) = slack.replies(root)
+        assert "FAILED" in reply.text
+    assert SLACK_TOKEN not in caplog.text
+
+
+def test_slack_poster_ignores_records_without_a_note(central: World) -> None:
+    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "hi"}}]}
+    assert slack_poster.handle(event, None) == {"posted": 0}
+
+
+def _finished_run(world: World, account: str, name: str, status: str) -> str:
+    """A run of ``name`` that finished with ``status``: moto does not run executions to
+    completion, so the test sets the status moto's backend holds for it."""
+    from datetime import UTC, datetime
+
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    sfn = world.client(account, "stepfunctions")
+    sm = sfn.create_state_machine(
+        name=name, roleArn=f"arn:aws:iam::{account}:role/r",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
+    arn = sfn.start_execution(stateMachineArn=sm["stateMachineArn"], name="d0",
+                              input=json.dumps({"dpc": {"logicalDate": "2026-11-26"}}))
+    backend = stepfunctions_backends[account][REGION]
+    execution = backend.describe_execution(arn["executionArn"])
+    execution.status = status
+    execution.stop_date = datetime.now(UTC).isoformat()
+    return str(arn["executionArn"])
+
+
+def test_reconciler_feeds_lost_terminal_statuses_to_the_engine(central: World) -> None:
+    register_case_study(central)
+    # Neither parent's SUCCEEDED ever reached the central account.
+    _finished_run(central, A, "listings", "SUCCEEDED")
+    _finished_run(central, B, "searches", "SUCCEEDED")
+    result = reconciler.handle({"source": "aws.events", "detail-type": "Scheduled Event"})
+    assert (result["accounts"], result["fed"], result["failedAccounts"]) == (2, 2, [])
+    assert [t["detail"]["pipeline"] for t in central.tap()] == ["pipeline-x"]
+
+
+def test_reconciler_skips_what_the_run_log_has(central: World) -> None:
+    register_case_study(central)
+    _finished_run(central, A, "listings", "SUCCEEDED")
+    reconciler.handle({}, None)
+    assert reconciler.handle({}, None)["fed"] == 0
+    assert CENTRAL

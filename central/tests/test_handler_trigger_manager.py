@@ -1,0 +1,122 @@
+"""The trigger manager on moto: SQS batches, direct events, poison, spoofing, retries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from central_harness import CENTRAL, A, B, C, World, events_of, register_case_study
+
+from dpc_central.handlers import trigger_manager
+
+
+def _records(*bodies: str) -> dict[str, Any]:
+    """An SQS → Lambda event (AWS documentation sample shape, FIFO attributes)."""
+    return {"Records": [{
+        "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795662000000",
+                       "SequenceNumber": f"1890000000000000000{i}", "MessageGroupId": A,
+                       "SenderId": "AIDAEXAMPLE", "MessageDeduplicationId": f"d{i}",
+                       "ApproximateFirstReceiveTimestamp": "1795662000001"},
+        "messageAttributes": {}, "md5OfBody": "x", "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:eu-west-1:{CENTRAL}:dpc-status.fifo",
+        "awsRegion": "eu-west-1"} for i, body in enumerate(bodies)]}
+
+
+def _happy() -> list[str]:
+    return [json.dumps(e) for e in events_of("s01_happy_path.jsonl")]
+
+
+def test_batch_of_the_happy_path_puts_one_trigger_for_c(central: World) -> None:
+    register_case_study(central)
+    assert trigger_manager.handle(_records(*_happy()), None) == {"batchItemFailures": []}
+    (trigger,) = central.tap()
+    assert trigger["source"] == "dpc.trigger"
+    assert trigger["detail-type"] == "dpc Pipeline Trigger"
+    assert (trigger["detail"]["account"], trigger["detail"]["pipeline"]) == (C, "pipeline-x")
+
+
+def test_direct_eventbridge_invocation_is_accepted(central: World) -> None:
+    register_case_study(central)
+    results = [trigger_manager.handle(e, None) for e in events_of("s01_happy_path.jsonl")]
+    assert [r["decisions"] for r in results] == [0, 0, 0, 1]
+
+
+def test_redelivered_batch_triggers_nothing_more(central: World) -> None:
+    register_case_study(central)
+    trigger_manager.handle(_records(*_happy()), None)
+    trigger_manager.handle(_records(*_happy()), None)
+    assert len(central.tap()) == 1
+
+
+def test_poison_body_goes_to_the_dlq_and_is_not_retried(central: World) -> None:
+    register_case_study(central)
+    answer = trigger_manager.handle(_records("{not json", json.dumps({"hello": 1})), None)
+    assert answer == {"batchItemFailures": []}
+    dlq = [json.loads(r["body"]) for r in central.receive(CENTRAL, central.urls["poison"])]
+    assert [d["reason"].split(":")[0] for d in dlq] == ["body is not JSON",
+                                                        "not an EventBridge event (needs source, "
+                                                        "detail-type and detail)"]
+
+
+def test_event_of_another_shape_is_poison(central: World) -> None:
+    register_case_study(central)
+    foreign = {"version": "0", "id": "x", "source": "aws.ec2", "account": A,
+               "detail-type": "EC2 Instance State-change Notification", "time": "",
+               "region": "eu-west-1", "resources": [],
+               "detail": {"instance-id": "i-1", "state": "running"}}
+    assert trigger_manager.handle(foreign, None)["poison"].startswith(
+        "not a Step Functions status event")
+
+
+def test_poison_without_dlq_is_only_logged(central: World, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv(trigger_manager.ENV_POISON_DLQ_URL)
+    assert trigger_manager.handle(_records("[]"), None) == {"batchItemFailures": []}
+    assert any('"dpc": "poison"' in r.getMessage() and '"sentToDlq": false' in r.getMessage()
+               for r in caplog.records)
+
+
+def test_transient_failure_fails_the_record_and_every_later_one(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_case_study(central)
+    calls = {"n": 0}
+    real = trigger_manager.process
+
+    def flaky(raw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("DynamoDB unreachable")
+        return real(raw)
+
+    monkeypatch.setattr(trigger_manager, "process", flaky)
+    answer = trigger_manager.handle(_records(*_happy()), None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"},
+                                            {"itemIdentifier": "m3"}]}
+
+
+def test_retried_records_complete_the_trigger(central: World) -> None:
+    register_case_study(central)
+    bodies = _happy()
+    trigger_manager.handle(_records(*bodies[:1]), None)
+    trigger_manager.handle(_records(*bodies), None)  # the redelivery of the failed tail
+    assert [t["detail"]["pipeline"] for t in central.tap()] == ["pipeline-x"]
+
+
+def test_unregistered_state_machine_is_ignored_not_reported(central: World) -> None:
+    register_case_study(central)
+    (event,) = [e for e in events_of("s08_spoof.jsonl")][:1]
+    result = trigger_manager.handle(event, None)
+    assert result["rejected"] and not result["spoofed"]
+    assert central.tap() == []
+
+
+def test_spoofed_event_is_reported_on_the_central_bus(central: World) -> None:
+    register_case_study(central)
+    event = next(e for e in events_of("s01_happy_path.jsonl") if e["account"] == A)
+    event = {**event, "account": B}
+    result = trigger_manager.handle(event, None)
+    assert result["spoofed"] is True
+    (report,) = central.tap()
+    assert (report["source"], report["detail"]["account"]) == ("dpc.trigger-manager", B)

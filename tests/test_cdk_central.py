@@ -1,0 +1,213 @@
+"""The central account's stack, checked on its synthesized template (CDK assertions,
+cdk-nag's AwsSolutions pack at synth, cfn-lint). moto cannot show bus policies,
+rules or IAM, so this is where they are verified."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MEMBERS = ["111111111111", "222222222222", "333333333333"]
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """The central app synthesized once (organisation + three listed members); synth
+    fails if cdk-nag reports an unacknowledged finding."""
+    from dpc_central.app import CENTRAL_STACK, central_app
+
+    out = tmp_path_factory.mktemp("central") / "cdk.out"
+    app = central_app(outdir=out, org_id="o-abc123", member_accounts=MEMBERS,
+                      account="999999999999", region=REGION)
+    app.synth()
+    from aws_cdk.assertions import Template
+
+    template = json.loads((out / f"{CENTRAL_STACK}.template.json").read_text())
+    return Template.from_json(template), out / f"{CENTRAL_STACK}.template.json"
+
+
+@pytest.fixture(scope="module")
+def template(central: tuple[Any, Path]) -> Any:
+    return central[0]
+
+
+def resources(template: Any, kind: str) -> dict[str, Any]:
+    return template.find_resources(kind)
+
+
+def test_bus_policy_admits_only_the_organisation_and_listed_accounts(template: Any) -> None:
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": "dpc-central"})
+    policies = resources(template, "AWS::Events::EventBusPolicy")
+    statements = [p["Properties"]["Statement"] for p in policies.values()]
+    org = [s for s in statements if s["Sid"].endswith("OrganisationMayPutEvents")]
+    assert org and org[0]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abc123"}}
+    assert org[0]["Action"] == "events:PutEvents"
+    listed = next(s for s in statements if s["Sid"].endswith("MemberAccountsMayPutEvents"))
+    principals = json.dumps(listed["Principal"])
+    assert all(m in principals for m in MEMBERS)
+    # The two statements above are the whole policy: nothing else admits callers.
+    assert len(statements) == 2
+
+
+def test_status_events_reach_a_fifo_queue_grouped_by_source_account(template: Any) -> None:
+    queues = resources(template, "AWS::SQS::Queue")
+    fifo = [q for q in queues.values() if q["Properties"].get("FifoQueue")
+            and q["Properties"].get("ContentBasedDeduplication")]
+    assert len(fifo) == 1
+    rules = resources(template, "AWS::Events::Rule")
+    groups = {}
+    for rule in rules.values():
+        for target in rule["Properties"].get("Targets", []):
+            if "SqsParameters" in target:
+                pattern = rule["Properties"]["EventPattern"]
+                assert set(pattern["source"]) == {"aws.states", "dpc.pipeline"}
+                groups[target["SqsParameters"]["MessageGroupId"]] = pattern.get("account")
+                assert "DeadLetterConfig" in target
+    for member in MEMBERS:
+        assert groups[member] == [member]
+    # Organisation accounts not listed share one group, and never a listed account's events.
+    assert groups["dpc-other-accounts"] == [{"anything-but": MEMBERS}]
+
+
+def test_trigger_manager_consumes_the_queue_reporting_partial_batch_failures(
+        template: Any) -> None:
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "dpc_central.handlers.trigger_manager.handle"})
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]})
+
+
+def test_tables_mirror_the_dynamodb_store_and_keep_point_in_time_recovery(template: Any) -> None:
+    from dpc_core.stores.dynamodb import DynamoTables, table_definitions
+
+    tables = list(resources(template, "AWS::DynamoDB::Table").values())
+    schemas = [t["Properties"]["KeySchema"] for t in tables]
+    for definition in table_definitions(DynamoTables("r", "u", "w")):
+        assert definition["KeySchema"] in schemas
+    runs = next(t for t in tables if t["Properties"].get("GlobalSecondaryIndexes"))
+    assert runs["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"] == "by_pipeline"
+    assert len(tables) == 4  # registry, runs, windows, Slack threads
+    for t in tables:
+        assert t["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True}
+        assert t["Properties"]["SSESpecification"]["SSEEnabled"] is True
+        assert t["DeletionPolicy"] == "Retain"
+
+
+def test_lambdas_get_the_store_table_names_from_the_environment(template: Any) -> None:
+    fn = next(f for f in resources(template, "AWS::Lambda::Function").values()
+          if f["Properties"]["Handler"].endswith("trigger_manager.handle"))
+    env = fn["Properties"]["Environment"]["Variables"]
+    for key in ("DPC_TABLE_REGISTRY", "DPC_TABLE_RUNS", "DPC_TABLE_WINDOWS", "DPC_CENTRAL_BUS"):
+        assert key in env
+
+
+def test_each_trigger_event_is_delivered_to_its_childs_account_only(template: Any) -> None:
+    rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
+             if r["Properties"].get("EventPattern", {}).get("source") == ["dpc.trigger"]]
+    assert len(rules) == len(MEMBERS)
+    for rule in rules:
+        (account,) = rule["EventPattern"]["detail"]["account"]
+        (target,) = rule["Targets"]
+        arn = json.dumps(target["Arn"])
+        assert f":{account}:event-bus/dpc-pipelines" in arn
+        assert all(f":{m}:" not in arn for m in MEMBERS if m != account)
+        assert "RoleArn" in target and "DeadLetterConfig" in target
+
+
+def test_registration_api_requires_iam_auth_on_every_method(template: Any) -> None:
+    methods = resources(template, "AWS::ApiGateway::Method")
+    assert methods
+    assert {m["Properties"]["AuthorizationType"] for m in methods.values()} == {"AWS_IAM"}
+    api = next(iter(resources(template, "AWS::ApiGateway::RestApi").values()))
+    conditions = json.dumps(api["Properties"]["Policy"])
+    assert "aws:PrincipalOrgID" in conditions
+
+
+def test_slack_token_lives_in_secrets_manager_and_the_poster_reads_it(template: Any) -> None:
+    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+    poster = next(f for f in resources(template, "AWS::Lambda::Function").values()
+              if f["Properties"]["Handler"].endswith("slack_poster.handle"))
+    assert poster["Properties"]["FunctionName"] == "dpc-slack-poster"
+    assert "DPC_SLACK_SECRET_ARN" in poster["Properties"]["Environment"]["Variables"]
+
+
+def test_reconciler_runs_on_a_schedule(template: Any) -> None:
+    from aws_cdk.assertions import Match
+
+    template.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": "rate(15 minutes)",
+        "Targets": Match.array_with([Match.object_like({"DeadLetterConfig": Match.any_value()})]),
+    })
+
+
+def test_every_lambda_has_a_dead_letter_queue_and_an_errors_alarm(template: Any) -> None:
+    functions = resources(template, "AWS::Lambda::Function")
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    error_alarms = [a for a in alarms if a.get("MetricName") == "Errors"]
+    assert len(functions) == 5
+    for fn in functions.values():
+        assert "DeadLetterConfig" in fn["Properties"]
+    assert len(error_alarms) == len(functions)
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm(template: Any) -> None:
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()
+              if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    queues = resources(template, "AWS::SQS::Queue")
+    work_queues = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert len(alarms) == len(queues) - len(work_queues)
+    assert all(a["AlarmActions"] for a in alarms)
+
+
+def test_every_async_rule_target_has_a_dead_letter_queue(template: Any) -> None:
+    for rule in resources(template, "AWS::Events::Rule").values():
+        for target in rule["Properties"]["Targets"]:
+            assert "DeadLetterConfig" in target, rule
+
+
+def test_queues_are_encrypted_and_tls_only(template: Any) -> None:
+    for q in resources(template, "AWS::SQS::Queue").values():
+        assert q["Properties"]["SqsManagedSseEnabled"] is True
+    policies = json.dumps(resources(template, "AWS::SQS::QueuePolicy"))
+    assert '"aws:SecureTransport": "false"' in policies
+
+
+#: Actions that AWS offers only on "*" (no resource-level permissions), and why.
+STAR_RESOURCE_ACTIONS = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords",  # X-Ray tracing of the Lambdas
+    "xray:GetSamplingRules", "xray:GetSamplingTargets",
+}
+
+
+def iam_statements(template: Any) -> list[dict[str, Any]]:
+    out = []
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::Role"):
+        for res in template.find_resources(kind).values():
+            docs = [res["Properties"].get("PolicyDocument")] + [
+                p["PolicyDocument"] for p in res["Properties"].get("Policies", [])]
+            for doc in filter(None, docs):
+                out.extend(doc["Statement"])
+    return out
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_no_role_may_do_anything_and_star_resources_are_justified(template: Any) -> None:
+    for st in iam_statements(template):
+        actions = as_list(st["Action"])
+        assert "*" not in actions
+        if "*" in as_list(st.get("Resource")):
+            assert set(actions) <= STAR_RESOURCE_ACTIONS, st
+
+
+def test_template_passes_cfn_lint(central: tuple[Any, Path]) -> None:
+    from dpc_central.testing import cfn_lint
+
+    assert cfn_lint(central[1]) == []

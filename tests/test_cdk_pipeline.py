@@ -1,0 +1,348 @@
+"""Pipeline stacks synthesized from the installed plugins, for the case study (with
+``compute: {type: emr}`` added to the two shell pipelines, whose steps need a cluster on
+AWS). Structure, triggers, topics and registration are asserted on the templates;
+cdk-nag's AwsSolutions pack runs at synth (an unacknowledged finding fails the
+fixture) and cfn-lint runs on every template."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CASE_STUDY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
+if not CASE_STUDY.exists():
+    CASE_STUDY = Path("/work/shared/spec/case-study")
+
+
+@pytest.fixture(scope="module")
+def case_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The case study's four pipeline stacks, synthesized once into one app."""
+    from dpc_central.app import pipeline_app, pipeline_stack_name
+    from dpc_central.testing import case_study_project
+    from dpc_core.loader import load_pipelines
+
+    root = tmp_path_factory.mktemp("case")
+    project = case_study_project(CASE_STUDY, root / "project")
+    pipelines = load_pipelines([project])
+    out = root / "cdk.out"
+    pipeline_app(pipelines, outdir=out, region="eu-west-1").synth()
+    return {p.name: out / f"{pipeline_stack_name(p)}.template.json" for p in pipelines}
+
+
+def load(case_study: dict[str, Path], name: str) -> dict[str, Any]:
+    return json.loads(case_study[name].read_text())
+
+
+def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def definition(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """The ASL of the state machine called ``name`` (tokens shown as placeholders)."""
+    from dpc_central.testing import state_machine_definitions
+
+    refs = _Refs()
+    for lid, res in of_type(template, "AWS::StepFunctions::StateMachine").items():
+        if res["Properties"].get("StateMachineName") == name:
+            return state_machine_definitions({"Resources": {lid: res}}, refs)[lid]
+    raise AssertionError(f"no state machine named {name}")
+
+
+class _Refs(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+@pytest.mark.parametrize("name", ["listings", "searches", "pipeline-x", "listings-fallback"])
+def test_state_machine_is_named_exactly_the_pipeline(case_study: dict[str, Path],
+                                                      name: str) -> None:
+    names = [r["Properties"].get("StateMachineName") for r in
+             of_type(load(case_study, name), "AWS::StepFunctions::StateMachine").values()]
+    assert name in names
+
+
+def test_run_goes_provision_steps_teardown_then_reports_success(
+        case_study: dict[str, Path]) -> None:
+    asl = definition(load(case_study, "listings"), "listings")
+    states = asl["States"]
+    create = states["Create cluster"]
+    assert create["Resource"].endswith(":states:::elasticmapreduce:createCluster.sync")
+    assert create["Next"] == "Run steps"
+    steps = states["Run steps"]
+    assert steps["Type"] == "Parallel" and steps["Next"] == "Terminate cluster"
+    branch = steps["Branches"][0]["States"]
+    assert branch["aggregate-listings"]["Resource"].endswith(
+        ":states:::elasticmapreduce:addStep.sync")
+    assert states["Terminate cluster"]["Next"] == "Report SUCCEEDED"
+    assert states["Report SUCCEEDED"]["Next"] == "Run succeeded"
+
+
+def test_failed_step_tears_down_then_reports_failure(case_study: dict[str, Path]) -> None:
+    states = definition(load(case_study, "listings"), "listings")["States"]
+    (catch,) = states["Run steps"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"]
+    assert catch["Next"] == "Terminate cluster after failure"
+    assert states["Terminate cluster after failure"]["Next"] == "Report FAILED"
+    assert states["Report FAILED"]["Next"] == "Run failed"
+    assert states["Run failed"]["Type"] == "Fail"
+
+
+def test_provision_and_teardown_failures_are_reported(case_study: dict[str, Path]) -> None:
+    states = definition(load(case_study, "listings"), "listings")["States"]
+    for name in ("Create cluster", "Terminate cluster", "Terminate cluster after failure"):
+        assert states[name]["Catch"][0]["Next"] == "Report FAILED"
+
+
+@pytest.mark.parametrize("status", ["SUCCEEDED", "FAILED"])
+def test_run_reports_its_own_terminal_status_to_the_central_bus(
+        case_study: dict[str, Path], status: str) -> None:
+    state = definition(load(case_study, "listings"), "listings")["States"][f"Report {status}"]
+    assert state["Resource"].endswith(":states:::events:putEvents")
+    (entry,) = state["Parameters"]["Entries"]
+    assert entry["Source"] == "dpc.pipeline"
+    assert entry["DetailType"] == "dpc Pipeline Run Status"
+    assert entry["EventBusName"].endswith(":event-bus/dpc-central")
+    assert entry["Detail"]["status"] == status
+    assert entry["Detail"]["executionArn.$"] == "$$.Execution.Id"
+    assert state["Retry"][0]["MaxAttempts"] >= 5
+
+
+def test_spark_step_submits_the_uploaded_script_on_the_cluster(
+        case_study: dict[str, Path]) -> None:
+    template = load(case_study, "pipeline-x")
+    branch = definition(template, "pipeline-x")["States"]["Run steps"]["Branches"][0]["States"]
+    step = branch["metric-x"]["Parameters"]
+    assert step["ClusterId.$"] == "$.cluster.ClusterId"
+    args = step["Step"]["HadoopJarStep"]["Args"]
+    assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    assert args[-1].endswith("/dpc/pipeline-x/metric-x/metric_x.py")
+    assert of_type(template, "Custom::CDKBucketDeployment")
+
+
+def test_shell_step_with_a_project_script_runs_it_with_script_runner(
+        case_study: dict[str, Path]) -> None:
+    branch = definition(load(case_study, "searches"), "searches")["States"]["Run steps"][
+        "Branches"][0]["States"]
+    jar = branch["export-searches"]["Parameters"]["Step"]["HadoopJarStep"]
+    assert jar["Jar"].endswith("/libs/script-runner/script-runner.jar")
+    assert jar["Args"][0].endswith("/dpc/searches/export-searches/export_searches.sh")
+
+
+def test_full_execution_notifications_report_each_step(case_study: dict[str, Path]) -> None:
+    branch = definition(load(case_study, "listings"), "listings")["States"]["Run steps"][
+        "Branches"][0]
+    assert branch["StartAt"] == "aggregate-listings started"
+    assert branch["States"]["aggregate-listings"]["Next"] == "aggregate-listings succeeded"
+
+
+def test_failures_only_pipeline_reports_no_step_events(case_study: dict[str, Path]) -> None:
+    branch = definition(load(case_study, "listings-fallback"), "listings-fallback")["States"][
+        "Run steps"]["Branches"][0]
+    assert branch["StartAt"] == "use-yesterdays-listings"
+
+
+def test_scheduled_pipeline_gets_a_rule_with_its_cron(case_study: dict[str, Path]) -> None:
+    rules = of_type(load(case_study, "listings"), "AWS::Events::Rule")
+    (rule,) = [r["Properties"] for r in rules.values() if "ScheduleExpression" in r["Properties"]]
+    assert rule["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    (target,) = rule["Targets"]
+    assert "logicalDate" in target["InputTransformer"]["InputTemplate"]
+
+
+def test_triggered_pipeline_listens_on_its_bus_for_its_own_triggers_only(
+        case_study: dict[str, Path]) -> None:
+    template = load(case_study, "pipeline-x")
+    (rule,) = of_type(template, "AWS::Events::Rule").values()
+    props = rule["Properties"]
+    assert props["EventBusName"] == "dpc-pipelines"
+    assert props["EventPattern"] == {
+        "source": ["dpc.trigger"], "detail-type": ["dpc Pipeline Trigger"],
+        "detail": {"pipeline": ["pipeline-x"], "account": ["333333333333"]}}
+    (target,) = props["Targets"]
+    assert target["InputPath"] == "$.detail"
+    starter = [lid for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"]
+    assert target["Arn"] == {"Ref": starter[0]}
+
+
+def test_starter_names_the_run_and_treats_an_existing_run_as_success(
+        case_study: dict[str, Path]) -> None:
+    from dpc_central.testing import state_machine_definitions
+
+    template = load(case_study, "pipeline-x")
+    express = {lid: r for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"}
+    (asl,) = state_machine_definitions({"Resources": express}, _Refs()).values()
+    start = asl["States"][asl["StartAt"]]
+    assert start["Resource"].endswith(":states:::states:startExecution")
+    assert start["Parameters"]["Name.$"] == "$.executionName"
+    (catch,) = start["Catch"]
+    assert catch["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
+    assert asl["States"][catch["Next"]]["Type"] == "Succeed"
+
+
+def test_notification_targets_become_topic_subscriptions(case_study: dict[str, Path]) -> None:
+    subs = [s["Properties"] for s in
+            of_type(load(case_study, "pipeline-x"), "AWS::SNS::Subscription").values()]
+    protocols = {s["Protocol"] for s in subs}
+    assert protocols == {"email", "lambda"}
+    email = next(s for s in subs if s["Protocol"] == "email")
+    assert email["Endpoint"] == "rent-journey@example.com"
+    slack = next(s for s in subs if s["Protocol"] == "lambda")
+    assert json.dumps(slack["Endpoint"]).endswith(':function:dpc-slack-poster"]]}')
+    opsgenie = [s["Properties"] for s in of_type(load(case_study, "listings-fallback"),
+                                                 "AWS::SNS::Subscription").values()]
+    assert [s["Protocol"] for s in opsgenie] == ["https"]
+
+
+def test_topic_is_encrypted_and_publishable_by_the_central_account(
+        case_study: dict[str, Path]) -> None:
+    template = load(case_study, "pipeline-x")
+    (topic,) = of_type(template, "AWS::SNS::Topic").values()
+    assert topic["Properties"]["TopicName"] == "dpc-pipeline-x"
+    assert "KmsMasterKeyId" in topic["Properties"]
+    policy = json.dumps(of_type(template, "AWS::SNS::TopicPolicy"))
+    assert "sns:Publish" in policy and "aws:SecureTransport" in policy
+
+
+def test_pipeline_is_registered_with_its_condition_at_deploy(case_study: dict[str, Path]) -> None:
+    (reg,) = of_type(load(case_study, "pipeline-x"), "Custom::DpcRegistration").values()
+    spec = json.loads(reg["Properties"]["Spec"])
+    assert spec["name"] == "pipeline-x" and spec["account"] == "333333333333"
+    assert sorted(spec["parents"]) == ["111111111111/listings", "222222222222/searches"]
+    channels = json.loads(reg["Properties"]["AlertChannels"])
+    assert {c["channel"] for c in channels} == {"SLACK", "EMAIL"}
+
+
+def test_every_case_study_template_passes_cfn_lint(case_study: dict[str, Path]) -> None:
+    from dpc_central.testing import cfn_lint
+
+    problems = {name: cfn_lint(path) for name, path in case_study.items()}
+    assert problems == {name: [] for name in case_study}
+
+
+# -- variants: synthesized one stack at a time, without cdk-nag (checked above) ----------
+
+def synth_one(tmp_path: Path, yaml_text: str, files: dict[str, str] | None = None,
+              registry: Any = None) -> dict[str, Any]:
+    from dpc_central.app import pipeline_app, pipeline_stack_name
+    from dpc_core.loader import load_pipelines
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pipeline.yaml").write_text(yaml_text)
+    for rel, text in (files or {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (p,) = load_pipelines([project], registry=registry)
+    out = tmp_path / "cdk.out"
+    pipeline_app([p], outdir=out, region="eu-west-1", registry=registry, nag=False).synth()
+    return json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
+
+
+def test_hive_metastore_password_is_read_and_given_to_spark(tmp_path: Path) -> None:
+    template = synth_one(tmp_path, """
+name: hive
+account: "111111111111"
+steps: [{name: job, type: spark, script: job.py}]
+compute: {type: emr, hiveMetastoreSecret: hive/metastore}
+""", {"job.py": "print(1)\n"})
+    states = definition(template, "hive")["States"]
+    read = states["Read Hive metastore secret"]
+    assert read["Resource"].endswith(":states:::aws-sdk:secretsmanager:getSecretValue")
+    assert read["Next"] == "Create cluster"
+    configs = states["Create cluster"]["Parameters"]["Configurations"]
+    assert {c["Classification"] for c in configs} == {"hive-site", "spark-hive-site"}
+    assert configs[0]["Properties"] == {
+        "javax.jdo.option.ConnectionPassword.$": "$.hive.password"}
+
+
+def test_schedule_in_another_time_zone_uses_eventbridge_scheduler(tmp_path: Path) -> None:
+    template = synth_one(tmp_path, """
+name: madrid
+account: "111111111111"
+trigger: {schedule: {hour: 3}, timezone: Europe/Madrid}
+steps: [{name: job, type: spark, script: job.py}]
+compute: {type: emr}
+""", {"job.py": "print(1)\n"})
+    (schedule,) = of_type(template, "AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Madrid"
+    assert schedule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    assert "DeadLetterConfig" in schedule["Properties"]["Target"]
+
+
+def test_shell_step_without_a_cluster_is_a_clear_synth_error(tmp_path: Path) -> None:
+    from dpc_central.errors import SynthError
+
+    with pytest.raises(SynthError, match=r"step 'hello' \(type shell\).*compute: \{type: emr\}"):
+        synth_one(tmp_path, """
+name: local-only
+account: "111111111111"
+steps: [{name: hello, type: shell, command: echo hi}]
+""")
+
+
+PLUGIN = '''
+"""An outside team's step plugin: writes a marker object to S3 (no core change)."""
+from dpc_core import hookimpl
+from dpc_core.types import LocalCommand, StepConfig, StepType
+
+DPC_PLUGIN_API = 1
+
+
+class MarkerStep(StepConfig):
+    bucket: str
+
+
+def _aws(ctx):
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk import aws_stepfunctions_tasks as tasks
+
+    jp = sfn.JsonPath
+    return tasks.CallAwsService(
+        ctx.scope, f"{ctx.step.name} marker", service="s3", action="putObject",
+        parameters={"Bucket": ctx.step.bucket, "Body": "done",
+                    "Key": jp.format("markers/{}/" + ctx.step.name,
+                                     jp.string_at("$.dpc.logicalDate"))},
+        iam_resources=[f"arn:aws:s3:::{ctx.step.bucket}/markers/*"],
+        result_path=jp.DISCARD)
+
+
+@hookimpl
+def dpc_step_types():
+    yield StepType(name="acme-marker", config=MarkerStep, aws_states=_aws,
+                   local=lambda step, ctx: LocalCommand(["true"]))
+'''
+
+
+def outside_plugin_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A registry with the installed plugins plus one written outside the repo."""
+    from dpc_core.plugins import EntryPointLike, installed_entry_points, load_registry
+
+    pkg = tmp_path / "outside"
+    pkg.mkdir()
+    (pkg / "dpc_acme_steps.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(pkg))
+    eps = [*installed_entry_points(),
+           EntryPointLike("acme", "dpc_acme_steps", "dpc-acme-steps", "0.1.0")]
+    return load_registry(eps)
+
+
+def test_outside_plugin_step_appears_in_the_state_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = outside_plugin_registry(tmp_path, monkeypatch)
+    template = synth_one(tmp_path, """
+name: acme
+account: "111111111111"
+steps:
+  - {name: first, type: acme-marker, bucket: acme-data}
+  - {name: second, type: acme-marker, bucket: acme-data}
+""", registry=registry)
+    branch = definition(template, "acme")["States"]["Run steps"]["Branches"][0]
+    assert branch["StartAt"] == "first marker"
+    assert branch["States"]["first marker"]["Next"] == "second marker"
+    assert branch["States"]["second marker"]["Resource"].endswith(
+        ":states:::aws-sdk:s3:putObject")

@@ -1,0 +1,97 @@
+"""A team account's stack, checked on its synthesized template (CDK assertions,
+cdk-nag at synth, cfn-lint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CENTRAL = "999999999999"
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    from aws_cdk.assertions import Template
+
+    from dpc_central.app import USER_STACK, user_app
+
+    out = tmp_path_factory.mktemp("user") / "cdk.out"
+    user_app(outdir=out, central_account=CENTRAL, account="333333333333",
+             region="eu-west-1").synth()
+    path = out / f"{USER_STACK}.template.json"
+    return Template.from_json(json.loads(path.read_text())), path
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: tuple[Any, Path]) -> Any:
+    return synthesized[0]
+
+
+def test_pipeline_bus_admits_only_trigger_events_from_the_central_account(template: Any) -> None:
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": "dpc-pipelines"})
+    (policy,) = template.find_resources("AWS::Events::EventBusPolicy").values()
+    statement = policy["Properties"]["Statement"]
+    assert f":iam::{CENTRAL}:root" in json.dumps(statement["Principal"])
+    assert statement["Condition"] == {"StringEquals": {"events:source": ["dpc.trigger"]}}
+
+
+def test_step_functions_status_changes_are_forwarded_to_the_central_bus(template: Any) -> None:
+    (rule,) = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
+               if r["Properties"]["EventPattern"].get("source") == ["aws.states"]]
+    assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
+    assert "EventBusName" not in rule  # the default bus, where AWS puts aws.states events
+    (target,) = rule["Targets"]
+    assert f":{CENTRAL}:event-bus/dpc-central" in json.dumps(target["Arn"])
+    assert "RoleArn" in target and "DeadLetterConfig" in target
+
+
+def test_artifacts_bucket_is_encrypted_tls_only_versioned_and_private(template: Any) -> None:
+    buckets = template.find_resources("AWS::S3::Bucket")
+    assert len(buckets) == 2  # artifacts + its access logs
+    for b in buckets.values():
+        props = b["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True}
+    policies = json.dumps(template.find_resources("AWS::S3::BucketPolicy"))
+    assert '"aws:SecureTransport": "false"' in policies
+
+
+def test_emr_roles_have_the_names_pipelines_pass_to_run_job_flow(template: Any) -> None:
+    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "dpc-emr-service-role"})
+    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "dpc-emr-instance-role"})
+    template.has_resource_properties("AWS::IAM::InstanceProfile", {
+        "InstanceProfileName": "dpc-emr-instance-role"})
+    template.resource_count_is("AWS::EC2::SecurityGroup", 3)
+
+
+def test_registration_provider_and_account_settings_are_published_in_ssm(template: Any) -> None:
+    params = template.find_resources("AWS::SSM::Parameter").values()
+    names = {p["Properties"]["Name"] for p in params}
+    assert {"/dpc/central-account", "/dpc/artifacts-bucket", "/dpc/registration-provider-arn",
+            "/dpc/emr/subnet-id", "/dpc/emr/master-security-group"} <= names
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "dpc_central.handlers.registration_client.handle"})
+
+
+def test_central_reconciler_may_only_read_executions(template: Any) -> None:
+    role = next(r for r in template.find_resources("AWS::IAM::Role").values()
+            if r["Properties"].get("RoleName") == "dpc-central-reconciler-read")
+    assert f":iam::{CENTRAL}:root" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    policies = [p for p in template.find_resources("AWS::IAM::Policy").values()
+                if "ReconcilerRead" in json.dumps(p["Properties"]["Roles"])]
+    actions = {a for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]
+               for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    assert actions == {"states:ListExecutions", "states:DescribeStateMachine",
+                       "states:DescribeExecution"}
+
+
+def test_template_passes_cfn_lint(synthesized: tuple[Any, Path]) -> None:
+    from dpc_central.testing import cfn_lint
+
+    assert cfn_lint(synthesized[1]) == []

@@ -1,0 +1,481 @@
+"""The rules of TRIGGERS.md, one behaviour per test, on :class:`dpc_core.engine.Engine`.
+
+Each test registers pipelines validated by the real pipeline.yaml model into an engine over a
+fresh in-memory :class:`SqliteStore` and feeds it status events in the real AWS shape
+(:func:`dpc_core.events.make_status_event`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from dpc_core.engine import Decision, Engine, Outcome
+from dpc_core.errors import DependencyCycle
+from dpc_core.events import make_status_event
+from dpc_core.loader import Positions, validate_document
+from dpc_core.model import Pipeline
+from dpc_core.store import Recorded, Slot, WindowState
+from dpc_core.stores.sqlite import SqliteStore
+
+A, B, C = "111111111111", "222222222222", "333333333333"
+REGION = "eu-west-1"
+
+
+def ms(text: str) -> int:
+    """Epoch milliseconds of an ISO UTC timestamp such as ``2026-11-26T03:00``."""
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def pipeline(name: str, account: str, executions: dict[str, Any] | None = None,
+             **trigger: Any) -> Pipeline:
+    """A pipeline validated by the real model (steps by the installed shell plugin)."""
+    trig: dict[str, Any] = dict(trigger)
+    if executions is not None:
+        trig["executions"] = executions
+    doc = {"name": name, "account": account, "trigger": trig,
+           "steps": [{"name": "work", "type": "shell", "command": "true"}]}
+    return validate_document(doc, Positions(), f"<{name}>")
+
+
+def ref(name: str, account: str | None = None, *statuses: str) -> dict[str, Any]:
+    """A condition reference; statuses default to SUCCEEDED."""
+    out: dict[str, Any] = {"name": name, "status": list(statuses) or ["SUCCEEDED"]}
+    if account is not None:
+        out["account"] = account
+    return out
+
+
+def engine(*pipelines: Pipeline, store: SqliteStore | None = None) -> Engine:
+    """An engine over an in-memory SQLite store with ``pipelines`` registered."""
+    eng = Engine(store or SqliteStore(":memory:"))
+    for p in pipelines:
+        eng.register(p)
+    return eng
+
+
+def event(pipeline_name: str, account: str, run: str, status: str, start: str, *,
+          redrive: int = 0, logical: str | None = None, arn_account: str | None = None,
+          ) -> dict[str, Any]:
+    """A status event of run ``run`` of ``account/pipeline_name`` started at ``start`` (UTC)."""
+    ev = make_status_event(
+        account=arn_account or account, region=REGION, pipeline=pipeline_name, execution=run,
+        status=status, start_ms=ms(start), redrive_count=redrive,
+        input={"dpc": {"logicalDate": logical}} if logical else None)
+    ev["account"] = account  # the sender; differs from the ARN's account only when spoofed
+    return ev
+
+
+def arn(pipeline_name: str, account: str, run: str) -> str:
+    """The execution ARN :func:`event` gives a run."""
+    return f"arn:aws:states:{REGION}:{account}:execution:{pipeline_name}:{run}"
+
+
+def feed(eng: Engine, *events: dict[str, Any]) -> list[Decision]:
+    """Handle ``events`` in order; every decision made."""
+    out: list[Decision] = []
+    for ev in events:
+        out.extend(eng.handle(ev).decisions)
+    return out
+
+
+def succeeded(name: str, account: str, run: str = "r1", start: str = "2026-11-26T03:00",
+              **kw: Any) -> dict[str, Any]:
+    """A SUCCEEDED event."""
+    return event(name, account, run, "SUCCEEDED", start, **kw)
+
+
+#: The case study: listings (A) and searches (B) scheduled, pipeline-x (C) needs both.
+def case_study(**trigger: Any) -> Engine:
+    """listings@A, searches@B scheduled; pipeline-x@C is allOf both SUCCEEDED (``SUCCESS``)."""
+    return engine(
+        pipeline("listings", A, schedule={"hour": 3}),
+        pipeline("searches", B, schedule={"hour": 5}),
+        pipeline("pipeline-x", C, {"allOf": [ref("listings", A, "SUCCESS"),
+                                             ref("searches", B, "SUCCESS")]}, **trigger),
+    )
+
+
+def parents_of(decision: Decision) -> list[str]:
+    """The parent execution ARNs of a decision, in order."""
+    return [p.execution_arn for p in decision.parents]
+
+
+# -- recording ---------------------------------------------------------------------------
+
+
+def test_the_same_status_seen_twice_is_a_duplicate_and_triggers_once() -> None:
+    eng = case_study()
+    feed(eng, succeeded("listings", A))
+    first = eng.handle(succeeded("searches", B))
+    again = eng.handle(succeeded("searches", B))
+
+    assert first.recorded is Recorded.NEW and len(first.decisions) == 1
+    assert again.recorded is Recorded.DUPLICATE and again.decisions == []
+
+
+def test_running_after_succeeded_of_the_same_redrive_is_stale() -> None:
+    eng = case_study()
+    feed(eng, succeeded("listings", A))
+    late = eng.handle(event("listings", A, "r1", "RUNNING", "2026-11-26T03:00"))
+
+    assert late.recorded is Recorded.STALE
+    assert eng.store.get_run(arn("listings", A, "r1")).status == "SUCCEEDED"  # type: ignore[union-attr]
+    # The stale RUNNING did not hide the success from pipeline-x.
+    assert len(feed(eng, succeeded("searches", B))) == 1
+
+
+def test_a_status_of_a_lower_redrive_count_is_stale() -> None:
+    eng = case_study()
+    feed(eng, event("listings", A, "r1", "FAILED", "2026-11-26T03:00"),
+         event("listings", A, "r1", "RUNNING", "2026-11-26T03:00", redrive=1),
+         event("listings", A, "r1", "SUCCEEDED", "2026-11-26T03:00", redrive=1))
+    late = eng.handle(event("listings", A, "r1", "FAILED", "2026-11-26T03:00", redrive=0))
+
+    assert late.recorded is Recorded.STALE
+    run = eng.store.get_run(arn("listings", A, "r1"))
+    assert run is not None and (run.status, run.redrive_count) == ("SUCCEEDED", 1)
+
+
+def test_a_redriven_run_that_succeeds_satisfies_the_child() -> None:
+    eng = case_study()
+    feed(eng, event("listings", A, "r1", "FAILED", "2026-11-26T03:00"),
+         succeeded("searches", B, start="2026-11-26T05:00"),
+         event("listings", A, "r1", "RUNNING", "2026-11-26T03:00", redrive=1))
+    [decision] = feed(eng, event("listings", A, "r1", "SUCCEEDED", "2026-11-26T03:00",
+                                 redrive=1))
+
+    assert parents_of(decision)[0] == arn("listings", A, "r1")
+
+
+# -- windows -----------------------------------------------------------------------------
+
+
+def test_daily_window_pairs_only_runs_of_the_same_day() -> None:
+    eng = case_study()
+    nothing = feed(eng, succeeded("listings", A, "d0", "2026-11-26T03:00"),
+                   succeeded("searches", B, "d1", "2026-11-27T05:00"))
+    [decision] = feed(eng, succeeded("listings", A, "d1", "2026-11-27T03:00"))
+
+    assert nothing == []
+    assert decision.window == "2026-11-27"
+
+
+def test_hourly_window_pairs_only_runs_of_the_same_hour() -> None:
+    eng = case_study(window="hourly")
+    nothing = feed(eng, succeeded("listings", A, "h3", "2026-11-26T03:10"),
+                   succeeded("searches", B, "h4", "2026-11-26T04:05"))
+    [decision] = feed(eng, succeeded("listings", A, "h4", "2026-11-26T04:50"))
+
+    assert nothing == []
+    assert decision.window == "2026-11-26T04"
+
+
+def test_the_window_is_the_start_date_in_the_childs_time_zone() -> None:
+    # 23:30 UTC on the 26th is 00:30 on the 27th in Madrid (UTC+1 in November).
+    eng = case_study(timezone="Europe/Madrid")
+    [decision] = feed(eng, succeeded("listings", A, "r1", "2026-11-26T23:30"),
+                      succeeded("searches", B, "r1", "2026-11-27T06:00"))
+
+    assert decision.window == "2026-11-27"
+
+
+def test_the_same_late_start_is_the_previous_day_for_a_utc_child() -> None:
+    eng = case_study()
+    decisions = feed(eng, succeeded("listings", A, "r1", "2026-11-26T23:30"),
+                     succeeded("searches", B, "r1", "2026-11-27T06:00"))
+
+    assert decisions == []
+
+
+def test_the_logical_date_of_the_input_wins_over_the_start_date() -> None:
+    eng = case_study()
+    # A manual rerun for the 25th, started on the 26th, pairs with the 25th's searches run.
+    [decision] = feed(eng, succeeded("searches", B, "d25", "2026-11-25T05:00"),
+                      succeeded("listings", A, "rerun", "2026-11-26T10:00",
+                                logical="2026-11-25"))
+
+    assert decision.window == "2026-11-25"
+    assert parents_of(decision) == [arn("listings", A, "rerun"), arn("searches", B, "d25")]
+
+
+def test_an_hourly_child_takes_the_hour_of_a_logical_timestamp() -> None:
+    eng = case_study(window="hourly")
+    [decision] = feed(eng, succeeded("searches", B, "s", "2026-11-26T07:15"),
+                      succeeded("listings", A, "l", "2026-11-26T09:00",
+                                logical="2026-11-26T07:00:00Z"))
+
+    assert decision.window == "2026-11-26T07"
+
+
+# -- latest run per window -----------------------------------------------------------------
+
+
+def test_a_newer_failed_run_hides_an_older_succeeded_run() -> None:
+    eng = case_study()
+    decisions = feed(eng, succeeded("listings", A, "r1", "2026-11-26T03:00"),
+                     event("listings", A, "r2", "FAILED", "2026-11-26T04:00"),
+                     succeeded("searches", B))
+
+    assert decisions == []
+
+
+def test_an_older_run_delivered_late_does_not_replace_the_newer_one() -> None:
+    eng = case_study()
+    feed(eng, succeeded("listings", A, "r2", "2026-11-26T04:00"))
+    # r1 started earlier; its late FAILED must not become listings' latest run.
+    feed(eng, event("listings", A, "r1", "FAILED", "2026-11-26T03:00"))
+    [decision] = feed(eng, succeeded("searches", B))
+
+    assert parents_of(decision)[0] == arn("listings", A, "r2")
+
+
+def test_a_newer_run_that_is_running_holds_the_child_back() -> None:
+    eng = case_study()
+    decisions = feed(eng, succeeded("listings", A, "r1", "2026-11-26T03:00"),
+                     event("listings", A, "r2", "RUNNING", "2026-11-26T04:00"),
+                     succeeded("searches", B))
+
+    assert decisions == []
+
+
+# -- conditions --------------------------------------------------------------------------
+
+
+def three_parents(condition: dict[str, Any], **trigger: Any) -> Engine:
+    """p, q, r scheduled in account A; child in A with ``condition``."""
+    return engine(*(pipeline(n, A, schedule={"hour": 1}) for n in "pqr"),
+                  pipeline("child", A, condition, **trigger))
+
+
+def test_allof_with_a_nested_anyof_needs_the_first_and_one_of_the_others() -> None:
+    cond = {"allOf": [ref("p"), {"anyOf": [ref("q"), ref("r")]}]}
+    eng = three_parents(cond)
+    assert feed(eng, succeeded("p", A), event("q", A, "r1", "FAILED", "2026-11-26T03:00")) == []
+    [decision] = feed(eng, succeeded("r", A))
+
+    assert parents_of(decision) == [arn("p", A, "r1"), arn("r", A, "r1")]
+
+
+def test_anyof_with_a_nested_allof_is_not_satisfied_by_half_of_the_allof() -> None:
+    cond = {"anyOf": [ref("p", None, "FAILED"), {"allOf": [ref("q"), ref("r")]}]}
+    eng = three_parents(cond)
+    assert feed(eng, succeeded("q", A), succeeded("p", A)) == []
+    [decision] = feed(eng, succeeded("r", A))
+
+    assert parents_of(decision) == [arn("q", A, "r1"), arn("r", A, "r1")]
+
+
+def test_operator_or_holds_when_only_the_anyof_list_holds() -> None:
+    cond = {"allOf": [ref("p"), ref("q")], "anyOf": [ref("r")], "operator": "OR"}
+    eng = three_parents(cond)
+    [decision] = feed(eng, succeeded("r", A))
+
+    assert parents_of(decision) == [arn("r", A, "r1")]
+
+
+def test_operator_and_needs_both_lists() -> None:
+    cond = {"allOf": [ref("p")], "anyOf": [ref("q"), ref("r")]}  # operator defaults to AND
+    eng = three_parents(cond)
+    assert feed(eng, succeeded("q", A)) == []
+    assert len(feed(eng, succeeded("p", A))) == 1
+
+
+def test_a_status_list_accepts_any_of_its_statuses() -> None:
+    eng = three_parents({"anyOf": [ref("p", None, "FAILED", "TIMED_OUT")]})
+    assert feed(eng, succeeded("p", A, "r1")) == []
+    [decision] = feed(eng, event("p", A, "r2", "TIMED_OUT", "2026-11-26T04:00"))
+
+    assert [p.status for p in decision.parents] == ["TIMED_OUT"]
+
+
+def test_parents_name_only_runs_of_the_sub_blocks_that_hold() -> None:
+    # q SUCCEEDED alone does not satisfy allOf [q, r]: it is not among the parent runs
+    # that satisfied the condition (TRIGGERS.md rule 6), p's run is.
+    cond = {"anyOf": [ref("p"), {"allOf": [ref("q"), ref("r")]}]}
+    eng = three_parents(cond)
+    [decision] = feed(eng, succeeded("q", A), succeeded("p", A))
+
+    assert parents_of(decision) == [arn("p", A, "r1")]
+
+
+def test_rerun_on_new_parent_run_ignores_a_run_that_satisfies_no_holding_block() -> None:
+    # After the trigger on p, q's success changes nothing the condition rests on:
+    # the set of runs that satisfy the condition is still {p}.
+    cond = {"anyOf": [ref("p"), {"allOf": [ref("q"), ref("r")]}]}
+    eng = three_parents(cond, rerun="on-new-parent-run")
+    assert len(feed(eng, succeeded("p", A))) == 1
+
+    assert feed(eng, succeeded("q", A)) == []
+
+
+def test_a_reference_without_account_means_the_childs_own_account() -> None:
+    eng = engine(pipeline("p", A, schedule={"hour": 1}), pipeline("p", B, schedule={"hour": 1}),
+                 pipeline("child", B, {"allOf": [ref("p")]}))
+    assert feed(eng, succeeded("p", A)) == []  # the other account's p is another pipeline
+    [decision] = feed(eng, succeeded("p", B))
+
+    assert (decision.pipeline, decision.account) == ("child", B)
+    assert decision.parents[0].account == B
+
+
+# -- rerun ---------------------------------------------------------------------------------
+
+
+def test_rerun_never_triggers_once_per_window() -> None:
+    eng = case_study()
+    first = feed(eng, succeeded("listings", A), succeeded("searches", B))
+    again = feed(eng, succeeded("listings", A, "r2", "2026-11-26T11:00"))
+
+    assert len(first) == 1 and again == []
+
+
+def test_rerun_on_new_parent_run_triggers_again_naming_the_new_run() -> None:
+    eng = case_study(rerun="on-new-parent-run")
+    [first] = feed(eng, succeeded("listings", A), succeeded("searches", B))
+    [second] = feed(eng, succeeded("listings", A, "r2", "2026-11-26T11:00"))
+
+    assert parents_of(second) == [arn("listings", A, "r2"), arn("searches", B, "r1")]
+    assert second.window == first.window
+    assert second.execution_name != first.execution_name
+
+
+def test_rerun_on_new_parent_run_does_not_retrigger_on_a_duplicate() -> None:
+    eng = case_study(rerun="on-new-parent-run")
+    feed(eng, succeeded("listings", A), succeeded("searches", B))
+
+    assert feed(eng, succeeded("searches", B), succeeded("listings", A)) == []
+
+
+# -- ownership and event shapes ------------------------------------------------------------
+
+
+def test_an_event_whose_account_does_not_own_the_state_machine_is_rejected() -> None:
+    eng = case_study()
+    feed(eng, succeeded("searches", B))
+    # Sent from account B, naming listings of account A: a spoof.
+    spoof = succeeded("listings", B, arn_account=A)
+    outcome = eng.handle(spoof)
+
+    assert outcome.decisions == []
+    assert outcome.rejected is not None and B in outcome.rejected
+    assert eng.store.get_run(arn("listings", A, "r1")) is None  # nothing recorded
+
+
+def test_an_event_for_a_pipeline_not_registered_in_its_account_is_rejected() -> None:
+    eng = case_study()
+    feed(eng, succeeded("searches", B))
+    outcome = eng.handle(succeeded("listings", B))  # listings lives in A, not B
+
+    assert outcome.decisions == []
+    assert outcome.rejected is not None and "listings" in outcome.rejected
+
+
+def test_an_event_of_another_source_is_skipped_with_a_reason() -> None:
+    outcome = case_study().handle({"source": "aws.ec2", "detail-type": "EC2 Instance State",
+                                   "account": A, "detail": {}})
+
+    assert isinstance(outcome, Outcome)
+    assert outcome.decisions == [] and outcome.skipped
+    assert "not a Step Functions status event" in outcome.skipped
+
+
+def test_a_status_event_without_a_status_is_skipped_naming_the_field() -> None:
+    ev = succeeded("listings", A)
+    del ev["detail"]["status"]
+    outcome = case_study().handle(ev)
+
+    assert outcome.skipped is not None and "detail.status" in outcome.skipped
+
+
+# -- registration ------------------------------------------------------------------------
+
+
+def test_a_dependency_cycle_across_accounts_is_refused_with_its_path() -> None:
+    eng = engine(pipeline("a", A, {"allOf": [ref("c", C)]}),
+                 pipeline("b", B, {"allOf": [ref("a", A)]}))
+    with pytest.raises(DependencyCycle) as caught:
+        eng.register(pipeline("c", C, {"allOf": [ref("b", B)]}))
+
+    # The path follows the data: c feeds a, a feeds b, b feeds c.
+    assert caught.value.path == [f"{C}/c", f"{A}/a", f"{B}/b", f"{C}/c"]
+    assert f"{C}/c -> {A}/a -> {B}/b -> {C}/c" in str(caught.value)
+    assert eng.store.get_pipeline(f"{C}/c") is None
+
+
+def test_a_pipeline_that_references_itself_is_a_cycle() -> None:
+    with pytest.raises(DependencyCycle, match=f"{A}/self -> {A}/self"):
+        engine(pipeline("self", A, {"anyOf": [ref("self", None, "FAILED")]}))
+
+
+# -- decisions -----------------------------------------------------------------------------
+
+
+def test_execution_names_are_deterministic_across_engines() -> None:
+    stream = [succeeded("listings", A), succeeded("searches", B)]
+    [one] = feed(case_study(), *stream)
+    [two] = feed(case_study(), *reversed(stream))
+
+    assert one.execution_name == two.execution_name
+
+
+def test_execution_names_differ_per_window_and_per_child() -> None:
+    eng = engine(pipeline("p", A, schedule={"hour": 1}),
+                 pipeline("c1", A, {"allOf": [ref("p")]}),
+                 pipeline("c2", A, {"allOf": [ref("p")]}))
+    decisions = feed(eng, succeeded("p", A, "d0", "2026-11-26T01:00"),
+                     succeeded("p", A, "d1", "2026-11-27T01:00"))
+
+    assert len(decisions) == 4
+    assert len({d.execution_name for d in decisions}) == 4
+
+
+def test_the_run_input_carries_the_logical_date_and_the_parents() -> None:
+    [decision] = feed(case_study(), succeeded("listings", A), succeeded("searches", B))
+    dpc = decision.run_input()["dpc"]
+
+    assert dpc["logicalDate"] == "2026-11-26"
+    assert [p["executionArn"] for p in dpc["parents"]] == [arn("listings", A, "r1"),
+                                                           arn("searches", B, "r1")]
+    assert {p["status"] for p in dpc["parents"]} == {"SUCCEEDED"}
+
+
+def test_the_claim_is_stored_with_the_decisions_name() -> None:
+    eng = case_study()
+    [decision] = feed(eng, succeeded("listings", A), succeeded("searches", B))
+    [claim] = eng.store.claims(f"{C}/pipeline-x")
+
+    assert (claim.window, claim.execution_name) == (decision.window, decision.execution_name)
+
+
+# -- the parent -> children index ------------------------------------------------------------
+
+
+class SpyStore(SqliteStore):
+    """A SQLite store that remembers which child windows the engine touched."""
+
+    def __init__(self) -> None:
+        super().__init__(":memory:")
+        self.touched: list[str] = []
+
+    def update_slot(self, child: str, window: str, parent: str, slot: Slot) -> WindowState:
+        self.touched.append(child)
+        return super().update_slot(child, window, parent, slot)
+
+    def window_state(self, child: str, window: str) -> WindowState:
+        self.touched.append(child)
+        return super().window_state(child, window)
+
+
+def test_only_children_that_reference_the_events_pipeline_are_evaluated() -> None:
+    store = SpyStore()
+    unrelated = [pipeline(f"other-{i}", B, {"allOf": [ref("q", A)]}) for i in range(20)]
+    engine(pipeline("p", A, schedule={"hour": 1}), pipeline("q", A, schedule={"hour": 1}),
+           pipeline("child", C, {"allOf": [ref("p", A)]}), *unrelated, store=store)
+    store.touched.clear()
+    eng = Engine(store)
+    feed(eng, succeeded("p", A))
+
+    assert set(store.touched) == {f"{C}/child"}
