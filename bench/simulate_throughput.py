@@ -44,7 +44,7 @@ from orggen import (
 )
 
 from dpc_core.events import StatusEvent
-from dpc_core.simulate import handle_stream, build_engine, simulate
+from dpc_core.simulate import build_engine, handle_stream, simulate
 from dpc_core.stores.sqlite import SqliteStore
 
 

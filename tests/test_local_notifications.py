@@ -11,7 +11,6 @@ import pytest
 from fakes.opsgenie_server import FakeOpsGenie
 from fakes.slack_server import FakeSlack
 from fakes.smtp_server import FakeSmtp
-
 from local_helpers import SHELL_CASE_STUDY, copy_workspace, dpc, runs_of
 
 DAY = "2026-11-26"

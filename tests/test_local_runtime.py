@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from local_helpers import (
-    A,
-    C,
     CASE_STUDY_EVENTS,
     DPC,
     REPO,
     SHELL_CASE_STUDY,
+    A,
+    C,
     copy_workspace,
     dpc,
     noop_case_study,
@@ -242,7 +241,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_no_trigger(tmp_pa
     for r in all_runs:
         if r["status"] != "SUCCEEDED":
             continue
-        idx = (["root"] + chain).index(r["name"]) if r["name"] in ["root", *chain] else None
+        idx = ["root", *chain].index(r["name"]) if r["name"] in ["root", *chain] else None
         if idx is not None and idx < len(chain):
             assert (chain[idx], r["logical_date"]) in by_window
     conn = sqlite3.connect(ws / ".dpc" / "state.db")

@@ -104,7 +104,6 @@ class World:
     def setup(self, members: bool = True) -> None:
         """Create what the central, user-account and pipeline stacks create (only the
         central account's resources when ``members`` is false: the unit tests)."""
-        _only_taps_delivered_by_moto()
         from dpc_core.stores.dynamodb import create_tables
 
         central_ev = self.client(CENTRAL, "events")
@@ -324,23 +323,19 @@ class World:
         return out
 
 
-_PATCHED: dict[str, Any] = {}
-
-
-def _only_taps_delivered_by_moto() -> None:
-    """Let moto deliver to targets only for ``test-tap-*`` rules (see the module doc)."""
+def only_taps_delivered_by_moto(monkeypatch: Any) -> None:
+    """Let moto deliver to targets only for ``test-tap-*`` rules (see the module doc), for
+    the duration of one test: ``monkeypatch`` undoes it, so other test modules get moto's
+    own delivery back."""
     from moto.events.models import Rule
 
-    if "send_to_targets" in _PATCHED:
-        return
     original = Rule.send_to_targets
-    _PATCHED["send_to_targets"] = original
 
     def send_to_targets(self: Any, event: Any, transform_input: bool = True) -> None:
         if self.name.startswith("test-tap-"):
             original(self, event, transform_input)
 
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    monkeypatch.setattr(Rule, "send_to_targets", send_to_targets)
 
 
 def api_event(method: str, account: str, name: str | None, caller: str,

@@ -14,7 +14,7 @@ _REPO_TESTS = Path(__file__).resolve().parents[2] / "tests"
 if str(_REPO_TESTS) not in sys.path:
     sys.path.insert(0, str(_REPO_TESTS))
 
-from central_harness import World  # noqa: E402
+from central_harness import World, only_taps_delivered_by_moto  # noqa: E402
 
 
 @pytest.fixture
@@ -38,6 +38,7 @@ def world(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """The central account and member accounts A, B, C on moto, set up like the stacks."""
     from moto import mock_aws
 
+    only_taps_delivered_by_moto(monkeypatch)
     with mock_aws():
         w = World()
         w.setup()
@@ -51,6 +52,7 @@ def central(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Only the central account's tables, bus, queues and secret (unit tests)."""
     from moto import mock_aws
 
+    only_taps_delivered_by_moto(monkeypatch)
     with mock_aws():
         w = World()
         w.setup(members=False)

@@ -63,6 +63,7 @@ ENV_CENTRAL_BUS = "DPC_CENTRAL_BUS"
 ENV_SLACK_SECRET_ARN = "DPC_SLACK_SECRET_ARN"
 ENV_REGISTRATION_URL = "DPC_REGISTRATION_URL"
 ENV_READ_ROLE_NAME = "DPC_READ_ROLE_NAME"
+ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"
 
 #: Role each user account lets the central reconciler assume (read-only on executions).
 RECONCILER_READ_ROLE = "dpc-central-reconciler-read"

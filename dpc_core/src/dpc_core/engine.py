@@ -131,48 +131,78 @@ def _parse_condition(text: str) -> Block:
     return Block.model_validate(json.loads(text))
 
 
-def evaluate(block: Block, slots: Mapping[str, Slot], own_account: str) -> tuple[bool, list[
-    tuple[Ref, str, Slot]
-]]:
+@dataclass(frozen=True)
+class _CRef:
+    ref: Ref
+    key: str
+    wanted: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _CBlock:
+    all_of: tuple[_CRef | _CBlock, ...] | None
+    any_of: tuple[_CRef | _CBlock, ...] | None
+    is_and: bool
+
+
+def compile_condition(block: Block, own_account: str) -> _CBlock:
+    """The condition with each reference resolved to its pipeline key and status set,
+    done once per child so that evaluating it per event is plain tuple walking."""
+
+    def item(it: Ref | Block) -> _CRef | _CBlock:
+        if isinstance(it, Block):
+            return compile_condition(it, own_account)
+        return _CRef(it, pkey(it.account or own_account, it.name),
+                     frozenset(s.value for s in it.status))
+
+    return _CBlock(
+        tuple(item(i) for i in block.all_of) if block.all_of is not None else None,
+        tuple(item(i) for i in block.any_of) if block.any_of is not None else None,
+        block.operator == "AND",
+    )
+
+
+Satisfied = list[tuple[Ref, str, Slot]]
+
+
+def _holds(b: _CBlock, slots: Mapping[str, Slot]) -> tuple[bool, Satisfied]:
+    def item(it: _CRef | _CBlock) -> tuple[bool, Satisfied]:
+        if isinstance(it, _CBlock):
+            return _holds(it, slots)
+        slot = slots.get(it.key)
+        if slot is not None and slot.status in it.wanted:
+            return True, [(it.ref, it.key, slot)]
+        return False, []
+
+    parts: list[bool] = []
+    runs: Satisfied = []
+    # Every item is evaluated (no short-circuit) so all satisfying runs are known.
+    if b.all_of is not None:
+        results = [item(i) for i in b.all_of]
+        ok = all(r[0] for r in results)
+        parts.append(ok)
+        if ok:
+            runs += [x for r in results for x in r[1]]
+    if b.any_of is not None:
+        results = [item(i) for i in b.any_of]
+        ok = any(r[0] for r in results)
+        parts.append(ok)
+        if ok:
+            runs += [x for r in results if r[0] for x in r[1]]
+    holds = all(parts) if b.is_and else any(parts)
+    return holds, runs if holds else []
+
+
+def evaluate(block: Block | _CBlock, slots: Mapping[str, Slot], own_account: str) -> tuple[
+    bool, Satisfied
+]:
     """Does ``block`` hold over the latest parent runs ``slots``? And which runs satisfy it.
 
     A run satisfies the condition only through items that hold inside blocks that hold:
     in ``anyOf [p, allOf [q, r]]`` with only p and q succeeded, p alone satisfied it.
     """
-    wanted_cache: dict[int, frozenset[str]] = {}
-
-    def item(it: Ref | Block) -> tuple[bool, list[tuple[Ref, str, Slot]]]:
-        if isinstance(it, Block):
-            return block_holds(it)
-        key = pkey(it.account or own_account, it.name)
-        slot = slots.get(key)
-        wanted = wanted_cache.get(id(it))
-        if wanted is None:
-            wanted = wanted_cache[id(it)] = frozenset(s.value for s in it.status)
-        if slot is not None and slot.status in wanted:
-            return True, [(it, key, slot)]
-        return False, []
-
-    def block_holds(b: Block) -> tuple[bool, list[tuple[Ref, str, Slot]]]:
-        parts: list[bool] = []
-        runs: list[tuple[Ref, str, Slot]] = []
-        # Every item is evaluated (no short-circuit) so all satisfying runs are known.
-        if b.all_of is not None:
-            results = [item(i) for i in b.all_of]
-            ok = all(r[0] for r in results)
-            parts.append(ok)
-            if ok:
-                runs += [x for r in results for x in r[1]]
-        if b.any_of is not None:
-            results = [item(i) for i in b.any_of]
-            ok = any(r[0] for r in results)
-            parts.append(ok)
-            if ok:
-                runs += [x for r in results if r[0] for x in r[1]]
-        holds = all(parts) if b.operator == "AND" else any(parts)
-        return holds, runs if holds else []
-
-    return block_holds(block)
+    compiled = block if isinstance(block, _CBlock) else compile_condition(block, own_account)
+    return _holds(compiled, slots)
 
 
 def spec_of(pipeline: Pipeline) -> PipelineSpec:
@@ -211,7 +241,7 @@ def find_cycle(parents: Mapping[str, Iterable[str]]) -> list[str] | None:
                 continue
             mark = state.get(nxt)
             if mark == 1:
-                loop = path[path.index(nxt):] + [nxt]
+                loop = [*path[path.index(nxt):], nxt]
                 return list(reversed(loop))
             if mark is None:
                 state[nxt] = 1
@@ -233,7 +263,7 @@ class Engine:
         # Parsed conditions by child key, with the condition object they were parsed from:
         # stores hand back the same spec object while it is unchanged, so an identity check
         # skips re-serialising the condition on every evaluation (the hot path).
-        self._blocks: dict[str, tuple[object, Block]] = {}
+        self._blocks: dict[str, tuple[object, _CBlock]] = {}
 
     # -- registry ---------------------------------------------------------------
 
@@ -337,7 +367,8 @@ class Engine:
         else:
             import json
 
-            block = _parse_condition(json.dumps(child.condition, sort_keys=True))
+            block = compile_condition(
+                _parse_condition(json.dumps(child.condition, sort_keys=True)), child.account)
             self._blocks[child.key] = (child.condition, block)
         window = window_of(run.start_ms, run.logical, child.window, child.timezone)
         state = self.store.update_slot(child.key, window, parent, slot)

@@ -81,7 +81,7 @@ def simulate(pipeline_dirs: Iterable[Path], events: Path, store: Any = None) -> 
     stream = list(read_events(events, reg))  # all-or-nothing: bad input decides nothing
     engine = build_engine(pipelines, store, reg)
     result = SimulationResult()
-    for lineno, event, outcome in handle_stream(engine, stream):
+    for lineno, _event, outcome in handle_stream(engine, stream):
         if outcome.skipped:
             result.counts["skipped"] += 1
             result.reports.append(f"{events}:{lineno}: skipped: {outcome.skipped}")

@@ -91,6 +91,13 @@ class AwsStepContext:
     cluster_id_path: str
     project_dir: Path
 
+    def upload(self, relative: str, kind: str = "file") -> str:
+        """Upload a project file to ``s3://<artifacts>/dpc/<pipeline>/<step>/`` at deploy and
+        return its S3 URI; ValueError when the file does not exist."""
+        from dpc_core.aws_assets import upload_project_file
+
+        return upload_project_file(self, relative, kind)
+
 
 #: Returns a CDK ``IChainable`` (one state or a chain) for a step.
 AwsStepStates = Callable[[AwsStepContext], Any]

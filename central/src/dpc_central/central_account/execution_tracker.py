@@ -43,6 +43,9 @@ class ExecutionTracker(Construct):
             description="dpc execution tracker: notifications per pipeline",
         )
         tables.registry.grant_read_data(self.handler.function)
+        # Run records (start time, logical date) complete the notes it formats.
+        tables.runs.grant_read_data(self.handler.function)
+        tables.acknowledge_index_access(self.handler.function)
         stack = Stack.of(self)
         accounts = sorted(set(member_accounts)) or ["*"]
         self.handler.function.add_to_role_policy(iam.PolicyStatement(

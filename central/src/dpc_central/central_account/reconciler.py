@@ -29,22 +29,27 @@ class Reconciler(Construct):
     through each account's read-only role and feeds missing terminal statuses to the
     engine (``TIMED_OUT`` and ``ABORTED`` runs cannot report themselves).
 
+    It puts the triggers it decides, and re-sends those whose claims were never marked
+    delivered, on the central bus.
+
     Attributes: ``handler``, ``rule``.
     """
 
-    def __init__(self, scope: Construct, id: str, *, tables: TriggerTables, bus_name: str,
+    def __init__(self, scope: Construct, id: str, *, tables: TriggerTables,
+                 bus: events.IEventBus,
                  member_accounts: Sequence[str], code_dir: Path, alarm_topic: sns.ITopic,
                  interval: Duration | None = None,
                  layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
         super().__init__(scope, id)
         self.handler = DpcFunction(
             self, "Handler", handler=HANDLER_RECONCILER, code_dir=code_dir,
-            environment={**tables.environment, ENV_CENTRAL_BUS: bus_name,
+            environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name,
                          ENV_READ_ROLE_NAME: RECONCILER_READ_ROLE},
             description="dpc reconciler: statuses lost on the way", alarm_topic=alarm_topic,
             layers=layers, timeout=Duration.minutes(5), reserved_concurrency=1,
         )
         tables.grant_engine(self.handler.function)
+        bus.grant_put_events_to(self.handler.function)
         stack = Stack.of(self)
         accounts = sorted(set(member_accounts))
         roles = ([f"arn:{stack.partition}:iam::{a}:role/{RECONCILER_READ_ROLE}" for a in accounts]

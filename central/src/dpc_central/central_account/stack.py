@@ -58,7 +58,7 @@ class CentralStack(Stack):
         self.slack = SlackService(self, "Slack", tables=self.tables, member_accounts=members,
                                   **common)
         self.reconciler = Reconciler(self, "Reconciler", tables=self.tables,
-                                     bus_name=self.bus.event_bus_name, member_accounts=members,
+                                     bus=self.bus, member_accounts=members,
                                      **common)
         self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
                                         tables=self.tables, member_accounts=members, **common)

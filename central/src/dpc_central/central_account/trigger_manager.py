@@ -18,6 +18,7 @@ from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
 from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
+    ENV_POISON_DLQ_URL,
     HANDLER_TRIGGER_MANAGER,
     RUN_STATUS_DETAIL_TYPE,
     RUN_STATUS_SOURCE,
@@ -90,7 +91,10 @@ class TriggerManager(Construct):
                                                   retry_attempts=185)])
         self.handler = DpcFunction(
             self, "Handler", handler=HANDLER_TRIGGER_MANAGER, code_dir=code_dir,
-            environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name},
+            # Poison events and undelivered triggers go to the queue's own DLQ: one place
+            # (alarmed) for everything the trigger manager could not process.
+            environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name,
+                         ENV_POISON_DLQ_URL: self.dlq.queue_url},
             description="dpc trigger manager: the engine over the DynamoDB store",
             alarm_topic=alarm_topic, layers=layers, timeout=timeout,
         )
@@ -98,3 +102,4 @@ class TriggerManager(Construct):
             self.queue, batch_size=10, report_batch_item_failures=True))
         tables.grant_engine(self.handler.function)
         bus.grant_put_events_to(self.handler.function)
+        self.dlq.grant_send_messages(self.handler.function)

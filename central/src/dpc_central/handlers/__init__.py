@@ -3,6 +3,6 @@
 Entry points named by the stacks (see :mod:`dpc_central.conventions`):
 ``trigger_manager.handle``, ``registration.handle``, ``slack_poster.handle``,
 ``reconciler.handle``, ``execution_tracker.handle`` (central account) and
-``registration_client.handle`` (user accounts: the ``Custom::DpcRegistration``
-provider, which answers CloudFormation's pre-signed URL itself).
+``registration_client.handle`` (user accounts: the ``onEvent`` handler of the
+``Custom::DpcRegistration`` provider framework).
 """

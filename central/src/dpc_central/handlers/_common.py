@@ -158,16 +158,67 @@ def put_entries(entries: list[dict[str, Any]], *, attempts: int = 3,
     raise PutFailed(f"PutEvents refused {len(pending)} entries: {sorted(set(codes))}")
 
 
-def put_triggers(decisions: list[Decision]) -> None:
-    """Put one trigger event per decision on the central bus (``DPC_CENTRAL_BUS``)."""
+def put_triggers(decisions: list[Decision], *, redelivery: bool = False) -> None:
+    """Put one trigger event per decision on the central bus (``DPC_CENTRAL_BUS``), then
+    mark each claim delivered in the store (see :func:`redeliver_claims`).
+
+    A failed acknowledgement is logged, not raised: the trigger went out, and the sweep
+    re-sending it later is harmless (the execution name is deterministic).
+    """
     if not decisions:
         return
     bus = require_env(ENV_CENTRAL_BUS)
     put_entries([trigger_entry(d, bus) for d in decisions])
     for d in decisions:
         emit(logging.INFO, "trigger", pipeline=d.pipeline, account=d.account, window=d.window,
-             executionName=d.execution_name,
+             executionName=d.execution_name, redelivery=redelivery,
              parents=[p.execution_arn for p in d.parents])
+        try:
+            store().mark_delivered(f"{d.account}/{d.pipeline}", d.window, d.generation)
+        except Exception as exc:
+            emit(logging.WARNING, "mark-delivered-failed", pipeline=d.pipeline,
+                 account=d.account, window=d.window, generation=d.generation,
+                 error=f"{type(exc).__name__}: {exc}")
+
+
+#: Claims younger than this are left alone by the sweep: their own handler may still be
+#: putting the trigger event (a Lambda runs for at most 15 minutes; PutEvents retries
+#: take seconds).
+ENV_REDELIVER_AFTER_S = "DPC_REDELIVER_AFTER_S"
+DEFAULT_REDELIVER_AFTER_S = 300
+
+
+def redeliver_claims(*, limit: int | None = None, older_than_ms: int | None = None,
+                     now_ms: int | None = None) -> int:
+    """Re-send the trigger events of claims never marked delivered (PutEvents failed
+    after the claim, or the handler died in between); returns how many were put.
+
+    A claim is decided once (a redelivered status event finds it claimed), so without
+    this its trigger would be lost. Re-sending one that did go out is harmless: the
+    child's starter uses the deterministic execution name, and a second start of the
+    same name is a no-op. Note: the ``downstream`` flag of a ``dpc rerun --downstream``
+    decision is not part of the claim, so a re-sent trigger does not carry it.
+    """
+    from dpc_core.engine import Decision, ParentRun
+    from dpc_core.store import split_pkey
+
+    if older_than_ms is None:
+        older_than_ms = 1000 * int(os.environ.get(ENV_REDELIVER_AFTER_S,
+                                                  DEFAULT_REDELIVER_AFTER_S))
+    claims = store().undelivered_claims(older_than_ms, now_ms=now_ms, limit=limit)
+    decisions = []
+    for c in claims:
+        account, name = split_pkey(c.child)
+        parents = tuple(ParentRun(p.get("pipeline", ""), p.get("account", ""),
+                                  p.get("executionArn", ""), p.get("status", ""))
+                        for p in c.parents)
+        decisions.append(Decision(name, account, c.window, c.execution_name, parents,
+                                  c.generation))
+    if decisions:
+        emit(logging.WARNING, "redeliver", count=len(decisions),
+             executionNames=[d.execution_name for d in decisions])
+        put_triggers(decisions, redelivery=True)
+    return len(decisions)
 
 
 def is_eventbridge_event(obj: object) -> bool:

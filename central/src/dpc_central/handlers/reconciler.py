@@ -13,6 +13,10 @@ central bus like the trigger manager's.
 One account failing (role missing, throttled) does not stop the others; it is logged
 and counted in the result.
 
+Each pass also re-sends the trigger events of claims never marked delivered
+(:func:`_common.redeliver_claims`: PutEvents failed after the claim, or the trigger
+manager died in between), counted as ``redelivered``.
+
 Environment: ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``,
 ``DPC_CENTRAL_BUS``, ``DPC_READ_ROLE_NAME`` (default ``dpc-central-reconciler-read``),
 ``DPC_RECONCILE_HOURS`` (optional), ``AWS_REGION`` (the region of the state machines).
@@ -53,7 +57,13 @@ def reconcile(now: datetime | None = None) -> dict[str, Any]:
     for spec in specs:
         if spec.key in parents:
             by_account[spec.account].append(spec.name)
-    result: dict[str, Any] = {"accounts": 0, "fed": 0, "decisions": 0, "failedAccounts": []}
+    result: dict[str, Any] = {"accounts": 0, "fed": 0, "decisions": 0, "failedAccounts": [],
+                              "redelivered": 0}
+    try:
+        result["redelivered"] = common.redeliver_claims(
+            now_ms=int(now.timestamp() * 1000) if now else None)
+    except Exception as exc:  # the executions below still deserve their pass
+        common.emit(logging.ERROR, "redeliver-failed", error=f"{type(exc).__name__}: {exc}")
     for account, names in sorted(by_account.items()):
         try:
             fed, decided = _reconcile_account(account, sorted(names), region, since)

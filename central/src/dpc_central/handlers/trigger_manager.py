@@ -25,16 +25,26 @@ What happens to an event:
   redelivery harmless (TRIGGERS.md rule 1).
 
 A decision is claimed in the store *before* its trigger event is put, so a trigger
-whose PutEvents keeps failing would not be decided again by a redelivery: it is logged
-as an error with the full entry (``{"dpc": "undelivered-trigger", ...}``, replayable with
-``aws events put-events``) and sent to the poison queue when configured.
+whose PutEvents keeps failing would not be decided again by a redelivery. Each claim is
+therefore marked delivered only after its PutEvents succeeded
+(:meth:`DynamoStore.mark_delivered`), and claims left unmarked for
+``DPC_REDELIVER_AFTER_S`` seconds (default 300) are re-sent by a sweep
+(:func:`_common.redeliver_claims`): at the start of every SQS batch (at most
+:data:`SWEEP_LIMIT` claims, a failure of the sweep never fails the batch) and by the
+reconciler on its schedule. Re-sending is harmless: the execution name is deterministic
+and the child's starter treats an existing execution as success. A PutEvents failure is
+also logged as an error with the full entry (``{"dpc": "undelivered-trigger", ...}``)
+and sent to the poison queue when configured, for the operator's eyes.
 
 Environment:
 
 * ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``: the store's tables;
 * ``DPC_CENTRAL_BUS``: name or ARN of the central bus (trigger events and reports);
 * ``DPC_POISON_DLQ_URL`` (optional): SQS queue for poison events and undelivered
-  triggers (FIFO queues get a message group and a content hash as deduplication id).
+  triggers (FIFO queues get a message group and a content hash as deduplication id);
+  the central stack sets it to the status queue's dead-letter queue;
+* ``DPC_REDELIVER_AFTER_S`` (optional): age of an unacknowledged claim before the sweep
+  re-sends its trigger.
 """
 
 from __future__ import annotations
@@ -47,14 +57,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dpc_central.conventions import ENV_CENTRAL_BUS
+from dpc_central.conventions import ENV_CENTRAL_BUS, ENV_POISON_DLQ_URL
 from dpc_central.handlers import _common as common
 
-#: Where poison events go (optional).
-ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"
 #: How rejected (spoofed) events are reported on the central bus.
 REPORT_SOURCE = "dpc.trigger-manager"
 REJECTED_DETAIL_TYPE = "dpc Event Rejected"
+#: At most this many unacknowledged claims are re-sent per batch (the rest wait for the
+#: next batch or the reconciler), so a backlog cannot eat a batch's time budget.
+SWEEP_LIMIT = 10
 
 
 class Poison(Exception):
@@ -89,7 +100,16 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         return Result(poison=str(exc)).as_dict()
 
 
+def _sweep() -> None:
+    """Re-send a few claims whose trigger events were never acknowledged (best effort)."""
+    try:
+        common.redeliver_claims(limit=SWEEP_LIMIT)
+    except Exception as exc:  # the batch's own events matter more; the reconciler retries
+        common.emit(logging.WARNING, "sweep-failed", error=f"{type(exc).__name__}: {exc}")
+
+
 def _handle_batch(records: list[Any]) -> dict[str, Any]:
+    _sweep()
     failures: list[dict[str, str]] = []
     for record in records:
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_cdk import CustomResource
@@ -17,17 +16,8 @@ class PipelineRegistration(Construct):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, service_token: str,
                  topic_arn: str) -> None:
         super().__init__(scope, id)
-        from dpc_core.engine import spec_of
+        from dpc_central.handlers.registration_client import resource_properties
 
-        spec = spec_of(pipeline)
         self.resource = CustomResource(
             self, "Resource", service_token=service_token, resource_type="Custom::DpcRegistration",
-            properties={
-                "Pipeline": pipeline.name,
-                "Spec": spec.to_json(),
-                "NotificationType": pipeline.notifications.type.value,
-                "AlertChannels": json.dumps([
-                    {"channel": t.channel, "addresses": list(t.addresses)}
-                    for t in pipeline.notifications.targets]),
-                "TopicArn": topic_arn,
-            })
+            properties=resource_properties(pipeline, topic_arn))

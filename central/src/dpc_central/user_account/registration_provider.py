@@ -5,23 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from dpc_central.common.function import DpcFunction
-from dpc_central.common.nag import region_in_finding, suppress
+from dpc_central.common.nag import LAMBDA_BASICS, logical_ref, region_in_finding, suppress
 from dpc_central.conventions import ENV_REGISTRATION_URL, HANDLER_REGISTRATION_CLIENT
 
 
 class RegistrationProvider(Construct):
-    """A Lambda that CloudFormation calls for ``Custom::DpcRegistration`` resources of
-    pipeline stacks: create/update → ``PUT /pipelines/{account}/{name}``, delete →
-    ``DELETE``, signed with SigV4 (IAM auth). The Lambda is the service token itself
-    (no provider framework), so it answers CloudFormation's pre-signed URL.
+    """The provider of the ``Custom::DpcRegistration`` resources of pipeline stacks:
+    CDK's custom-resource provider framework, whose ``onEvent`` handler
+    (:mod:`dpc_central.handlers.registration_client`) sends create/update →
+    ``PUT /pipelines/{account}/{name}``, delete → ``DELETE``, signed with SigV4 (IAM
+    auth). The framework answers CloudFormation's pre-signed URL, so a handler error
+    fails the deployment with its message instead of leaving the stack waiting.
 
-    Attribute: ``handler``.
+    Attributes: ``handler`` (the onEvent function), ``provider``, ``service_token``
+    (what pipeline stacks' resources name, published in SSM).
     """
 
     def __init__(self, scope: Construct, id: str, *, central_account: str,
@@ -44,3 +49,16 @@ class RegistrationProvider(Construct):
                                  [f"Resource::arn:<AWS::Partition>:execute-api:"
                                   f"{region_in_finding(self)}:{central_account}:"
                                   "*/v1/*/pipelines/*"])])
+        self.provider = cr.Provider(
+            self, "Provider", on_event_handler=self.handler.function,
+            log_group=logs.LogGroup(self, "ProviderLogs", retention=logs.RetentionDays.ONE_MONTH,
+                                    removal_policy=RemovalPolicy.DESTROY))
+        self.service_token = self.provider.service_token
+        # The framework's own function (CDK-maintained) invokes the onEvent function,
+        # any of its versions (`<arn>:*`) as the framework grants it.
+        suppress(self.provider, [
+            *LAMBDA_BASICS,
+            ("AwsSolutions-IAM5", "the provider framework invokes the onEvent function and "
+             "its versions (<function ARN>:*), nothing else",
+             [f"Resource::{logical_ref(self.handler.function)}:*"]),
+        ])

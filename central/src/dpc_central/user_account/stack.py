@@ -55,7 +55,7 @@ class UserAccountStack(Stack):
         for key, value in (
             (names.SSM_CENTRAL_ACCOUNT, central_account),
             (names.SSM_ARTIFACTS_BUCKET, self.artifacts.bucket.bucket_name),
-            (names.SSM_REGISTRATION_PROVIDER, self.registration.handler.function.function_arn),
+            (names.SSM_REGISTRATION_PROVIDER, self.registration.service_token),
             (names.SSM_EMR_SUBNET, subnet),
             (names.SSM_EMR_MASTER_SG, self.emr.master_sg.security_group_id),
             (names.SSM_EMR_WORKER_SG, self.emr.worker_sg.security_group_id),

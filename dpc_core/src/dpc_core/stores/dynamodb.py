@@ -9,7 +9,10 @@ Three tables (keys, GSIs and item sizes: ``docs/dynamodb-tables.md``):
 * **runs** ``(arn)`` with GSI ``by_pipeline (pipeline, start)``: the run log.
 * **windows** ``(child, window)``: one item per child window holding the latest run of
   each parent (top-level ``S#parent`` map attributes), the version/generation counters,
-  the runs of the last trigger and the list of claims.
+  the runs of the last trigger and the list of claims. While a claim's trigger event has
+  not been acknowledged as delivered (:meth:`DynamoStore.mark_delivered`), the item
+  carries ``U#<generation>`` and the keys of the sparse GSI ``undelivered``, which
+  :meth:`DynamoStore.undelivered_claims` queries.
 
 Request budget per event (uncontended): ``lookup`` 1 Query, ``record_run`` 1 conditional
 UpdateItem, and per child 1 conditional UpdateItem (``update_slot``) plus, when the
@@ -45,6 +48,14 @@ SPEC_SK = "#SPEC"
 EDGE_PREFIX = "C#"
 SLOT_PREFIX = "S#"
 RUNS_BY_PIPELINE = "by_pipeline"
+#: Sparse GSI of the windows table: only windows with a claim not yet marked delivered.
+UNDELIVERED_INDEX = "undelivered"
+UNDELIVERED_PREFIX = "U#"
+#: GSI keys: a constant partition (the index holds a handful of items at any time) and
+#: the epoch ms of the oldest undelivered claim of the window.
+PENDING = "pending"
+PENDING_AT = "pending_at"
+_PENDING_VALUE = "U"
 #: TransactWriteItems takes at most 100 actions.
 _MAX_TRANSACT = 100
 
@@ -92,7 +103,15 @@ def table_definitions(tables: DynamoTables) -> list[dict[str, Any]]:
         {"TableName": tables.windows, "BillingMode": "PAY_PER_REQUEST",
          "KeySchema": [{"AttributeName": "child", "KeyType": "HASH"},
                        {"AttributeName": "window", "KeyType": "RANGE"}],
-         "AttributeDefinitions": [s("child"), s("window")]},
+         "AttributeDefinitions": [s("child"), s("window"), s(PENDING),
+                                  {"AttributeName": PENDING_AT, "AttributeType": "N"}],
+         # Sparse: a window is in it only between a claim and the acknowledgement of its
+         # trigger event, so it stays near-empty; keys only (the sweep reads the item).
+         "GlobalSecondaryIndexes": [{
+             "IndexName": UNDELIVERED_INDEX,
+             "KeySchema": [{"AttributeName": PENDING, "KeyType": "HASH"},
+                           {"AttributeName": PENDING_AT, "KeyType": "RANGE"}],
+             "Projection": {"ProjectionType": "KEYS_ONLY"}}]},
     ]
 
 
@@ -453,20 +472,31 @@ class DynamoStore:
 
     def claim(self, child: str, window: str, seen: WindowState, claim: Claim) -> bool:
         """One conditional UpdateItem: compare-and-set (version, generation) and append the
-        claim to the window item, so the claim and the generation change are one write."""
+        claim to the window item, so the claim and the generation change are one write.
+
+        The same write marks the claim undelivered (``U#<generation>`` = epoch ms) and puts
+        the window in the sparse GSI ``undelivered`` (``pending_at`` keeps the oldest
+        undelivered claim's time) until :meth:`mark_delivered`.
+        """
         last_runs = sorted({p["executionArn"] for p in claim.parents})
+        at = self._now()
+        at_ms = _n(at // 1_000_000)
         try:
             self.client.update_item(
                 TableName=self.tables.windows, Key=self._window_key(child, window),
                 UpdateExpression="SET #g = :ng, #lr = :lr, "
-                                 "#cl = list_append(if_not_exists(#cl, :empty), :claim)",
+                                 "#cl = list_append(if_not_exists(#cl, :empty), :claim), "
+                                 "#u = :ms, #p = :p, #pa = if_not_exists(#pa, :ms)",
                 ConditionExpression="#v = :v AND #g = :g",
                 ExpressionAttributeNames={"#v": "version", "#g": "generation",
-                                          "#lr": "last_runs", "#cl": "claims"},
+                                          "#lr": "last_runs", "#cl": "claims",
+                                          "#u": UNDELIVERED_PREFIX + str(claim.generation),
+                                          "#p": PENDING, "#pa": PENDING_AT},
                 ExpressionAttributeValues={
                     ":v": _n(seen.version), ":g": _n(seen.generation),
                     ":ng": _n(claim.generation), ":lr": {"L": [_s(a) for a in last_runs]},
-                    ":empty": {"L": []}, ":claim": {"L": [_claim_av(claim, self._now())]}})
+                    ":empty": {"L": []}, ":claim": {"L": [_claim_av(claim, at)]},
+                    ":ms": at_ms, ":p": _s(_PENDING_VALUE)})
         except Exception as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -491,8 +521,105 @@ class DynamoStore:
         made.sort(key=lambda t: (t[0], t[1].child, t[1].window, t[1].generation))
         return [c for _, c in made]
 
+    # -- delivery of claimed triggers ----------------------------------------------------
+    # Not part of the TriggerStore contract: the central account's handlers put a claim's
+    # trigger event on EventBridge *after* the claim, so a claim whose PutEvents never
+    # succeeded must be found again (a redelivered status event will not decide it anew).
+
+    def mark_delivered(self, child: str, window: str, generation: int) -> None:
+        """Acknowledge that the trigger event of claim ``generation`` was put.
+
+        Usually one UpdateItem: it removes ``U#<generation>`` and the window's GSI keys,
+        on condition that no later claim was made (``generation`` unchanged) and that the
+        GSI's time is this claim's (no older claim of the window is still undelivered).
+        Otherwise only ``U#<generation>`` goes, and the GSI keys follow when no ``U#``
+        remains. Idempotent: marking a claim twice, or an unknown one, does nothing.
+        """
+        key = self._window_key(child, window)
+        names = {"#u": UNDELIVERED_PREFIX + str(generation), "#p": PENDING,
+                 "#pa": PENDING_AT, "#g": "generation"}
+        try:
+            self.client.update_item(
+                TableName=self.tables.windows, Key=key,
+                UpdateExpression="REMOVE #u, #p, #pa",
+                ConditionExpression="#g = :g AND #pa = #u",
+                ExpressionAttributeNames=names, ExpressionAttributeValues={":g": _n(generation)})
+            return
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        try:
+            # The condition keeps an unknown window from being created by the REMOVE.
+            resp = self.client.update_item(
+                TableName=self.tables.windows, Key=key, UpdateExpression="REMOVE #u",
+                ConditionExpression="attribute_exists(#g)",
+                ExpressionAttributeNames={"#u": names["#u"], "#g": "generation"},
+                ReturnValues="ALL_NEW")
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return
+        self._clear_pending_if_done(resp["Attributes"])
+
+    def _clear_pending_if_done(self, item: Item) -> None:
+        """Drop the window's GSI keys when none of its claims is undelivered, unless a
+        claim was made meanwhile (the condition on ``generation``)."""
+        if PENDING_AT not in item or any(k.startswith(UNDELIVERED_PREFIX) for k in item):
+            return
+        try:
+            self.client.update_item(
+                TableName=self.tables.windows,
+                Key={"child": item["child"], "window": item["window"]},
+                UpdateExpression="REMOVE #p, #pa", ConditionExpression="#g = :g",
+                ExpressionAttributeNames={"#p": PENDING, "#pa": PENDING_AT,
+                                          "#g": "generation"},
+                ExpressionAttributeValues={":g": item["generation"]})
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def undelivered_claims(self, older_than_ms: int, now_ms: int | None = None,
+                           limit: int | None = None) -> list[Claim]:
+        """Claims made at least ``older_than_ms`` ago (before ``now_ms``, default now)
+        whose trigger events were never marked delivered, oldest first, at most ``limit``.
+
+        One Query of the sparse GSI ``undelivered`` (empty in the steady state), then one
+        strongly consistent GetItem per window found: the GSI is eventually consistent,
+        the item says which claims are still undelivered.
+        """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        cutoff = now - older_than_ms
+        found: list[tuple[int, Claim]] = []
+        keys = self._paginate("query", TableName=self.tables.windows,
+                              IndexName=UNDELIVERED_INDEX,
+                              KeyConditionExpression="#p = :p AND #pa <= :cut",
+                              ExpressionAttributeNames={"#p": PENDING, "#pa": PENDING_AT},
+                              ExpressionAttributeValues={":p": _s(_PENDING_VALUE),
+                                                         ":cut": _n(cutoff)})
+        for key in keys:
+            if limit is not None and len(found) >= limit:
+                break
+            item = self.client.get_item(
+                TableName=self.tables.windows, ConsistentRead=True,
+                Key={"child": key["child"], "window": key["window"]}).get("Item")
+            if not item:
+                continue
+            pending = {int(k[len(UNDELIVERED_PREFIX):]): int(v["N"]) for k, v in item.items()
+                       if k.startswith(UNDELIVERED_PREFIX)}
+            if not pending:  # delivered meanwhile, GSI keys left by a race: tidy up
+                self._clear_pending_if_done(item)
+                continue
+            for _, claim in _claims_of(item):
+                at = pending.get(claim.generation)
+                if at is not None and at <= cutoff:
+                    found.append((at, claim))
+        found.sort(key=lambda t: (t[0], t[1].child, t[1].window, t[1].generation))
+        claims = [c for _, c in found]
+        return claims[:limit] if limit is not None else claims
+
     def close(self) -> None:
         """Nothing to release (the client belongs to the caller)."""
 
 
-__all__ = ["DynamoStore", "DynamoTables", "create_tables", "table_definitions"]
+__all__ = ["UNDELIVERED_INDEX", "DynamoStore", "DynamoTables", "create_tables",
+           "table_definitions"]

@@ -12,8 +12,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 
 from dpc_core.store import (
     Claim,
@@ -66,6 +66,43 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+class _Transaction:
+    """The store's transaction context (a plain class: it is entered several times per
+    event, and a generator-based context manager costs more than the SQL it wraps)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        s = self.store
+        s._lock.acquire()
+        if s._depth == 0 and not s.conn.in_transaction:
+            try:
+                s.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                s._lock.release()
+                raise
+            s._began = True
+        s._depth += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        s = self.store
+        try:
+            s._depth -= 1
+            if s._depth == 0 and s._began:
+                s._began = False
+                if exc_type is None:
+                    s.conn.execute("COMMIT")
+                else:
+                    s.conn.execute("ROLLBACK")
+                    s._forget()
+        finally:
+            s._lock.release()
+
+
 class SqliteStore:
     """The trigger store on one SQLite connection (one per thread or process).
 
@@ -89,33 +126,15 @@ class SqliteStore:
         # of the registry rows.
         self._lookup_cache: dict[str, tuple[PipelineSpec, list[PipelineSpec]] | None] = {}
         self._lookup_version = -1
+        self._began = False
+        self._tx = _Transaction(self)
         self.conn.executescript(SCHEMA)
 
     # -- transactions -------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One ``BEGIN IMMEDIATE`` transaction; nested calls join the outer one."""
-        with self._lock:
-            if self._depth or self.conn.in_transaction:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
-            try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                self._forget()
-                raise
-            else:
-                self.conn.execute("COMMIT")
-            finally:
-                self._depth = 0
+        return self._tx
 
     # -- registry -----------------------------------------------------------------
 
@@ -287,12 +306,16 @@ class SqliteStore:
                 return state
             slots = {**state.slots, parent: slot}
             new = WindowState(slots, state.version + 1, state.generation, state.last_runs)
-            self.conn.execute(
-                "INSERT INTO windows (child, window, slots, version, generation, last_runs) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (child, window) DO UPDATE SET "
-                "slots = excluded.slots, version = excluded.version",
-                (child, window, json.dumps({k: v.to_dict() for k, v in slots.items()}),
-                 new.version, new.generation, json.dumps(list(new.last_runs))))
+            encoded = json.dumps({k: v.to_dict() for k, v in slots.items()})
+            if state.version:  # the row exists (version 0 is "never written")
+                self.conn.execute(
+                    "UPDATE windows SET slots = ?, version = ? WHERE child = ? AND window = ?",
+                    (encoded, new.version, child, window))
+            else:
+                self.conn.execute(
+                    "INSERT INTO windows (child, window, slots, version, generation, last_runs)"
+                    " VALUES (?, ?, ?, ?, ?, '[]')", (child, window, encoded, new.version,
+                                                     new.generation))
             self._remember(child, window, new)
             return new
 

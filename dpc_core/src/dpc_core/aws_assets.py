@@ -1,0 +1,59 @@
+"""CDK helpers for plugins that contribute Step Functions states (public API).
+
+Imported only while a CDK app is built (``aws_cdk`` is imported inside the functions).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dpc_core.types import AwsStepContext
+
+
+def upload_project_file(ctx: AwsStepContext, relative: str, kind: str) -> str:
+    """Upload one project file to ``s3://<artifacts>/dpc/<pipeline>/<step>/`` at deploy;
+    return its S3 URI. ValueError when the file does not exist."""
+    from aws_cdk import aws_s3_deployment as s3deploy
+
+    source = (Path(ctx.project_dir) / relative).resolve()
+    if not source.is_file():
+        raise ValueError(f"{kind} {relative!r} not found in {ctx.project_dir}")
+    staging = Path(tempfile.mkdtemp(prefix="dpc-upload-"))
+    shutil.copy2(source, staging / source.name)
+    prefix = f"dpc/{ctx.pipeline.name}/{ctx.step.name}/"
+    s3deploy.BucketDeployment(
+        ctx.scope, "Upload", sources=[s3deploy.Source.asset(str(staging))],
+        destination_bucket=ctx.artifacts_bucket, destination_key_prefix=prefix, prune=False,
+        retain_on_delete=False)
+    _acknowledge_deployment(ctx.scope, ctx.artifacts_bucket)
+    return f"s3://{ctx.artifacts_bucket.bucket_name}/{prefix}{source.name}"
+
+
+def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
+    """cdk-nag findings of CDK's own BucketDeployment handler (one per stack)."""
+    from aws_cdk import Acknowledgment, Stack, Token, Validations
+
+    stack = Stack.of(scope)
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    name = stack.resolve(bucket.bucket_name)
+    shown = f"<{name['Ref']}>" if isinstance(name, dict) and "Ref" in name else str(name)
+    reason = "CDK's BucketDeployment copies the script from the CDK asset bucket into the " \
+             "artifacts bucket with its generated grant; it runs only at deploy"
+    for child in stack.node.children:
+        if not child.node.id.startswith("Custom::CDKBucketDeployment"):
+            continue
+        acks = [Acknowledgment(id="AwsSolutions-L1", reason="CDK pins the BucketDeployment "
+                               "handler's runtime; it runs only at deploy"),
+                Acknowledgment(id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:"
+                               "policy/service-role/AWSLambdaBasicExecutionRole]",
+                               reason="the deployment handler's own log permissions")]
+        for finding in ("Action::s3:GetObject*", "Action::s3:GetBucket*", "Action::s3:List*",
+                        "Action::s3:DeleteObject*", "Action::s3:Abort*",
+                        f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{account}-"
+                        f"{region}/*", f"Resource::arn:<AWS::Partition>:s3:::{shown}/*"):
+            acks.append(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+        Validations.of(child).acknowledge(*acks)
