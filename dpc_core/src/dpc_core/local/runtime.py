@@ -382,16 +382,10 @@ class Runtime:
             now = datetime.now(UTC)
             due: list[tuple[datetime, str]] = []
             for key, p in scheduled.items():
-                assert p.trigger.schedule is not None
-                parsed = p.trigger.schedule.parsed
                 since = datetime.fromtimestamp(max(last.get(key, started), started) / 1000,
                                                tz=UTC)
-                if isinstance(parsed, Rate):
-                    anchor = datetime.fromtimestamp(last.get(key, started) / 1000,
-                                                    tz=UTC)
-                    nxt: datetime | None = parsed.next_after(since, anchor)
-                else:
-                    nxt = parsed.next_after(since, ZoneInfo(p.trigger.timezone))
+                anchor = datetime.fromtimestamp(last.get(key, started) / 1000, tz=UTC)
+                nxt = next_fire(p, since, anchor)
                 if nxt is not None:
                     due.append((nxt, key))
             if not due:
@@ -406,10 +400,7 @@ class Runtime:
             last[key] = int(when.timestamp() * 1000)
 
     def _fire(self, key: str, when: datetime) -> None:
-        p = self.pipelines[key]
-        local = when.astimezone(ZoneInfo(p.trigger.timezone))
-        logical = local.strftime("%Y-%m-%d") if p.trigger.window == "daily" \
-            else local.strftime("%Y-%m-%dT%H")
+        logical = logical_date_of_firing(self.pipelines[key], when)
         digest = hashlib.sha256(f"{key}|{when.isoformat()}".encode()).hexdigest()[:8]
         run_id = f"sched-{when.strftime('%Y%m%dT%H%M')}-{digest}"
         with self.store.transaction():
@@ -639,6 +630,27 @@ def _tail(path: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     return " | ".join(t.strip() for t in text[-lines:])[-400:]
+
+
+def next_fire(pipeline: Pipeline, after: datetime, anchor: datetime) -> datetime | None:
+    """When the runtime next starts a scheduled pipeline: the first instant strictly after
+    ``after`` that its schedule (the same parsed expression AWS gets) matches, in its time
+    zone; a rate counts from ``anchor`` (its last firing, or when the runtime started)."""
+    schedule = pipeline.trigger.schedule
+    if schedule is None:
+        return None
+    parsed = schedule.parsed
+    if isinstance(parsed, Rate):
+        return parsed.next_after(after, anchor)
+    return parsed.next_after(after, ZoneInfo(pipeline.trigger.timezone))
+
+
+def logical_date_of_firing(pipeline: Pipeline, when: datetime) -> str:
+    """The logical date (or hour) of a scheduled run: the firing instant in the pipeline's
+    time zone."""
+    local = when.astimezone(ZoneInfo(pipeline.trigger.timezone))
+    return local.strftime("%Y-%m-%d") if pipeline.trigger.window == "daily" \
+        else local.strftime("%Y-%m-%dT%H")
 
 
 def today() -> str:
