@@ -88,14 +88,84 @@ def test_tables_mirror_the_dynamodb_store_and_keep_point_in_time_recovery(templa
     schemas = [t["Properties"]["KeySchema"] for t in tables]
     for definition in table_definitions(DynamoTables("r", "u", "w")):
         assert definition["KeySchema"] in schemas
-    runs = next(t for t in tables if t["Properties"].get("GlobalSecondaryIndexes"))
-    assert runs["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"] == "by_pipeline"
+    indexes = {g["IndexName"]: g for t in tables
+               for g in t["Properties"].get("GlobalSecondaryIndexes", [])}
+    assert set(indexes) == {"by_pipeline", "undelivered"}
     assert len(tables) == 4  # registry, runs, windows, Slack threads
     for t in tables:
         assert t["Properties"]["PointInTimeRecoverySpecification"] == {
             "PointInTimeRecoveryEnabled": True}
         assert t["Properties"]["SSESpecification"]["SSEEnabled"] is True
         assert t["DeletionPolicy"] == "Retain"
+
+
+def test_windows_table_indexes_undelivered_claims_sparsely_by_age(template: Any) -> None:
+    windows = next(t["Properties"] for t in resources(template, "AWS::DynamoDB::Table").values()
+                   if t["Properties"]["KeySchema"][0]["AttributeName"] == "child")
+    (gsi,) = windows["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "undelivered"
+    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["pending", "pending_at"]
+    assert gsi["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
+def function(template: Any, handler: str) -> tuple[str, dict[str, Any]]:
+    """(logical id, properties) of the Lambda running ``dpc_central.handlers.<handler>``."""
+    return next((lid, f["Properties"]) for lid, f in resources(
+        template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == f"dpc_central.handlers.{handler}.handle")
+
+
+def role_statements(template: Any, handler: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to the handler's execution role."""
+    _, props = function(template, handler)
+    role = props["Role"]["Fn::GetAtt"][0]
+    return [st for p in resources(template, "AWS::IAM::Policy").values()
+            if {"Ref": role} in p["Properties"]["Roles"]
+            for st in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def grants(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    """The resources of the statements allowing ``action``."""
+    return [st["Resource"] for st in statements
+            if st["Effect"] == "Allow" and action in as_list(st["Action"])]
+
+
+def logical_id(template: Any, kind: str, predicate: Any) -> str:
+    return next(lid for lid, r in resources(template, kind).items() if predicate(r))
+
+
+def central_bus(template: Any) -> str:
+    return logical_id(template, "AWS::Events::EventBus",
+                      lambda r: r["Properties"]["Name"] == "dpc-central")
+
+
+def test_reconciler_may_put_events_on_the_central_bus(template: Any) -> None:
+    statements = role_statements(template, "reconciler")
+    assert grants(statements, "events:PutEvents") == [
+        {"Fn::GetAtt": [central_bus(template), "Arn"]}]
+    _, props = function(template, "reconciler")
+    assert props["Environment"]["Variables"]["DPC_CENTRAL_BUS"] == {"Ref": central_bus(template)}
+
+
+def test_trigger_manager_sends_poison_to_its_queues_dead_letter_queue(template: Any) -> None:
+    queue = logical_id(template, "AWS::SQS::Queue",
+                       lambda r: r["Properties"].get("ContentBasedDeduplication") is True)
+    dlq = resources(template, "AWS::SQS::Queue")[queue]["Properties"]["RedrivePolicy"][
+        "deadLetterTargetArn"]["Fn::GetAtt"][0]
+    _, props = function(template, "trigger_manager")
+    assert props["Environment"]["Variables"]["DPC_POISON_DLQ_URL"] == {"Ref": dlq}
+    assert {"Fn::GetAtt": [dlq, "Arn"]} in grants(role_statements(template, "trigger_manager"),
+                                                  "sqs:SendMessage")
+
+
+def test_execution_tracker_reads_the_run_log_and_writes_no_table(template: Any) -> None:
+    runs = logical_id(template, "AWS::DynamoDB::Table",
+                      lambda r: r["Properties"]["KeySchema"][0]["AttributeName"] == "arn")
+    statements = role_statements(template, "execution_tracker")
+    readable = json.dumps(grants(statements, "dynamodb:GetItem"))
+    assert f'"{runs}"' in readable
+    assert grants(statements, "dynamodb:PutItem") == []
+    assert grants(statements, "dynamodb:UpdateItem") == []
 
 
 def test_lambdas_get_the_store_table_names_from_the_environment(template: Any) -> None:

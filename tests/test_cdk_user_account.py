@@ -75,8 +75,34 @@ def test_registration_provider_and_account_settings_are_published_in_ssm(templat
     names = {p["Properties"]["Name"] for p in params}
     assert {"/dpc/central-account", "/dpc/artifacts-bucket", "/dpc/registration-provider-arn",
             "/dpc/emr/subnet-id", "/dpc/emr/master-security-group"} <= names
-    template.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "dpc_central.handlers.registration_client.handle"})
+
+
+
+def test_registration_resources_are_served_by_the_provider_framework(template: Any) -> None:
+    functions = template.find_resources("AWS::Lambda::Function")
+    on_event = next(lid for lid, f in functions.items() if f["Properties"].get("Handler")
+                    == "dpc_central.handlers.registration_client.handle")
+    # The framework's function calls the onEvent function, named in its environment...
+    framework = next(lid for lid, f in functions.items()
+                     if f["Properties"].get("Environment", {}).get("Variables", {}).get(
+                         "USER_ON_EVENT_FUNCTION_ARN") == {"Fn::GetAtt": [on_event, "Arn"]})
+    # ...and is the service token pipeline stacks find in SSM.
+    (param,) = [p["Properties"] for p in template.find_resources("AWS::SSM::Parameter").values()
+                if p["Properties"]["Name"] == "/dpc/registration-provider-arn"]
+    assert param["Value"] == {"Fn::GetAtt": [framework, "Arn"]}
+
+
+def test_registration_client_may_only_invoke_the_central_pipelines_api(template: Any) -> None:
+    functions = template.find_resources("AWS::Lambda::Function")
+    (props,) = [f["Properties"] for f in functions.values() if f["Properties"].get("Handler")
+                == "dpc_central.handlers.registration_client.handle"]
+    assert "DPC_REGISTRATION_URL" in props["Environment"]["Variables"]
+    role = props["Role"]["Fn::GetAtt"][0]
+    statements = [st for p in template.find_resources("AWS::IAM::Policy").values()
+                  if {"Ref": role} in p["Properties"]["Roles"]
+                  for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    (invoke,) = [st for st in statements if st["Action"] == "execute-api:Invoke"]
+    assert f":{CENTRAL}:*/v1/*/pipelines/*" in json.dumps(invoke["Resource"])
 
 
 def test_central_reconciler_may_only_read_executions(template: Any) -> None:

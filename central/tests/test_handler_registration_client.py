@@ -116,7 +116,9 @@ def api(central: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiGate
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the serving loop's next poll.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     gateway.url = f"http://127.0.0.1:{server.server_address[1]}/v1/"
     monkeypatch.setenv("DPC_REGISTRATION_URL", gateway.url)
