@@ -74,7 +74,8 @@ class Figures:
         return self.events / self.handle_s
 
 
-def measure(n: int, days: int, workdir: Path, profile: bool = False) -> Figures:
+def measure(n: int, days: int, workdir: Path, profile: bool = False,
+            in_memory: bool = False) -> Figures:
     """Generate, validate, register, parse, then time the engine over the events."""
     m = max(1, n // 10)
     docs = generate_org(n, m, seed=n)
@@ -84,7 +85,7 @@ def measure(n: int, days: int, workdir: Path, profile: bool = False) -> Figures:
     t0 = time.perf_counter()
     pipelines = to_pipelines(docs)
     t1 = time.perf_counter()
-    store = SqliteStore(workdir / f"engine-{n}.db", exclusive=True)
+    store = SqliteStore(":memory:" if in_memory else workdir / f"engine-{n}.db", exclusive=True)
     engine = build_engine(pipelines, store)
     t2 = time.perf_counter()
     events = [StatusEvent.parse(e) for e in raw]
@@ -129,23 +130,28 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="dpc-bench-") as tmp:
         work = Path(tmp)
-        results = []
-        for n in args.sizes:
-            f = measure(n, args.days, work, profile=args.profile and n == max(args.sizes))
-            results.append(f)
-            print(f"N={f.n:>6} M={f.m:>5}  events={f.events:>6}  decisions={f.decisions:>6}  "
-                  f"children/pipeline mean={f.children_mean:.2f} max={f.children_max}")
-            print(f"    validate {f.validate_s:7.2f}s  register {f.register_s:7.2f}s  "
-                  f"parse {f.parse_s:6.2f}s ({f.events / f.parse_s:,.0f} ev/s)")
-            print(f"    engine   {f.handle_s:7.2f}s  {f.per_event_us:7.1f} us/event  "
-                  f"{f.events_per_s:8,.0f} events/s")
-        if len(results) >= 2:
-            small, large = results[0], results[-1]
-            ratio = large.per_event_us / small.per_event_us
-            print(f"per-event time ratio N={large.n} / N={small.n}: {ratio:.2f} "
-                  f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'})")
-            print(f"events/s at N={large.n}: {large.events_per_s:,.0f} "
-                  f"(target >= 5,000: {'met' if large.events_per_s >= 5000 else 'MISSED'})")
+        for in_memory, label in ((True, "in-memory SQLite (`dpc simulate` default)"),
+                                 (False, "SQLite file in WAL mode (`dpc simulate --db FILE`)")):
+            print(f"-- store: {label}")
+            results = []
+            for n in args.sizes:
+                f = measure(n, args.days, work, in_memory=in_memory,
+                            profile=args.profile and n == max(args.sizes))
+                results.append(f)
+                print(f"N={f.n:>6} M={f.m:>5}  events={f.events:>6}  "
+                      f"decisions={f.decisions:>6}  children/pipeline mean="
+                      f"{f.children_mean:.2f} max={f.children_max}")
+                print(f"    validate {f.validate_s:7.2f}s  register {f.register_s:7.2f}s  "
+                      f"parse {f.parse_s:6.2f}s ({f.events / f.parse_s:,.0f} ev/s)")
+                print(f"    engine   {f.handle_s:7.2f}s  {f.per_event_us:7.1f} us/event  "
+                      f"{f.events_per_s:8,.0f} events/s")
+            if len(results) >= 2:
+                small, large = results[0], results[-1]
+                ratio = large.per_event_us / small.per_event_us
+                print(f"per-event time ratio N={large.n} / N={small.n}: {ratio:.2f} "
+                      f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'})")
+                print(f"events/s at N={large.n}: {large.events_per_s:,.0f} "
+                      f"(target >= 5,000: {'met' if large.events_per_s >= 5000 else 'MISSED'})")
         n = min(args.sizes)
         lines, decided, seconds = end_to_end(n, args.days, work)
         print(f"simulate() end to end, N={n}, files on disk: {lines} events, {decided} "

@@ -351,13 +351,18 @@ class Engine:
             return out
         slot = Slot(run.arn, run.start_ms, run.status, run.redrive_count)
         downstream = ev.downstream
+        windows: dict[tuple[str, str], str] = {}  # children mostly share window and zone
         for child in children:
-            decision = self._evaluate_child(child, key, run, slot, downstream)
+            wkey = (child.window, child.timezone)
+            if wkey not in windows:
+                windows[wkey] = window_of(run.start_ms, run.logical, child.window,
+                                          child.timezone)
+            decision = self._evaluate_child(child, key, windows[wkey], slot, downstream)
             if decision is not None:
                 out.decisions.append(decision)
         return out
 
-    def _evaluate_child(self, child: PipelineSpec, parent: str, run: RunRecord,
+    def _evaluate_child(self, child: PipelineSpec, parent: str, window: str,
                         slot: Slot, downstream: bool = False) -> Decision | None:
         if child.condition is None:
             return None
@@ -370,7 +375,6 @@ class Engine:
             block = compile_condition(
                 _parse_condition(json.dumps(child.condition, sort_keys=True)), child.account)
             self._blocks[child.key] = (child.condition, block)
-        window = window_of(run.start_ms, run.logical, child.window, child.timezone)
         state = self.store.update_slot(child.key, window, parent, slot)
         for _ in range(100):  # compare-and-set retries; a handful at most in practice
             holds, satisfied = evaluate(block, state.slots, child.account)

@@ -3,13 +3,37 @@
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dpc_core.errors import BadEvent
 from dpc_core.model import Status
+
+
+class memoized:
+    """functools.cached_property without its lock (Python 3.11 takes one on every read;
+    these are read several times per event on the engine's hot path)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        cache = obj.__dict__
+        try:
+            return cache[self.name]
+        except KeyError:
+            value = cache[self.name] = self.fn(obj)
+            return value
+
 
 DETAIL_TYPE = "Step Functions Execution Status Change"
 SOURCE = "aws.states"
@@ -40,7 +64,7 @@ class ExecutionDetail(BaseModel):
 class StatusEvent(BaseModel):
     """An EventBridge event from ``aws.states`` about one execution."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, ignored_types=(memoized,))
 
     id: str = ""
     detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
@@ -62,35 +86,35 @@ class StatusEvent(BaseModel):
             where = ".".join(str(p) for p in first["loc"])
             raise BadEvent(f"not a Step Functions status event: {where}: {first['msg']}") from None
 
-    @cached_property
+    @memoized
     def pipeline(self) -> str:
         """The state machine name, which is the pipeline name."""
         return self.detail.state_machine_arn.rsplit(":", 1)[-1]
 
-    @cached_property
+    @memoized
     def arn_account(self) -> str:
         """The account named in the state machine ARN."""
         parts = self.detail.state_machine_arn.split(":")
         return parts[4] if len(parts) > 4 else ""
 
-    @cached_property
+    @memoized
     def run_input(self) -> dict[str, Any]:
         """``detail.input`` decoded; ``{}`` when absent or not a JSON object."""
-        if not self.detail.input:
-            return {}
+        if not self.detail.input or '"dpc"' not in self.detail.input:
+            return {}  # most runs were not started by dpc: no need to parse their input
         try:
             value = json.loads(self.detail.input)
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
 
-    @cached_property
+    @memoized
     def downstream(self) -> bool:
         """True for runs started by ``dpc rerun --downstream`` (and the runs they trigger)."""
         dpc = self.run_input.get("dpc")
         return bool(dpc.get("downstream")) if isinstance(dpc, dict) else False
 
-    @cached_property
+    @memoized
     def logical_date(self) -> str | None:
         """``dpc.logicalDate`` from the run's input, when dpc started the run."""
         dpc = self.run_input.get("dpc")
