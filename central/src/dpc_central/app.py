@@ -56,14 +56,18 @@ def new_app(outdir: Path, *, nag: bool = True) -> Any:
 def central_app(*, outdir: Path, org_id: str | None, member_accounts: Sequence[str],
                 account: str | None = None, region: str | None = None,
                 lambda_deps: str = "none", layer_arns: Sequence[str] = (),
-                alarm_email: str | None = None, nag: bool = True) -> Any:
-    """The app of ``dpc setup-central-account``."""
+                alarm_email: str | None = None, nag: bool = True, registry: Any = None) -> Any:
+    """The app of ``dpc setup-central-account`` (with the Lambda handlers the installed
+    plugins contribute through ``dpc_lambda_handlers``)."""
     app = new_app(outdir, nag=nag)
+    from dpc_central.central_account.plugin_functions import plugin_handlers
     from dpc_central.central_account.stack import CentralStack
+    from dpc_core.plugins import get_registry
 
     CentralStack(app, CENTRAL_STACK, org_id=org_id, member_accounts=member_accounts,
                  code_dir=lambda_code_dir(outdir, lambda_deps), layer_arns=layer_arns,
-                 alarm_email=alarm_email, env=_env(account, region))
+                 alarm_email=alarm_email, env=_env(account, region),
+                 plugin_handlers=plugin_handlers(registry or get_registry()))
     return app
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -16,6 +16,7 @@ from constructs import Construct
 from dpc_central.central_account.bus import CentralBus
 from dpc_central.central_account.delivery import TargetedDelivery
 from dpc_central.central_account.execution_tracker import ExecutionTracker
+from dpc_central.central_account.plugin_functions import PluginFunctions
 from dpc_central.central_account.reconciler import Reconciler
 from dpc_central.central_account.registration_api import RegistrationApi
 from dpc_central.central_account.slack_service import SlackService
@@ -30,6 +31,7 @@ class CentralStack(Stack):
     def __init__(self, scope: Construct, id: str, *, org_id: str | None,
                  member_accounts: Sequence[str], code_dir: Path,
                  layer_arns: Sequence[str] = (), alarm_email: str | None = None,
+                 plugin_handlers: Sequence[tuple[str, str]] = (),
                  **kwargs: Any) -> None:
         super().__init__(scope, id, description="dpc central account", **kwargs)
         members = sorted(set(member_accounts))
@@ -47,6 +49,11 @@ class CentralStack(Stack):
             self.alarm_topic.add_subscription(subs.EmailSubscription(alarm_email))
         self.bus = CentralBus(self, "CentralBus", org_id=org_id, member_accounts=members).bus
         self.tables = TriggerTables(self, "Tables")
+        # `dpc lineage --central` finds the registry and run log through these outputs.
+        for name, table in (("RegistryTable", self.tables.registry),
+                            ("RunsTable", self.tables.runs),
+                            ("WindowsTable", self.tables.windows)):
+            CfnOutput(self, name, value=table.table_name)
         common = {"code_dir": code_dir, "alarm_topic": self.alarm_topic, "layers": layers}
         self.trigger_manager = TriggerManager(
             self, "TriggerManager", bus=self.bus, tables=self.tables, member_accounts=members,
@@ -62,3 +69,5 @@ class CentralStack(Stack):
                                      **common)
         self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
                                         tables=self.tables, member_accounts=members, **common)
+        self.plugin_functions = PluginFunctions(self, "PluginHandlers", handlers=plugin_handlers,
+                                                tables=self.tables, bus=self.bus, **common)

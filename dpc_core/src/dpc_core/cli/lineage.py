@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from datetime import date as Date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,9 +29,52 @@ def state_file(workspace: Path) -> Path:
     return workspace / ".dpc" / "state.db"
 
 
+#: Outputs of the central stack that name the engine's tables (see dpc-central).
+CENTRAL_STACK = "dpc-central"
+TABLE_OUTPUTS = ("RegistryTable", "RunsTable", "WindowsTable")
+
+
+def central_store(tables: str | None, region: str | None) -> Any:
+    """The central account's DynamoDB store, with the caller's AWS credentials.
+
+    Table names come from ``tables`` (``registry,runs,windows``) or from the outputs of
+    the ``dpc-central`` CloudFormation stack.
+    """
+    from dpc_core.errors import DpcError
+
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise DpcError("reading the central account needs boto3: pip install "
+                       "'dpc-core[aws]'") from None
+    from dpc_core.stores.dynamodb import DynamoStore, DynamoTables
+
+    try:
+        session = boto3.session.Session(region_name=region)
+        if tables:
+            names = [n.strip() for n in tables.split(",")]
+            if len(names) != 3 or not all(names):
+                raise DpcError("--central-tables wants three names: registry,runs,windows")
+        else:
+            stacks = session.client("cloudformation").describe_stacks(
+                StackName=CENTRAL_STACK)["Stacks"]
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+            missing = [k for k in TABLE_OUTPUTS if k not in outputs]
+            if missing:
+                raise DpcError(f"stack {CENTRAL_STACK} has no output(s) {', '.join(missing)}; "
+                               "redeploy it with `dpc setup-central-account` or pass "
+                               "--central-tables registry,runs,windows")
+            names = [outputs[k] for k in TABLE_OUTPUTS]
+        return DynamoStore(session.client("dynamodb"), DynamoTables(*names))
+    except (BotoCoreError, ClientError) as exc:
+        raise DpcError(f"cannot read the central account: {exc}") from None
+
+
 def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
-               day: str | None) -> LineageGraph:
-    """Build the graph from pipeline files and/or a local workspace's registry and runs.
+               day: str | None, store: Any = None) -> LineageGraph:
+    """Build the graph from pipeline files and/or a registry with runs (a local
+    workspace's, or ``store``: the central account's).
 
     With pipeline files, the registry is the files; a workspace then only supplies runs.
     """
@@ -39,8 +82,7 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
     from dpc_core.lineage import build_graph
     from dpc_core.store import PipelineSpec
 
-    store = None
-    if workspace is not None:
+    if store is None and workspace is not None:
         path = state_file(workspace)
         if not path.is_file():
             raise DpcError(f"no local workspace state at {path}; run `dpc local up` in "
@@ -62,7 +104,7 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
     try:
         return build_graph(specs, store.runs_of if store is not None else None, day)
     finally:
-        if store is not None:
+        if store is not None and hasattr(store, "close"):
             store.close()
 
 
@@ -82,20 +124,30 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
               help="Only NAME and what depends on it (NAME or account/name).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write to FILE instead of standard output.")
+@click.option("--central", is_flag=True,
+              help="Read the central account's registry and run log (DynamoDB, with your AWS "
+                   "credentials; table names from the dpc-central stack's outputs).")
+@click.option("--central-tables", metavar="REGISTRY,RUNS,WINDOWS", default=None,
+              help="With --central: the table names, instead of the stack's outputs.")
+@click.option("--region", default=None, help="With --central: the central account's region.")
 def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None, fmt: str,
-            upstream: str | None, downstream: str | None, output: Path | None) -> None:
+            upstream: str | None, downstream: str | None, output: Path | None,
+            central: bool, central_tables: str | None, region: str | None) -> None:
     """Render the cross-account dependency graph: who waits on whom, for which statuses.
 
     Pipelines referenced but not registered are shown as dangling.
     """
     from dpc_core.lineage import render
 
-    if not pipelines and workspace is None:
+    store = central_store(central_tables, region) if central else None
+    if store is not None and day is None:
+        day = datetime.now(UTC).date().isoformat()
+    if store is None and not pipelines and workspace is None:
         if not state_file(Path(".")).is_file():
             raise click.UsageError("give --pipelines DIR or --workspace DIR "
                                    "(no .dpc/state.db in the current directory)")
         workspace = Path(".")
-    graph = load_graph(pipelines, workspace, day)
+    graph = load_graph(pipelines, workspace, day, store)
     graph = graph.restrict(upstream=upstream, downstream=downstream)
     text = render(graph, fmt)
     if output is None:
