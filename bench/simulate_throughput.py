@@ -44,7 +44,7 @@ from orggen import (
 )
 
 from dpc_core.events import StatusEvent
-from dpc_core.simulate import build_engine, handle_stream, simulate
+from dpc_core.simulate import build_engine, handle_stream, simulate, stream_gc
 from dpc_core.stores.sqlite import SqliteStore
 
 
@@ -97,8 +97,9 @@ def measure(n: int, days: int, workdir: Path, profile: bool = False,
         profiler.enable()
     start = time.perf_counter()
     # The same loop as `dpc simulate` (batched transactions).
-    for _, _, outcome in handle_stream(engine, list(enumerate(events))):
-        decisions += len(outcome.decisions)
+    with stream_gc():
+        for _, _, outcome in handle_stream(engine, list(enumerate(events))):
+            decisions += len(outcome.decisions)
     handle_s = time.perf_counter() - start
     if profiler:
         profiler.disable()

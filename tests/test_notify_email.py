@@ -143,3 +143,8 @@ def test_a_bad_port_is_an_error_naming_the_variable() -> None:
 def test_delivery_error_names_the_refused_addresses() -> None:
     error = DeliveryError("EMAIL", {"x@example.com": "refused: 550 no such user"})
     assert "x@example.com" in str(error)
+
+
+def test_without_a_server_configured_the_channel_says_what_to_set() -> None:
+    with pytest.raises(ValueError, match="DPC_SMTP_HOST"):
+        SmtpBackend.from_env({})

@@ -38,13 +38,15 @@ def dynamodb_client() -> Iterator[object]:
         yield boto3.client("dynamodb", region_name="eu-west-1")
 
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
+@pytest.fixture(params=["sqlite", "sqlite-exclusive", "dynamodb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TriggerStore]:
-    """A fresh, empty store of each kind."""
-    if request.param == "sqlite":
+    """A fresh, empty store of each kind (SQLite also in its exclusive, write-behind mode,
+    which `dpc simulate` and the local runtime use)."""
+    if request.param.startswith("sqlite"):
         from dpc_core.stores.sqlite import SqliteStore
 
-        sqlite_store = SqliteStore(tmp_path / "dpc.db")
+        sqlite_store = SqliteStore(tmp_path / "dpc.db",
+                                   exclusive=request.param == "sqlite-exclusive")
         yield sqlite_store
         sqlite_store.close()
     else:

@@ -4,9 +4,9 @@ One message per notification to all addresses, ``multipart/alternative`` with a 
 and an HTML part. Messages of one run share a thread: the run's start has a Message-ID made
 from the run id and every later message refers to it.
 
-Environment: ``DPC_SMTP_HOST`` (default ``localhost``), ``DPC_SMTP_PORT`` (default 25, or
-465 with ``DPC_SMTP_SSL=1``), ``DPC_SMTP_STARTTLS=1`` to upgrade the connection,
-``DPC_SMTP_SSL=1`` for implicit TLS, ``DPC_SMTP_USER`` / ``DPC_SMTP_PASSWORD`` to log in,
+Environment: ``DPC_SMTP_HOST`` (required: the channel is off without it),
+``DPC_SMTP_PORT`` (default 25, or 465 with ``DPC_SMTP_SSL=1``),
+``DPC_SMTP_STARTTLS=1`` to upgrade the connection, ``DPC_SMTP_SSL=1`` for implicit TLS, ``DPC_SMTP_USER`` / ``DPC_SMTP_PASSWORD`` to log in,
 ``DPC_SMTP_FROM`` (default ``dpc@localhost``), ``DPC_NOTIFY_TIMEOUT`` (seconds, default 10).
 """
 
@@ -121,6 +121,11 @@ class SmtpBackend:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpBackend:
         """Read :class:`SmtpSettings` from the environment (see the module docstring)."""
+        if not env.get("DPC_SMTP_HOST"):
+            # No default server: "connection refused on localhost:25" on every step of
+            # every run tells a user less than saying what to set.
+            raise ValueError("set DPC_SMTP_HOST (and DPC_SMTP_PORT, DPC_SMTP_FROM, ...) to "
+                             "the SMTP server that sends dpc's emails")
         use_ssl = env.get("DPC_SMTP_SSL", "").lower() in _TRUE
         port = env.get("DPC_SMTP_PORT") or ("465" if use_ssl else "25")
         try:
@@ -128,7 +133,7 @@ class SmtpBackend:
         except ValueError:
             raise ValueError(f"DPC_SMTP_PORT must be a port number, not {port!r}") from None
         return cls(SmtpSettings(
-            host=env.get("DPC_SMTP_HOST") or "localhost",
+            host=env["DPC_SMTP_HOST"],
             port=port_number,
             starttls=env.get("DPC_SMTP_STARTTLS", "").lower() in _TRUE,
             ssl=use_ssl,
