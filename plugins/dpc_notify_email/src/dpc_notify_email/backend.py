@@ -6,7 +6,8 @@ from the run id and every later message refers to it.
 
 Environment: ``DPC_SMTP_HOST`` (required: the channel is off without it),
 ``DPC_SMTP_PORT`` (default 25, or 465 with ``DPC_SMTP_SSL=1``),
-``DPC_SMTP_STARTTLS=1`` to upgrade the connection, ``DPC_SMTP_SSL=1`` for implicit TLS, ``DPC_SMTP_USER`` / ``DPC_SMTP_PASSWORD`` to log in,
+``DPC_SMTP_STARTTLS=1`` to upgrade the connection, ``DPC_SMTP_SSL=1`` for implicit TLS,
+``DPC_SMTP_USER`` / ``DPC_SMTP_PASSWORD`` to log in,
 ``DPC_SMTP_FROM`` (default ``dpc@localhost``), ``DPC_NOTIFY_TIMEOUT`` (seconds, default 10).
 """
 
