@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Protocol
 
 #: Order of statuses inside one redrive of a run: RUNNING is passed by any terminal one.
@@ -64,6 +65,13 @@ class PipelineSpec:
                    window=d.get("window", "daily"), timezone=d.get("timezone", "UTC"),
                    rerun=d.get("rerun", "never"), parents=tuple(d.get("parents", ())),
                    info=d.get("info") or {})
+
+
+@lru_cache(maxsize=100_000)
+def spec_from_json(text: str) -> PipelineSpec:
+    """:meth:`PipelineSpec.from_json`, memoized: stores hand the engine the same object for
+    the same stored text, which lets it reuse the condition it compiled for it."""
+    return PipelineSpec.from_json(text)
 
 
 @dataclass(frozen=True)

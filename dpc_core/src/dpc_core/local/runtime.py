@@ -304,21 +304,27 @@ class Runtime:
             self.active += 1
         self.pool.submit(self._execute_guarded, arn)
 
-    def _engine_loop(self) -> None:
+    def _outbox_loop(self, kind: str, limit: int, wake: threading.Event,
+                     handle: Callable[[int, str], None]) -> None:
+        """Take ``kind`` items from the outbox in order and hand each to ``handle`` (which
+        marks it done); sleep until woken when there are none; drain before stopping."""
         while True:
             with self.store.transaction():
                 items = self.store.conn.execute(
-                    "SELECT seq, payload FROM lr_outbox WHERE kind = 'event' AND done_ms IS NULL "
-                    "ORDER BY seq LIMIT 200").fetchall()
+                    "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
+                    "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
             if not items:
                 self.changed.set()
                 if self.stopping.is_set():
                     return
-                self.wake_engine.wait(1.0)
-                self.wake_engine.clear()
+                wake.wait(1.0)
+                wake.clear()
                 continue
             for seq, payload in items:
-                self._dispatch_event(seq, payload)
+                handle(seq, payload)
+
+    def _engine_loop(self) -> None:
+        self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event)
 
     def _dispatch_event(self, seq: int, payload: str) -> None:
         started: list[str] = []
@@ -341,23 +347,13 @@ class Runtime:
             self._submit(arn)
 
     def _notify_loop(self) -> None:
-        while True:
-            with self.store.transaction():
-                items = self.store.conn.execute(
-                    "SELECT seq, payload FROM lr_outbox WHERE kind = 'notify' AND done_ms IS NULL "
-                    "ORDER BY seq LIMIT 100").fetchall()
-            if not items:
-                self.changed.set()
-                if self.stopping.is_set():
-                    return
-                self.wake_notify.wait(1.0)
-                self.wake_notify.clear()
-                continue
-            for seq, payload in items:
-                self._deliver(json.loads(payload))
-                with self.store.transaction():
-                    self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
-                                            (now_ms(), seq))
+        self._outbox_loop("notify", 100, self.wake_notify, self._notify_one)
+
+    def _notify_one(self, seq: int, payload: str) -> None:
+        self._deliver(json.loads(payload))
+        with self.store.transaction():
+            self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
+                                    (now_ms(), seq))
 
     def _deliver(self, item: dict[str, Any]) -> None:
         pipeline = self.pipelines.get(item["pipeline"])

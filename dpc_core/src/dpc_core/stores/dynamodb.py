@@ -42,6 +42,7 @@ from dpc_core.store import (
     RunRecord,
     Slot,
     WindowState,
+    spec_from_json,
 )
 
 SPEC_SK = "#SPEC"
@@ -214,7 +215,6 @@ class DynamoStore:
         self.tables = tables if isinstance(tables, DynamoTables) else \
             DynamoTables.with_prefix(tables)
         self.consistent = consistent_reads
-        self._spec_cache: dict[str, PipelineSpec] = {}
         self._clock_lock = threading.Lock()
         self._last_at = 0
 
@@ -228,13 +228,7 @@ class DynamoStore:
     # -- registry -----------------------------------------------------------------
 
     def _spec(self, text: str) -> PipelineSpec:
-        spec = self._spec_cache.get(text)
-        if spec is None:
-            spec = PipelineSpec.from_json(text)
-            if len(self._spec_cache) > 100_000:
-                self._spec_cache.clear()
-            self._spec_cache[text] = spec
-        return spec
+        return spec_from_json(text)
 
     def _spec_item(self, key: str) -> Item | None:
         resp = self.client.get_item(TableName=self.tables.registry,

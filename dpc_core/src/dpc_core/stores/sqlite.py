@@ -22,6 +22,7 @@ from dpc_core.store import (
     RunRecord,
     Slot,
     WindowState,
+    spec_from_json,
 )
 
 SCHEMA = """
@@ -148,7 +149,6 @@ class SqliteStore:
         self._win_cache: dict[tuple[str, str], WindowState] = {}
         self._depth = 0
         self._lock = threading.RLock()
-        self._spec_cache: dict[str, PipelineSpec] = {}
         # lookup() results, valid while registry_version is unchanged (any connection that
         # registers or unregisters bumps it), so the event path reads one integer instead
         # of the registry rows.
@@ -177,13 +177,7 @@ class SqliteStore:
     # -- registry -----------------------------------------------------------------
 
     def _spec(self, text: str) -> PipelineSpec:
-        spec = self._spec_cache.get(text)
-        if spec is None:
-            spec = PipelineSpec.from_json(text)
-            if len(self._spec_cache) > 100_000:
-                self._spec_cache.clear()
-            self._spec_cache[text] = spec
-        return spec
+        return spec_from_json(text)
 
     def put_pipeline(self, spec: PipelineSpec) -> None:
         """Register or replace a pipeline and its edges."""
