@@ -266,6 +266,13 @@ def test_a_claim_on_the_state_seen_wins_and_records_the_trigger(store: TriggerSt
     assert store.claims(CHILD) == [claim_of(1, ARN + "r1")]
 
 
+def test_a_claim_keeps_the_downstream_flag_of_a_rerun(store: TriggerStore) -> None:
+    seen = store.update_slot(CHILD, WIN, P1, Slot(ARN + "r1", 1_000, "SUCCEEDED", 0))
+    claim = Claim(CHILD, WIN, 1, "dpc-g1", claim_of(1, ARN + "r1").parents, downstream=True)
+    assert store.claim(CHILD, WIN, seen, claim) is True
+    assert store.claims(CHILD) == [claim]
+
+
 def test_a_second_claim_on_the_same_seen_state_loses(store: TriggerStore) -> None:
     seen = store.update_slot(CHILD, WIN, P1, Slot(ARN + "r1", 1_000, "SUCCEEDED", 0))
     assert store.claim(CHILD, WIN, seen, claim_of(1, ARN + "r1")) is True

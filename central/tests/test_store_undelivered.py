@@ -94,3 +94,13 @@ def test_marking_an_unknown_window_creates_nothing(store: Any) -> None:
     assert store.claims(CHILD) == []
     answer = store.client.scan(TableName=store.tables.windows)
     assert answer["Count"] == 0
+
+
+def test_an_undelivered_claim_of_a_downstream_rerun_keeps_the_flag(store: Any) -> None:
+    state = store.update_slot(CHILD, WINDOW, PARENT, Slot("arn:r9", 9, "SUCCEEDED", 0))
+    claim = Claim(CHILD, WINDOW, state.generation + 1, "g1",
+                  ({"pipeline": "listings", "account": "111111111111",
+                    "executionArn": "arn:r9", "status": "SUCCEEDED"},), downstream=True)
+    assert store.claim(CHILD, WINDOW, state, claim)
+    (again,) = store.undelivered_claims(0)
+    assert again.downstream is True and again == claim

@@ -395,7 +395,7 @@ class Engine:
                 for r, key, s in satisfied))
             name = execution_name(child.key, window, generation)
             claim = Claim(child.key, window, generation, name,
-                          tuple(p.to_dict() for p in parents))
+                          tuple(p.to_dict() for p in parents), downstream)
             if self.store.claim(child.key, window, state, claim):
                 return Decision(child.name, child.account, window, name, parents, generation,
                                 downstream)

@@ -147,6 +147,9 @@ class Claim:
     generation: int
     execution_name: str
     parents: tuple[dict[str, str], ...]
+    #: Decided for a run started by ``dpc rerun --downstream``: the trigger carries the flag
+    #: on (kept so that a re-sent trigger carries it too).
+    downstream: bool = False
 
 
 class TriggerStore(Protocol):

@@ -196,8 +196,8 @@ def redeliver_claims(*, limit: int | None = None, older_than_ms: int | None = No
     A claim is decided once (a redelivered status event finds it claimed), so without
     this its trigger would be lost. Re-sending one that did go out is harmless: the
     child's starter uses the deterministic execution name, and a second start of the
-    same name is a no-op. Note: the ``downstream`` flag of a ``dpc rerun --downstream``
-    decision is not part of the claim, so a re-sent trigger does not carry it.
+    same name is a no-op. The claim keeps the ``downstream`` flag of a
+    ``dpc rerun --downstream`` decision, so a re-sent trigger carries it on.
     """
     from dpc_core.engine import Decision, ParentRun
     from dpc_core.store import split_pkey
@@ -213,7 +213,7 @@ def redeliver_claims(*, limit: int | None = None, older_than_ms: int | None = No
                                   p.get("executionArn", ""), p.get("status", ""))
                         for p in c.parents)
         decisions.append(Decision(name, account, c.window, c.execution_name, parents,
-                                  c.generation))
+                                  c.generation, c.downstream))
     if decisions:
         emit(logging.WARNING, "redeliver", count=len(decisions),
              executionNames=[d.execution_name for d in decisions])

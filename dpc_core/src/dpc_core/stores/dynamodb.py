@@ -151,8 +151,12 @@ def _slot(av: AttrValue) -> Slot:
 
 def _claim_av(claim: Claim, at: int) -> AttrValue:
     parents = [{"M": {k: _s(str(v)) for k, v in p.items()}} for p in claim.parents]
-    return {"M": {"generation": _n(claim.generation), "name": _s(claim.execution_name),
-                  "parents": {"L": parents}, "at": _n(at)}}
+    fields: dict[str, AttrValue] = {"generation": _n(claim.generation),
+                                    "name": _s(claim.execution_name),
+                                    "parents": {"L": parents}, "at": _n(at)}
+    if claim.downstream:
+        fields["downstream"] = {"BOOL": True}
+    return {"M": fields}
 
 
 def _window_state(item: Item | None) -> WindowState:
@@ -172,7 +176,8 @@ def _claims_of(item: Item) -> list[tuple[int, Claim]]:
         parents = tuple({k: v["S"] for k, v in p["M"].items()} for p in m["parents"]["L"])
         out.append((int(m["at"]["N"]), Claim(item["child"]["S"], item["window"]["S"],
                                               int(m["generation"]["N"]), m["name"]["S"],
-                                              parents)))
+                                              parents,
+                                              m.get("downstream", {}).get("BOOL", False))))
     return out
 
 

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS windows (
 CREATE TABLE IF NOT EXISTS claims (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, child TEXT NOT NULL, window TEXT NOT NULL,
     generation INTEGER NOT NULL, execution_name TEXT NOT NULL, parents TEXT NOT NULL,
-    created_at REAL NOT NULL, UNIQUE (child, window, generation)
+    created_at REAL NOT NULL, downstream INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (child, window, generation)
 );
 """
 
@@ -164,7 +165,7 @@ class SqliteStore:
         self._dirty = False
         self._dirty_runs: dict[str, RunRecord] = {}
         self._dirty_windows: set[tuple[str, str]] = set()
-        self._dirty_claims: list[tuple[str, str, int, str, str, float]] = []
+        self._dirty_claims: list[tuple[str, str, int, str, str, float, int]] = []
         self._complete = exclusive and not self.conn.execute(
             "SELECT EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM windows)").fetchone()[0]
 
@@ -239,7 +240,7 @@ class SqliteStore:
         if self._dirty_claims:
             self.conn.executemany(
                 "INSERT INTO claims (child, window, generation, execution_name, parents, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)", self._dirty_claims)
+                "created_at, downstream) VALUES (?, ?, ?, ?, ?, ?, ?)", self._dirty_claims)
         self._dirty_runs.clear()
         self._dirty_windows.clear()
         self._dirty_claims.clear()
@@ -469,7 +470,8 @@ class SqliteStore:
                     current.slots, current.version, claim.generation, tuple(last_runs))
                 self._dirty_windows.add((child, window))
                 self._dirty_claims.append((child, window, claim.generation, claim.execution_name,
-                                           json.dumps(list(claim.parents)), time.time()))
+                                           json.dumps(list(claim.parents)), time.time(),
+                                           int(claim.downstream)))
                 self._dirty = True
                 return True
         with self.transaction():
@@ -485,9 +487,9 @@ class SqliteStore:
                                                       claim.generation, tuple(last_runs)))
             self.conn.execute(
                 "INSERT INTO claims (child, window, generation, execution_name, parents, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "created_at, downstream) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (child, window, claim.generation, claim.execution_name,
-                 json.dumps(list(claim.parents)), time.time()))
+                 json.dumps(list(claim.parents)), time.time(), int(claim.downstream)))
             return True
 
     def claims(self, child: str | None = None) -> list[Claim]:
@@ -495,13 +497,15 @@ class SqliteStore:
         if self._dirty:
             with self.transaction():
                 self._flush()
-        sql = "SELECT child, window, generation, execution_name, parents FROM claims"
+        sql = ("SELECT child, window, generation, execution_name, parents, downstream "
+               "FROM claims")
         args: tuple[str, ...] = ()
         if child is not None:
             sql += " WHERE child = ?"
             args = (child,)
         rows = self.conn.execute(sql + " ORDER BY seq", args).fetchall()
-        return [Claim(r[0], r[1], int(r[2]), r[3], tuple(json.loads(r[4]))) for r in rows]
+        return [Claim(r[0], r[1], int(r[2]), r[3], tuple(json.loads(r[4])), bool(r[5]))
+                for r in rows]
 
     def close(self) -> None:
         """Close the connection."""
