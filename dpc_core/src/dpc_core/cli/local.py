@@ -13,6 +13,11 @@ WORKSPACE = click.option(
     help="Directory of projects (pipeline.yaml files); state in WORKSPACE/.dpc.")
 
 
+AWS = click.option("--aws", "on_aws", is_flag=True,
+                   help="On AWS, in the account of your credentials, instead of a workspace.")
+REGION = click.option("--region", default=None, help="With --aws: the region.")
+
+
 def _date(value: str | None) -> str:
     if value is None:
         return dt.date.today().isoformat()
@@ -88,6 +93,31 @@ def start(workspace: Path, pipeline: str, date: str | None) -> None:
 @click.option("--date", default=None)
 def local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
     """List runs with status, duration and why they ran."""
+    _local_runs(workspace, pipeline, date)
+
+
+@click.command("runs")
+@WORKSPACE
+@AWS
+@REGION
+@click.option("--pipeline", default=None, help="Only this pipeline (required with --aws).")
+@click.option("--date", default=None)
+def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None,
+         date: str | None) -> None:
+    """List runs (local workspace, or --aws: a pipeline's latest executions)."""
+    if on_aws:
+        from dpc_core.aws_runs import list_runs
+
+        if not pipeline:
+            raise click.UsageError("--aws needs --pipeline NAME")
+        for r in list_runs(pipeline, region=region):
+            started = r.started.isoformat(timespec="seconds") if r.started else "-"
+            click.echo(f"{started}  {r.status:<9}  {r.name}")
+        return
+    _local_runs(workspace, pipeline, date)
+
+
+def _local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import list_runs, runs_table
 
@@ -156,25 +186,44 @@ def local_status(workspace: Path, date: str | None) -> None:
 
 @click.command("run")
 @WORKSPACE
+@AWS
+@REGION
 @click.argument("pipeline")
 @click.option("--date", "date", default=None, help="Logical date (default: today, UTC).")
-def run(workspace: Path, pipeline: str, date: str | None) -> None:
-    """Start PIPELINE by hand for a logical date (local workspace)."""
+def run(workspace: Path, on_aws: bool, region: str | None, pipeline: str,
+        date: str | None) -> None:
+    """Start PIPELINE by hand for a logical date (local workspace, or --aws)."""
+    if on_aws:
+        from dpc_core.aws_runs import start_run
+
+        arn = start_run(pipeline, _date(date), region=region)
+        click.echo(f"started {arn}")
+        return
     _queue(workspace, pipeline, date, "manual")
 
 
 @click.command("rerun")
 @WORKSPACE
+@AWS
+@REGION
 @click.argument("pipeline")
 @click.option("--date", "date", required=True, help="Logical date to rerun.")
 @click.option("--downstream", is_flag=True,
               help="Also rerun the children this run satisfies again, and theirs.")
-def rerun(workspace: Path, pipeline: str, date: str, downstream: bool) -> None:
+def rerun(workspace: Path, on_aws: bool, region: str | None, pipeline: str, date: str,
+          downstream: bool) -> None:
     """Rerun PIPELINE for a logical date; with --downstream its children follow."""
+    if on_aws:
+        from dpc_core.aws_runs import start_run
+
+        arn = start_run(pipeline, _date(date), region=region, reason="rerun",
+                        downstream=downstream)
+        click.echo(f"started {arn}" + (" (children follow as the trigger rules say)"
+                                       if downstream else ""))
+        return
     _queue(workspace, pipeline, date, "rerun-downstream" if downstream else "rerun", downstream)
 
 
-runs = local_runs
 status = local_status
 
 

@@ -1,0 +1,89 @@
+"""Runs by hand on AWS: start a pipeline's state machine for a logical date, list runs.
+
+The caller's credentials select the account (a pipeline's state machine is named exactly
+the pipeline). The run's input carries ``dpc.logicalDate`` (and ``dpc.downstream`` for
+``dpc rerun --downstream``), exactly as the trigger starter gives triggered runs, so the
+central engine windows it by that date.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dpc_core.errors import DpcError
+
+
+@dataclass(frozen=True)
+class AwsRun:
+    """One execution of a pipeline's state machine."""
+
+    name: str
+    status: str
+    started: datetime | None
+    stopped: datetime | None
+    arn: str
+
+
+def _client(region: str | None) -> tuple[Any, str, str]:
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise DpcError("AWS commands need boto3: pip install 'dpc-core[aws]'") from None
+    try:
+        session = boto3.session.Session(region_name=region)
+        if session.region_name is None:
+            raise DpcError("no AWS region: pass --region or set AWS_REGION")
+        account = session.client("sts").get_caller_identity()["Account"]
+        return session.client("stepfunctions"), account, session.region_name
+    except (BotoCoreError, ClientError) as exc:
+        raise DpcError(f"cannot reach AWS with the current credentials: {exc}") from None
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
+def state_machine_arn(account: str, region: str, pipeline: str) -> str:
+    """The ARN of a pipeline's state machine (named exactly the pipeline)."""
+    return f"arn:aws:states:{region}:{account}:stateMachine:{pipeline}"
+
+
+def start_run(pipeline: str, logical_date: str, *, region: str | None = None,
+              reason: str = "manual", downstream: bool = False) -> str:
+    """Start the pipeline's state machine for ``logical_date``; return the execution ARN."""
+    sfn, account, region_name = _client(region)
+    dpc: dict[str, Any] = {"logicalDate": logical_date, "parents": [], "reason": reason}
+    if downstream:
+        dpc["downstream"] = True
+    name = f"{reason}-{logical_date.replace(':', '')}-{uuid.uuid4().hex[:8]}"
+    try:
+        out = sfn.start_execution(
+            stateMachineArn=state_machine_arn(account, region_name, pipeline), name=name,
+            input=json.dumps({"dpc": dpc}))
+    except _errors() as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code == "StateMachineDoesNotExist":
+            raise DpcError(f"no pipeline {pipeline!r} deployed in account {account} "
+                           f"({region_name}); `dpc deploy` it first") from None
+        raise DpcError(f"cannot start {pipeline!r}: {exc}") from None
+    return str(out["executionArn"])
+
+
+def list_runs(pipeline: str, *, region: str | None = None, limit: int = 50) -> list[AwsRun]:
+    """The latest executions of the pipeline's state machine, newest first."""
+    sfn, account, region_name = _client(region)
+    try:
+        page = sfn.list_executions(
+            stateMachineArn=state_machine_arn(account, region_name, pipeline),
+            maxResults=limit)
+    except _errors() as exc:
+        raise DpcError(f"cannot list runs of {pipeline!r}: {exc}") from None
+    return [AwsRun(e["name"], e["status"], e.get("startDate"), e.get("stopDate"),
+                   e["executionArn"]) for e in page.get("executions", [])]

@@ -1,0 +1,73 @@
+"""`dpc run/rerun/runs --aws` start and list a pipeline's Step Functions executions in the
+account of the caller's credentials (moto stands in for Step Functions and STS)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+
+from dpc_core.cli.main import cli, main
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+
+
+@pytest.fixture
+def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        client = boto3.client("stepfunctions", region_name=REGION)
+        client.create_state_machine(
+            name="listings", definition=json.dumps(DEFINITION),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")
+        yield client
+
+
+def _executions(client: object) -> list[dict[str, object]]:
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:listings"
+    found = client.list_executions(stateMachineArn=arn)["executions"]  # type: ignore[attr-defined]
+    return [client.describe_execution(executionArn=e["executionArn"])  # type: ignore[attr-defined]
+            for e in found]
+
+
+def test_run_on_aws_starts_the_state_machine_with_the_logical_date(sfn: object) -> None:
+    result = CliRunner().invoke(cli, ["run", "listings", "--aws", "--date", "2026-11-26"])
+    assert result.exit_code == 0, result.output
+    (execution,) = _executions(sfn)
+    assert json.loads(str(execution["input"]))["dpc"]["logicalDate"] == "2026-11-26"
+    assert str(execution["name"]).startswith("manual-2026-11-26-")
+
+
+def test_rerun_downstream_on_aws_carries_the_flag_for_the_engine(sfn: object) -> None:
+    result = CliRunner().invoke(cli, ["rerun", "listings", "--aws", "--date", "2026-11-26",
+                                      "--downstream"])
+    assert result.exit_code == 0, result.output
+    (execution,) = _executions(sfn)
+    dpc = json.loads(str(execution["input"]))["dpc"]
+    assert dpc["downstream"] is True and dpc["reason"] == "rerun"
+
+
+def test_runs_on_aws_lists_the_executions(sfn: object) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["run", "listings", "--aws", "--date", "2026-11-25"])
+    runner.invoke(cli, ["run", "listings", "--aws", "--date", "2026-11-26"])
+    result = runner.invoke(cli, ["runs", "--aws", "--pipeline", "listings"])
+    assert result.exit_code == 0, result.output
+    assert "manual-2026-11-25-" in result.output and "manual-2026-11-26-" in result.output
+
+
+def test_an_undeployed_pipeline_is_a_clear_error_with_exit_2(
+        sfn: object, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "nope", "--aws", "--date", "2026-11-26"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "no pipeline 'nope' deployed" in err and "Traceback" not in err
