@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from dpc_core.errors import BadEvent, DependencyCycle
 from dpc_core.events import StatusEvent
-from dpc_core.model import Block, Pipeline, Ref
+from dpc_core.model import Block, Pipeline, Ref, iter_refs
 from dpc_core.store import (
     Claim,
     PipelineSpec,
@@ -425,7 +425,7 @@ def explain(condition: dict[str, Any], slots: Mapping[str, Slot], own_account: s
     holds, _ = evaluate(block, slots, own_account)
     states = []
     seen: set[tuple[str, str, tuple[str, ...]]] = set()
-    for ref in _iter_refs(block):
+    for ref in iter_refs(block):
         account = ref.account or own_account
         ident = (account, ref.name, tuple(s.value for s in ref.status))
         if ident in seen:
@@ -438,8 +438,3 @@ def explain(condition: dict[str, Any], slots: Mapping[str, Slot], own_account: s
                                slot is not None and slot.status in wanted))
     return holds, states
 
-
-def _iter_refs(block: Block) -> list[Ref]:
-    from dpc_core.model import iter_refs
-
-    return iter_refs(block)

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -648,7 +648,3 @@ def logical_date_of_firing(pipeline: Pipeline, when: datetime) -> str:
     return local.strftime("%Y-%m-%d") if pipeline.trigger.window == "daily" \
         else local.strftime("%Y-%m-%dT%H")
 
-
-def today() -> str:
-    """Today's date (UTC), the default logical date of a manual run."""
-    return date.today().isoformat()
