@@ -262,3 +262,27 @@ def test_case_study_with_spark_prints_metric_x_and_timeline(tmp_path: Path) -> N
     assert x["status"] == "SUCCEEDED"
     assert {p["pipeline"] for p in x["parents"]} == {"listings", "searches"}
     assert C in x["pipeline"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_running_run_ends_aborted(tmp_path: Path) -> None:
+    ws = noop_case_study(tmp_path / "ws")
+    write_pipeline(ws, "listings", A, "trigger:\n  schedule: {hour: 3}\nsteps:\n"
+                   "  - {name: slow, type: shell, command: 'sleep 60'}\n")
+    dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+    proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopping" in out
+    (listings,) = runs_of(ws, "listings")
+    assert listings["status"] == "ABORTED"
+    assert pending_outbox(ws) == 0  # its ABORTED event was handed to the engine before exit
+    # The workspace is free again: a new runtime starts and has nothing left to do.
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert [r["status"] for r in runs_of(ws, "listings")] == ["ABORTED"]
