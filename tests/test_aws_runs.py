@@ -19,10 +19,7 @@ DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
 
 
 @pytest.fixture
-def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
+def sfn(aws_credentials: str) -> Iterator[object]:
     with mock_aws():
         client = boto3.client("stepfunctions", region_name=REGION)
         client.create_state_machine(

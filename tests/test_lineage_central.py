@@ -22,10 +22,7 @@ REGION = "eu-west-1"
 
 
 @pytest.fixture
-def central(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(k, v)
+def central(aws_credentials: str) -> Iterator[None]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
         tables = create_tables(client, "dpc-")

@@ -18,14 +18,9 @@ from central_harness import World, only_taps_delivered_by_moto  # noqa: E402
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fake credentials and a region, so nothing can reach a real AWS account."""
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
-                       "AWS_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+def aws_env(aws_credentials: str) -> Iterator[None]:
+    """Fake credentials and a region (dpc_core.testing's fixture), and the handlers'
+    per-container caches reset around each test."""
     from dpc_central.handlers import _common
 
     _common.reset()

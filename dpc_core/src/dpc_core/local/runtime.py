@@ -43,6 +43,7 @@ from dpc_core.events import make_status_event
 from dpc_core.loader import load_pipelines
 from dpc_core.local import state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
+from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
 from dpc_core.plugins import Registry, get_registry
 from dpc_core.schedule import Rate
@@ -482,7 +483,7 @@ class Runtime:
             self._notify(row, "PIPELINE_STARTED", "RUNNING")
         self.wake_engine.set()
         self.wake_notify.set()
-        why = self._reason(row)
+        why = reason_text(row)
         self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
                  f"for {row.logical_date}  ({why})")
         pipeline = self.pipelines[row.pipeline]
@@ -494,13 +495,6 @@ class Runtime:
         done = self._get_run(arn)
         self.out(f"{_fmt_ms(done.stop_ms)}  {row.name}@{row.account}  {status:<10} {row.run_id}"
                  f"  in {done.duration_s or 0:.1f}s" + (f"  error: {error}" if error else ""))
-
-    @staticmethod
-    def _reason(row: RunRow) -> str:
-        if row.reason == "trigger":
-            return "triggered by " + " + ".join(
-                f"{p['pipeline']}@{p['account']} {p['status']}" for p in row.parents)
-        return row.reason
 
     def _run_steps(self, row: RunRow, pipeline: Pipeline) -> tuple[str, str | None, str | None]:
         """Run the steps in order; (status, error, failed step)."""

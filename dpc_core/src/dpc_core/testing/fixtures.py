@@ -30,3 +30,17 @@ def tmp_project(tmp_path: Path) -> Iterator[Path]:
     from dpc_core.scaffold import create_project
 
     yield create_project(tmp_path, "demo", "123456789012")
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Fake AWS credentials and region (``eu-west-1``, returned), so tests on moto can
+    never reach a real account whatever the developer's environment holds."""
+    region = "eu-west-1"
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": region,
+                       "AWS_REGION": region}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
+    return region
