@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CASE_STUDY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
+CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 
 
 def _timed(pipelines: list, out: Path, nag: bool) -> float:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO.parent / "shared" / "spec"
-CASE_STUDY_EVENTS = SPEC / "case-study" / "events"
+SEED = REPO / "examples" / "seed"
+CASE_STUDY_EVENTS = SEED / "events"
 SHELL_CASE_STUDY = REPO / "tests" / "fixtures" / "case-study-shell"
 DPC = str(Path(sys.executable).parent / "dpc")
 

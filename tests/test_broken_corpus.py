@@ -27,7 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN = REPO / "tests" / "broken"
-CASE_STUDY = REPO.parent / "shared" / "spec" / "case-study"
+CASE_STUDY = REPO / "examples" / "seed"
 DPC = str(Path(sys.executable).parent / "dpc")
 CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "pipeline.yaml").is_file())
 

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 
-CASE_STUDY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
-if not CASE_STUDY.exists():
-    CASE_STUDY = Path("/work/shared/spec/case-study")
+CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 
 
 @pytest.fixture(scope="module")

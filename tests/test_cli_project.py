@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CASE_STUDY = REPO.parent / "shared" / "spec" / "case-study"
+CASE_STUDY = REPO / "examples" / "seed"
 CASE_STUDY_FILES = sorted(CASE_STUDY.glob("*/pipeline.yaml"))
 DPC = str(Path(sys.executable).parent / "dpc")
 

@@ -27,7 +27,7 @@ from dpc_core.simulate import simulate
 from dpc_core.store import PipelineSpec, RunRecord
 from dpc_core.stores.sqlite import SqliteStore
 
-CASE_STUDY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
+CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 A, B, C = "111111111111", "222222222222", "333333333333"
 
 

@@ -17,7 +17,7 @@ from dpc_core.engine import Engine
 from dpc_core.loader import load_pipelines
 from dpc_core.stores.dynamodb import DynamoStore, create_tables
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
+SPEC = Path(__file__).resolve().parents[1] / "examples" / "seed"
 REGION = "eu-west-1"
 
 

@@ -28,7 +28,7 @@ from dpc_core.stores.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-CASE_STUDY = REPO.parent / "shared" / "spec" / "case-study"
+CASE_STUDY = REPO / "examples" / "seed"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

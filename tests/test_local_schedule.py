@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from local_helpers import SPEC, write_pipeline
+from local_helpers import SEED, write_pipeline
 
 from dpc_core.loader import load_pipelines
 from dpc_core.local.runtime import Runtime, logical_date_of_firing, next_fire
@@ -31,7 +31,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pip
     from dpc_central.testing import case_study_project
 
     root = tmp_path_factory.mktemp("sched")
-    project = case_study_project(SPEC / "case-study", root / "project")
+    project = case_study_project(SEED, root / "project")
     emr = "compute: {type: emr}\n"
     step = "steps:\n  - {name: s, type: shell, command: echo hi}\n"
     write_pipeline(project, "madrid", "444444444444", "trigger:\n  schedule: {hour: 3, minute: 15}"
@@ -105,7 +105,7 @@ def test_a_firing_in_a_time_zone_takes_that_zones_date(
 
 def test_a_firing_starts_one_run_even_if_fired_twice(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    shutil.copytree(SPEC / "case-study" / "searches", ws / "searches")
+    shutil.copytree(SEED / "searches", ws / "searches")
     (ws / "searches" / "export_searches.sh").write_text("#!/bin/sh\necho exported\n")
     (ws / "searches" / "export_searches.sh").chmod(0o755)
     rt = Runtime(ws, schedules=False, out=lambda _: None)

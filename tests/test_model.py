@@ -24,7 +24,7 @@ from dpc_core.model import (
     parse_status,
 )
 
-CASE_STUDY = Path(__file__).resolve().parents[2] / "shared" / "spec" / "case-study"
+CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 STEP = "steps:\n  - name: s\n    type: shell\n    command: 'true'\n"
 
 

@@ -9,7 +9,7 @@ Plus the ``rerun: on-new-parent-run`` variant of scenario 7 (the pipeline files 
 ``tests/fixtures/rerun-on-new-parent-run``) and bad input, which exits 2 naming the file and
 line, without a traceback.
 
-The spec lives beside the repository clone: ``<clone>/../shared/spec``.
+The seed case study and its scenario streams are copied into ``examples/seed``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SPEC = REPO.parent / "shared" / "spec"
-CASE_STUDY = SPEC / "case-study"
+CASE_STUDY = REPO / "examples" / "seed"
 EVENTS = CASE_STUDY / "events"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SCENARIOS = sorted(EVENTS.glob("s[0-9][0-9]_*.jsonl"))
@@ -85,7 +84,7 @@ def essentials(decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_the_case_study_is_where_the_tests_expect_it() -> None:
     # Guards the parametrization below: an empty glob would silently test nothing.
-    assert len(SCENARIOS) == 10, f"expected s01..s10 in {EVENTS}"
+    assert len(SCENARIOS) == 12, f"expected s01..s12 in {EVENTS}"
 
 
 @pytest.mark.parametrize("events", SCENARIOS, ids=[p.stem for p in SCENARIOS])

@@ -20,8 +20,7 @@ from dpc_core.store import (
     WindowState,
 )
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
-CASE_STUDY = SPEC_DIR / "case-study"
+CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 SCENARIOS = sorted(p.name.removesuffix(".jsonl") for p in (CASE_STUDY / "events").glob("*.jsonl"))
 
 A, B, C = "111111111111", "222222222222", "333333333333"
