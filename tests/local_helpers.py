@@ -14,7 +14,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "examples" / "seed"
 CASE_STUDY_EVENTS = SEED / "events"
-SHELL_CASE_STUDY = REPO / "tests" / "fixtures" / "case-study-shell"
+SHELL_CASE_STUDY = REPO / "examples" / "case-study-shell"
 DPC = str(Path(sys.executable).parent / "dpc")
 
 A, B, C = "111111111111", "222222222222", "333333333333"
