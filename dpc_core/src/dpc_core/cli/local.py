@@ -143,7 +143,8 @@ def local_timeline(workspace: Path, date: str | None) -> None:
 @WORKSPACE
 @click.argument("run")
 def logs(workspace: Path, run: str) -> None:
-    """Print the logs of every step of RUN (ARN, run id or unique prefix)."""
+    """Print the logs of every step of RUN (ARN, run id, unique prefix, or a pipeline name
+    for its latest run)."""
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import find_run, step_logs
 

@@ -78,6 +78,11 @@ def find_run(store: SqliteStore, ident: str) -> RunRow:
         f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE arn = ? OR run_id = ? OR run_id LIKE ?",
         (ident, ident, ident + "%")).fetchall()
     if not rows:
+        # A pipeline's name stands for its latest run: what a user reaches for first.
+        rows = store.conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE pipeline = ? OR pipeline LIKE ? "
+            "ORDER BY created_ms DESC, rowid DESC LIMIT 1", (ident, "%/" + ident)).fetchall()
+    if not rows:
         raise DpcError(f"no run {ident!r}; `dpc local runs` lists them")
     if len(rows) > 1:
         exact = [r for r in rows if r[0] == ident or r[1] == ident]
