@@ -91,7 +91,8 @@ def test_every_offline_readme_command_runs_as_written(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "VIRTUAL_ENV"))}
     proc = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600)
-    assert proc.returncode == 0, f"README command failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"README command failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     # What the tour promises, seen in its output and files.
     assert '"pipeline": "listings-fallback"' in proc.stdout  # simulate of scenario 4
     assert (clone / "my-pipeline" / "pipeline.yaml").is_file()
@@ -108,6 +109,9 @@ def test_the_main_command_runs_the_case_study() -> None:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert re.search(r"^X = \d", proc.stdout, flags=re.M), proc.stdout[-2000:]
     timeline = proc.stdout.split("== timeline", 1)[1]
-    order = [m.group(1) for m in re.finditer(
-        r"(listings|searches|pipeline-x)@\d{12}\s+SUCCEEDED", timeline)]
-    assert order.index("pipeline-x") > max(order.index("listings"), order.index("searches"))
+    # Timeline rows: "+ START → STOP  NAME  ACCOUNT  STATUS DATE  reason".
+    rows = {m.group(3): (float(m.group(1)), float(m.group(2))) for m in re.finditer(
+        r"\+\s*([\d.]+)s →\s*([\d.]+)s\s+(listings|searches|pipeline-x)\s+\d{12}\s+SUCCEEDED",
+        timeline)}
+    assert set(rows) == {"listings", "searches", "pipeline-x"}, timeline
+    assert rows["pipeline-x"][0] >= max(rows["listings"][1], rows["searches"][1])
