@@ -201,11 +201,11 @@ def test_the_logical_date_of_the_input_wins_over_the_start_date() -> None:
     assert parents_of(decision) == [arn("listings", A, "rerun"), arn("searches", B, "d25")]
 
 
-def test_an_hourly_child_takes_the_hour_of_a_logical_timestamp() -> None:
+def test_an_hourly_child_takes_the_hour_of_a_logical_hour() -> None:
     eng = case_study(window="hourly")
     [decision] = feed(eng, succeeded("searches", B, "s", "2026-11-26T07:15"),
                       succeeded("listings", A, "l", "2026-11-26T09:00",
-                                logical="2026-11-26T07:00:00Z"))
+                                logical="2026-11-26T07"))
 
     assert decision.window == "2026-11-26T07"
 
@@ -382,12 +382,13 @@ def test_an_event_of_another_source_is_skipped_with_a_reason() -> None:
     assert "not a Step Functions status event" in outcome.skipped
 
 
-def test_a_status_event_without_a_status_is_skipped_naming_the_field() -> None:
+def test_a_status_event_without_a_status_is_rejected_as_bad_input_naming_the_field() -> None:
     ev = succeeded("listings", A)
     del ev["detail"]["status"]
     outcome = case_study().handle(ev)
 
-    assert outcome.skipped is not None and "detail.status" in outcome.skipped
+    assert outcome.bad_input and outcome.recorded is None
+    assert outcome.rejected is not None and "detail.status" in outcome.rejected
 
 
 # -- registration ------------------------------------------------------------------------

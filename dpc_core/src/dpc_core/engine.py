@@ -23,22 +23,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dpc_core.errors import BadEvent, DependencyCycle
-from dpc_core.events import StatusEvent
+from dpc_core.errors import BadEvent, ConditionTooDeep, DependencyCycle
+from dpc_core.events import StatusEvent, is_status_shape
 from dpc_core.model import Block, Pipeline, Ref, iter_refs
 from dpc_core.store import (
     Claim,
     PipelineSpec,
+    Prior,
     Recorded,
     RunRecord,
     Slot,
     TriggerStore,
+    WindowState,
     pkey,
 )
 
@@ -87,13 +89,70 @@ class Decision:
 
 @dataclass
 class Outcome:
-    """What handling one event did."""
+    """What handling one event did.
+
+    ``skipped``: not a status event for the engine (another source, not an object).
+    ``rejected``: a status event refused with the reason; ``bad_input`` when a field is
+    not what TRIGGERS.md allows (rule 8), ``spoofed`` when the sender does not own the
+    state machine or the execution it names (rule 7). Neither is recorded.
+    ``problems``: children that could not be evaluated (a stored condition the engine
+    cannot use); the other children were.
+    """
 
     decisions: list[Decision] = field(default_factory=list)
     recorded: Recorded | None = None
     rejected: str | None = None
     skipped: str | None = None
     run: RunRecord | None = None
+    bad_input: bool = False
+    spoofed: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+#: Conditions nest blocks at most this deep (TRIGGERS.md rule 8).
+MAX_CONDITION_DEPTH = 32
+#: A run's error text is kept for people to read; longer texts are cut.
+MAX_ERROR_CHARS = 4096
+
+
+def _bad(reason: str) -> Outcome:
+    return Outcome(rejected=reason, bad_input=True)
+
+
+def _clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+    """``text`` cut to ``limit`` characters and storable as UTF-8 (JSON may carry lone
+    surrogates, which neither SQLite nor DynamoDB accept)."""
+    if text is None:
+        return None
+    text = text[:limit]
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def condition_depth(condition: Any) -> int:
+    """How many blocks deep a condition (as JSON) nests; iterative, so a hostile condition
+    cannot exhaust the stack. Stops counting past :data:`MAX_CONDITION_DEPTH` + 1."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(condition, 1)]
+    while stack:
+        block, level = stack.pop()
+        if not isinstance(block, Mapping):
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_CONDITION_DEPTH:
+            break
+        for key in ("allOf", "anyOf"):
+            items = block.get(key)
+            if isinstance(items, list):
+                stack.extend((it, level + 1) for it in items
+                             if isinstance(it, Mapping) and "name" not in it)
+    return deepest
+
+
+def check_condition(spec: PipelineSpec) -> None:
+    """Raise :class:`ConditionTooDeep` for a condition deeper than the engine accepts."""
+    if spec.condition is not None and condition_depth(spec.condition) > MAX_CONDITION_DEPTH:
+        raise ConditionTooDeep(f"{spec.key}: trigger.executions nests blocks deeper than "
+                               f"{MAX_CONDITION_DEPTH} levels")
 
 
 def execution_name(child: str, window: str, generation: int) -> str:
@@ -112,16 +171,56 @@ def window_of(start_ms: int, logical: str | None, window: str, tz: str) -> str:
     """The window a run belongs to for a child with ``window``/``tz``.
 
     The run's logical date (``dpc.logicalDate`` of its input) wins; otherwise the
-    calendar date (or hour) of its start in the child's time zone.
+    calendar date (or hour) of its start in the child's time zone. Hourly windows are
+    hours of real time: a local hour that occurs twice (clocks go back) is two windows,
+    named with their UTC offset (``2026-11-01T01-04:00``, ``2026-11-01T01-05:00``).
     """
     if logical:
         if window == "daily":
             return logical[:10]
-        return logical[:13] if len(logical) >= 13 else logical[:10] + "T00"
+        return _logical_hour(logical, tz)
     dt = datetime.fromtimestamp(start_ms / 1000, tz=UTC).astimezone(_zone(tz))
     # f-strings rather than strftime: the same text, at a fraction of the cost (hot path).
     day = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}"
-    return day if window == "daily" else f"{day}T{dt.hour:02d}"
+    return day if window == "daily" else _hour_name(dt)
+
+
+def _offset(dt: datetime) -> str:
+    minutes = int((dt.utcoffset() or timedelta(0)).total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _repeated(dt: datetime) -> bool:
+    """True when the local hour of ``dt`` (aware) ends inside a repeated interval, i.e.
+    its wall clock times occur twice that day (the hour clocks go back over)."""
+    probe = dt.replace(minute=59, second=59, microsecond=0)
+    return probe.utcoffset() != probe.replace(fold=1 - probe.fold).utcoffset()
+
+
+def _hour_name(dt: datetime) -> str:
+    name = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}"
+    return name + _offset(dt) if _repeated(dt) else name
+
+
+@lru_cache(maxsize=4096)
+def _logical_hour(logical: str, tz: str) -> str:
+    """The hourly window of a logical date or hour in ``tz``: a wall-clock hour (a date
+    alone is hour 00). In a repeated hour it names the occurrence whose UTC offset the
+    logical hour carries, else the first; a skipped hour is the hour after it."""
+    label = logical[:13] if len(logical) >= 13 else logical[:10] + "T00"
+    try:
+        wall = datetime(int(label[:4]), int(label[5:7]), int(label[8:10]), int(label[11:13]),
+                        tzinfo=_zone(tz))
+        if _repeated(wall):
+            second = wall.replace(fold=1)
+            if len(logical) > 13 and _offset(second) == logical[13:]:
+                return _hour_name(second)
+            return _hour_name(wall)
+        real = wall.astimezone(UTC).astimezone(_zone(tz))
+        return _hour_name(real)  # the same hour, or the one after a skipped hour
+    except (ValueError, OverflowError):  # at the very ends of the calendar: the label
+        return label
 
 
 @lru_cache(maxsize=65536)
@@ -263,13 +362,16 @@ class Engine:
         # Parsed conditions by child key, with the condition object they were parsed from:
         # stores hand back the same spec object while it is unchanged, so an identity check
         # skips re-serialising the condition on every evaluation (the hot path).
-        self._blocks: dict[str, tuple[object, _CBlock]] = {}
+        # A condition the engine cannot use is cached as the reason (a string).
+        self._blocks: dict[str, tuple[object, _CBlock | str]] = {}
 
     # -- registry ---------------------------------------------------------------
 
     def register(self, pipeline: Pipeline | PipelineSpec) -> PipelineSpec:
-        """Register a pipeline; refuse one that closes a dependency cycle."""
+        """Register a pipeline; refuse one that closes a dependency cycle or whose condition
+        nests deeper than :data:`MAX_CONDITION_DEPTH` blocks."""
         spec = pipeline if isinstance(pipeline, PipelineSpec) else spec_of(pipeline)
+        check_condition(spec)
         cycle = self._cycle_through(spec)
         if cycle:
             raise DependencyCycle(cycle)
@@ -283,6 +385,8 @@ class Engine:
         each, which is quadratic on deep lineages). All or nothing: a cycle registers none.
         """
         specs = [p if isinstance(p, PipelineSpec) else spec_of(p) for p in pipelines]
+        for spec in specs:
+            check_condition(spec)
         graph = {s.key: s.parents for s in self.store.pipelines()}
         graph.update((s.key, s.parents) for s in specs)
         cycle = find_cycle(graph)
@@ -312,70 +416,158 @@ class Engine:
 
     # -- events -----------------------------------------------------------------
 
-    def handle(self, raw: Mapping[str, Any] | StatusEvent) -> Outcome:
-        """Process one event; never raises for bad events (they come back as ``skipped``)."""
-        if not isinstance(raw, StatusEvent):
-            adapter = self.adapters.get((str(raw.get("source")), str(raw.get("detail-type"))))
+    def handle(self, raw: Any) -> Outcome:
+        """Process one event (a decoded EventBridge event, or a parsed :class:`StatusEvent`).
+
+        Never raises because of the event, whatever JSON value it is: other shapes come
+        back ``skipped``, bad fields and spoofed events ``rejected`` (TRIGGERS.md rules 7
+        and 8), before anything is recorded. Store failures (a DynamoDB outage) do raise:
+        the caller retries, and rule 1 makes the retry harmless.
+        """
+        if isinstance(raw, StatusEvent):
+            event = raw
+        else:
+            if not isinstance(raw, Mapping):
+                return Outcome(skipped="not an EventBridge event (a JSON object expected)")
+            source, detail_type = raw.get("source"), raw.get("detail-type")
+            adapter = self.adapters.get((source, detail_type)) if isinstance(
+                source, str) and isinstance(detail_type, str) else None
             if adapter is not None:
-                converted = adapter(raw)
+                try:
+                    converted = adapter(raw)
+                except Exception as exc:  # a plugin's parser must not stop the engine
+                    return _bad(f"event of source {source!r} could not be read: "
+                                f"{type(exc).__name__}: {_clip(str(exc), 300)}")
                 if converted is None:
                     return Outcome(skipped="event source adapter ignored the event")
                 raw = converted
             try:
                 event = StatusEvent.parse(raw)
             except BadEvent as exc:
+                if is_status_shape(raw):
+                    return _bad(str(exc))
                 return Outcome(skipped=str(exc))
-        else:
-            event = raw
+        try:
+            # Read from the input before anything is recorded: bad input changes nothing.
+            logical, downstream = event.logical_date, event.downstream
+        except BadEvent as exc:
+            return _bad(str(exc))
         with self.store.transaction():
-            return self._handle(event)
+            return self._handle(event, logical, downstream)
 
-    def _handle(self, ev: StatusEvent) -> Outcome:
+    def _handle(self, ev: StatusEvent, logical: str | None, downstream: bool) -> Outcome:
         key = pkey(ev.account, ev.pipeline)
+        d = ev.detail
+        # Rule 7, before recording: a sender speaks only for its own state machines' runs.
         if ev.arn_account != ev.account:
             return Outcome(rejected=f"event from account {ev.account} names {ev.pipeline!r} of "
-                           f"account {ev.arn_account}; ignored")
+                           f"account {ev.arn_account}; ignored", spoofed=True)
+        if not ev.execution_of_state_machine:
+            return Outcome(rejected=f"event from account {ev.account}: executionArn "
+                           f"{d.execution_arn!r} is not an execution of "
+                           f"{d.state_machine_arn!r}; rejected before recording",
+                           spoofed=True)
         found = self.store.lookup(key)
         if found is None:
             return Outcome(rejected=f"no pipeline {ev.pipeline!r} is registered in account "
                            f"{ev.account}; ignored")
         _, children = found
-        d = ev.detail
         run = RunRecord(arn=d.execution_arn, pipeline=key, status=d.status.value,
                         redrive_count=d.redrive_count, start_ms=d.start_date,
-                        logical=ev.logical_date, stop_ms=d.stop_date,
-                        error=d.error or d.cause)
-        recorded = self.store.record_run(run)
+                        logical=logical, stop_ms=d.stop_date,
+                        error=_clip(d.error or d.cause))
+        recorded, prior = self.store.record(run)
         out = Outcome(recorded=recorded, run=run)
         if recorded is Recorded.STALE:
             return out
-        slot = Slot(run.arn, run.start_ms, run.status, run.redrive_count)
-        downstream = ev.downstream
+        start, place, moved = self._placement(run, recorded, prior)
+        if (start, place) != (run.start_ms, run.logical):
+            out.run = run = replace(run, start_ms=start, logical=place)
+        slot = Slot(run.arn, start, run.status, run.redrive_count)
         windows: dict[tuple[str, str], str] = {}  # children mostly share window and zone
         for child in children:
             wkey = (child.window, child.timezone)
             if wkey not in windows:
-                windows[wkey] = window_of(run.start_ms, run.logical, child.window,
-                                          child.timezone)
-            decision = self._evaluate_child(child, key, windows[wkey], slot, downstream)
+                windows[wkey] = window_of(start, place, child.window, child.timezone)
+            block = self._block(child, out)
+            if block is None:
+                continue
+            if moved:
+                left = window_of(start, None, child.window, child.timezone)
+                if left != windows[wkey]:
+                    decision = self._leave(child, block, key, left, run.arn, start)
+                    if decision is not None:
+                        out.decisions.append(decision)
+            state = self.store.update_slot(child.key, windows[wkey], key, slot)
+            decision = self._decide(child, block, windows[wkey], state, downstream)
             if decision is not None:
                 out.decisions.append(decision)
         return out
 
-    def _evaluate_child(self, child: PipelineSpec, parent: str, window: str,
-                        slot: Slot, downstream: bool = False) -> Decision | None:
+    @staticmethod
+    def _placement(run: RunRecord, recorded: Recorded,
+                   prior: Prior | None) -> tuple[int, str | None, bool]:
+        """``(start, logical, moved)`` of a run: one logical date per run (TRIGGERS.md
+        "Words"). The first start and logical date recorded stick; an event without input
+        belongs where the run was placed; a run placed by its start moves when a new
+        status brings ``dpc.logicalDate``."""
+        if prior is None:
+            return run.start_ms, run.logical, False
+        if prior.logical is not None:
+            return prior.start_ms, prior.logical, False
+        if run.logical is not None and recorded is Recorded.NEW:
+            return prior.start_ms, run.logical, True
+        return prior.start_ms, None, False
+
+    def _leave(self, child: PipelineSpec, block: _CBlock, parent: str, window: str,
+               arn: str, start: int) -> Decision | None:
+        """Take run ``arn`` out of ``window`` (it moved to its logical date): the parent's
+        latest other run there takes its slot back, and the window is evaluated again."""
+        state = self.store.window_state(child.key, window)
+        held = state.slots.get(parent)
+        if held is None or held.arn != arn:
+            return None
+        # Runs placed in this window started before the moving run (it held the slot as
+        # the latest); three days back covers a day in any time zone.
+        latest: RunRecord | None = None
+        for r in self.store.runs_of(parent, since_ms=max(0, start - 3 * 86_400_000)):
+            if r.arn == arn or (r.start_ms, r.arn) > (start, arn):
+                continue
+            if window_of(r.start_ms, r.logical, child.window, child.timezone) != window:
+                continue
+            if latest is None or (r.start_ms, r.arn) > (latest.start_ms, latest.arn):
+                latest = r
+        back = None if latest is None else Slot(latest.arn, latest.start_ms, latest.status,
+                                                latest.redrive_count)
+        state = self.store.replace_slot(child.key, window, parent, arn, back)
+        return None if back is None else self._decide(child, block, window, state, False)
+
+    def _block(self, child: PipelineSpec, out: Outcome) -> _CBlock | None:
+        """The compiled condition of ``child`` (None, with a problem noted, when unusable)."""
         if child.condition is None:
             return None
         cached = self._blocks.get(child.key)
-        if cached is not None and cached[0] is child.condition:
-            block = cached[1]
-        else:
-            import json
+        if cached is None or cached[0] is not child.condition:
+            try:
+                if condition_depth(child.condition) > MAX_CONDITION_DEPTH:
+                    raise ValueError(f"nests blocks deeper than {MAX_CONDITION_DEPTH} levels")
+                import json
 
-            block = compile_condition(
-                _parse_condition(json.dumps(child.condition, sort_keys=True)), child.account)
-            self._blocks[child.key] = (child.condition, block)
-        state = self.store.update_slot(child.key, window, parent, slot)
+                compiled: _CBlock | str = compile_condition(
+                    _parse_condition(json.dumps(child.condition, sort_keys=True)),
+                    child.account)
+            except (ValueError, TypeError, RecursionError) as exc:
+                compiled = f"{type(exc).__name__}: {_clip(str(exc), 300)}"
+            cached = (child.condition, compiled)
+            self._blocks[child.key] = cached
+        if isinstance(cached[1], str):
+            out.problems.append(f"child {child.key} not evaluated: its condition is not "
+                                f"usable: {cached[1]}")
+            return None
+        return cached[1]
+
+    def _decide(self, child: PipelineSpec, block: _CBlock, window: str, state: WindowState,
+                downstream: bool) -> Decision | None:
         for _ in range(100):  # compare-and-set retries; a handful at most in practice
             holds, satisfied = evaluate(block, state.slots, child.account)
             if not holds:

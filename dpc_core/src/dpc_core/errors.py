@@ -54,3 +54,7 @@ class DependencyCycle(DpcError):
 
 class BadEvent(DpcError):
     """An input event is not a Step Functions execution status change."""
+
+
+class ConditionTooDeep(DpcError):
+    """A trigger condition nests blocks deeper than the engine accepts (TRIGGERS.md rule 8)."""

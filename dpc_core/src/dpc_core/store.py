@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 #: Order of statuses inside one redrive of a run: RUNNING is passed by any terminal one.
 STATUS_RANK = {"RUNNING": 0, "SUCCEEDED": 1, "FAILED": 1, "TIMED_OUT": 1, "ABORTED": 1}
@@ -91,6 +91,16 @@ class RunRecord:
         """True when this record is past ``(status, redrive_count)`` of the same run."""
         return (self.redrive_count, STATUS_RANK[self.status]) > (
             redrive_count, STATUS_RANK[status])
+
+
+class Prior(NamedTuple):
+    """What the run log held for a run before a status was recorded: enough to place
+    the run in its one window (TRIGGERS.md "Words": a run has one logical date)."""
+
+    status: str
+    redrive_count: int
+    start_ms: int
+    logical: str | None
 
 
 class Recorded(StrEnum):
@@ -180,6 +190,13 @@ class TriggerStore(Protocol):
     def record_run(self, run: RunRecord) -> Recorded:
         """Record a status of a run: new, duplicate, or stale (the run moved past it)."""
 
+    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+        """:meth:`record_run`, and the run as the log held it before (None: first seen).
+
+        The first start and the first logical date recorded for a run stick: later
+        statuses never change them.
+        """
+
     def get_run(self, arn: str) -> RunRecord | None:
         """The recorded state of one run."""
 
@@ -191,6 +208,11 @@ class TriggerStore(Protocol):
 
     def window_state(self, child: str, window: str) -> WindowState:
         """The stored state of one child window (empty when none)."""
+
+    def replace_slot(self, child: str, window: str, parent: str, arn: str,
+                     slot: Slot | None) -> WindowState:
+        """Replace ``parent``'s slot by ``slot`` (None: remove it) iff it holds run ``arn``,
+        bumping the version (a run that moved to another window leaves this one)."""
 
     def claim(self, child: str, window: str, seen: WindowState, claim: Claim) -> bool:
         """Store ``claim`` iff the window is still exactly ``seen``; False if it moved."""

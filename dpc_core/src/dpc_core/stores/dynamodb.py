@@ -38,6 +38,7 @@ from dpc_core.store import (
     STATUS_RANK,
     Claim,
     PipelineSpec,
+    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -190,6 +191,11 @@ def _run(item: Item) -> RunRecord:
                      start_ms=int(item["start"]["N"]), logical=opt_s("logical"),
                      stop_ms=int(item["stop"]["N"]) if "stop" in item else None,
                      error=opt_s("error"))
+
+
+def _prior(item: Item) -> Prior:
+    return Prior(item["status"]["S"], int(item["rc"]["N"]), int(item["start"]["N"]),
+                 item["logical"]["S"] if "logical" in item else None)
 
 
 def _error_code(exc: Exception) -> str:
@@ -359,10 +365,15 @@ class DynamoStore:
     # -- run log ------------------------------------------------------------------
 
     def record_run(self, run: RunRecord) -> Recorded:
+        """Insert or advance a run; duplicates and stale statuses change nothing."""
+        return self.record(run)[0]
+
+    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
         """One conditional UpdateItem: insert, or advance past an older (redrive, status).
 
-        On a failed condition the stored item comes back with the error, which tells a
-        duplicate (same status and redriveCount) from a stale status.
+        The item as it was comes back with the write (``ReturnValues = ALL_OLD``) or with
+        the failed condition, which tells a duplicate (same status and redriveCount) from
+        a stale status: no extra read either way.
         """
         names = {"#pl": "pipeline", "#st": "status", "#rc": "rc", "#rk": "rank",
                  "#start": "start", "#up": "updated"}
@@ -386,25 +397,27 @@ class DynamoStore:
                 sets.append(f"#{attr} = :{attr}")
         expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            self.client.update_item(
+            resp = self.client.update_item(
                 TableName=self.tables.runs, Key={"arn": _s(run.arn)}, UpdateExpression=expr,
                 ConditionExpression="attribute_not_exists(#st) OR #rc < :rc "
                                     "OR (#rc = :rc AND #rk < :rk)",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = getattr(exc, "response", {}).get("Item")
             if old is None:  # an endpoint that does not return it: one extra read
                 current = self.get_run(run.arn)
-                same = current is not None and (current.status, current.redrive_count) == (
-                    run.status, run.redrive_count)
+                prior = None if current is None else Prior(
+                    current.status, current.redrive_count, current.start_ms, current.logical)
             else:
-                same = (old["status"]["S"], int(old["rc"]["N"])) == (
-                    run.status, run.redrive_count)
-            return Recorded.DUPLICATE if same else Recorded.STALE
-        return Recorded.NEW
+                prior = _prior(old)
+            same = prior is not None and (prior.status, prior.redrive_count) == (
+                run.status, run.redrive_count)
+            return (Recorded.DUPLICATE if same else Recorded.STALE), prior
+        old = resp.get("Attributes")
+        return Recorded.NEW, (_prior(old) if old and "status" in old else None)
 
     def get_run(self, arn: str) -> RunRecord | None:
         """One run by ARN."""
@@ -456,6 +469,30 @@ class DynamoStore:
                 ConditionExpression=condition, ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values, ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except Exception as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            old = getattr(exc, "response", {}).get("Item")
+            return _window_state(old) if old is not None else self.window_state(child, window)
+        return _window_state(resp["Attributes"])
+
+    def replace_slot(self, child: str, window: str, parent: str, arn: str,
+                     slot: Slot | None) -> WindowState:
+        """One conditional UpdateItem: replace (or remove) ``parent``'s slot iff it holds
+        run ``arn``, bumping the version so that a concurrent claim's compare-and-set fails."""
+        names = {"#s": SLOT_PREFIX + parent, "#arn": "arn", "#v": "version"}
+        values: dict[str, AttrValue] = {":arn": _s(arn), ":one": _n(1)}
+        if slot is None:
+            update = "REMOVE #s SET #v = #v + :one"
+        else:
+            update = "SET #s = :slot, #v = #v + :one"
+            values[":slot"] = _slot_av(slot)
+        try:
+            resp = self.client.update_item(
+                TableName=self.tables.windows, Key=self._window_key(child, window),
+                UpdateExpression=update, ConditionExpression="#s.#arn = :arn",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise

@@ -12,12 +12,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
 from dpc_core.store import (
     Claim,
     PipelineSpec,
+    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -146,7 +148,7 @@ class SqliteStore:
                  exclusive: bool = False) -> None:
         self.conn = conn if isinstance(conn, sqlite3.Connection) else connect(conn)
         self.exclusive = exclusive
-        self._runs_cache: dict[str, tuple[str, int]] = {}
+        self._runs_cache: dict[str, Prior] = {}
         self._win_cache: dict[tuple[str, str], WindowState] = {}
         self._depth = 0
         self._lock = threading.RLock()
@@ -295,70 +297,63 @@ class SqliteStore:
 
     def record_run(self, run: RunRecord) -> Recorded:
         """Insert or advance a run; duplicates and stale statuses change nothing."""
-        if self.exclusive:
-            return self._record_run_behind(run)
-        with self.transaction():
-            row = self._runs_cache.get(run.arn) if self.exclusive else None
-            if row is None:
-                # Most first sightings are new runs: try the insert first (one statement).
-                cur = self.conn.execute(
-                    "INSERT INTO runs (arn, pipeline, status, rc, start_ms, logical, stop_ms, "
-                    "error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (arn) DO NOTHING",
-                    (run.arn, run.pipeline, run.status, run.redrive_count, run.start_ms,
-                     run.logical, run.stop_ms, run.error, time.time()))
-                if cur.rowcount == 1:
-                    if self.exclusive:
-                        if len(self._runs_cache) > 500_000:
-                            self._runs_cache.clear()
-                        self._runs_cache[run.arn] = (run.status, run.redrive_count)
-                    return Recorded.NEW
-                row = self.conn.execute("SELECT status, rc FROM runs WHERE arn = ?",
-                                        (run.arn,)).fetchone()
-            if row is not None:
-                status, rc = row
-                if self.exclusive:
-                    self._runs_cache[run.arn] = (status, rc)
-                if (status, rc) == (run.status, run.redrive_count):
-                    return Recorded.DUPLICATE
-                if not run.newer_than(status, rc):
-                    return Recorded.STALE
-            if self.exclusive:
-                if len(self._runs_cache) > 500_000:
-                    self._runs_cache.clear()
-                self._runs_cache[run.arn] = (run.status, run.redrive_count)
-            if row is not None:
-                self.conn.execute(
-                    "UPDATE runs SET status = ?, rc = ?, stop_ms = ?, error = ?, "
-                    "logical = COALESCE(logical, ?), updated_at = ? WHERE arn = ?",
-                    (run.status, run.redrive_count, run.stop_ms, run.error, run.logical,
-                     time.time(), run.arn))
-                return Recorded.NEW
-            self.conn.execute(
-                "INSERT INTO runs (arn, pipeline, status, rc, start_ms, logical, stop_ms, error,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run.arn, run.pipeline, run.status, run.redrive_count, run.start_ms, run.logical,
-                 run.stop_ms, run.error, time.time()))
-            return Recorded.NEW
+        return self.record(run)[0]
 
-    def _record_run_behind(self, run: RunRecord) -> Recorded:
+    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+        """:meth:`record_run`, and the run as it was stored before (None: first seen)."""
+        if self.exclusive:
+            return self._record_behind(run)
         with self.transaction():
-            row = self._runs_cache.get(run.arn)
-            if row is None and not self._complete:
-                row = self.conn.execute("SELECT status, rc FROM runs WHERE arn = ?",
-                                        (run.arn,)).fetchone()
-            if row is not None:
-                status, rc = row
-                if (status, rc) == (run.status, run.redrive_count):
-                    self._runs_cache[run.arn] = (status, rc)
-                    return Recorded.DUPLICATE
-                if not run.newer_than(status, rc):
-                    self._runs_cache[run.arn] = (status, rc)
-                    return Recorded.STALE
-            self._runs_cache[run.arn] = (run.status, run.redrive_count)
+            # Most first sightings are new runs: try the insert first (one statement).
+            cur = self.conn.execute(
+                "INSERT INTO runs (arn, pipeline, status, rc, start_ms, logical, stop_ms, "
+                "error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (arn) DO NOTHING",
+                (run.arn, run.pipeline, run.status, run.redrive_count, run.start_ms,
+                 run.logical, run.stop_ms, run.error, time.time()))
+            if cur.rowcount == 1:
+                return Recorded.NEW, None
+            prior = Prior(*self.conn.execute(
+                "SELECT status, rc, start_ms, logical FROM runs WHERE arn = ?",
+                (run.arn,)).fetchone())
+            if (prior.status, prior.redrive_count) == (run.status, run.redrive_count):
+                return Recorded.DUPLICATE, prior
+            if not run.newer_than(prior.status, prior.redrive_count):
+                return Recorded.STALE, prior
+            self.conn.execute(
+                "UPDATE runs SET status = ?, rc = ?, stop_ms = ?, error = ?, "
+                "logical = COALESCE(logical, ?), updated_at = ? WHERE arn = ?",
+                (run.status, run.redrive_count, run.stop_ms, run.error, run.logical,
+                 time.time(), run.arn))
+            return Recorded.NEW, prior
+
+    def _record_behind(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+        with self.transaction():
+            prior = self._runs_cache.get(run.arn)
+            if prior is None and not self._complete:
+                row = self.conn.execute("SELECT status, rc, start_ms, logical FROM runs "
+                                        "WHERE arn = ?", (run.arn,)).fetchone()
+                prior = Prior(*row) if row else None
+            if prior is None:
+                self._runs_cache[run.arn] = Prior(run.status, run.redrive_count, run.start_ms,
+                                                  run.logical)
+            else:
+                if (prior.status, prior.redrive_count) == (run.status, run.redrive_count):
+                    self._runs_cache[run.arn] = prior
+                    return Recorded.DUPLICATE, prior
+                if not run.newer_than(prior.status, prior.redrive_count):
+                    self._runs_cache[run.arn] = prior
+                    return Recorded.STALE, prior
+                # The first start and logical date stick (also when the row is written
+                # later in one batch with an earlier status of the same run).
+                logical = prior.logical or run.logical
+                self._runs_cache[run.arn] = Prior(run.status, run.redrive_count,
+                                                  prior.start_ms, logical)
+                if (prior.start_ms, logical) != (run.start_ms, run.logical):
+                    run = replace(run, start_ms=prior.start_ms, logical=logical)
             self._dirty_runs[run.arn] = run
             self._dirty = True
-            return Recorded.NEW
+            return Recorded.NEW, prior
 
     @staticmethod
     def _run(row: tuple[object, ...]) -> RunRecord:
@@ -454,6 +449,29 @@ class SqliteStore:
                     "INSERT INTO windows (child, window, slots, version, generation, last_runs)"
                     " VALUES (?, ?, ?, ?, ?, '[]')", (child, window, encoded, new.version,
                                                      new.generation))
+            self._remember(child, window, new)
+            return new
+
+    def replace_slot(self, child: str, window: str, parent: str, arn: str,
+                     slot: Slot | None) -> WindowState:
+        """Replace (or remove) ``parent``'s slot iff it holds run ``arn``; bump the version."""
+        with self.transaction():
+            state = self.window_state(child, window)
+            old = state.slots.get(parent)
+            if old is None or old.arn != arn:
+                return state
+            slots = {k: v for k, v in state.slots.items() if k != parent}
+            if slot is not None:
+                slots[parent] = slot
+            new = WindowState(slots, state.version + 1, state.generation, state.last_runs)
+            if self.exclusive:
+                self._win_cache[(child, window)] = new
+                self._dirty_windows.add((child, window))
+                self._dirty = True
+                return new
+            self.conn.execute(
+                "UPDATE windows SET slots = ?, version = ? WHERE child = ? AND window = ?",
+                (encode_slots(slots), new.version, child, window))
             self._remember(child, window, new)
             return new
 
