@@ -144,12 +144,89 @@ def test_an_event_line_that_is_not_json_exits_2_naming_file_and_line() -> None:
     assert "invalid JSON" in proc.stderr
 
 
-def test_an_event_with_an_unknown_status_exits_2_naming_file_and_line() -> None:
+def test_an_event_with_an_unknown_status_is_rejected_the_rest_decided_and_exit_is_2() -> None:
+    # TRIGGERS.md: an unknown status is bad input (exit 2, FILE:LINE, no traceback); rule 8:
+    # the event is rejected and the events after it are processed as usual.
     events = FIXTURES / "bad-events" / "unknown_status.jsonl"
     proc = run_in_process("simulate", "--pipelines", CASE_STUDY, "--events", events,
                           "--format", "json")
+    assert proc.returncode == 2, proc.stderr
+    assert f"{events}:2: rejected: bad status event: detail.status:" in proc.stderr
+    assert "1 event(s)" in proc.stderr and "bad input" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "3 new" in proc.stderr  # lines 1, 3 and 4 were recorded
+
+
+def _event_line(**detail: object) -> dict[str, object]:
+    """Line 1 of scenario 1 (listings RUNNING) with ``detail`` fields replaced."""
+    first = json.loads((EVENTS / "s01_happy_path.jsonl").read_text().splitlines()[0])
+    first["detail"].update(detail)
+    return dict(first)
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+HOSTILE_FIELDS = {
+    "start_in_year_10000": {"startDate": 253_402_300_800_000},
+    "redrive_count_above_2_63": {"redriveCount": 2**63 + 1},
+    "start_date_true": {"startDate": True},
+    "start_date_string": {"startDate": "1795662000000"},
+    "negative_redrive_count": {"redriveCount": -1},
+    "status_outside_the_five": {"status": "PENDING_REDRIVE"},
+    "malformed_execution_arn": {"executionArn": "arn:aws:states:eu-west-1:111111111111:x"},
+    "malformed_state_machine_arn": {"stateMachineArn": "listings"},
+    "arn_with_control_character": {
+        "executionArn": "arn:aws:states:eu-west-1:111111111111:execution:listings:a\x1eb"},
+    "deeply_nested_input": {"input": '{"dpc": ' + "[" * 5000 + "]" * 5000 + "}"},
+    "logical_date_garbage": {"input": '{"dpc": {"logicalDate": "garbage"}}'},
+    "logical_date_compact": {"input": '{"dpc": {"logicalDate": "20261126"}}'},
+    "logical_date_object": {"input": '{"dpc": {"logicalDate": {"a": 1}}}'},
+    "logical_date_shell": {"input": '{"dpc": {"logicalDate": "$(id)>x;#"}}'},
+    "logical_date_not_a_day": {"input": '{"dpc": {"logicalDate": "2026-02-30"}}'},
+    "logical_hour_25": {"input": '{"dpc": {"logicalDate": "2026-11-26T25"}}'},
+}
+
+
+@pytest.mark.parametrize("fields", HOSTILE_FIELDS.values(), ids=list(HOSTILE_FIELDS))
+def test_an_event_with_a_bad_field_is_reported_by_line_and_the_next_events_decide(
+        tmp_path: Path, fields: dict[str, object]) -> None:
+    good = (EVENTS / "s01_happy_path.jsonl").read_bytes().splitlines()
+    bad = json.dumps(_event_line(**fields)).encode()
+    events = _write_lines(tmp_path / "events.jsonl", [bad, *good])
+    proc = run_in_process("simulate", "--pipelines", CASE_STUDY, "--events", events,
+                          "--format", "json")
+
+    assert proc.returncode == 2, proc.stderr
+    assert f"{events}:1: rejected: bad status event:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # The events after it were processed as usual: scenario 1's one trigger.
+    assert [json.loads(line)["pipeline"] for line in proc.stdout.splitlines()] == [
+        "pipeline-x"]
+
+
+@pytest.mark.parametrize("line", [b'{"detail": "\xff\xfe"}', b"\xc3\x28"],
+                         ids=["invalid_utf8_in_a_string", "invalid_utf8_sequence"])
+def test_a_line_that_is_not_utf8_exits_2_naming_file_and_line(tmp_path: Path,
+                                                              line: bytes) -> None:
+    first = (EVENTS / "s01_happy_path.jsonl").read_bytes().splitlines()[0]
+    events = _write_lines(tmp_path / "events.jsonl", [first, line])
+    proc = run_dpc("simulate", "--pipelines", CASE_STUDY, "--events", events,
+                   "--format", "json")
     assert_bad_input(proc, f"{events}:2:")
-    assert "status" in proc.stderr
+    assert "not UTF-8" in proc.stderr
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path: Path,
+                                                                depth: int) -> None:
+    events = _write_lines(tmp_path / "events.jsonl", [b"[" * depth + b"]" * depth])
+    proc = run_in_process("simulate", "--pipelines", CASE_STUDY, "--events", events,
+                          "--format", "json")
+    assert_bad_input(proc, f"{events}:1:")
+    assert "nested deeper" in proc.stderr
 
 
 def test_a_reference_to_an_undefined_pipeline_exits_2_naming_file_and_line() -> None:

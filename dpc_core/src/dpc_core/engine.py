@@ -451,7 +451,7 @@ class Engine:
             # Read from the input before anything is recorded: bad input changes nothing.
             logical, downstream = event.logical_date, event.downstream
         except BadEvent as exc:
-            return _bad(str(exc))
+            return _bad(f"bad status event: {exc}")
         with self.store.transaction():
             return self._handle(event, logical, downstream)
 

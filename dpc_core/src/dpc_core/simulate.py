@@ -1,4 +1,24 @@
-"""``dpc simulate``: the engine, offline, over pipeline files and a JSONL event stream."""
+"""``dpc simulate``: the engine, offline, over pipeline files and a JSONL event stream.
+
+Two kinds of bad input, handled differently on purpose:
+
+* **A line that does not parse** (not UTF-8, not JSON, JSON nested deeper than
+  :data:`MAX_LINE_DEPTH`, longer than :data:`MAX_LINE_BYTES`, or not a JSON object): the
+  *file* is broken (a wrong file, a truncated copy, another encoding) and no EventBridge
+  delivery looks like that. Like a broken pipeline.yaml, it stops the simulation before
+  any decision: exit 2, ``FILE:LINE:COL: message``, no traceback (TRIGGERS.md, ``dpc
+  simulate``: "JSON that does not parse ... exits 2").
+* **A well-formed event with bad fields** (an unknown status, a ``startDate`` that is
+  not a sane integer, a malformed ARN, a bad ``dpc.logicalDate``, ...): that is what
+  the engine meets in production, and rule 8 says what it does there: the event is
+  rejected and reported, and the events after it are processed as usual. Simulate does
+  the same: each such event is reported on stderr as ``FILE:LINE: rejected: bad status
+  event: FIELD: ...``, the other events are decided and printed; and because
+  TRIGGERS.md counts these as bad input too ("an unknown status ... exits 2"), the
+  command then states how many events were rejected as bad input and exits 2. Events
+  refused by rule 7 (spoofed, unregistered) and events of other sources are normal
+  traffic: reported and counted, exit 0.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +33,17 @@ from typing import Any
 
 from dpc_core.engine import Decision, Engine
 from dpc_core.errors import BadEvent, Problem, ValidationFailed
-from dpc_core.events import DETAIL_TYPE, SOURCE, StatusEvent
+from dpc_core.events import StatusEvent, is_status_shape
+from dpc_core.jsonlimits import TooDeep, loads
 from dpc_core.loader import load_pipelines
 from dpc_core.model import Pipeline
 from dpc_core.plugins import Registry, get_registry
 from dpc_core.stores.sqlite import SqliteStore
+
+#: An EventBridge event is at most 256 KiB; a line four times that is not one.
+MAX_LINE_BYTES = 1 << 20
+#: JSON nesting accepted on one line (real status events nest 3 levels).
+MAX_LINE_DEPTH = 64
 
 
 @dataclass
@@ -28,41 +54,64 @@ class SimulationResult:
     counts: Counter[str] = field(default_factory=Counter)
     reports: list[str] = field(default_factory=list)
 
+    @property
+    def bad_input(self) -> int:
+        """How many events were rejected as bad input (TRIGGERS.md rule 8)."""
+        return self.counts["bad input"]
+
+
+def _problem(file: str, line: int, column: int, message: str) -> ValidationFailed:
+    return ValidationFailed([Problem(file, line, column, "", message)])
+
 
 def read_events(path: Path, registry: Registry | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, event)`` for each non-blank line; a line that is not a valid event
-    of a known source raises :class:`ValidationFailed` naming file and line.
+    """Yield ``(line, event)`` for each non-blank line: a :class:`StatusEvent` when the
+    line is a valid status event, else the decoded object (the engine skips other
+    sources and rejects status events with bad fields, and the caller reports them).
 
-    Events of other sources are yielded as plain dicts (the engine skips and counts them).
+    A line that does not parse raises :class:`ValidationFailed` naming file and line
+    (see the module docstring for why the two cases differ).
     """
-    reg = registry
-    sources = {(t.source, t.detail_type) for t in reg.trigger_sources.values()} if reg else set()
+    del registry  # other sources' events are handed to the engine's adapters as they are
     file = str(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
-        raise ValidationFailed([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
+        raise _problem(file, 1, 1, f"cannot read file: {exc}") from None
     with handle:
-        for lineno, line in enumerate(handle, 1):
+        lineno = 0
+        while True:
+            # readline with a limit: a huge line is refused without reading it whole.
+            data = handle.readline(MAX_LINE_BYTES + 1)
+            if not data:
+                return
+            lineno += 1
+            if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
+                raise _problem(file, lineno, 1, f"line longer than {MAX_LINE_BYTES} bytes "
+                               "(an EventBridge event is at most 256 KiB)")
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _problem(file, lineno, exc.start + 1,
+                               f"not UTF-8: {exc.reason} (byte {exc.start + 1})") from None
             if not line.strip():
                 continue
             try:
-                raw = json.loads(line)
+                raw = loads(line, max_depth=MAX_LINE_DEPTH)
+            except TooDeep as exc:
+                raise _problem(file, lineno, 1, f"invalid JSON: {exc}") from None
             except json.JSONDecodeError as exc:
-                raise ValidationFailed([Problem(file, lineno, exc.colno, "",
-                                                f"invalid JSON: {exc.msg}")]) from None
+                raise _problem(file, lineno, exc.colno, f"invalid JSON: {exc.msg}") from None
             if not isinstance(raw, dict):
-                raise ValidationFailed([Problem(file, lineno, 1, "", "each line must be one "
-                                                "EventBridge event (a JSON object)")])
-            if raw.get("source") == SOURCE and raw.get("detail-type") == DETAIL_TYPE:
+                raise _problem(file, lineno, 1, "each line must be one EventBridge event "
+                               "(a JSON object)")
+            if is_status_shape(raw):
                 try:
                     yield lineno, StatusEvent.parse(raw)
-                except BadEvent as exc:
-                    raise ValidationFailed([Problem(file, lineno, 1, "", str(exc))]) from None
-            elif (raw.get("source"), raw.get("detail-type")) in sources:
-                yield lineno, raw
-            else:
-                yield lineno, raw
+                    continue
+                except BadEvent:
+                    pass  # the engine rejects it as bad input, with the same reason
+            yield lineno, raw
 
 
 def build_engine(pipelines: Iterable[Pipeline], store: Any = None,
@@ -77,10 +126,14 @@ def build_engine(pipelines: Iterable[Pipeline], store: Any = None,
 
 
 def simulate(pipeline_dirs: Iterable[Path], events: Path, store: Any = None) -> SimulationResult:
-    """Load and validate everything first, then feed the events in file order."""
+    """Load and validate everything first, then feed the events in file order.
+
+    Raises :class:`ValidationFailed` for pipeline files or event lines that do not parse;
+    events with bad fields are rejected and reported in the result (``bad_input``).
+    """
     reg = get_registry()
     pipelines = load_pipelines(pipeline_dirs, require_account=True, check_refs=True, registry=reg)
-    stream = list(read_events(events, reg))  # all-or-nothing: bad input decides nothing
+    stream = list(read_events(events, reg))  # a line that does not parse decides nothing
     engine = build_engine(pipelines, store, reg)
     result = SimulationResult()
     with stream_gc():
@@ -89,10 +142,12 @@ def simulate(pipeline_dirs: Iterable[Path], events: Path, store: Any = None) -> 
                 result.counts["skipped"] += 1
                 result.reports.append(f"{events}:{lineno}: skipped: {outcome.skipped}")
             elif outcome.rejected:
-                result.counts["rejected"] += 1
+                kind = "bad input" if outcome.bad_input else "rejected"
+                result.counts[kind] += 1
                 result.reports.append(f"{events}:{lineno}: rejected: {outcome.rejected}")
             else:
                 result.counts[outcome.recorded.value if outcome.recorded else "processed"] += 1
+            result.reports.extend(f"{events}:{lineno}: {p}" for p in outcome.problems)
             result.decisions.extend(outcome.decisions)
     return result
 
@@ -117,7 +172,8 @@ def stream_gc() -> Iterator[None]:
 
 
 def handle_stream(engine: Engine, stream: list[tuple[int, Any]],
-                       size: int = 500) -> Iterator[tuple[int, Any, Any]]:
+                  size: int = 500) -> Iterator[tuple[int, Any, Any]]:
+    """``(line, event, outcome)`` for each event of ``stream``, in order."""
     # One transaction per batch of events rather than per event: the engine's own
     # transaction() joins the outer one; decisions are the same, commits are fewer.
     for start in range(0, len(stream), size):
