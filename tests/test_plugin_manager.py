@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dpc_core.errors import PluginError, ValidationFailed
+from dpc_core.errors import ValidationFailed
 from dpc_core.hookspecs import DpcSpec
 from dpc_core.loader import parse_yaml, validate_document
-from dpc_core.plugins import ALLOW_ENV, EntryPointLike, Registry, load_registry
+from dpc_core.plugins import ALLOW_ENV, KIND_LABELS, EntryPointLike, Registry, load_registry
 
 PluginFactory = Callable[..., EntryPointLike]
 
@@ -150,7 +150,7 @@ def test_a_plugin_whose_hook_raises_is_reported_and_skipped(fake_plugin: PluginF
     assert "config file missing" in reg.failures[0].reason
 
 
-# -- conflicts ---------------------------------------------------------------------------
+# -- conflicts: the name is unusable, nothing else is ------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -158,52 +158,129 @@ def test_a_plugin_whose_hook_raises_is_reported_and_skipped(fake_plugin: PluginF
     [(STEP_PLUGIN, "hello", "step"), (COMPUTE_PLUGIN, "cloud", "compute"),
      (NOTIFIER_PLUGIN, "TEAMS", "channel")],
 )
-def test_two_plugins_claiming_one_name_is_an_error_naming_both_distributions(
+def test_two_plugins_claiming_one_name_is_a_conflict_naming_both_distributions(
     fake_plugin: PluginFactory, source: str, name: str, kind: str
 ) -> None:
     first = fake_plugin(source, name=name, dist="dpc-first", ep_name="first")
     second = fake_plugin(source, name=name, dist="dpc-second", ep_name="second")
-    with pytest.raises(PluginError) as err:
-        load_registry([first, second])
-    msg = str(err.value)
-    assert f"{kind} {name!r}" in msg
-    assert "dpc-first" in msg and "dpc-second" in msg
+    reg = load_registry([first, second])
+    assert [(c.kind, c.name) for c in reg.conflicts] == [(kind, name)]
+    msg = reg.unavailable(kind, name)
+    assert msg is not None
+    assert f"{KIND_LABELS[kind]} {name!r} is claimed by dpc-first 1.0 and dpc-second 1.0" in msg
+    assert "pip uninstall dpc-first" in msg and "pip uninstall dpc-second" in msg
+
+
+def test_a_conflicting_name_is_given_to_neither_plugin(fake_plugin: PluginFactory) -> None:
+    first = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-first", ep_name="first")
+    second = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-second", ep_name="second")
+    reg = load_registry([first, second])
+    assert "hello" not in reg.steps
+    assert {p.name: p.provides for p in reg.plugins if p.dist != "dpc-core"} == {
+        "first": (), "second": ()}
+
+
+def test_a_conflict_leaves_the_other_plugins_usable(fake_plugin: PluginFactory) -> None:
+    first = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-first", ep_name="first")
+    second = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-second", ep_name="second")
+    other = fake_plugin(STEP_PLUGIN, name="other", dist="dpc-other", ep_name="other")
+    reg = load_registry([first, second, other])
+    assert set(reg.steps) == {"other"}
+    data, pos = parse_yaml("name: p\nsteps:\n  - {name: s, type: other, message: hi}\n")
+    assert validate_document(data, pos, "pipeline.yaml", reg).steps[0].type == "other"
+
+
+def test_a_pipeline_using_a_conflicting_step_type_gets_the_fix_in_its_error(
+    fake_plugin: PluginFactory,
+) -> None:
+    first = fake_plugin(STEP_PLUGIN, name="shell", dist="dpc-step-shell", ep_name="step_shell",
+                        version="0.1.0")
+    second = fake_plugin(STEP_PLUGIN, name="shell", dist="acme-shell", ep_name="acme_shell",
+                         version="1.2")
+    other = fake_plugin(STEP_PLUGIN, name="other", dist="dpc-other", ep_name="other")
+    reg = load_registry([first, second, other])
+    problems = _validate("name: p\nsteps:\n  - {name: s, type: shell, message: hi}\n", reg)
+    assert problems == [
+        "pipeline.yaml:3:21: steps[0].type: step type 'shell' is claimed by dpc-step-shell "
+        "0.1.0 and acme-shell 1.2: uninstall one (pip uninstall dpc-step-shell / pip "
+        "uninstall acme-shell) or set DPC_PLUGINS=step_shell,other to load only the entry "
+        "points you want (that keeps dpc-step-shell)"
+    ]
+
+
+def test_the_suggested_allow_list_resolves_the_conflict(
+    fake_plugin: PluginFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-first", ep_name="first")
+    second = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-second", ep_name="second")
+    msg = load_registry([first, second]).unavailable("step", "hello") or ""
+    suggested = msg.split(f"{ALLOW_ENV}=")[1].split()[0]
+    monkeypatch.setenv(ALLOW_ENV, suggested)
+    reg = load_registry([first, second])
+    assert reg.conflicts == []
+    assert reg.owner("step", "hello") == "dpc-first"
 
 
 def test_a_plugin_cannot_take_over_a_built_in_name(fake_plugin: PluginFactory) -> None:
     ep = fake_plugin(COMPUTE_PLUGIN, name="local", dist="dpc-compute-mine")
-    with pytest.raises(PluginError, match=r"dpc-core and dpc-compute-mine"):
-        load_registry([ep])
+    reg = load_registry([ep])
+    assert reg.owner("compute", "local") == "dpc-core"
+    assert len(reg.conflicts) == 1
+    assert "dpc-core keeps it" in reg.conflicts[0].message()
+    assert "uninstall dpc-compute-mine" in reg.conflicts[0].message()
+    assert reg.unavailable("compute", "local") is None
 
 
-# -- plugin API version ------------------------------------------------------------------
+# -- plugin API version and unknown hooks: the plugin is skipped, the rest loads ----------
 
 
-def test_a_plugin_built_for_another_plugin_api_is_refused_with_a_clear_message(
+def test_a_plugin_built_for_another_plugin_api_is_skipped_with_a_clear_message(
     fake_plugin: PluginFactory,
 ) -> None:
     source = STEP_PLUGIN.replace("DPC_PLUGIN_API = 1", "DPC_PLUGIN_API = 2")
     ep = fake_plugin(source, name="hello", dist="dpc-step-future", version="9.0")
-    with pytest.raises(PluginError) as err:
-        load_registry([ep])
-    msg = str(err.value)
+    reg = load_registry([ep])
+    assert "hello" not in reg.steps
+    [failure] = reg.failures
+    msg = failure.message()
     assert "dpc-step-future 9.0" in msg
     assert "plugin API 2" in msg
     assert "speaks 1" in msg
 
 
-def test_a_plugin_without_dpc_plugin_api_is_refused(fake_plugin: PluginFactory) -> None:
+def test_a_pipeline_using_a_type_of_a_skipped_plugin_is_told_why(
+    fake_plugin: PluginFactory,
+) -> None:
+    source = STEP_PLUGIN.replace("DPC_PLUGIN_API = 1", "DPC_PLUGIN_API = 2")
+    future = fake_plugin(source, name="hello", dist="dpc-step-future", version="9.0")
+    fine = fake_plugin(STEP_PLUGIN, name="other", dist="dpc-other", ep_name="other")
+    reg = load_registry([future, fine])
+    assert "other" in reg.steps
+    problems = _validate("name: p\nsteps:\n  - {name: s, type: hello, message: hi}\n", reg)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "pipeline.yaml:3:21: steps[0].type: step type 'hello' is provided by "
+        "dpc-step-future 9.0, which was skipped: was built for plugin API 2")
+
+
+def test_a_plugin_without_dpc_plugin_api_is_skipped(fake_plugin: PluginFactory) -> None:
     source = STEP_PLUGIN.replace("DPC_PLUGIN_API = 1", "")
     ep = fake_plugin(source, name="hello", dist="dpc-step-old")
-    with pytest.raises(PluginError, match=r"dpc-step-old .*declares no DPC_PLUGIN_API"):
-        load_registry([ep])
+    [failure] = load_registry([ep]).failures
+    assert failure.dist == "dpc-step-old"
+    assert "declares no DPC_PLUGIN_API" in failure.reason
 
 
-def test_a_misspelled_hook_fails_fast(fake_plugin: PluginFactory) -> None:
+def test_a_misspelled_hook_skips_that_plugin_and_names_the_hook(
+    fake_plugin: PluginFactory,
+) -> None:
     source = STEP_PLUGIN.replace("def dpc_step_types", "def dpc_step_type")
-    ep = fake_plugin(source, name="hello", dist="dpc-step-typo")
-    with pytest.raises(PluginError, match=r"unknown hook.*dpc_step_type"):
-        load_registry([ep])
+    bad = fake_plugin(source, name="hello", dist="dpc-step-typo")
+    good = fake_plugin(STEP_PLUGIN, name="other", dist="dpc-other", ep_name="other")
+    reg = load_registry([bad, good])
+    assert [f.dist for f in reg.failures] == ["dpc-step-typo"]
+    assert "unknown hook(s) dpc_step_type" in reg.failures[0].reason
+    assert set(reg.steps) == {"other"}
 
 
 # -- allow-list ----------------------------------------------------------------------------

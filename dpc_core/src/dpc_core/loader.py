@@ -337,6 +337,11 @@ def validate_document(
 
 
 def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
+    # Installed but unusable (two plugins claim it, or its plugin was skipped): the
+    # plugin manager's message names the distributions and the fix.
+    blocked = reg.unavailable(kind, name)
+    if blocked:
+        return blocked
     tables: dict[str, dict[str, Any]] = {
         "step": reg.steps, "compute": reg.computes, "channel": reg.notifiers}
     table = tables[kind]

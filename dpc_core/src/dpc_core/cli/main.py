@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("dpc_core.cli.project:schema", "Print the JSON Schema of pipeline.yaml."),
     "create-project": ("dpc_core.cli.project:create_project", "Scaffold a new pipeline project."),
     "create-plugin": ("dpc_core.cli.project:create_plugin", "Scaffold a plugin package."),
-    "plugins": ("dpc_core.cli.project:plugins", "Inspect installed plugins."),
+    "plugins": ("dpc_core.cli.plugins:plugins", "Inspect installed plugins (and what is wrong)."),
     "simulate": ("dpc_core.cli.simulate:simulate", "Run the trigger engine over an event file."),
     "local": ("dpc_core.cli.local:local", "The embedded local runtime (no AWS needed)."),
     "run": ("dpc_core.cli.local:run", "Start a pipeline by hand (local workspace)."),

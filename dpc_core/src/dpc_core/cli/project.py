@@ -30,36 +30,6 @@ def schema(indent: int) -> None:
     click.echo(json.dumps(pipeline_json_schema(), indent=indent))
 
 
-@click.group("plugins")
-def plugins() -> None:
-    """Inspect installed plugins."""
-
-
-@plugins.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_list(as_json: bool) -> None:
-    """Name, kind, distribution and version of every installed plugin contribution."""
-    from dpc_core.plugins import get_registry
-
-    reg = get_registry()
-    rows = []
-    for info in reg.plugins:
-        for kind, name in info.provides:
-            rows.append({"name": name, "kind": kind, "plugin": info.name,
-                         "distribution": info.dist, "version": info.version})
-    if as_json:
-        click.echo(json.dumps({"plugins": rows, "failures": [f.__dict__ for f in reg.failures]},
-                              indent=2))
-        return
-    table = [("NAME", "KIND", "DISTRIBUTION", "VERSION")] + [
-        (r["name"], r["kind"], r["distribution"], r["version"]) for r in rows]
-    widths = [max(len(t[i]) for t in table) for i in range(4)]
-    for t in table:
-        click.echo("  ".join(c.ljust(widths[i]) for i, c in enumerate(t)).rstrip())
-    for f in reg.failures:
-        click.echo(f"warning: plugin {f.name!r} from {f.dist} was skipped: {f.reason}", err=True)
-
-
 @click.command("create-project")
 @click.option("-n", "--name", required=True, help="Pipeline name (letters, digits, - and _).")
 @click.option("--account", default="123456789012", show_default=True,
