@@ -50,11 +50,43 @@ def _tree_digest(dirs: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _pip_install(target: Path, requirements: Sequence[str]) -> None:
-    args = ["install", "--quiet", "--target", str(target), "--platform", "manylinux2014_x86_64",
-            "--implementation", "cp", "--python-version", LAMBDA_PYTHON, "--only-binary=:all:",
-            *requirements]
-    for cmd in ([sys.executable, "-m", "pip", *args], ["uv", "pip", *args]):
+def _uv() -> list[str] | None:
+    """The uv executable (on PATH, or as a module of this interpreter), or None."""
+    found = shutil.which("uv")
+    if found:
+        return [found]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv"]
+    return None
+
+
+def install_commands(target: Path, requirements: Sequence[str],
+                     extra_args: Sequence[str] = ()) -> list[list[str]]:
+    """The installers to try, in order: this interpreter's pip, then ``uv pip``.
+
+    pip and uv spell the target platform differently (pip: ``--platform
+    manylinux2014_x86_64 --implementation cp``; uv: ``--python-platform
+    x86_64-manylinux2014``), so each gets its own argument list; uv refuses pip's.
+    """
+    common = ["--target", str(target), "--python-version", LAMBDA_PYTHON]
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", *common,
+           "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+           "--only-binary=:all:", *extra_args, *requirements]
+    commands = [pip]
+    uv = _uv()
+    if uv is not None:
+        commands.append([*uv, "pip", "install", "--quiet", *common,
+                         "--python-platform", "x86_64-manylinux2014",
+                         "--only-binary", ":all:", *extra_args, *requirements])
+    return commands
+
+
+def pip_install(target: Path, requirements: Sequence[str],
+                extra_args: Sequence[str] = ()) -> None:
+    """Install the Lambda runtime's (manylinux x86_64, CPython ``LAMBDA_PYTHON``) wheels of
+    ``requirements`` into ``target`` with pip, or with uv where this interpreter has no
+    pip (a uv-made venv). ``extra_args`` go to the installer (e.g. ``--find-links``)."""
+    for cmd in install_commands(target, requirements, extra_args):
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         except FileNotFoundError:
@@ -63,11 +95,26 @@ def _pip_install(target: Path, requirements: Sequence[str]) -> None:
             return
         if "No module named pip" in done.stderr:
             continue
-        raise SynthError("cannot bundle the Lambda dependencies with pip install --target: "
+        tool = "uv pip install" if "uv" in Path(cmd[0]).name or cmd[1:3] == ["-m", "uv"] \
+            else "pip install"
+        raise SynthError(f"cannot bundle the Lambda dependencies with {tool} --target: "
                          f"{done.stderr.strip()[-400:]}; pass --lambda-deps none and give a "
                          "layer with --lambda-layer instead")
     raise SynthError("neither pip nor uv is available to bundle the Lambda dependencies; "
-                     "pass --lambda-deps none and give a layer with --lambda-layer")
+                     "install uv (https://docs.astral.sh/uv/) or pass --lambda-deps none and "
+                     "give a layer with --lambda-layer")
+
+
+def check_dependency_source(deps: str, layer_arns: Sequence[str]) -> None:
+    """Refuse Lambdas that could not import their third-party dependencies: with
+    ``deps="none"`` a layer must provide pydantic & co. (SynthError otherwise)."""
+    if deps not in ("pip", "none"):
+        raise SynthError(f"unknown --lambda-deps {deps!r}; use pip or none")
+    if deps == "none" and not layer_arns:
+        raise SynthError("--lambda-deps none leaves the Lambda functions without pydantic, "
+                         "pyyaml, pluggy, click and slack-sdk (every handler would fail to "
+                         "import); give the layer that provides them with --lambda-layer ARN, "
+                         "or bundle them with --lambda-deps pip (the default)")
 
 
 def build_lambda_code(packages: Sequence[str], *, cache_dir: Path, deps: str = "none") -> Path:
@@ -92,7 +139,7 @@ def build_lambda_code(packages: Sequence[str], *, cache_dir: Path, deps: str = "
         if not deps_dir.exists():
             tmp = cache_dir / f".deps-{dep_key}"
             shutil.rmtree(tmp, ignore_errors=True)
-            _pip_install(tmp, RUNTIME_REQUIREMENTS)
+            pip_install(tmp, RUNTIME_REQUIREMENTS)
             tmp.rename(deps_dir)
         shutil.copytree(deps_dir, staging, dirs_exist_ok=True, ignore=_IGNORE)
     elif deps != "none":
