@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from dpc_core import __version__
+from dpc_core import PLUGIN_API_VERSION, __version__
 from dpc_core.errors import DpcError
 
 _PIPELINE = """\
@@ -92,7 +92,12 @@ name = "{dist}"
 version = "0.1.0"
 description = "A dpc {kind} plugin: {name}"
 requires-python = ">=3.11"
-dependencies = ["dpc-core>={core}"]
+# The dpc-core releases that speak plugin API {api} (see DPC_PLUGIN_API in the plugin).
+dependencies = ["{core_requirement}"]
+
+[project.optional-dependencies]
+# pip install -e '.[test]' && pytest
+test = ["pytest>=8"]
 
 [project.entry-points.dpc]
 {name_id} = "{pkg}.plugin"
@@ -213,8 +218,58 @@ class TestContract(PluginContract):
 '''
 
 
+def core_requirement(version: str = __version__) -> str:
+    """The dpc-core range a plugin built against ``version`` may declare.
+
+    dpc-core raises its major version exactly when ``PLUGIN_API_VERSION`` changes, so
+    every release from this one to the next major speaks this plugin API.
+    """
+    major, minor = (int(part) for part in version.split(".")[:2])
+    return f"dpc-core>={major}.{minor},<{major + 1}"
+
+
+#: create-plugin's kind -> the registry kind of what it registers.
+_REGISTRY_KIND = {"step": "step", "compute": "compute", "notifier": "channel"}
+
+
+def _check_collisions(kind: str, name: str, dist: str, pkg: str) -> None:
+    """Refuse a plugin whose distribution, package or registered name is taken.
+
+    Installing it would shadow the installed package, or claim a name another plugin
+    already provides (a conflict that makes the name unusable for every pipeline).
+    """
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from dpc_core.plugins import KIND_LABELS, get_registry
+
+    hint = f"choose another name, e.g. -n my-{name}"
+    try:
+        installed = distribution(dist)
+        raise DpcError(f"a distribution named {dist} is already installed (version "
+                       f"{installed.version}); {hint}")
+    except PackageNotFoundError:
+        pass
+    if importlib.util.find_spec(pkg) is not None:
+        raise DpcError(f"a Python package named {pkg} is already importable; {hint}")
+    reg_kind = _REGISTRY_KIND[kind]
+    registered = name.replace("-", "_").upper() if kind == "notifier" else name
+    reg = get_registry()
+    owner = reg.owners.get((reg_kind, registered))
+    if owner is None:
+        owner = next((", ".join(c.dist for c in conflict.claimants)
+                      for conflict in reg.conflicts
+                      if (conflict.kind, conflict.name) == (reg_kind, registered)), None)
+    if owner is not None:
+        raise DpcError(f"{KIND_LABELS[reg_kind]} {registered!r} is already provided by "
+                       f"{owner}; two plugins cannot share it, {hint}")
+
+
 def create_plugin(parent: Path, kind: str, name: str) -> Path:
-    """Write a plugin package: pyproject with the entry point, plugin module, contract tests."""
+    """Write a plugin package: pyproject with the entry point, plugin module, contract tests.
+
+    Refuses a name whose distribution, package or step/compute/channel name is taken.
+    """
     if not re.match(r"^[a-z][a-z0-9_-]{0,40}$", name):
         raise DpcError(f"plugin name {name!r}: lowercase letters, digits, - and _")
     name_id = name.replace("-", "_")
@@ -223,11 +278,13 @@ def create_plugin(parent: Path, kind: str, name: str) -> Path:
     root = parent / dist
     if root.exists():
         raise DpcError(f"{root} already exists")
+    _check_collisions(kind, name, dist, pkg)
     cls = "".join(part.capitalize() for part in re.split(r"[-_]", name))
     (root / "src" / pkg).mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "pyproject.toml").write_text(_PLUGIN_PYPROJECT.format(
-        dist=dist, kind=kind, name=name, name_id=name_id, pkg=pkg, core=__version__))
+        dist=dist, kind=kind, name=name, name_id=name_id, pkg=pkg,
+        core_requirement=core_requirement(), api=PLUGIN_API_VERSION))
     (root / "src" / pkg / "__init__.py").write_text(f'"""dpc {kind} plugin {name}."""\n')
     if kind == "step":
         body = _STEP.format(name=name, cls=cls + "Step")
@@ -245,6 +302,6 @@ def create_plugin(parent: Path, kind: str, name: str) -> Path:
     (root / "tests" / f"test_contract_{name_id}.py").write_text(
         _TEST.format(pkg=pkg, examples=examples))
     (root / "README.md").write_text(f"# {dist}\n\nA dpc {kind} plugin. Install: "
-                                    f"`pip install -e .`; check: `dpc plugins list`; test: "
-                                    f"`pytest -p dpc_core.testing.fixtures tests`.\n")
+                                    f"`pip install -e '.[test]'`; check: `dpc plugins list`; "
+                                    f"test: `pytest -p dpc_core.testing.fixtures tests`.\n")
     return root
