@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -68,3 +69,71 @@ def test_an_undeployed_pipeline_is_a_clear_error_with_exit_2(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "no pipeline 'nope' deployed" in err and "Traceback" not in err
+
+
+# -- the region: --region, then AWS_REGION, then boto3's own resolution ----------------------
+
+
+@pytest.fixture
+def no_region(sfn: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> object:
+    """The moto state machine, with no region in the environment or an AWS profile."""
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    config = tmp_path / "config"
+    config.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    return sfn
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["run", "listings", "--aws", "--date", "2026-11-26",
+                                      *args])
+    return result.exit_code, result.output
+
+
+def test_aws_region_alone_is_honoured(no_region: object,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", REGION)
+    assert _run()[0] == 0
+    assert len(_executions(no_region)) == 1
+
+
+def test_aws_default_region_alone_is_honoured(no_region: object,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert _run()[0] == 0
+    assert len(_executions(no_region)) == 1
+
+
+def test_the_profile_region_is_honoured(no_region: object, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "profile-config"
+    config.write_text(f"[default]\nregion = {REGION}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert _run()[0] == 0
+    assert len(_executions(no_region)) == 1
+
+
+def test_the_region_flag_wins_over_aws_region(no_region: object,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-2")  # no state machine there
+    assert _run("--region", REGION)[0] == 0
+    assert len(_executions(no_region)) == 1
+
+
+def test_aws_region_wins_over_aws_default_region(no_region: object,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    assert _run()[0] == 0
+    assert len(_executions(no_region)) == 1
+
+
+def test_no_region_anywhere_is_a_clear_error_with_exit_2(
+        no_region: object, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "listings", "--aws", "--date", "2026-11-26"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS region: pass --region, set AWS_REGION")
+    assert "Traceback" not in err

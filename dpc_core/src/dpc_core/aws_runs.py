@@ -29,15 +29,12 @@ class AwsRun:
 
 
 def _client(region: str | None) -> tuple[Any, str, str]:
+    from dpc_core.aws_session import aws_session
+
+    session = aws_session(region)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise DpcError("AWS commands need boto3: pip install 'dpc-core[aws]'") from None
-    try:
-        session = boto3.session.Session(region_name=region)
-        if session.region_name is None:
-            raise DpcError("no AWS region: pass --region or set AWS_REGION")
         account = session.client("sts").get_caller_identity()["Account"]
         return session.client("stepfunctions"), account, session.region_name
     except (BotoCoreError, ClientError) as exc:

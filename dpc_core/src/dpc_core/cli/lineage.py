@@ -40,18 +40,15 @@ def central_store(tables: str | None, region: str | None) -> Any:
     Table names come from ``tables`` (``registry,runs,windows``) or from the outputs of
     the ``dpc-central`` CloudFormation stack.
     """
+    from dpc_core.aws_session import aws_session
     from dpc_core.errors import DpcError
 
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise DpcError("reading the central account needs boto3: pip install "
-                       "'dpc-core[aws]'") from None
+    session = aws_session(region)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from dpc_core.stores.dynamodb import DynamoStore, DynamoTables
 
     try:
-        session = boto3.session.Session(region_name=region)
         if tables:
             names = [n.strip() for n in tables.split(",")]
             if len(names) != 3 or not all(names):
