@@ -1,0 +1,781 @@
+"""Permission paths: every AWS call dpc makes at run time is allowed the way AWS decides,
+not the way moto does (moto enforces no IAM, no bus, topic, key or queue policy).
+
+``central/aws-calls.yaml`` lists each call, its caller and what it acts on. This module
+
+* checks that list against the code: an AST scan of the boto3 calls in the handler
+  modules (client → service, method → operation through botocore's service model), and
+  the Task states of the synthesized state machines (``arn:aws:states:::SERVICE:ACTION``);
+* resolves the synthesized templates (central, a team account, the case study's
+  pipelines) to concrete ARNs for test accounts (``tests/cfn_resolve.py``) and asks a
+  policy evaluator (``tests/iam_eval.py``, AWS's documented evaluation logic) whether the
+  caller's identity policy *and* the resource's policy allow each call, across accounts,
+  with their conditions (``aws:PrincipalOrgID``, ``aws:SourceArn``, ``events:source``,
+  resource tags);
+* checks the tag conditions of the EMR v2 managed service policy against the team
+  account's security groups.
+
+Checked on templates only: nothing here is deployed; SCPs and permission boundaries of
+a real organisation are not modelled.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfn_resolve import Resolver
+from iam_eval import Decision, Request, condition_holds, evaluate, glob_match
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "central" / "aws-calls.yaml"
+CASE_STUDY = ROOT / "examples" / "seed"
+CENTRAL = "999999999999"
+MEMBERS = ["111111111111", "222222222222", "333333333333"]
+TEAM = "333333333333"  # the team account whose stack is synthesized (pipeline-x's)
+ORG = "o-abc123"
+REGION = "eu-west-1"
+
+#: AWS managed policies attached by ARN: the statements that matter here, copied from
+#: the AWS Managed Policy Reference (docs.aws.amazon.com/aws-managed-policy/latest/
+#: reference/<name>.html). An unknown managed policy fails the test that meets it.
+MANAGED_POLICIES: dict[str, dict[str, Any]] = {
+    "service-role/AWSLambdaBasicExecutionRole": {"Statement": [{
+        "Effect": "Allow", "Resource": "*",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]}]},
+    "service-role/AmazonAPIGatewayPushToCloudWatchLogs": {"Statement": [{
+        "Effect": "Allow", "Resource": "*",
+        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                   "logs:DescribeLogStreams", "logs:PutLogEvents", "logs:GetLogEvents",
+                   "logs:FilterLogEvents"]}]},
+    # Only the statement about the cluster's network (Sid CreateInTaggedNetwork).
+    "service-role/AmazonEMRServicePolicy_v2": {"Statement": [{
+        "Sid": "CreateInTaggedNetwork", "Effect": "Allow",
+        "Action": ["ec2:CreateNetworkInterface", "ec2:RunInstances", "ec2:CreateFleet",
+                   "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion"],
+        "Resource": ["arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:security-group/*"],
+        "Condition": {"StringEquals": {
+            "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true"}}}]},
+}
+EMR_TAG = "for-use-with-amazon-emr-managed-policies"
+
+
+def manifest() -> dict[str, Any]:
+    """``central/aws-calls.yaml``."""
+    data: dict[str, Any] = yaml.safe_load(MANIFEST.read_text())
+    return data
+
+
+# -- the evaluator itself, on the examples of AWS's evaluation-logic pages ---------------
+
+ALICE = "arn:aws:iam::111122223333:role/alice"
+BUCKET = "arn:aws:s3:::amzn-s3-demo-bucket/report.csv"
+
+
+def allow(action: str, resource: str = "*", **extra: Any) -> dict[str, Any]:
+    return {"Statement": [{"Effect": "Allow", "Action": action, "Resource": resource, **extra}]}
+
+
+def test_evaluator_same_account_an_allow_in_either_policy_suffices() -> None:
+    # "Policy evaluation logic": identity-based and resource-based policies in one account.
+    req = Request(ALICE, "s3:GetObject", BUCKET)
+    assert evaluate(req, identity=[allow("s3:GetObject", BUCKET)], resource_account="111122223333")
+    rp = allow("s3:GetObject", BUCKET, Principal={"AWS": ALICE})
+    assert evaluate(req, resource_policy=rp, resource_account="111122223333")
+    assert not evaluate(req, resource_account="111122223333")
+
+
+def test_evaluator_an_explicit_deny_wins_over_any_allow() -> None:
+    req = Request(ALICE, "s3:GetObject", BUCKET)
+    deny = {"Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+                           "Principal": "*"}]}
+    assert not evaluate(req, identity=[allow("s3:*")], resource_policy=deny,
+                        resource_account="111122223333")
+
+
+def test_evaluator_cross_account_needs_identity_and_resource_policy() -> None:
+    # "Cross-account policy evaluation logic": both sides must allow.
+    req = Request("arn:aws:iam::444455556666:role/bob", "s3:GetObject", BUCKET)
+    rp = allow("s3:GetObject", BUCKET, Principal={"AWS": "arn:aws:iam::444455556666:root"})
+    assert evaluate(req, identity=[allow("s3:GetObject")], resource_policy=rp,
+                    resource_account="111122223333")
+    assert not evaluate(req, identity=[allow("s3:GetObject")], resource_account="111122223333")
+    assert not evaluate(req, resource_policy=rp, resource_account="111122223333")
+
+
+def test_evaluator_a_key_policy_naming_the_account_delegates_to_identity_policies() -> None:
+    key = "arn:aws:kms:eu-west-1:111122223333:key/1234"
+    req = Request(ALICE, "kms:Decrypt", key)
+    root = allow("kms:*", Principal={"AWS": "arn:aws:iam::111122223333:root"})
+    assert not evaluate(req, resource_policy=root, resource_account="111122223333",
+                        requires_resource_policy=True)
+    assert evaluate(req, identity=[allow("kms:Decrypt")], resource_policy=root,
+                    resource_account="111122223333", requires_resource_policy=True)
+    # Without the key policy, an identity policy alone cannot use the key.
+    assert not evaluate(req, identity=[allow("kms:Decrypt")], resource_policy={"Statement": []},
+                        resource_account="111122223333", requires_resource_policy=True)
+
+
+def test_evaluator_service_principals_are_decided_by_the_resource_policy_and_its_conditions(
+        ) -> None:
+    queue = "arn:aws:sqs:eu-west-1:111122223333:q"
+    rp = allow("sqs:SendMessage", queue, Principal={"Service": "events.amazonaws.com"},
+               Condition={"ArnEquals": {"aws:SourceArn": "arn:aws:events:eu-west-1:"
+                                                         "111122223333:rule/r"}})
+    good = Request("events.amazonaws.com", "sqs:SendMessage", queue,
+                   {"aws:SourceArn": "arn:aws:events:eu-west-1:111122223333:rule/r"})
+    other = Request("events.amazonaws.com", "sqs:SendMessage", queue,
+                    {"aws:SourceArn": "arn:aws:events:eu-west-1:111122223333:rule/x"})
+    assert evaluate(good, resource_policy=rp, resource_account="111122223333")
+    assert not evaluate(other, resource_policy=rp, resource_account="111122223333")
+
+
+@pytest.mark.parametrize(("condition", "context", "holds"), [
+    ({"StringEquals": {"aws:PrincipalOrgID": "o-1"}}, {"aws:PrincipalOrgID": "o-1"}, True),
+    ({"StringEquals": {"aws:PrincipalOrgID": "o-1"}}, {}, False),
+    ({"StringEqualsIfExists": {"aws:PrincipalOrgID": "o-1"}}, {}, True),
+    ({"StringNotEquals": {"aws:PrincipalOrgID": "o-1"}}, {}, True),
+    ({"StringLike": {"s3:prefix": ["home/*", "pub/*"]}}, {"s3:prefix": "pub/x"}, True),
+    ({"ArnLike": {"aws:SourceArn": "arn:aws:sns:*:111:*"}},
+     {"aws:SourceArn": "arn:aws:sns:eu-west-1:111:t"}, True),
+    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": True}, False),
+    ({"Null": {"aws:TokenIssueTime": "true"}}, {}, True),
+    # Set operators ("Condition keys with multiple values"): ForAllValues holds for an
+    # empty set, ForAnyValue does not.
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}, {"aws:TagKeys": ["a"]}, True),
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}, {"aws:TagKeys": ["c"]}, False),
+    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}, {}, True),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}, {}, False),
+    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}, {"aws:TagKeys": ["c", "a"]}, True),
+    # Two keys in one operator, and two operators: all must hold.
+    ({"StringEquals": {"a:x": "1", "a:y": "2"}}, {"a:x": "1", "a:y": "3"}, False),
+])
+def test_evaluator_condition_operators(condition: dict[str, Any], context: dict[str, Any],
+                                       holds: bool) -> None:
+    assert condition_holds(condition, context) is holds
+
+
+def test_evaluator_wildcards_span_arn_separators_and_actions_ignore_case() -> None:
+    assert glob_match("arn:aws:execute-api:eu-west-1:1:*/v1/*/pipelines/*",
+                      "arn:aws:execute-api:eu-west-1:1:abc/v1/PUT/pipelines/2/x")
+    assert not glob_match("arn:aws:sns:eu-west-1:1:dpc-*", "arn:aws:sns:eu-west-1:2:dpc-x")
+    req = Request(ALICE, "SNS:publish", "arn:aws:sns:eu-west-1:111122223333:t")
+    assert evaluate(req, identity=[allow("sns:Pub*")], resource_account="111122223333")
+    not_action = {"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}
+    assert evaluate(req, identity=[not_action], resource_account="111122223333")
+
+
+# -- the manifest against the code -----------------------------------------------------
+
+def _module_path(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin, module
+    return Path(spec.origin)
+
+
+#: Modules that receive a client instead of creating one: their service.
+CLIENT_PARAMETERS = {"dpc_core.stores.dynamodb": {"dynamodb"}}
+
+
+def _operations(service: str) -> dict[str, str]:
+    """snake_case method name → operation name, from botocore's service model."""
+    import botocore.session
+    from botocore import xform_name
+
+    model = botocore.session.get_session().get_service_model(service)
+    return {xform_name(op): op for op in model.operation_names}
+
+
+def boto3_calls(module: str) -> set[str]:
+    """``client.Operation`` of every boto3 call written in ``module``.
+
+    A service is any literal first argument of a ``client(...)`` call in the module (or
+    the module's client parameter); a call is a method of that name, or a literal
+    operation given to ``get_paginator``/``get_waiter``/a ``_paginate`` helper.
+    """
+    tree = ast.parse(_module_path(module).read_text())
+    services = set(CLIENT_PARAMETERS.get(module, set()))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else \
+                getattr(node.func, "id", "")
+            if name == "client" and node.args and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str):
+                services.add(node.args[0].value)
+    ops = {svc: _operations(svc) for svc in services}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        method = isinstance(node.func, ast.Attribute)
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else \
+            getattr(node.func, "id", "")
+        literal = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) \
+            else None
+        for svc, table in ops.items():
+            if method and name in table:
+                found.add(f"{svc}.{table[name]}")
+            if name in ("get_paginator", "_paginate") and literal in table:
+                found.add(f"{svc}.{table[literal]}")
+            if name == "get_waiter" and literal == "table_exists" and svc == "dynamodb":
+                found.add("dynamodb.DescribeTable")
+    return found
+
+
+def _declared_calls() -> Iterator[tuple[str, dict[str, Any]]]:
+    data = manifest()
+    for caller, entry in data["handlers"].items():
+        for call in entry["calls"]:
+            yield caller, call
+
+
+def scanned_modules() -> list[str]:
+    """The modules whose boto3 calls the manifest must account for: every handler module
+    of the central package, their shared helpers and the DynamoDB store."""
+    handlers = _module_path("dpc_central.handlers").parent
+    mods = sorted(f"dpc_central.handlers.{p.stem}" for p in handlers.glob("*.py")
+                  if p.stem != "__init__")
+    return [*mods, "dpc_core.stores.dynamodb"]
+
+
+@pytest.mark.parametrize("module", scanned_modules())
+def test_every_boto3_call_in_the_code_is_in_the_manifest(module: str) -> None:
+    declared = {c["api"] for _, c in _declared_calls() if c.get("in") == module}
+    skipped = {c["api"] for c in manifest().get("not_at_run_time", {}).get(module, [])}
+    missing = boto3_calls(module) - declared - skipped
+    assert not missing, f"{module} calls {sorted(missing)}: add them to {MANIFEST.name}"
+
+
+def test_every_call_in_the_manifest_is_in_the_code() -> None:
+    stale = sorted({f"{c['api']} in {c['in']}" for _, c in _declared_calls()
+                    if "in" in c and c["api"] not in boto3_calls(c["in"])})
+    assert not stale, f"{MANIFEST.name} lists calls the code no longer makes: {stale}"
+
+
+def test_every_handler_module_with_a_lambda_is_in_the_manifest() -> None:
+    handlers = set(manifest()["handlers"])
+    modules = {m for m in scanned_modules() if ".handlers." in m
+               and not m.rsplit(".", 1)[1].startswith("_")}
+    assert modules <= handlers, sorted(modules - handlers)
+
+
+def test_declared_actions_are_the_operations_iam_checks() -> None:
+    # api client.Operation → its IAM action (the signing name of the service), unless the
+    # manifest says otherwise with a note (transactions, GetCallerIdentity).
+    import botocore.session
+
+    session = botocore.session.get_session()
+    for caller, call in _declared_calls():
+        if "api" not in call or "note" in call:
+            continue
+        svc, op = call["api"].split(".")
+        meta = session.get_service_model(svc).metadata
+        prefix = meta.get("signingName") or meta["endpointPrefix"]
+        assert call["actions"] == [f"{prefix}:{op}"], (caller, call)
+
+
+# -- the synthesized world --------------------------------------------------------------
+
+@dataclass
+class Stack:
+    """One synthesized template and its resolver."""
+
+    name: str
+    account: str
+    template: dict[str, Any]
+    resolver: Resolver
+
+    def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
+
+    def lid(self, kind: str, prefix: str) -> str:
+        found = [k for k in self.of_type(kind) if k.startswith(prefix)]
+        assert len(found) == 1, f"{self.name}: {kind} {prefix}*: {found}"
+        return found[0]
+
+    def props(self, lid: str) -> dict[str, Any]:
+        props: dict[str, Any] = self.template["Resources"][lid].get("Properties", {})
+        return props
+
+    def resolved(self, lid: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.resolver.resolve(self.props(lid))
+        return out
+
+
+def _synthesize(out: Path) -> dict[str, Path]:
+    from dpc_central.app import (
+        CENTRAL_STACK,
+        USER_STACK,
+        central_app,
+        pipeline_app,
+        pipeline_stack_name,
+        user_app,
+    )
+    from dpc_central.testing import case_study_project
+    from dpc_core.loader import load_pipelines
+
+    # cdk-nag runs in the CDK tests; here only the templates matter.
+    central_app(outdir=out / "central", org_id=ORG, member_accounts=MEMBERS,
+                account=CENTRAL, region=REGION, nag=False).synth()
+    user_app(outdir=out / "team", central_account=CENTRAL, account=TEAM, region=REGION,
+             nag=False).synth()
+    project = case_study_project(CASE_STUDY, out / "project")
+    pipelines = load_pipelines([project])
+    pipeline_app(pipelines, outdir=out / "pipelines", region=REGION, nag=False).synth()
+    paths = {"central": out / "central" / f"{CENTRAL_STACK}.template.json",
+             "team": out / "team" / f"{USER_STACK}.template.json"}
+    for p in pipelines:
+        paths[p.name] = out / "pipelines" / f"{pipeline_stack_name(p)}.template.json"
+    return paths
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The central, team-account and case-study pipeline templates, synthesized once.
+
+    ``DPC_PERMISSION_TEMPLATES=DIR`` reuses (or first writes) the templates in DIR while
+    iterating on this module; leave it unset otherwise.
+    """
+    cache = os.environ.get("DPC_PERMISSION_TEMPLATES")
+    if cache and (Path(cache) / "templates.json").exists():
+        data: dict[str, dict[str, Any]] = json.loads((Path(cache) / "templates.json")
+                                                     .read_text())
+        return data
+    paths = _synthesize(tmp_path_factory.mktemp("permission-paths"))
+    data = {name: json.loads(p.read_text()) for name, p in paths.items()}
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        (Path(cache) / "templates.json").write_text(json.dumps(data))
+    return data
+
+
+PIPELINE_ACCOUNTS = {"listings": "111111111111", "searches": "222222222222",
+                     "pipeline-x": "333333333333", "listings-fallback": "333333333333"}
+
+
+class World:
+    """The test accounts with their stacks: callers, resources and their policies."""
+
+    def __init__(self, templates: Mapping[str, dict[str, Any]], pipeline: str = "pipeline-x"):
+        self.central = Stack("central", CENTRAL, templates["central"], Resolver(
+            templates["central"], account=CENTRAL, region=REGION, stack_name="dpc-central"))
+        self.team = Stack("team", TEAM, templates["team"], Resolver(
+            templates["team"], account=TEAM, region=REGION, stack_name="dpc-user-account",
+            parameters={"VpcId": "vpc-0team", "SubnetId": "subnet-0team",
+                        "RegistrationUrl": self.registration_url()}))
+        account = PIPELINE_ACCOUNTS[pipeline]
+        self.pipeline_name = pipeline
+        tp = templates[pipeline]
+        self.pipeline = Stack(pipeline, account, tp, Resolver(
+            tp, account=account, region=REGION, stack_name=f"dpc-pipeline-{pipeline}",
+            parameters=self._ssm_parameters(tp)))
+
+    # The pipeline stack reads the team stack's settings from SSM at deploy.
+    def _ssm_parameters(self, template: Mapping[str, Any]) -> dict[str, str]:
+        published = {}
+        for lid in self.team.of_type("AWS::SSM::Parameter"):
+            props = self.team.resolved(lid)
+            published[props["Name"]] = str(props["Value"])
+        out = {}
+        for name, param in template.get("Parameters", {}).items():
+            default = param.get("Default")
+            if param["Type"].startswith("AWS::SSM::Parameter::Value") and default in published:
+                out[name] = published[default]
+        return out
+
+    def registration_url(self) -> str:
+        api = self.central.lid("AWS::ApiGateway::RestApi", "RegistrationApi")
+        return f"https://{self.central.resolver.ref(api)}.execute-api.{REGION}.amazonaws.com/" \
+               f"{self._stage()}/"
+
+    def _stage(self) -> str:
+        (stage,) = self.central.of_type("AWS::ApiGateway::Stage")
+        return str(self.central.resolved(stage)["StageName"])
+
+    def stacks(self) -> list[Stack]:
+        return [self.central, self.team, self.pipeline]
+
+    # -- callers -------------------------------------------------------------------
+
+    def function(self, module: str) -> tuple[Stack, str]:
+        """The stack and logical id of the Lambda running ``module.handle``."""
+        hits = [(s, lid) for s in (self.central, self.team)
+                for lid, r in s.of_type("AWS::Lambda::Function").items()
+                if r["Properties"].get("Handler") == f"{module}.handle"]
+        assert len(hits) == 1, f"one Lambda runs {module}.handle: {hits}"
+        return hits[0]
+
+    def caller(self, spec: str) -> tuple[str, list[dict[str, Any]], Stack | None]:
+        """(principal, identity policies, its stack) of ``lambda M`` / ``role side:Lid`` /
+        ``service P``."""
+        kind, _, what = spec.partition(" ")
+        if kind == "service":
+            return what, [], None
+        if kind == "lambda":
+            stack, fn = self.function(what)
+            role = stack.props(fn)["Role"]["Fn::GetAtt"][0]
+            return stack.resolver.arn(role), self.identity(stack, role), stack
+        side, _, prefix = what.partition(":")
+        stacks = {"central": [self.central], "member": [self.pipeline, self.team]}[side]
+        for stack in stacks:
+            roles = [lid for lid in stack.of_type("AWS::IAM::Role") if lid.startswith(prefix)]
+            if roles:
+                (role,) = roles
+                return stack.resolver.arn(role), self.identity(stack, role), stack
+        raise AssertionError(f"no role {spec}")
+
+    def identity(self, stack: Stack, role: str) -> list[dict[str, Any]]:
+        """Every identity policy of a role: attached policies (from any stack of its
+        account, by reference or by name), inline policies and managed policies."""
+        name = stack.resolver.ref(role)
+        docs: list[dict[str, Any]] = []
+        for other in self.stacks():
+            if other.account != stack.account:
+                continue
+            for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                for lid in other.of_type(kind):
+                    props = other.resolved(lid)
+                    if name in [str(r) for r in props.get("Roles", [])]:
+                        docs.append(props["PolicyDocument"])
+        props = stack.resolved(role)
+        docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for arn in props.get("ManagedPolicyArns", []):
+            key = str(arn).split(":policy/", 1)[1]
+            assert key in MANAGED_POLICIES, f"managed policy {key} is not modelled here"
+            docs.append(MANAGED_POLICIES[key])
+        return docs
+
+    # -- resources -----------------------------------------------------------------
+
+    def _bus(self, stack: Stack, name: str) -> tuple[str, list[dict[str, Any]]]:
+        lid = next(k for k, v in stack.of_type("AWS::Events::EventBus").items()
+                   if v["Properties"]["Name"] == name)
+        arn = stack.resolver.arn(lid)
+        policies = []
+        for pol in stack.of_type("AWS::Events::EventBusPolicy"):
+            props = stack.resolved(pol)
+            if props["EventBusName"] in (name, arn):
+                policies.append({"Statement": props["Statement"]})
+        return arn, policies
+
+    def _table(self, which: str) -> str:
+        prefix = {"registry": "TablesRegistry", "runs": "TablesRuns", "windows": "TablesWindows",
+                  "slack-threads": "TablesSlackThreads"}[which]
+        return self.central.resolver.arn(self.central.lid("AWS::DynamoDB::Table", prefix))
+
+    def _queue(self, stack: Stack, lid: str) -> tuple[str, list[dict[str, Any]]]:
+        arn = stack.resolver.arn(lid)
+        url = stack.resolver.ref(lid)
+        policies = [stack.resolved(p)["PolicyDocument"]
+                    for p in stack.of_type("AWS::SQS::QueuePolicy")
+                    if url in stack.resolved(p)["Queues"]]
+        return arn, policies
+
+    def _env(self, module: str, name: str) -> Any:
+        stack, fn = self.function(module)
+        return stack.resolved(fn)["Environment"]["Variables"][name]
+
+    def _function(self, module: str) -> tuple[str, list[dict[str, Any]]]:
+        stack, fn = self.function(module)
+        arn = stack.resolver.arn(fn)
+        statements = []
+        for lid in stack.of_type("AWS::Lambda::Permission"):
+            p = stack.resolved(lid)
+            if p["FunctionName"] not in (arn, stack.resolver.ref(fn)):
+                continue
+            principal = p["Principal"]
+            cond: dict[str, Any] = {}
+            if "SourceArn" in p:
+                cond["ArnLike"] = {"aws:SourceArn": p["SourceArn"]}
+            if "SourceAccount" in p:
+                cond["StringEquals"] = {"aws:SourceAccount": p["SourceAccount"]}
+            # AddPermission turns its arguments into a statement of the function policy.
+            statements.append({
+                "Effect": "Allow", "Action": p["Action"], "Resource": arn,
+                "Principal": {"Service": principal} if principal.endswith(".amazonaws.com")
+                else {"AWS": principal}, "Condition": cond})
+        return arn, [{"Statement": statements}]
+
+    def _api(self, method: str) -> tuple[str, list[dict[str, Any]]]:
+        lid = self.central.lid("AWS::ApiGateway::RestApi", "RegistrationApi")
+        api_id = self.central.resolver.ref(lid)
+        base = f"arn:aws:execute-api:{REGION}:{CENTRAL}:{api_id}"
+        arn = f"{base}/{self._stage()}/{method}/pipelines/{TEAM}/pipeline-x"
+        # API Gateway expands "execute-api:/*" in a resource policy to this API's ARN.
+        text = json.dumps(self.central.resolved(lid).get("Policy", {"Statement": []}))
+        return arn, [json.loads(text.replace('"execute-api:/', f'"{base}/'))]
+
+    def resource(self, key: str) -> tuple[str, list[dict[str, Any]] | None, str, bool]:
+        """(ARN, resource policies or None, owning account, key/trust policy?) of a key."""
+        c, p, t = self.central, self.pipeline, self.team
+        if key == "*":
+            return "*", None, p.account, False
+        if key == "central-bus":
+            arn, pols = self._bus(c, "dpc-central")
+            return arn, pols, CENTRAL, False
+        if key.startswith("table:"):
+            which, _, index = key[len("table:"):].partition("/")
+            arn = self._table(which)
+            return (f"{arn}/{index}" if index else arn), None, CENTRAL, False
+        if key == "queue:status":
+            lid = next(k for k, v in c.of_type("AWS::SQS::Queue").items()
+                       if v["Properties"].get("FifoQueue")
+                       and v["Properties"].get("ContentBasedDeduplication"))
+            return (*self._queue(c, lid), CENTRAL, False)
+        if key == "queue:status-dlq":
+            url = self._env("dpc_central.handlers.trigger_manager", "DPC_POISON_DLQ_URL")
+            lid = next(k for k in c.of_type("AWS::SQS::Queue") if c.resolver.ref(k) == url)
+            return (*self._queue(c, lid), CENTRAL, False)
+        if key == "secret:slack-bot-token":
+            arn = self._env("dpc_central.handlers.slack_poster", "DPC_SLACK_SECRET_ARN")
+            return arn, None, CENTRAL, False
+        if key.startswith("central:function/"):
+            return (*self._function(key.split("/", 1)[1]), CENTRAL, False)
+        if key.startswith("central:registration-api-"):
+            return (*self._api(key.rsplit("-", 1)[1].upper()), CENTRAL, False)
+        if key.startswith("central:rule/"):
+            lid = c.lid("AWS::Events::Rule", key.split("/", 1)[1])
+            return c.resolver.arn(lid), None, CENTRAL, False
+        if key == "member:pipeline-topic":
+            (lid,) = p.of_type("AWS::SNS::Topic")
+            arn = p.resolver.arn(lid)
+            pols = [p.resolved(x)["PolicyDocument"] for x in p.of_type("AWS::SNS::TopicPolicy")
+                    if arn in p.resolved(x)["Topics"]]
+            return arn, pols, p.account, False
+        if key == "member:pipeline-topic-key":
+            (topic,) = p.of_type("AWS::SNS::Topic")
+            key_arn = str(p.resolved(topic)["KmsMasterKeyId"])
+            lid = next(k for k in p.of_type("AWS::KMS::Key") if p.resolver.arn(k) == key_arn)
+            return key_arn, [p.resolved(lid)["KeyPolicy"]], p.account, True
+        if key == "member:reconciler-read-role":
+            # The ARN the reconciler builds (its environment), the trust policy of the role
+            # of that name in the team stack.
+            name = self._env("dpc_central.handlers.reconciler", "DPC_READ_ROLE_NAME")
+            arn = f"arn:aws:iam::{t.account}:role/{name}"
+            lid = next((k for k in t.of_type("AWS::IAM::Role")
+                        if t.resolver.arn(k) == arn), None)
+            assert lid, f"the team stack has no role {name} for the reconciler to assume"
+            return arn, [t.resolved(lid)["AssumeRolePolicyDocument"]], t.account, True
+        if key == "member:state-machine":
+            lid = next(k for k, v in p.of_type("AWS::StepFunctions::StateMachine").items()
+                       if v["Properties"].get("StateMachineName") == self.pipeline_name)
+            return p.resolver.arn(lid), None, p.account, False
+        if key == "member:starter":
+            lid = next(k for k, v in p.of_type("AWS::StepFunctions::StateMachine").items()
+                       if v["Properties"].get("StateMachineType") == "EXPRESS")
+            return p.resolver.arn(lid), None, p.account, False
+        if key == "member:execution":
+            return (f"arn:aws:states:{REGION}:{p.account}:execution:{self.pipeline_name}:"
+                    "dpc-2026-11-26-1"), None, p.account, False
+        if key == "member:pipeline-bus":
+            arn, pols = self._bus(t, "dpc-pipelines")
+            return arn, pols, t.account, False
+        if key == "member:emr-cluster":
+            return f"arn:aws:elasticmapreduce:{REGION}:{p.account}:cluster/j-2AXXXXXXGAPLF", \
+                None, p.account, False
+        if key in ("member:emr-service-role", "member:emr-instance-role"):
+            from dpc_compute_emr.aws import INSTANCE_ROLE, SERVICE_ROLE
+
+            name = SERVICE_ROLE if key.endswith("service-role") else INSTANCE_ROLE
+            return f"arn:aws:iam::{p.account}:role/{name}", None, p.account, False
+        if key.startswith("member:rule/"):
+            return f"arn:aws:events:{REGION}:{p.account}:rule/{key.split('/', 1)[1]}", None, \
+                p.account, False
+        raise KeyError(f"resource key {key!r} is unknown to the test")
+
+    # -- one check -----------------------------------------------------------------
+
+    def check(self, caller: str, action: str, resource_key: str,
+              context: Mapping[str, Any] | None = None, source: str | None = None) -> Decision:
+        """Whether ``caller`` may do ``action`` on the resource, on every side AWS checks."""
+        principal, identity, _ = self.caller(caller)
+        arn, policies, owner, needs_rp = self.resource(resource_key)
+        ctx: dict[str, Any] = {"aws:SecureTransport": True, "aws:ResourceAccount": owner}
+        if principal.startswith("arn:"):
+            account = principal.split(":")[4]
+            ctx.update({"aws:PrincipalArn": principal, "aws:PrincipalAccount": account,
+                        "aws:PrincipalOrgID": ORG, "aws:PrincipalIsAWSService": False})
+        else:
+            ctx["aws:PrincipalIsAWSService"] = True
+        if source:
+            source_arn = self.resource(source)[0]
+            ctx.update({"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]})
+        if resource_key == "member:pipeline-topic-key":
+            ctx["kms:EncryptionContext:aws:sns:topicArn"] = self.resource(
+                "member:pipeline-topic")[0]
+        ctx.update(context or {})
+        req = Request(principal, action, arn, ctx)
+        return evaluate(req, identity=identity, resource_policy=policies,
+                        resource_account=owner, requires_resource_policy=needs_rp)
+
+
+@pytest.fixture(scope="module")
+def world(templates: dict[str, dict[str, Any]]) -> World:
+    return World(templates)
+
+
+def _handler_cases() -> list[Any]:
+    cases = []
+    for caller_key, entry in manifest()["handlers"].items():
+        for call in entry["calls"]:
+            for action in call["actions"]:
+                cases.append(pytest.param(entry["caller"], action, call,
+                                          id=f"{caller_key.rsplit('.', 1)[-1]}:{action}:"
+                                             f"{call['resource']}"))
+    return cases
+
+
+@pytest.mark.parametrize(("caller", "action", "call"), _handler_cases())
+def test_handler_call_is_allowed_by_identity_and_resource_policies(
+        world: World, caller: str, action: str, call: dict[str, Any]) -> None:
+    decision = world.check(caller, action, call["resource"], call.get("context"))
+    assert decision.allowed, decision.reason
+
+
+def _delivery_cases() -> list[Any]:
+    return [pytest.param(d, a, id=f"{d['caller'].split(' ', 1)[1]}:{a}:{d['resource']}")
+            for d in manifest()["deliveries"] for a in d["actions"]]
+
+
+@pytest.mark.parametrize(("delivery", "action"), _delivery_cases())
+def test_delivery_is_allowed_by_the_targets_policy(world: World, delivery: dict[str, Any],
+                                                   action: str) -> None:
+    decision = world.check(delivery["caller"], action, delivery["resource"],
+                           delivery.get("context"), delivery.get("source"))
+    assert decision.allowed, decision.reason
+
+
+# -- state machines ---------------------------------------------------------------------
+
+def task_resources(definition: Mapping[str, Any]) -> Iterator[str]:
+    """The ``Resource`` of every Task state, in branches and maps too."""
+    for state in definition.get("States", {}).values():
+        if state.get("Type") == "Task":
+            yield state["Resource"]
+        for branch in state.get("Branches", []):
+            yield from task_resources(branch)
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                yield from task_resources(state[key])
+
+
+def state_machines(world: World) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(role logical id, definition) of each state machine of the world's pipeline."""
+    p = world.pipeline
+    for lid in p.of_type("AWS::StepFunctions::StateMachine"):
+        props = p.resolved(lid)
+        role = p.props(lid)["RoleArn"]["Fn::GetAtt"][0]
+        yield role, json.loads(props["DefinitionString"])
+
+
+@pytest.mark.parametrize("pipeline", sorted(PIPELINE_ACCOUNTS))
+def test_state_machine_integrations_are_allowed(templates: dict[str, dict[str, Any]],
+                                                pipeline: str) -> None:
+    world = World(templates, pipeline)
+    integrations = manifest()["state_machines"]
+    problems = []
+    seen = 0
+    for role, definition in state_machines(world):
+        for resource in task_resources(definition):
+            assert resource in integrations, \
+                f"{pipeline}: Task {resource} is not in {MANIFEST.name} (which actions?)"
+            for call in integrations[resource]["calls"]:
+                for action in call["actions"]:
+                    seen += 1
+                    decision = world.check(f"role member:{role}", action, call["resource"],
+                                           call.get("context"))
+                    if not decision.allowed:
+                        problems.append(decision.reason)
+    assert seen, f"{pipeline}: no state machine integrations found"
+    assert not problems, "\n".join(problems)
+
+
+# -- EMR's managed service policy needs tagged network resources ------------------------
+
+def _tags(props: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: str(t["Value"]) for t in props.get("Tags", [])}
+
+
+def test_emr_service_role_may_use_the_security_groups_the_clusters_get(world: World) -> None:
+    """AmazonEMRServicePolicy_v2 lets EMR create network interfaces and instances only in
+    subnets and security groups tagged ``for-use-with-amazon-emr-managed-policies=true``
+    (Amazon EMR Management Guide, "Tagging resources to use managed policies")."""
+    t = world.team
+    principal, identity, _ = world.caller("role member:EmrServiceRole")
+    groups = [lid for lid in t.of_type("AWS::EC2::SecurityGroup")]
+    assert len(groups) == 3
+    problems = []
+    for lid in groups:
+        tags = _tags(t.resolved(lid))
+        arn = t.resolver.arn(lid)
+        ctx = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+        decision = evaluate(Request(principal, "ec2:CreateNetworkInterface", arn, ctx),
+                            identity=identity, resource_account=t.account)
+        if not decision.allowed:
+            problems.append(f"{lid}: tags {tags}: {decision.reason}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_emr_subnet_tag_is_documented_because_the_stack_cannot_tag_a_given_subnet(
+        world: World) -> None:
+    # The subnet is the team's own (a parameter or --subnet-id): the stack cannot tag it,
+    # so the operator must; the docs say so.
+    assert world.team.template["Parameters"]["SubnetId"]["Type"] == "AWS::EC2::Subnet::Id"
+    assert EMR_TAG in (ROOT / "docs" / "aws.md").read_text()
+
+
+# -- the checks can fail ----------------------------------------------------------------
+
+def test_a_removed_bus_policy_statement_breaks_the_cross_account_path(
+        templates: dict[str, dict[str, Any]]) -> None:
+    """Proof that the suite sees a broken path: without the organisation statement and
+    the member statement of the central bus policy, a team's run cannot report itself."""
+    broken = copy.deepcopy(templates)
+    resources = broken["central"]["Resources"]
+    for lid in [k for k, v in resources.items() if v["Type"] == "AWS::Events::EventBusPolicy"]:
+        del resources[lid]
+    world = World(broken)
+    decision = world.check("role member:StatusForwardingRole", "events:PutEvents",
+                           "central-bus", {"events:source": "aws.states"})
+    assert not decision.allowed
+    assert "cross-account" in decision.reason
+    assert World(templates).check("role member:StatusForwardingRole", "events:PutEvents",
+                                  "central-bus", {"events:source": "aws.states"}).allowed
+
+
+def test_a_removed_identity_statement_breaks_the_path(
+        templates: dict[str, dict[str, Any]]) -> None:
+    broken = copy.deepcopy(templates)
+    for res in broken["central"]["Resources"].values():
+        if res["Type"] == "AWS::IAM::Policy":
+            doc = res["Properties"]["PolicyDocument"]
+            doc["Statement"] = [s for s in doc["Statement"] if s["Action"] != "sns:Publish"
+                                and "sns:Publish" not in s["Action"]]
+    decision = World(broken).check("lambda dpc_central.handlers.execution_tracker",
+                                   "sns:Publish", "member:pipeline-topic")
+    assert not decision.allowed
+    assert "identity policy does not" in decision.reason
+
+
+def test_an_org_condition_is_evaluated_not_string_matched(
+        templates: dict[str, dict[str, Any]]) -> None:
+    # A caller from outside the organisation and the member list is refused by the bus.
+    world = World(templates)
+    principal, identity, _ = world.caller("role member:StatusForwardingRole")
+    outsider = principal.replace(TEAM, "444444444444")
+    arn, policies, owner, _ = world.resource("central-bus")
+    req = Request(outsider, "events:PutEvents", arn, {"aws:PrincipalOrgID": "o-other",
+                                                      "events:source": "aws.states"})
+    assert not evaluate(req, identity=identity, resource_policy=policies, resource_account=owner)
+    inside = Request(outsider, "events:PutEvents", arn, {"aws:PrincipalOrgID": ORG,
+                                                         "events:source": "aws.states"})
+    assert evaluate(inside, identity=identity, resource_policy=policies, resource_account=owner)
