@@ -30,7 +30,12 @@ _BOUNDS = {
     "weekDay": (1, 7),
     "year": (1970, 2199),
 }
-_RATE = re.compile(r"^\s*(?:rate\()?\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)?\s*$")
+# Matched against the stripped text with fullmatch; no two adjacent parts can take the
+# same characters, so a long run of spaces cannot make it backtrack quadratically (the
+# previous `\s*\)?\s*$` could).
+_RATE = re.compile(r"(?:rate\(\s*)?([0-9]+)\s+(minutes?|hours?|days?)(?:\s*\))?")
+#: The largest rate value (``rate(999999 minutes)``); beyond it a number is a typo.
+MAX_RATE = 999_999
 
 
 class ScheduleError(ValueError):
@@ -55,13 +60,27 @@ def _allowed_values(field: str) -> str:
     return f"{lo}-{hi}"
 
 
+def _int(token: str) -> int | None:
+    """An ASCII decimal number (leading zeros allowed), or None.
+
+    ``str.isdigit`` alone would take ``'²'`` or ``'٣'``, which ``int`` then refuses or
+    EventBridge does not know; a number too long to mean anything saturates rather than
+    making ``int`` parse thousands of digits.
+    """
+    if not token or not token.isascii() or not token.isdigit():
+        return None
+    digits = token.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 9 else 10**9
+
+
 def _num(token: str, field: str) -> int:
     names = MONTHS if field == "month" else WEEKDAYS if field == "weekDay" else {}
     if token.upper() in names:
         return names[token.upper()]
-    if not token.isdigit():
-        raise ScheduleError(f"{token!r} is not a valid value; use {_allowed_values(field)}", field)
-    value = int(token)
+    value = _int(token)
+    if value is None:
+        shown = token if len(token) <= 40 else token[:37] + "..."
+        raise ScheduleError(f"{shown!r} is not a valid value; use {_allowed_values(field)}", field)
     lo, hi = _BOUNDS[field]
     if not lo <= value <= hi:
         raise ScheduleError(f"{value} is out of range; use {_allowed_values(field)}", field)
@@ -80,9 +99,9 @@ def _parse_set(text: str, field: str) -> frozenset[int] | None:
         base, _, step_s = part.partition("/")
         step = 1
         if step_s:
-            if not step_s.isdigit() or int(step_s) == 0:
+            step = _int(step_s) or 0
+            if step == 0:
                 raise ScheduleError(f"bad increment in {part!r}; write e.g. '*/15' or '0/5'", field)
-            step = int(step_s)
         if base == "*":
             start, end = lo, hi
         elif "-" in base:
@@ -159,7 +178,7 @@ class Cron:
     def _wday_matcher(text: str) -> object:
         if "#" in text:
             a, b = text.split("#", 1)
-            if not b.isdigit() or not 1 <= int(b) <= 5:
+            if not 1 <= (_int(b) or 0) <= 5:
                 raise ScheduleError(
                     f"bad '#' occurrence in {text!r}; write DAY#N with N 1-5 (6#3 = third Friday)",
                     "weekDay",
@@ -232,13 +251,16 @@ class Rate:
     @classmethod
     def parse(cls, text: str) -> Rate:
         """Parse ``"rate(5 minutes)"`` or ``"5 minutes"``."""
-        m = _RATE.match(text)
+        m = _RATE.fullmatch(text.strip())
         if not m:
+            shown = text if len(text) <= 40 else text[:37] + "..."
             raise ScheduleError(
-                f"{text!r} is not a rate; write e.g. 'rate(5 minutes)' "
+                f"{shown!r} is not a rate; write e.g. 'rate(5 minutes)' "
                 "(units: minute(s), hour(s), day(s))"
             )
-        value, unit = int(m.group(1)), m.group(2)
+        value, unit = _int(m.group(1)) or 0, m.group(2)
+        if value > MAX_RATE:
+            raise ScheduleError(f"rate value must be at most {MAX_RATE:,} (got {m.group(1)})")
         if value < 1:
             raise ScheduleError(f"rate value must be at least 1 (got {value})")
         singular = unit.rstrip("s")
@@ -296,3 +318,77 @@ def cron_from_fields(fields: dict[str, str | None]) -> Cron:
         else:
             out.append("*")
     return Cron.parse(" ".join(out))
+
+
+# -- The same syntax as JSON Schema patterns, for editors ------------------------------------
+#
+# Editors check pipeline.yaml against ``dpc schema`` with ECMA-262 regular expressions. The
+# patterns below accept every field and expression the parser above accepts (a test checks
+# that on random input); what no regular expression can say (a range that runs backwards)
+# is left to ``dpc validate``. Each pattern is written so that no two adjacent parts can
+# match the same characters, which keeps backtracking engines linear.
+
+_NUMBERS = {
+    "minute": "[0-9]|[1-5][0-9]",
+    "hour": "[0-9]|1[0-9]|2[0-3]",
+    "day": "[1-9]|[12][0-9]|3[01]",
+    "month": "[1-9]|1[0-2]",
+    "weekDay": "[1-7]",
+    "year": "19[7-9][0-9]|2[01][0-9][0-9]",
+}
+
+
+def _any_case(word: str) -> str:
+    # JSON Schema patterns take no flags: spell case-insensitivity out.
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+def _value_pattern(field: str) -> str:
+    names = MONTHS if field == "month" else WEEKDAYS if field == "weekDay" else {}
+    alternatives = [f"0*(?:{_NUMBERS[field]})", *(_any_case(n) for n in names)]
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _set_pattern(field: str) -> str:
+    value = _value_pattern(field)
+    item = rf"(?:\*|{value}(?:-{value})?)(?:/0*[1-9][0-9]*)?"
+    return rf"{item}(?:,{item})*"
+
+
+def _field_core(field: str) -> str:
+    """One cron field without ``?``."""
+    if field == "day":
+        return rf"(?:L|0*(?:{_NUMBERS['day']})W|{_set_pattern('day')})"
+    if field == "weekDay":
+        value = _value_pattern("weekDay")
+        return rf"(?:L|{value}#0*[1-5]|{value}L|{_set_pattern('weekDay')})"
+    return f"(?:{_set_pattern(field)})"
+
+
+def field_pattern(field: str) -> str:
+    """JSON Schema pattern of one cron field of pipeline.yaml (``hour: "3,15"``)."""
+    core = _field_core(field)
+    if field in ("day", "weekDay"):
+        core = rf"(?:\?|{core})"
+    return rf"^\s*{core}\s*$"
+
+
+def field_range(field: str) -> tuple[int, int]:
+    """The numbers a cron field takes when YAML reads it as an integer (``hour: 3``)."""
+    return _BOUNDS[field]
+
+
+def cron_pattern() -> str:
+    """JSON Schema pattern of ``cron:`` (``"0 3 * * ? *"`` or ``"cron(0 3 * * ? *)"``)."""
+    f = {name: _field_core(name) for name in FIELD_NAMES}
+    # Exactly one of day and weekDay is `?`.
+    days = rf"(?:{f['day']}\s+{f['month']}\s+\?|\?\s+{f['month']}\s+{f['weekDay']})"
+    body = rf"{f['minute']}\s+{f['hour']}\s+{days}\s+{f['year']}"
+    return rf"^\s*(?:cron\(\s*{body}\s*\)|{body})\s*$"
+
+
+def rate_pattern() -> str:
+    """JSON Schema pattern of ``rate:`` (``"rate(5 minutes)"``, ``"1 hour"``)."""
+    one = r"0*1\s+(?:minute|hour|day)"
+    more = r"0*(?:[2-9]|[1-9][0-9]{1,5})\s+(?:minutes|hours|days)"
+    return rf"^\s*(?:rate\(\s*)?(?:{one}|{more})(?:\s*\)\s*|\s*)$"
