@@ -6,9 +6,10 @@ file at once.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from dpc_core.errors import Problem, ValidationFailed
 from dpc_core.model import (
     NAME_PATTERN,
+    NAME_RULE,
     Block,
     Pipeline,
     PipelineBase,
@@ -58,9 +60,113 @@ class _DuplicateKey(Exception):
         self.path, self.line, self.col, self.first = path, line, col, first
 
 
+#: Hard limits on what one pipeline.yaml may hold. Real files are a few kilobytes; the
+#: limits stop a hostile or broken file (a billion-laughs alias bomb, 1,000 nested `[`,
+#: a 10 MB paste) from exhausting time, memory or the Python stack, and each says which
+#: limit was hit and where.
+MAX_FILE_BYTES = 128 * 1024
+MAX_DEPTH = 100
+MAX_ALIASES = 100
+MAX_VALUES = 100_000
+MAX_STRING = 10_000
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A pipeline.yaml exceeds one of the loader's hard limits (size, depth, aliases...)."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with hard limits enforced while the node graph is composed.
+
+    The composer is the only recursive stage of PyYAML and the place where an alias
+    can make a node contain itself, so nesting depth, alias count, recursion through an
+    alias, the size a document expands to, and scalar length are all checked here,
+    before anything recursive (building, pydantic) sees the document.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        # Expanded size (values, counting what aliases repeat) of every completed node;
+        # a node that is not in here yet is still being composed.
+        self._sizes: dict[int, int] = {}
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # The scanner looks ahead over a whole line of `[[[[...`, and its look-ahead costs
+        # grow with the flow depth: stop at the limit here, before the composer sees it.
+        if self.flow_level >= MAX_DEPTH:
+            raise YamlLimitError(f"values nested more than {MAX_DEPTH} levels deep",
+                                 self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise YamlLimitError(f"more than {MAX_ALIASES} aliases (*name) in one file; "
+                                     "write the values out", event.start_mark)
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._sizes:
+                raise YamlLimitError(f"alias *{event.anchor} refers to a collection that "
+                                     "contains it (a value cannot include itself)",
+                                     event.start_mark)
+            aliased = super().compose_node(parent, index)
+            assert aliased is not None  # an alias event always composes to its node
+            return aliased
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YamlLimitError(f"values nested more than {MAX_DEPTH} levels deep",
+                                 event.start_mark)
+        try:
+            composed = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        assert composed is not None  # a scalar, sequence or mapping event was next
+        node: yaml.Node = composed
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_STRING:
+                raise YamlLimitError(f"a value of {len(node.value):,} characters; at most "
+                                     f"{MAX_STRING:,} are allowed", node.start_mark)
+            size = 1
+        elif isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._sizes[id(n)] for n in node.value)
+        else:
+            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        if size > MAX_VALUES:
+            raise YamlLimitError(f"this value expands to more than {MAX_VALUES:,} values "
+                                 "(aliases repeat what they refer to)", node.start_mark)
+        self._sizes[id(node)] = size
+        return node
+
+
+def _mark_at(text: str, index: int) -> yaml.Mark:
+    """The PyYAML mark (0-based line and column) of character ``index`` of ``text``."""
+    line = text.count("\n", 0, index)
+    column = index - (text.rfind("\n", 0, index) + 1)
+    return yaml.Mark("<file>", index, line, column, "", 0)
+
+
 def parse_yaml(text: str) -> tuple[Any, Positions]:
-    """Parse one YAML document keeping the position of every node. Raises yaml.YAMLError."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document keeping the position of every node.
+
+    Raises yaml.YAMLError (:class:`YamlLimitError` when a hard limit is exceeded).
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise YamlLimitError(f"the file is longer than {MAX_FILE_BYTES // 1024} KiB "
+                             f"({len(text):,} characters), the most a pipeline.yaml may be",
+                             _mark_at(text, MAX_FILE_BYTES))
+    try:
+        loader = _LimitedLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # The reader rejects a control character before any mark exists: say where it is.
+        raise YamlLimitError(f"control character U+{exc.character:04X} is not allowed; remove "
+                             "it, or write it as an escape (\\x..) inside double quotes",
+                             _mark_at(text, exc.position)) from None
     try:
         node = loader.get_single_node()
         pos = Positions()
@@ -86,11 +192,32 @@ def parse_yaml(text: str) -> tuple[Any, Positions]:
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            return loader.construct_object(n, deep=True)
+            try:
+                return loader.construct_object(n, deep=True)
+            except ValueError as exc:
+                # SafeConstructor turns `2026-02-30` into a date and lets the ValueError
+                # out; it is a YAML problem at that value like any other.
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {n.value!r} as a {n.tag.rsplit(':', 1)[-1]}: "
+                    f"{exc}", n.start_mark) from None
 
         return build(node, ()), pos
     finally:
         loader.dispose()
+
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message must stay one readable line."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+
+
+def _cut(message: str, limit: int = 300) -> str:
+    """A plugin's message, cut to ``limit`` characters (it may quote a huge value)."""
+    return message if len(message) <= limit else message[:limit - 3] + "..."
 
 
 def _display(loc: Sequence[str | int]) -> str:
@@ -99,7 +226,9 @@ def _display(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            # An unknown key can be thousands of characters long.
+            out += ("." if out else "") + (text if len(text) <= 40 else text[:37] + "...")
     return out
 
 
@@ -179,6 +308,11 @@ def _problems_from(
                 msg = msg[len(lead):]
         etype = err["type"]
         value = err.get("input")
+        field = _display(full)
+        if etype == "condition_too_deep":
+            # The model names the block that is too deep: point at it, not at the top (the
+            # field stays `trigger.executions`: 33 times `allOf[0]` helps nobody).
+            full = (*full, *err.get("ctx", {}).get("path", []))
         if etype == "extra_forbidden":
             allowed = _allowed(model, raw_loc[:-1])
             line, col = pos.of(full, key=True)
@@ -197,16 +331,13 @@ def _problems_from(
                     f" ({', '.join(allowed)})" if allowed else "")
             elif etype == "string_pattern_mismatch" and err.get("ctx", {}).get(
                     "pattern") == NAME_PATTERN:
-                msg = "may contain only letters, digits, '-' and '_' (1 to 80 characters)"
+                msg = NAME_RULE
             elif etype == "too_short" and err.get("ctx", {}).get("min_length") == 1:
                 msg = "must list at least one step" if full == ("steps",) else (
                     "must not be empty")
-            if etype not in ("value_error", "assertion_error"):
-                shown = repr(value)
-                if len(shown) > 60:
-                    shown = shown[:57] + "..."
-                msg = f"{msg} (got {shown})"
-        problems.append(Problem(file, line, col, _display(full), msg))
+            if etype not in ("value_error", "assertion_error", "condition_too_deep"):
+                msg = f"{msg} (got {_short(value)})"
+        problems.append(Problem(file, line, col, field, msg))
     return problems
 
 
@@ -284,7 +415,13 @@ def validate_document(
                 continue  # reported by the core model
             step = _validate_plugin_item(raw, ("steps", i), "step", reg, file, pos, problems)
             name = raw.get("name")
-            if isinstance(name, str):
+            if isinstance(name, str) and not _NAME.fullmatch(name):
+                # A step name becomes a directory and a Step Functions state name: `a/b`
+                # must fail here, not at run time.
+                line, col = pos.of(("steps", i, "name"))
+                problems.append(Problem(file, line, col, f"steps[{i}].name",
+                                        f"{NAME_RULE} (got {_short(name)})"))
+            elif isinstance(name, str):
                 if name in first_line:
                     line, col = pos.of(("steps", i, "name"))
                     problems.append(Problem(file, line, col, f"steps[{i}].name",
@@ -324,7 +461,8 @@ def validate_document(
                     except ValueError as exc:
                         at = ("notifications", "targets", i, "addresses", j)
                         line, col = pos.of(at)
-                        problems.append(Problem(file, line, col, _display(at), str(exc)))
+                        problems.append(Problem(file, line, col, _display(at),
+                                                _cut(str(exc))))
 
     if problems or base is None or compute is None:
         problems.sort(key=lambda p: (p.line, p.column))
@@ -350,7 +488,7 @@ def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
 
     provider = KNOWN_PROVIDERS.get((kind, name))
     close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.7)
-    msg = f"unknown {what[kind]} {name!r}"
+    msg = f"unknown {what[kind]} {_short(name)}"
     if close and not provider:
         msg += f" (did you mean {close[0]!r}?)"
     msg += f"; installed: {', '.join(sorted(table)) or 'none'}"
@@ -401,16 +539,33 @@ def load_file(path: Path, registry: Registry | None = None) -> LoadedPipeline:
     """Read and validate one pipeline.yaml. Raises :class:`ValidationFailed`."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            # Never read more than the limit (a 10 GB file is refused just as fast).
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
         raise ValidationFailed([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        line = raw.count(b"\n", 0, MAX_FILE_BYTES) + 1
+        col = MAX_FILE_BYTES - raw.rfind(b"\n", 0, MAX_FILE_BYTES)
+        raise ValidationFailed([Problem(
+            file, line, col, "", f"the file is larger than {MAX_FILE_BYTES // 1024} KiB, the "
+            "most a pipeline.yaml may be; the limit is crossed here")])
+    try:
+        # Universal newlines, as text-mode reading would give (a lone CR ends a line).
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise ValidationFailed([Problem(
+            file, line, col, "", f"not UTF-8 text: byte {raw[exc.start]:#04x} cannot be "
+            "decoded; save the file as UTF-8")]) from None
     try:
         data, pos = parse_yaml(text)
     except _DuplicateKey as dup:
         key = dup.path[-1]
         raise ValidationFailed([Problem(
             file, dup.line, dup.col, _display(dup.path),
-            f"duplicate key {key!r} (first on line {dup.first}); a key may appear only once "
+            f"duplicate key {_short(key)} (first on line {dup.first}); a key may appear only once "
             "in a mapping")]) from None
     except yaml.YAMLError as exc:
         raise ValidationFailed([_yaml_problem(file, exc)]) from None
@@ -423,6 +578,8 @@ def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     what = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, YamlLimitError):
+        return Problem(file, line, col, "", what)
     ctx = getattr(exc, "context", None)
     ctx_mark = getattr(exc, "context_mark", None)
     msg = f"invalid YAML: {what}"
@@ -463,14 +620,57 @@ def _ref_paths(block: Block, path: Path_) -> Iterator[tuple[Path_, Ref]]:
                 yield (*path, key, i), item
 
 
+def _typo_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) from ``a`` to ``b``, capped at 2.
+
+    The optimal-string-alignment distance, which counts ``ingset`` for ``ingest`` as one
+    edit where Levenshtein counts two; names are at most 80 characters.
+    """
+    if a == b:
+        return 0
+    if abs(len(a) - len(b)) > 1:
+        return 2
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return min(prev[-1], 2)
+
+
+def near_miss(name: str, defined: Iterable[str]) -> str | None:
+    """The defined name that ``name`` is most likely a typo of, or None.
+
+    A typo is one edit (a letter added, dropped, changed, or two swapped: ``ingestt``,
+    ``ingset`` for ``ingest``); names that differ only in a digit (``sales-v1`` and
+    ``sales-v2``, ``report-2025`` and ``report-2026``) are taken as different pipelines.
+    """
+    for other in sorted(defined):
+        if _typo_distance(name, other) != 1:
+            continue
+        if len(name) == len(other):
+            diff = [(x, y) for x, y in zip(name, other, strict=True) if x != y]
+            if len(diff) == 1 and diff[0][0].isdigit() and diff[0][1].isdigit():
+                continue
+        return other
+    return None
+
+
 def load_pipelines(
     paths: Iterable[Path], *, require_account: bool = False, check_refs: bool = False,
-    registry: Registry | None = None,
+    registry: Registry | None = None, warn: Callable[[Problem], None] | None = None,
 ) -> list[Pipeline]:
     """Load every pipeline.yaml below ``paths``; raise one error listing every problem.
 
     ``require_account``: each file must name its ``account`` (simulation, local runtime).
     ``check_refs``: every referenced parent must be defined by one of the files.
+    Without it a parent defined nowhere below ``paths`` is normal (another team's
+    repository defines it) and is passed to ``warn``; but a parent one typo away from a
+    pipeline defined here, in the same account, is always an error with a did-you-mean.
     """
     problems: list[Problem] = []
     loaded: list[LoadedPipeline] = []
@@ -500,18 +700,48 @@ def load_pipelines(
                                     f"{p.account} is also defined in {seen[key]}"))
         else:
             seen[key] = p.source
-    if check_refs:
-        for lp in loaded:
-            p = lp.pipeline
-            if p.trigger.executions is None:
-                continue
-            for path, ref in _ref_paths(p.trigger.executions, ("trigger", "executions")):
-                account = ref.account or p.account
-                if (account, ref.name) not in seen:
-                    line, col = lp.positions.of((*path, "name"))
-                    problems.append(Problem(p.source, line, col, _display((*path, "name")),
-                                            f"no pipeline.yaml defines {ref.name!r} in account "
-                                            f"{account}"))
+    problems.extend(_check_references(loaded, seen, check_refs, warn))
     if problems:
         raise ValidationFailed(problems)
     return [lp.pipeline for lp in loaded]
+
+
+def _check_references(
+    loaded: list[LoadedPipeline], seen: dict[tuple[str | None, str], str], strict: bool,
+    warn: Callable[[Problem], None] | None,
+) -> list[Problem]:
+    """Problems (and warnings) about parents that no loaded file defines."""
+    names: dict[str | None, set[str]] = {}
+    for account, name in seen:
+        names.setdefault(account, set()).add(name)
+    problems: list[Problem] = []
+    for lp in loaded:
+        p = lp.pipeline
+        if p.trigger.executions is None:
+            continue
+        for path, ref in _ref_paths(p.trigger.executions, ("trigger", "executions")):
+            account = ref.account or p.account
+            if (account, ref.name) in seen:
+                continue
+            line, col = lp.positions.of((*path, "name"))
+            field_ = _display((*path, "name"))
+            in_account = f"in account {account}" if account else "in this pipeline's account"
+            typo = near_miss(ref.name, names.get(account, ()))
+            if typo is not None:
+                problems.append(Problem(p.source, line, col, field_, (
+                    f"no pipeline {ref.name!r} {in_account}; did you mean {typo!r} (defined in "
+                    f"{seen[(account, typo)]})? A parent one letter away from a pipeline of "
+                    "the same account is taken for a typo")))
+                continue
+            elsewhere = sorted(str(a) for a, n in seen if n == ref.name and a != account)
+            hint = f" ({ref.name!r} is defined in account {', '.join(elsewhere)})" \
+                if elsewhere else ""
+            if strict:
+                problems.append(Problem(p.source, line, col, field_,
+                                        f"no pipeline.yaml defines {ref.name!r} {in_account}"
+                                        f"{hint}"))
+            elif warn is not None:
+                warn(Problem(p.source, line, col, field_,
+                             f"no pipeline.yaml here defines {ref.name!r} {in_account}{hint}; "
+                             "fine if another team's repository does"))
+    return problems

@@ -23,12 +23,47 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
-from dpc_core.schedule import Cron, Rate, ScheduleError, check_field, cron_from_fields
+from dpc_core.schedule import (
+    Cron,
+    Rate,
+    ScheduleError,
+    check_field,
+    cron_from_fields,
+    cron_pattern,
+    field_pattern,
+    field_range,
+    rate_pattern,
+)
 from dpc_core.types import ComputeConfig, StepConfig
 
-ACCOUNT_RE = re.compile(r"^\d{12}$")
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
+# `[0-9]`, not `\d` (which takes any Unicode digit), and fullmatch, not `$` (which lets a
+# trailing newline through).
+ACCOUNT_RE = re.compile(r"[0-9]{12}")
+#: Pipeline and step names: what a Step Functions state machine name allows, starting with
+#: a letter or digit (a name is also a directory, a file name and a command-line word).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
+NAME_RULE = "must start with a letter or digit and contain only letters, digits, '-' and '_' " \
+    "(at most 80 characters)"
+#: TRIGGERS.md rule 8: a condition nested deeper than this is bad input.
+MAX_CONDITION_DEPTH = 32
+
+_ACCOUNT_SCHEMA: dict[str, Any] = {"anyOf": [
+    {"type": "string", "pattern": "^[0-9]{12}$"},
+    # YAML reads an unquoted 12-digit account as a number; dpc takes it when no zero leads.
+    {"type": "integer", "minimum": 100_000_000_000, "maximum": 999_999_999_999},
+]}
+
+
+def _any_case(words: list[str], padded: bool = False) -> dict[str, Any]:
+    """Schema of words accepted in any case (and with spaces around when ``padded``): the
+    enum, which editors offer for completion, or a pattern that says the rest."""
+    spelled = "|".join("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in w)
+                       for w in words)
+    pad = r"\s*" if padded else ""
+    return {"anyOf": [{"enum": words},
+                      {"type": "string", "pattern": f"^{pad}(?:{spelled}){pad}$"}]}
 
 
 class Status(StrEnum):
@@ -82,7 +117,7 @@ class Strict(BaseModel):
 
 def _account(value: object) -> object:
     if isinstance(value, int) and not isinstance(value, bool):
-        if not ACCOUNT_RE.match(str(value)):
+        if not ACCOUNT_RE.fullmatch(str(value)):
             # An unquoted 0-leading number is read by YAML as octal or loses its zeros:
             # show what YAML made of it, the user only sees what they typed.
             raise ValueError(
@@ -90,26 +125,37 @@ def _account(value: object) -> object:
                 f"it as the number {value}"
             )
         value = str(value)
-    if isinstance(value, str) and not ACCOUNT_RE.match(value):
+    if isinstance(value, str) and not ACCOUNT_RE.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:37] + "..."
         raise ValueError(
-            f"must be 12 digits in quotes (\"012345678901\"), got {value!r}"
+            f"must be 12 digits in quotes (\"012345678901\"), got {shown!r}"
         )
     return value
 
 
-class Ref(Strict):
-    """A reference to another pipeline's run status."""
+Account = Annotated[str, WithJsonSchema(_ACCOUNT_SCHEMA)]
 
-    name: str = Field(pattern=NAME_PATTERN, description="parent pipeline name")
-    account: str | None = Field(
-        default=None, description="parent's AWS account; defaults to this pipeline's"
+
+class Ref(Strict):
+    """A parent: another pipeline (in any account) and the run statuses that satisfy it."""
+
+    model_config = ConfigDict(title="Parent reference")
+
+    name: str = Field(pattern=NAME_PATTERN, title="Parent pipeline",
+                      description="The parent pipeline's name (its state machine name).")
+    account: Account | None = Field(
+        default=None, title="Parent account",
+        description="The parent's 12-digit AWS account, quoted; defaults to this pipeline's.",
     )
-    # The schema lists the words pipeline.yaml accepts (synonyms too, a single word or a
-    # list), not the normalized enum, so editors do not flag the seed's own `SUCCESS`.
+    # The schema lists the words pipeline.yaml accepts (synonyms too, any case, a single
+    # word or a list), not the normalized enum, so editors do not flag the seed's `SUCCESS`.
     status: Annotated[list[Status], WithJsonSchema({
-        "anyOf": [{"type": "array", "items": {"enum": ALLOWED_STATUS_WORDS}, "minItems": 1},
-                  {"enum": ALLOWED_STATUS_WORDS}],
-    })] = Field(min_length=1, description="statuses that satisfy the reference")
+        "anyOf": [{"type": "array", "items": _any_case(ALLOWED_STATUS_WORDS, True),
+                   "minItems": 1},
+                  _any_case(ALLOWED_STATUS_WORDS, True)],
+    })] = Field(min_length=1, title="Statuses",
+                description="The parent's latest run in the window must have one of these "
+                            "statuses (SUCCESS and FAILURE are synonyms of SUCCEEDED, FAILED).")
 
     _acct = field_validator("account", mode="before")(_account)
 
@@ -138,9 +184,18 @@ Item = Annotated[
 class Block(Strict):
     """``allOf`` / ``anyOf`` lists, combined by ``operator`` when both are given."""
 
-    all_of: list[Item] | None = Field(default=None, alias="allOf", min_length=1)
-    any_of: list[Item] | None = Field(default=None, alias="anyOf", min_length=1)
-    operator: Literal["AND", "OR"] = "AND"
+    model_config = ConfigDict(title="Condition", json_schema_extra={
+        "anyOf": [{"required": ["allOf"]}, {"required": ["anyOf"]}]})
+
+    all_of: list[Item] | None = Field(
+        default=None, alias="allOf", min_length=1, title="All of",
+        description="Holds when every item holds: parents or nested conditions.")
+    any_of: list[Item] | None = Field(
+        default=None, alias="anyOf", min_length=1, title="Any of",
+        description="Holds when at least one item holds: parents or nested conditions.")
+    operator: Annotated[Literal["AND", "OR"], WithJsonSchema(_any_case(["AND", "OR"]))] = Field(
+        default="AND", title="Operator",
+        description="How allOf and anyOf combine when both are given (default AND).")
 
     @field_validator("operator", mode="before")
     @classmethod
@@ -157,21 +212,64 @@ class Block(Strict):
 Block.model_rebuild()
 
 
-#: One cron field. YAML reads ``hour: 3`` as a number: the model and the schema take both.
-CronField = Annotated[str | None, WithJsonSchema({"type": ["string", "integer"]})]
+def _cron_schema(name: str) -> WithJsonSchema:
+    """One cron field. YAML reads ``hour: 3`` as a number: the model and the schema take both."""
+    lo, hi = field_range(name)
+    return WithJsonSchema({"anyOf": [
+        {"type": "integer", "minimum": lo, "maximum": hi},
+        {"type": "string", "pattern": field_pattern(name)},
+        {"type": "null"},
+    ]})
+
+
+MinuteField = Annotated[str | None, _cron_schema("minute")]
+HourField = Annotated[str | None, _cron_schema("hour")]
+DayField = Annotated[str | None, _cron_schema("day")]
+MonthField = Annotated[str | None, _cron_schema("month")]
+WeekDayField = Annotated[str | None, _cron_schema("weekDay")]
+YearField = Annotated[str | None, _cron_schema("year")]
+
+
+_FIELDS_GIVEN: list[Any] = [
+    {"required": [f]} for f in ("minute", "hour", "day", "month", "weekDay", "year")]
 
 
 class ScheduleSpec(Strict):
     """``trigger.schedule``: cron fields, a ``cron`` expression, or a ``rate``."""
 
-    minute: CronField = None
-    hour: CronField = None
-    day: CronField = None
-    month: CronField = None
-    week_day: CronField = Field(default=None, alias="weekDay")
-    year: CronField = None
-    cron: str | None = Field(default=None, description='EventBridge cron, e.g. "0 3 * * ? *"')
-    rate: str | None = Field(default=None, description='e.g. "rate(1 hour)"')
+    model_config = ConfigDict(title="Schedule", json_schema_extra={
+        # Exactly one kind, and never a day of the month with a day of the week.
+        "oneOf": [{"required": ["cron"]}, {"required": ["rate"]}, {"anyOf": _FIELDS_GIVEN}],
+        "not": {"required": ["day", "weekDay"], "properties": {
+            "day": {"not": {"enum": ["?", None]}}, "weekDay": {"not": {"enum": ["?", None]}}}},
+    })
+
+    minute: MinuteField = Field(
+        default=None, title="Minute", description="0-59; lists, ranges and */n as in cron.")
+    hour: HourField = Field(
+        default=None, title="Hour", description="0-23 in the trigger's time zone; minute "
+        "defaults to 0.")
+    day: DayField = Field(
+        default=None, title="Day of month", description="1-31, L (last day), 15W (nearest "
+        "weekday); not with weekDay.")
+    month: MonthField = Field(
+        default=None, title="Month", description="1-12 or JAN-DEC.")
+    week_day: WeekDayField = Field(
+        default=None, alias="weekDay", title="Day of week",
+        description="1-7 (1 = SUN) or SUN-SAT, 6#3 (third Friday), 6L (last Friday); not "
+                    "with day.")
+    year: YearField = Field(
+        default=None, title="Year", description="1970-2199.")
+    cron: Annotated[str | None, WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": cron_pattern()}, {"type": "null"}]})] = Field(
+        default=None, title="Cron expression",
+        description='EventBridge cron, six fields: "0 3 * * ? *" (minute hour day month '
+                    "weekDay year; one of day and weekDay is ?).")
+    rate: Annotated[str | None, WithJsonSchema({"anyOf": [
+        {"type": "string", "pattern": rate_pattern()}, {"type": "null"}]})] = Field(
+        default=None, title="Rate",
+        description='A fixed rate: "rate(1 hour)", "rate(15 minutes)" (minute, hour, day; '
+                    "plural above 1).")
 
     @field_validator("minute", "hour", "day", "month", "week_day", "year", mode="before")
     @classmethod
@@ -249,26 +347,87 @@ class ScheduleSpec(Strict):
         return self.parsed.expression()
 
 
+def _timezones(schema: dict[str, Any]) -> None:
+    # At schema time only: listing the zones reads hundreds of files (~0.5 s).
+    from zoneinfo import available_timezones
+
+    schema.pop("type", None)
+    schema["enum"] = sorted(available_timezones())
+
+
+def _condition_depth(value: object) -> None:
+    """Refuse a condition nested deeper than MAX_CONDITION_DEPTH, before pydantic recurses.
+
+    Walks the raw mapping without recursion; the error carries the path of the first
+    block that is too deep, so the loader can point at its line.
+    """
+    stack: list[tuple[object, int, tuple[str | int, ...]]] = [(value, 1, ())]
+    while stack:
+        block, depth, path = stack.pop()
+        if depth > MAX_CONDITION_DEPTH:
+            raise PydanticCustomError(
+                "condition_too_deep",
+                "conditions nest at most {limit} levels deep; this block is level {level} "
+                "(an allOf inside an allOf is one allOf: flatten it)",
+                {"limit": MAX_CONDITION_DEPTH, "level": depth, "path": list(path)})
+        if not isinstance(block, dict):
+            continue
+        for key in ("anyOf", "allOf"):
+            items = block.get(key)
+            if isinstance(items, list):
+                for i in range(len(items) - 1, -1, -1):
+                    item = items[i]
+                    if isinstance(item, dict) and _item_tag(item) == "block":
+                        stack.append((item, depth + 1, (*path, key, i)))
+
+
 class Trigger(Strict):
     """When a pipeline runs: on a schedule, or when other pipelines reach statuses."""
 
-    schedule: ScheduleSpec | None = None
-    executions: Block | None = None
-    window: Literal["daily", "hourly"] = "daily"
-    timezone: str = "UTC"
-    rerun: Literal["never", "on-new-parent-run"] = "never"
+    model_config = ConfigDict(title="Trigger", json_schema_extra={
+        "not": {"required": ["schedule", "executions"]}})
+
+    schedule: ScheduleSpec | None = Field(
+        default=None, title="Schedule",
+        description="Run on a schedule: cron fields (hour: 3), cron or rate. Not with "
+                    "executions.")
+    executions: Block | None = Field(
+        default=None, title="Parent runs",
+        description="Run when other pipelines (any account) reach statuses: allOf / anyOf / "
+                    "operator. Not with schedule.")
+    window: Literal["daily", "hourly"] = Field(
+        default="daily", title="Window",
+        description="How parent runs are grouped: by logical date (daily) or hour (hourly).")
+    timezone: Annotated[str, Field(json_schema_extra=_timezones)] = Field(
+        default="UTC", title="Time zone",
+        description="IANA time zone of the schedule and of the windows, e.g. Europe/Madrid.")
+    rerun: Literal["never", "on-new-parent-run"] = Field(
+        default="never", title="Rerun",
+        description="never: once per window; on-new-parent-run: again when a newer parent "
+                    "run satisfies the condition.")
+
+    @field_validator("executions", mode="before")
+    @classmethod
+    def _depth(cls, value: object) -> object:
+        _condition_depth(value)
+        return value
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
+            # ZoneInfo also opens what zoneinfo.available_timezones() (the schema's list)
+            # leaves out: leap-second zones AWS does not know, and a symlink of the database.
+            if value == "posixrules" or value.startswith(("right/", "posix/")):
+                raise ValueError(value)
         except (ZoneInfoNotFoundError, ValueError):
             from zoneinfo import available_timezones
 
-            hint = _did_you_mean(value, sorted(available_timezones()))
+            hint = _did_you_mean(value, sorted(available_timezones())) if len(value) < 80 else ""
+            shown = value if len(value) <= 40 else value[:37] + "..."
             raise ValueError(
-                f"unknown time zone {value!r}{hint}; use an IANA name such as 'UTC' or "
+                f"unknown time zone {shown!r}{hint}; use an IANA name such as 'UTC' or "
                 "'Europe/Madrid'"
             ) from None
         return value
@@ -291,8 +450,12 @@ class NotificationType(StrEnum):
 class Target(Strict):
     """Where notifications go: a channel (SLACK, EMAIL, OPSGENIE, or a plugin's) and addresses."""
 
-    channel: str
-    addresses: list[str] = Field(min_length=1)
+    model_config = ConfigDict(title="Notification target")
+
+    channel: str = Field(title="Channel", description="SLACK, EMAIL, OPSGENIE or an installed "
+                         "notifier plugin's channel (`dpc plugins list`).")
+    addresses: list[str] = Field(min_length=1, title="Addresses",
+                                 description="Slack channels, email addresses, OpsGenie teams…")
 
     @field_validator("channel", mode="before")
     @classmethod
@@ -303,24 +466,42 @@ class Target(Strict):
 class Notifications(Strict):
     """``notifications``: a type and a list of targets."""
 
-    type: NotificationType = NotificationType.FAILURES_ONLY
-    targets: list[Target] = Field(default_factory=list)
+    type: NotificationType = Field(
+        default=NotificationType.FAILURES_ONLY, title="What is notified",
+        description="FULL_EXECUTION: every step and the pipeline; PIPELINE: start and final "
+                    "status; FAILURES_ONLY (default).")
+    targets: list[Target] = Field(default_factory=list, title="Targets",
+                                  description="Channels and their addresses.")
 
 
 class PipelineBase(Strict):
     """Core fields of pipeline.yaml; steps and compute are kept raw for plugin validation."""
 
     name: str = Field(
-        pattern=NAME_PATTERN, description="unique in its account; the state machine name"
-    )
-    account: str | None = Field(default=None, description="12-digit AWS account id")
-    description: str | None = None
-    owner: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    trigger: Trigger = Field(default_factory=Trigger)
-    steps: list[dict[str, Any]] = Field(min_length=1)
-    compute: dict[str, Any] | None = None
-    notifications: Notifications = Field(default_factory=Notifications)
+        pattern=NAME_PATTERN, title="Pipeline name",
+        description="Unique in its account; the Step Functions state machine name. Letters, "
+                    "digits, - and _, at most 80.")
+    account: Account | None = Field(
+        default=None, title="AWS account",
+        description='The 12-digit AWS account the pipeline lives in, quoted ("111111111111"); '
+                    "taken from the credentials at deploy when left out.")
+    description: str | None = Field(default=None, title="Description",
+                                    description="What the pipeline produces, for people.")
+    owner: str | None = Field(default=None, title="Owner",
+                              description="The owning team or person.")
+    tags: dict[str, str] = Field(default_factory=dict, title="Tags",
+                                 description="Free key: value labels (also AWS resource tags).")
+    trigger: Trigger = Field(default_factory=Trigger, title="Trigger",
+                             description="When the pipeline runs; without one, only by hand.")
+    steps: list[dict[str, Any]] = Field(
+        min_length=1, title="Steps", description="What runs, in order: {name, type, ...}; "
+        "type selects a step plugin (shell, spark, ...).")
+    compute: dict[str, Any] | None = Field(
+        default=None, title="Compute", description="Where Spark steps run on AWS: {type: emr, "
+        "...}; local when left out.")
+    notifications: Notifications = Field(
+        default_factory=Notifications, title="Notifications",
+        description="Who hears about runs, and about what.")
 
     _acct = field_validator("account", mode="before")(_account)
 
