@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from dpc_core.engine import Decision, Engine, Outcome
-from dpc_core.errors import DependencyCycle
+from dpc_core.engine import Decision, Engine, Outcome, window_of
+from dpc_core.errors import ConditionTooDeep, DependencyCycle
 from dpc_core.events import make_status_event
 from dpc_core.loader import Positions, validate_document
 from dpc_core.model import Pipeline
-from dpc_core.store import Recorded, Slot, WindowState
+from dpc_core.store import PipelineSpec, Recorded, Slot, WindowState
 from dpc_core.stores.sqlite import SqliteStore
 
 A, B, C = "111111111111", "222222222222", "333333333333"
@@ -480,3 +480,278 @@ def test_only_children_that_reference_the_events_pipeline_are_evaluated() -> Non
     feed(eng, succeeded("p", A))
 
     assert set(store.touched) == {f"{C}/child"}
+
+
+# -- rule 7: an event speaks only for its own state machine's runs ---------------------------
+
+
+FORGED_ARNS = {
+    "another_account": arn("listings", A, "sched-d0"),
+    "another_region": f"arn:aws:states:us-east-1:{B}:execution:searches:sched-d0",
+    "another_state_machine": arn("other-machine", B, "sched-d0"),
+}
+
+
+@pytest.mark.parametrize("forged", FORGED_ARNS.values(), ids=list(FORGED_ARNS))
+def test_an_execution_arn_not_of_the_events_state_machine_is_rejected_before_recording(
+        forged: str) -> None:
+    eng = case_study()
+    ev = event("searches", B, "sched-d0", "ABORTED", "2026-11-26T02:00", redrive=1000)
+    ev["detail"]["executionArn"] = forged
+    outcome = eng.handle(ev)
+
+    assert outcome.rejected is not None and outcome.spoofed
+    assert "not an execution of" in outcome.rejected
+    assert outcome.recorded is None and eng.store.get_run(forged) is None
+
+
+def test_a_forged_event_cannot_make_another_accounts_real_run_look_stale() -> None:
+    # Scenario 11: B's event for its own state machine carries L's executionArn and
+    # redriveCount 1000; L's real events must still count.
+    eng = case_study()
+    forged = event("searches", B, "sched-d0", "ABORTED", "2026-11-26T02:00", redrive=1000)
+    forged["detail"]["executionArn"] = arn("listings", A, "sched-d0")
+    decisions = feed(eng, forged,
+                     event("listings", A, "sched-d0", "RUNNING", "2026-11-26T03:00"),
+                     event("listings", A, "sched-d0", "SUCCEEDED", "2026-11-26T03:00"),
+                     succeeded("searches", B, "sched-d0", "2026-11-26T05:00"))
+
+    assert [parents_of(d) for d in decisions] == [
+        [arn("listings", A, "sched-d0"), arn("searches", B, "sched-d0")]]
+
+
+# -- one window per run ----------------------------------------------------------------------
+
+
+def test_an_event_without_input_belongs_to_the_window_the_run_was_placed_in() -> None:
+    # A rerun for D started on D+1; AWS leaves the input out of its SUCCEEDED event.
+    eng = case_study()
+    no_input = succeeded("listings", A, "rerun", "2026-11-27T09:00")
+    del no_input["detail"]["input"]
+    decisions = feed(eng,
+                     event("listings", A, "rerun", "RUNNING", "2026-11-27T09:00",
+                           logical="2026-11-26"),
+                     no_input,
+                     succeeded("searches", B, "d", "2026-11-26T05:00"))
+
+    assert [(d.window, parents_of(d)) for d in decisions] == [
+        ("2026-11-26", [arn("listings", A, "rerun"), arn("searches", B, "d")])]
+    assert eng.store.window_state(f"{C}/pipeline-x", "2026-11-27") == WindowState()
+
+
+def _without_input(ev: dict[str, Any]) -> dict[str, Any]:
+    del ev["detail"]["input"]
+    return ev
+
+
+def test_a_run_placed_by_its_start_moves_to_its_logical_date_leaving_nothing_behind() -> None:
+    # Scenario 12, with a child that waits on listings ABORTED and searches SUCCEEDED.
+    eng = engine(
+        pipeline("listings", A, schedule={"hour": 3}),
+        pipeline("searches", B, schedule={"hour": 5}),
+        pipeline("pipeline-x", C, {"allOf": [ref("listings", A), ref("searches", B)]}),
+        pipeline("after-abort", C, {"allOf": [ref("listings", A, "ABORTED"),
+                                              ref("searches", B)]}),
+    )
+    d = feed(eng,
+             _without_input(event("listings", A, "backfill", "RUNNING", "2026-11-28T09:00")),
+             _without_input(event("listings", A, "backfill", "ABORTED", "2026-11-28T09:00")),
+             event("listings", A, "backfill", "RUNNING", "2026-11-28T09:00", redrive=1,
+                   logical="2026-11-26"),
+             event("listings", A, "backfill", "SUCCEEDED", "2026-11-28T09:00", redrive=1,
+                   logical="2026-11-26"),
+             succeeded("searches", B, "d0", "2026-11-26T05:00"),
+             succeeded("searches", B, "d2", "2026-11-28T05:00"))
+
+    assert [(x.pipeline, x.window) for x in d] == [("pipeline-x", "2026-11-26")]
+    for child in ("pipeline-x", "after-abort"):
+        left = eng.store.window_state(f"{C}/{child}", "2026-11-28").slots
+        assert f"{A}/listings" not in left
+
+
+def test_a_run_that_moves_away_gives_its_old_window_back_to_the_previous_run() -> None:
+    eng = case_study()
+    decisions = feed(
+        eng,
+        succeeded("listings", A, "daily", "2026-11-28T03:00"),
+        _without_input(event("listings", A, "backfill", "ABORTED", "2026-11-28T09:00")),
+        succeeded("searches", B, "d2", "2026-11-28T05:00"),  # not yet: backfill is latest
+        event("listings", A, "backfill", "RUNNING", "2026-11-28T09:00", redrive=1,
+              logical="2026-11-26"),
+    )
+    # The move hands 2026-11-28 back to the daily run, which now completes the window.
+    assert [(d.window, parents_of(d)) for d in decisions] == [
+        ("2026-11-28", [arn("listings", A, "daily"), arn("searches", B, "d2")])]
+
+
+def test_the_first_logical_date_of_a_run_sticks() -> None:
+    eng = case_study()
+    decisions = feed(eng,
+                     event("listings", A, "r", "RUNNING", "2026-11-27T09:00",
+                           logical="2026-11-26"),
+                     succeeded("listings", A, "r", "2026-11-27T09:00", logical="2026-11-20"),
+                     succeeded("searches", B, "d", "2026-11-26T05:00"))
+
+    assert [d.window for d in decisions] == ["2026-11-26"]
+
+
+# -- rule 8: bad fields are bad input, never an exception -----------------------------------
+
+
+def _with(**detail: Any) -> dict[str, Any]:
+    ev = succeeded("listings", A)
+    ev["detail"].update(detail)
+    return ev
+
+
+BAD_FIELDS = {
+    "start_in_year_10000": {"startDate": 253_402_300_800_000},
+    "start_negative": {"startDate": -1},
+    "start_true": {"startDate": True},
+    "start_float": {"startDate": 1.5e12},
+    "start_string": {"startDate": "1795662000000"},
+    "stop_in_year_10000": {"stopDate": 10**17},
+    "redrive_above_2_63": {"redriveCount": 2**63 + 1},
+    "redrive_true": {"redriveCount": True},
+    "status_outside_the_five": {"status": "SUCCESS"},
+    "status_not_a_string": {"status": ["SUCCEEDED"]},
+    "execution_arn_malformed": {"executionArn": "arn:aws:states:::"},
+    "execution_arn_with_newline": {"executionArn": arn("listings", A, "a\nb")},
+    "execution_arn_lone_surrogate": {"executionArn": arn("listings", A, "a\ud800")},
+    "state_machine_arn_too_long": {"stateMachineArn": "arn:aws:states:eu-west-1:"
+                                                      f"{A}:stateMachine:{'x' * 300}"},
+    "input_not_a_string": {"input": {"dpc": {"logicalDate": "2026-11-26"}}},
+    "input_nested_10000_deep": {"input": '{"dpc": 1, "x": ' + "[" * 10_000 + "]" * 10_000
+                                + "}"},
+    "logical_date_garbage": {"input": '{"dpc": {"logicalDate": "garbage"}}'},
+    "logical_date_compact": {"input": '{"dpc": {"logicalDate": "20261126"}}'},
+    "logical_date_object": {"input": '{"dpc": {"logicalDate": {"a": 1}}}'},
+    "logical_date_shell": {"input": '{"dpc": {"logicalDate": "$(id)>x;#"}}'},
+    "logical_date_february_30": {"input": '{"dpc": {"logicalDate": "2026-02-30"}}'},
+    "logical_hour_24": {"input": '{"dpc": {"logicalDate": "2026-11-26T24"}}'},
+    "logical_date_with_time": {"input": '{"dpc": {"logicalDate": "2026-11-26T07:00:00Z"}}'},
+}
+
+
+@pytest.mark.parametrize("fields", BAD_FIELDS.values(), ids=list(BAD_FIELDS))
+def test_an_event_with_a_bad_field_is_rejected_as_bad_input_and_the_next_is_processed(
+        fields: dict[str, Any]) -> None:
+    eng = case_study()
+    outcome = eng.handle(_with(**fields))
+
+    assert outcome.bad_input and outcome.rejected and outcome.decisions == []
+    assert outcome.recorded is None
+    assert eng.store.get_run(arn("listings", A, "r1")) is None
+    # The engine goes on as usual.
+    assert len(feed(eng, succeeded("listings", A), succeeded("searches", B))) == 1
+
+
+@pytest.mark.parametrize("value", [None, 0, -1.5, "event", True, [], [{"source": "aws.states"}],
+                                   {"source": ["aws.states"], "detail-type": {}}])
+def test_a_json_value_that_is_not_an_event_is_skipped(value: Any) -> None:
+    outcome = case_study().handle(value)
+    assert outcome.skipped and outcome.decisions == []
+
+
+def test_a_deeply_nested_event_does_not_raise() -> None:
+    deep: Any = "x"
+    for _ in range(100_000):
+        deep = [deep]
+    for ev in ({"source": deep, "detail-type": deep}, _with(executionArn=deep),
+               {**succeeded("listings", A), "detail": deep}):
+        outcome = case_study().handle(ev)
+        assert outcome.decisions == [] and (outcome.skipped or outcome.rejected)
+
+
+def test_an_event_adapter_that_raises_makes_the_event_bad_input() -> None:
+    def broken(raw: Any) -> Any:
+        raise KeyError("detail")
+
+    eng = Engine(SqliteStore(":memory:"), adapters=[("dpc.custom", "Run Status", broken)])
+    outcome = eng.handle({"source": "dpc.custom", "detail-type": "Run Status"})
+    assert outcome.bad_input and outcome.rejected and "KeyError" in outcome.rejected
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    block: dict[str, Any] = {"allOf": [ref("listings", A)]}
+    for _ in range(levels - 1):
+        block = {"anyOf": [block]}
+    return block
+
+
+def test_a_condition_nested_32_levels_deep_is_accepted() -> None:
+    eng = engine(pipeline("listings", A, schedule={"hour": 3}))
+    eng.register(PipelineSpec(C, "deep", condition=_nested(32), parents=(f"{A}/listings",)))
+    assert len(feed(eng, succeeded("listings", A))) == 1
+
+
+def test_a_condition_nested_deeper_than_32_levels_is_refused_at_registration() -> None:
+    eng = engine(pipeline("listings", A, schedule={"hour": 3}))
+    spec = PipelineSpec(C, "deep", condition=_nested(33), parents=(f"{A}/listings",))
+    with pytest.raises(ConditionTooDeep):
+        eng.register(spec)
+    with pytest.raises(ConditionTooDeep):
+        eng.register_many([spec])
+
+
+def test_a_stored_condition_too_deep_to_use_skips_that_child_and_no_other() -> None:
+    # Written to the store behind the engine's back (another registration path).
+    eng = case_study()
+    eng.store.put_pipeline(PipelineSpec(C, "deep", condition=_nested(40),
+                                        parents=(f"{A}/listings",)))
+    outcome = eng.handle(succeeded("searches", B))
+    outcome = eng.handle(succeeded("listings", A))
+
+    assert [d.pipeline for d in outcome.decisions] == ["pipeline-x"]
+    assert any(f"{C}/deep" in p for p in outcome.problems)
+
+
+# -- hourly windows across DST -----------------------------------------------------------------
+
+
+def test_the_repeated_hour_when_clocks_go_back_is_two_windows() -> None:
+    # New York, 2026-11-01: 01:00-01:59 EDT (05:xx UTC), then 01:00-01:59 EST (06:xx UTC).
+    eng = case_study(window="hourly", timezone="America/New_York")
+    decisions = feed(eng,
+                     succeeded("listings", A, "l1", "2026-11-01T05:10"),
+                     succeeded("searches", B, "s1", "2026-11-01T05:20"),
+                     succeeded("listings", A, "l2", "2026-11-01T06:10"),
+                     succeeded("searches", B, "s2", "2026-11-01T06:20"))
+
+    assert [(d.window, parents_of(d)) for d in decisions] == [
+        ("2026-11-01T01-04:00", [arn("listings", A, "l1"), arn("searches", B, "s1")]),
+        ("2026-11-01T01-05:00", [arn("listings", A, "l2"), arn("searches", B, "s2")]),
+    ]
+    assert len({d.execution_name for d in decisions}) == 2
+
+
+def test_the_skipped_spring_hour_is_no_window() -> None:
+    # New York, 2026-03-08: 01:59 EST is followed by 03:00 EDT.
+    day = ms("2026-03-08T00:00")
+    hours = {window_of(day + minute * 60_000, None, "hourly", "America/New_York")
+             for minute in range(24 * 60)}
+    assert "2026-03-08T02" not in hours and "2026-03-08T03" in hours
+    assert not any(len(h) > 13 for h in hours)
+
+
+@pytest.mark.parametrize(("logical", "window"), [
+    ("2026-11-01T01", "2026-11-01T01-04:00"),  # no offset: the first of the two
+    ("2026-11-01T01-04:00", "2026-11-01T01-04:00"),
+    ("2026-11-01T01-05:00", "2026-11-01T01-05:00"),
+    ("2026-11-01T03", "2026-11-01T03"),
+    ("2026-03-08T02", "2026-03-08T03"),  # the skipped hour is the hour after it
+    ("2026-11-01", "2026-11-01T00"),
+])
+def test_a_logical_hour_names_its_window_in_the_childs_time_zone(logical: str,
+                                                                  window: str) -> None:
+    assert window_of(0, logical, "hourly", "America/New_York") == window
+
+
+def test_a_child_run_in_a_repeated_hour_carries_a_logical_date_its_children_accept() -> None:
+    eng = case_study(window="hourly", timezone="America/New_York")
+    (decision,) = feed(eng, succeeded("listings", A, "l2", "2026-11-01T06:10"),
+                       succeeded("searches", B, "s2", "2026-11-01T06:20"))
+    child_run = event("pipeline-x", C, decision.execution_name, "SUCCEEDED",
+                      "2026-11-01T06:30", logical=decision.run_input()["dpc"]["logicalDate"])
+    outcome = eng.handle(child_run)
+    assert not outcome.rejected and outcome.recorded is Recorded.NEW

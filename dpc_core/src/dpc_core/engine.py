@@ -195,7 +195,12 @@ def _repeated(dt: datetime) -> bool:
     """True when the local hour of ``dt`` (aware) ends inside a repeated interval, i.e.
     its wall clock times occur twice that day (the hour clocks go back over)."""
     probe = dt.replace(minute=59, second=59, microsecond=0)
-    return probe.utcoffset() != probe.replace(fold=1 - probe.fold).utcoffset()
+    if probe.utcoffset() == probe.replace(fold=1 - probe.fold).utcoffset():
+        return False  # the common case: one offset for this wall time
+    # Two offsets: a repeated hour, or a wall time that does not exist (the spring gap),
+    # which a round trip through UTC moves to another wall time.
+    back = probe.astimezone(UTC).astimezone(probe.tzinfo)
+    return back.replace(tzinfo=None) == probe.replace(tzinfo=None)
 
 
 def _hour_name(dt: datetime) -> str:
