@@ -141,8 +141,10 @@ def central_bus(template: Any) -> str:
 
 def test_reconciler_may_put_events_on_the_central_bus(template: Any) -> None:
     statements = role_statements(template, "reconciler")
-    assert grants(statements, "events:PutEvents") == [
-        {"Fn::GetAtt": [central_bus(template), "Arn"]}]
+    buses = grants(statements, "events:PutEvents")
+    assert buses[0] == {"Fn::GetAtt": [central_bus(template), "Arn"]}
+    # ... and the members' pipeline buses, where its sweep re-sends triggers.
+    assert all("event-bus/dpc-pipelines" in json.dumps(b) for b in buses[1:])
     _, props = function(template, "reconciler")
     assert props["Environment"]["Variables"]["DPC_CENTRAL_BUS"] == {"Ref": central_bus(template)}
 
@@ -176,17 +178,49 @@ def test_lambdas_get_the_store_table_names_from_the_environment(template: Any) -
         assert key in env
 
 
-def test_each_trigger_event_is_delivered_to_its_childs_account_only(template: Any) -> None:
+def test_no_rule_routes_triggers_the_trigger_manager_puts_them_on_the_childs_bus(
+        template: Any) -> None:
+    """Delivery is PutEvents by bus ARN from the trigger manager (no rule per account, so
+    no redeploy for a new account): its role may put dpc.trigger events on the
+    dpc-pipelines bus of any organisation account and of the listed ones, nothing else."""
     rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
              if r["Properties"].get("EventPattern", {}).get("source") == ["dpc.trigger"]]
-    assert len(rules) == len(MEMBERS)
-    for rule in rules:
-        (account,) = rule["EventPattern"]["detail"]["account"]
-        (target,) = rule["Targets"]
-        arn = json.dumps(target["Arn"])
-        assert f":{account}:event-bus/dpc-pipelines" in arn
-        assert all(f":{m}:" not in arn for m in MEMBERS if m != account)
-        assert "RoleArn" in target and "DeadLetterConfig" in target
+    assert rules == []
+    puts = [st for st in role_statements(template, "trigger_manager")
+            if "events:PutEvents" in as_list(st["Action"]) and "Sid" in st
+            and st["Sid"].startswith("PutTriggers")]
+    org = next(st for st in puts if st["Sid"] == "PutTriggersOnOrganisationPipelineBuses")
+    assert org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123",
+                                                 "events:source": ["dpc.trigger"]}}
+    assert json.dumps(org["Resource"]).endswith(':*:event-bus/dpc-pipelines"]]}')
+    listed = next(st for st in puts if st["Sid"] == "PutTriggersOnMemberPipelineBuses")
+    assert all(f":{m}:event-bus/dpc-pipelines" in json.dumps(listed["Resource"])
+               for m in MEMBERS)
+
+
+def test_refused_triggers_are_retried_from_a_queue_then_dead_lettered_with_an_alarm(
+        template: Any) -> None:
+    queues = resources(template, "AWS::SQS::Queue")
+    _, props = function(template, "trigger_manager")
+    env = props["Environment"]["Variables"]
+    retry, dlq = env["DPC_DELIVERY_RETRY_URL"]["Ref"], env["DPC_DELIVERY_DLQ_URL"]["Ref"]
+    redrive = queues[retry]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+    # The trigger manager drains the retry queue and reports failures per message.
+    mappings = [m["Properties"] for m in resources(
+        template, "AWS::Lambda::EventSourceMapping").values()]
+    assert any(m["EventSourceArn"] == {"Fn::GetAtt": [retry, "Arn"]}
+               and m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    statements = role_statements(template, "trigger_manager")
+    assert {"Fn::GetAtt": [retry, "Arn"]} in grants(statements, "sqs:ChangeMessageVisibility")
+    assert {"Fn::GetAtt": [dlq, "Arn"]} in grants(statements, "sqs:SendMessage")
+    alarms = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    assert any(a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+               and {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}
+               in a["Dimensions"] and a["AlarmActions"] for a in alarms)
+    # The reconciler's sweep delivers the same way.
+    _, rec = function(template, "reconciler")
+    assert rec["Environment"]["Variables"]["DPC_DELIVERY_RETRY_URL"] == {"Ref": retry}
 
 
 def test_registration_api_requires_iam_auth_on_every_method(template: Any) -> None:
@@ -281,3 +315,4 @@ def test_template_passes_cfn_lint(central: tuple[Any, Path]) -> None:
     from dpc_central.testing import cfn_lint
 
     assert cfn_lint(central[1]) == []
+

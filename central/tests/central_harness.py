@@ -7,8 +7,20 @@ does it, *reading the rules and targets back through boto3* (``list_rules``,
 matcher (``moto.events.models.EventPattern``):
 
 * **bus → bus across accounts**: EventBridge keeps the sender's ``account`` on a
-  forwarded event; moto re-stamps it with the receiving account (and cannot put on
-  another account's bus by ARN), so the harness forwards events itself, unchanged;
+  forwarded event; moto re-stamps it with the receiving account, so the harness
+  forwards events itself, unchanged;
+* **PutEvents on another account's bus by ARN** (how the trigger manager delivers):
+  moto drops the ARN's account and looks the bus up in the caller's own account, and it
+  enforces no bus policy. :func:`cross_account_put_events` makes moto do what the
+  EventBridge documentation says (PutEventsRequestEntry ``EventBusName``: "the name or
+  ARN of the event bus"; "Permissions for event buses": a resource-based policy allows
+  PutEvents from another account): the entry goes to the bus of the ARN's account, and
+  is accepted (an ``EventId``) only when that bus exists and its policy allows the
+  caller's account (and the event's ``source``, when the policy has that condition);
+  otherwise the entry fails with ``AccessDeniedException``. What AWS answers exactly for
+  a bus that does not exist in another account is not documented; the handler treats
+  every refusal alike. Accepted events are recorded in :attr:`World.puts` for the test
+  to route;
 * **rule → SQS**: the harness sends the event to the target queue with the target's
   ``MessageGroupId`` (moto's FIFO queue then applies content-based deduplication);
 * **SQS → Lambda**: the harness receives messages and invokes the handler with the
@@ -53,6 +65,8 @@ CASE_STUDY = Path(__file__).resolve().parents[2] / "examples" / "seed"
 SLACK_TOKEN = "xoxb-test-token-0123456789"
 STATUS_QUEUE = "dpc-status.fifo"
 TAP_QUEUE = "test-tap-central"
+RETRY_QUEUE = "dpc-trigger-retry"
+DELIVERY_DLQ = "dpc-trigger-dlq"
 TRACKER_ARN = f"arn:aws:lambda:{REGION}:{CENTRAL}:function:dpc-execution-tracker"
 SFN_ROLE = "arn:aws:iam::{account}:role/dpc-sfn"
 _PASS = json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}})
@@ -75,6 +89,8 @@ class World:
     deliveries: list[Delivery] = field(default_factory=list)
     lambda_invocations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     starts: list[dict[str, Any]] = field(default_factory=list)
+    #: Events put by ARN on another account's bus and accepted, not yet routed.
+    puts: list[Delivery] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
     secret_arn: str = ""
 
@@ -122,6 +138,9 @@ class World:
         self.urls["poison"] = sqs.create_queue(QueueName="dpc-poison.fifo", Attributes={
             "FifoQueue": "true"})["QueueUrl"]
         self.urls["tap"] = sqs.create_queue(QueueName=TAP_QUEUE)["QueueUrl"]
+        # TriggerDelivery: the retry queue of refused triggers and its DLQ.
+        self.urls["retry"] = sqs.create_queue(QueueName=RETRY_QUEUE)["QueueUrl"]
+        self.urls["delivery-dlq"] = sqs.create_queue(QueueName=DELIVERY_DLQ)["QueueUrl"]
         bus = names.CENTRAL_BUS_NAME
         # TriggerManager: one status rule per member account, message group = account.
         for account in MEMBERS:
@@ -131,25 +150,22 @@ class World:
                 "account": [account]},
                 [{"Id": "queue", "Arn": self._queue_arn(CENTRAL, STATUS_QUEUE),
                   "SqsParameters": {"MessageGroupId": account}}])
-            # TargetedDelivery: trigger events for this account → its pipeline bus only.
-            self._rule(CENTRAL, bus, f"to-{account}", {
-                "source": [names.TRIGGER_SOURCE], "detail-type": [names.TRIGGER_DETAIL_TYPE],
-                "detail": {"account": [account]}},
-                [{"Id": "bus", "Arn": self._bus_arn(account, names.PIPELINE_BUS_NAME),
-                  "RoleArn": f"arn:aws:iam::{CENTRAL}:role/dpc-delivery"}])
         # ExecutionTracker: run and step events → the tracker Lambda.
         self._rule(CENTRAL, bus, "run-events", {
             "source": [names.SFN_SOURCE, names.RUN_STATUS_SOURCE]},
             [{"Id": "tracker", "Arn": TRACKER_ARN}])
-        # The test's tap: what the trigger manager puts on the central bus.
+        # The test's tap: what the handlers put on the central bus (reports; a trigger
+        # put there would be a bug: triggers go to the child's bus).
         self._rule(CENTRAL, bus, "test-tap-central", {
             "source": [names.TRIGGER_SOURCE, "dpc.trigger-manager"]},
             [{"Id": "tap", "Arn": self._queue_arn(CENTRAL, TAP_QUEUE)}])
+        # Every member has run setup-user-account: its pipeline bus admits the central
+        # account's trigger events.
+        for account in MEMBERS:
+            self.set_up_account(account)
         if not members:
             return
         for account in MEMBERS:
-            ev = self.client(account, "events")
-            ev.create_event_bus(Name=names.PIPELINE_BUS_NAME)
             # StatusForwarding: the default bus's Step Functions events → central bus.
             self._rule(account, "default", "dpc-status-forwarding", {
                 "source": [names.SFN_SOURCE], "detail-type": [names.SFN_DETAIL_TYPE]},
@@ -182,6 +198,42 @@ class World:
                 TopicArn=topic, Protocol="sqs",
                 Endpoint=self._queue_arn(account, f"test-tap-sns-{pipeline.name}"))
 
+    def set_up_account(self, account: str) -> None:
+        """What ``dpc setup-user-account`` makes that delivery needs: the ``dpc-pipelines``
+        bus with PipelineBus's resource policy (the central account may put
+        ``dpc.trigger`` events)."""
+        self.client(account, "events").create_event_bus(Name=names.PIPELINE_BUS_NAME)
+        self.admit_central(account)
+
+    def admit_central(self, account: str) -> None:
+        """PipelineBus's policy statement on ``account``'s pipeline bus."""
+        bus_arn = self._bus_arn(account, names.PIPELINE_BUS_NAME)
+        self.client(account, "events").put_permission(
+            EventBusName=names.PIPELINE_BUS_NAME, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Sid": "CentralAccountMayPutTriggers", "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{CENTRAL}:root"},
+                "Action": "events:PutEvents", "Resource": bus_arn,
+                "Condition": {"StringEquals": {"events:source": [names.TRIGGER_SOURCE]}}}]}))
+
+    def refuse_central(self, account: str) -> None:
+        """Drop the pipeline bus's policy: PutEvents from the central account is denied."""
+        self.client(account, "events").remove_permission(
+            EventBusName=names.PIPELINE_BUS_NAME, RemoveAllPermissions=True)
+
+    def triggers(self) -> list[dict[str, Any]]:
+        """Trigger events accepted by pipeline buses since the last call (not routed)."""
+        taken = [p.event for p in self.puts if p.event.get("source") == names.TRIGGER_SOURCE]
+        self.puts = [p for p in self.puts if p.event.get("source") != names.TRIGGER_SOURCE]
+        return taken
+
+    def route_puts(self) -> list[dict[str, Any]]:
+        """Route every accepted cross-account put along its bus's rules; the events."""
+        pending, self.puts = self.puts, []
+        for put in pending:
+            self.route(put.account, put.bus, put.event)
+        return [p.event for p in pending]
+
     def handler_env(self) -> dict[str, str]:
         """The environment the central stack gives its Lambdas."""
         return {names.ENV_TABLE_REGISTRY: "dpc-registry", names.ENV_TABLE_RUNS: "dpc-runs",
@@ -190,7 +242,12 @@ class World:
                 names.ENV_CENTRAL_BUS: names.CENTRAL_BUS_NAME,
                 names.ENV_SLACK_SECRET_ARN: self.secret_arn,
                 names.ENV_READ_ROLE_NAME: names.RECONCILER_READ_ROLE,
-                "DPC_POISON_DLQ_URL": self.urls["poison"]}
+                "DPC_POISON_DLQ_URL": self.urls["poison"],
+                names.ENV_DELIVERY_RETRY_URL: self.urls["retry"],
+                names.ENV_DELIVERY_DLQ_URL: self.urls["delivery-dlq"],
+                # The first retry without the deployed 30 s delay (tests do not wait).
+                "DPC_DELIVERY_FIRST_DELAY_S": "0",
+                "AWS_REGION": REGION}
 
     def _rule(self, account: str, bus: str, name: str, pattern: dict[str, Any],
               targets: list[dict[str, Any]]) -> None:
@@ -336,6 +393,66 @@ def only_taps_delivered_by_moto(monkeypatch: Any) -> None:
             original(self, event, transform_input)
 
     monkeypatch.setattr(Rule, "send_to_targets", send_to_targets)
+
+
+def _policy_allows(policy: str | None, sender: str, source: str) -> bool:
+    """Whether a bus policy lets ``sender`` put an event of ``source`` (the statement
+    shapes PipelineBus writes: an account principal, optionally ``events:source``)."""
+    if not policy:
+        return False
+    for st in json.loads(policy).get("Statement", []):
+        actions = st.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        principal = st.get("Principal")
+        principals = principal.get("AWS") if isinstance(principal, dict) else principal
+        principals = principals if isinstance(principals, list) else [principals]
+        sources = (st.get("Condition") or {}).get("StringEquals", {}).get("events:source")
+        sources = sources if isinstance(sources, list) or sources is None else [sources]
+        if st.get("Effect") == "Allow" and "events:PutEvents" in actions \
+                and any(p in (sender, f"arn:aws:iam::{sender}:root") for p in principals) \
+                and (sources is None or source in sources):
+            return True
+    return False
+
+
+def cross_account_put_events(monkeypatch: Any, world: World) -> None:
+    """PutEvents by bus ARN of another account, as EventBridge documents it (see the
+    module doc); accepted events are appended to ``world.puts``."""
+    from moto.events.models import EventsBackend, events_backends
+
+    original = EventsBackend.put_events
+
+    def put_events(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(events)
+        local = []
+        for i, entry in enumerate(events):
+            bus = str(entry.get("EventBusName") or "")
+            parts = bus.split(":")
+            if not (bus.startswith("arn:") and len(parts) > 5 and parts[4] != self.account_id):
+                local.append(i)
+                continue
+            account, region, name = parts[4], parts[3], bus.split("/", 1)[1]
+            target = events_backends[account][region].event_buses.get(name)
+            if target is None or not _policy_allows(target.policy, self.account_id,
+                                                    str(entry.get("Source"))):
+                results[i] = {"ErrorCode": "AccessDeniedException", "ErrorMessage":
+                              f"{self.account_id} is not authorized to put events on {bus}"}
+                continue
+            event_id = str(uuid.uuid4())
+            results[i] = {"EventId": event_id}
+            world.puts.append(Delivery(account, name, {
+                "version": "0", "id": event_id, "detail-type": entry["DetailType"],
+                "source": entry["Source"], "account": self.account_id,
+                "time": "2026-11-26T05:00:00Z", "region": region,
+                "resources": entry.get("Resources", []),
+                "detail": json.loads(entry["Detail"])}))
+        if local:
+            for i, answer in zip(local, original(self, [events[i] for i in local]),
+                                 strict=True):
+                results[i] = answer
+        return [r for r in results if r is not None]
+
+    monkeypatch.setattr(EventsBackend, "put_events", put_events)
 
 
 def api_event(method: str, account: str, name: str | None, caller: str,

@@ -14,7 +14,11 @@ _REPO_TESTS = Path(__file__).resolve().parents[2] / "tests"
 if str(_REPO_TESTS) not in sys.path:
     sys.path.insert(0, str(_REPO_TESTS))
 
-from central_harness import World, only_taps_delivered_by_moto  # noqa: E402
+from central_harness import (  # noqa: E402
+    World,
+    cross_account_put_events,
+    only_taps_delivered_by_moto,
+)
 
 
 @pytest.fixture
@@ -36,6 +40,7 @@ def world(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     only_taps_delivered_by_moto(monkeypatch)
     with mock_aws():
         w = World()
+        cross_account_put_events(monkeypatch, w)
         w.setup()
         for key, value in w.handler_env().items():
             monkeypatch.setenv(key, value)
@@ -50,6 +55,7 @@ def central(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     only_taps_delivered_by_moto(monkeypatch)
     with mock_aws():
         w = World()
+        cross_account_put_events(monkeypatch, w)
         w.setup(members=False)
         for key, value in w.handler_env().items():
             monkeypatch.setenv(key, value)

@@ -1,12 +1,14 @@
 """The cross-account flow on moto: accounts A, B, C and the central account.
 
 Status events of the case study enter A's and B's default buses, are forwarded to the
-central bus, queued per account on the FIFO queue, decided by the trigger manager, and
-the trigger event travels to C's pipeline bus only, where the idempotent starter starts
-``pipeline-x`` once. Where moto does not deliver (bus → bus across accounts keeping the
-sender's account, SQS → Lambda, rule → Lambda, rule → Step Functions, SNS → Lambda, and
-Step Functions status events themselves) the harness of ``central_harness.py`` does it,
-reading the rules and targets back from moto and matching with moto's pattern matcher.
+central bus, queued per account on the FIFO queue, decided by the trigger manager, which
+puts the trigger event on C's pipeline bus only (PutEvents by bus ARN), where the
+idempotent starter starts ``pipeline-x`` once. Where moto does not deliver (bus → bus
+across accounts keeping the sender's account, PutEvents by ARN on another account's bus
+and that bus's policy, SQS → Lambda, rule → Lambda, rule → Step Functions, SNS → Lambda,
+and Step Functions status events themselves) the harness of ``central_harness.py`` does
+it, reading the rules, targets and bus policies back from moto and matching with moto's
+pattern matcher.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from central_harness import (
 )
 
 from dpc_central import conventions as names
-from dpc_central.handlers import execution_tracker, slack_poster, trigger_manager
+from dpc_central.handlers import _common, execution_tracker, slack_poster, trigger_manager
 
 pytestmark = pytest.mark.cross_account
 
@@ -46,13 +48,14 @@ def _run_trigger_manager(world: World, *, deliveries: int = 1) -> list[dict[str,
 
 
 def _deliver_triggers(world: World, *, times: int = 2) -> list[dict[str, Any]]:
-    """Route what the trigger manager put on the central bus along the central rules,
+    """Route what the trigger manager put on the pipeline buses along their rules,
     every event ``times`` times (EventBridge delivers at least once)."""
-    tapped = world.tap()
-    for event in tapped:
+    put = list(world.puts)
+    world.puts.clear()
+    for delivery in put:
         for _ in range(times):
-            world.route(CENTRAL, names.CENTRAL_BUS_NAME, event)
-    return tapped
+            world.route(delivery.account, delivery.bus, delivery.event)
+    return [d.event for d in put]
 
 
 def _triggers(world: World) -> list[tuple[str, str]]:
@@ -90,8 +93,8 @@ def test_case_study_triggers_pipeline_x_once_in_c_only(world: World) -> None:
     tapped = _deliver_triggers(world, times=2)
 
     assert [e["detail"]["pipeline"] for e in tapped] == ["pipeline-x"]
-    assert set(_triggers(world)) == {(CENTRAL, names.CENTRAL_BUS_NAME),
-                                     (C, names.PIPELINE_BUS_NAME)}
+    assert set(_triggers(world)) == {(C, names.PIPELINE_BUS_NAME)}
+    assert world.tap() == []  # no trigger on the central bus: nothing to broadcast
     runs = _executions(world, C, "pipeline-x")
     assert [r["name"] for r in runs] == [tapped[0]["detail"]["executionName"]]
     # The trigger reached the starter twice; the second start of the same name was a
@@ -200,3 +203,30 @@ def test_spoofed_status_event_triggers_nothing_and_is_reported(
     assert tapped[0]["detail"]["stateMachineArn"].split(":")[4] == A
     assert any('"dpc": "spoofed"' in r.getMessage() for r in caplog.records)
     assert _executions(world, C, "pipeline-x") == []
+
+
+D = "444444444444"
+
+
+def test_an_account_set_up_after_the_central_stack_receives_its_triggers(
+        world: World) -> None:
+    """No rule per account in the central account: D, which nobody listed when the
+    central stack was deployed, runs setup-user-account, registers a child of listings,
+    and gets its trigger on its own pipeline bus (and no other account does)."""
+    from central_harness import api_event
+
+    from dpc_central.handlers import registration
+
+    register_case_study(world)
+    world.set_up_account(D)
+    registered = registration.handle(api_event("PUT", D, "late-child", D, {
+        "condition": {"allOf": [{"name": "listings", "account": A,
+                                 "status": ["SUCCEEDED"]}]}}), None)
+    assert registered["statusCode"] == 200, registered
+    for event in events_of("s01_happy_path.jsonl"):
+        world.put(event["account"], event)
+    assert _run_trigger_manager(world) == []
+    delivered = {(d.account, d.bus, d.event["detail"]["pipeline"]) for d in world.puts}
+    assert delivered == {(D, names.PIPELINE_BUS_NAME, "late-child"),
+                         (C, names.PIPELINE_BUS_NAME, "pipeline-x")}
+    assert _common.store().undelivered_claims(0) == []

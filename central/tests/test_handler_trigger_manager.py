@@ -28,13 +28,17 @@ def _happy() -> list[str]:
     return [json.dumps(e) for e in events_of("s01_happy_path.jsonl")]
 
 
-def test_batch_of_the_happy_path_puts_one_trigger_for_c(central: World) -> None:
+def test_batch_of_the_happy_path_puts_one_trigger_on_cs_pipeline_bus(central: World) -> None:
     register_case_study(central)
     assert trigger_manager.handle(_records(*_happy()), None) == {"batchItemFailures": []}
-    (trigger,) = central.tap()
+    (put,) = central.puts
+    assert (put.account, put.bus) == (C, "dpc-pipelines")
+    trigger = put.event
     assert trigger["source"] == "dpc.trigger"
     assert trigger["detail-type"] == "dpc Pipeline Trigger"
+    assert trigger["account"] == CENTRAL  # the sender, as EventBridge stamps it
     assert (trigger["detail"]["account"], trigger["detail"]["pipeline"]) == (C, "pipeline-x")
+    assert central.tap() == []  # nothing on the central bus
 
 
 def test_direct_eventbridge_invocation_is_accepted(central: World) -> None:
@@ -47,7 +51,7 @@ def test_redelivered_batch_triggers_nothing_more(central: World) -> None:
     register_case_study(central)
     trigger_manager.handle(_records(*_happy()), None)
     trigger_manager.handle(_records(*_happy()), None)
-    assert len(central.tap()) == 1
+    assert len(central.triggers()) == 1
 
 
 def test_poison_body_goes_to_the_dlq_and_is_not_retried(central: World) -> None:
@@ -101,7 +105,7 @@ def test_retried_records_complete_the_trigger(central: World) -> None:
     bodies = _happy()
     trigger_manager.handle(_records(*bodies[:1]), None)
     trigger_manager.handle(_records(*bodies), None)  # the redelivery of the failed tail
-    assert [t["detail"]["pipeline"] for t in central.tap()] == ["pipeline-x"]
+    assert [t["detail"]["pipeline"] for t in central.triggers()] == ["pipeline-x"]
 
 
 def test_unregistered_state_machine_is_ignored_not_reported(central: World) -> None:
@@ -109,7 +113,7 @@ def test_unregistered_state_machine_is_ignored_not_reported(central: World) -> N
     (event,) = [e for e in events_of("s08_spoof.jsonl")][:1]
     result = trigger_manager.handle(event, None)
     assert result["rejected"] and not result["spoofed"]
-    assert central.tap() == []
+    assert central.tap() == [] and central.triggers() == []
 
 
 def test_spoofed_event_is_reported_on_the_central_bus(central: World) -> None:

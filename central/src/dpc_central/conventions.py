@@ -37,6 +37,10 @@ SSM_EMR_SUBNET = f"{SSM_PREFIX}/emr/subnet-id"
 SSM_EMR_MASTER_SG = f"{SSM_PREFIX}/emr/master-security-group"
 SSM_EMR_WORKER_SG = f"{SSM_PREFIX}/emr/worker-security-group"
 SSM_EMR_SERVICE_SG = f"{SSM_PREFIX}/emr/service-security-group"
+SSM_ALARM_TOPIC = f"{SSM_PREFIX}/alarm-topic-arn"
+
+#: AmazonEMRServicePolicy_v2 lets EMR use only a subnet and security groups with this tag.
+EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 
 #: Fixed IAM names in each user account (EMR's RunJobFlow takes role *names*).
 EMR_SERVICE_ROLE = "dpc-emr-service-role"
@@ -64,6 +68,11 @@ ENV_SLACK_SECRET_ARN = "DPC_SLACK_SECRET_ARN"
 ENV_REGISTRATION_URL = "DPC_REGISTRATION_URL"
 ENV_READ_ROLE_NAME = "DPC_READ_ROLE_NAME"
 ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"
+#: Trigger delivery (``handlers/_common.put_triggers``): the queue of triggers whose
+#: PutEvents to the child's pipeline bus failed (retried with backoff by the trigger
+#: manager) and its dead-letter queue (alarmed) once the attempts are spent.
+ENV_DELIVERY_RETRY_URL = "DPC_DELIVERY_RETRY_URL"
+ENV_DELIVERY_DLQ_URL = "DPC_DELIVERY_DLQ_URL"
 
 #: Role each user account lets the central reconciler assume (read-only on executions).
 RECONCILER_READ_ROLE = "dpc-central-reconciler-read"

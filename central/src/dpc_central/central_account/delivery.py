@@ -1,18 +1,41 @@
-"""Targeted delivery: each trigger event goes to its child's account, and only there."""
+"""Trigger delivery: the trigger manager puts each trigger on the child's pipeline bus.
+
+No rule in the central account routes triggers: the trigger manager calls PutEvents with
+the child account's bus ARN as ``EventBusName`` (EventBridge API reference,
+PutEventsRequestEntry: "the name or ARN of the event bus"), which EventBridge accepts
+when that bus's resource policy admits the caller ("Permissions for event buses in
+Amazon EventBridge"); ``dpc setup-user-account`` attaches that policy (PipelineBus:
+the central account may put ``dpc.trigger`` events). A team account set up after the
+central stack therefore receives its triggers without a central redeploy.
+
+What this construct adds: the identity side of that permission, and the path of
+triggers a bus refused: a retry queue (drained by the trigger manager with backoff) and
+its dead-letter queue with a depth alarm.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Stack
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
-from dpc_central.conventions import PIPELINE_BUS_NAME, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE
+from dpc_central.common.nag import region_in_finding, suppress
+from dpc_central.conventions import (
+    ENV_DELIVERY_DLQ_URL,
+    ENV_DELIVERY_RETRY_URL,
+    PIPELINE_BUS_NAME,
+    TRIGGER_SOURCE,
+)
+
+#: Attempts the retry queue makes (the handler's DPC_DELIVERY_ATTEMPTS default); SQS's
+#: own redrive (a few more receives) only catches a handler that keeps crashing.
+DELIVERY_ATTEMPTS = 5
 
 
 def pipeline_bus_arn(scope: Construct, account: str) -> str:
@@ -21,32 +44,66 @@ def pipeline_bus_arn(scope: Construct, account: str) -> str:
     return f"arn:{stack.partition}:events:{stack.region}:{account}:event-bus/{PIPELINE_BUS_NAME}"
 
 
-class TargetedDelivery(Construct):
-    """One rule per member account: trigger events whose ``detail.account`` is that
-    account go to that account's pipeline bus — one delivery per trigger, where the seed
-    broadcast to every account.
+class TriggerDelivery(Construct):
+    """Who may put triggers where, and where refused triggers wait.
 
-    Attributes: ``rules`` (account → rule), ``role``, ``dlq``.
+    * ``retry_queue``: triggers a pipeline bus refused (after in-process retries); the
+      trigger manager consumes it and backs off exponentially per message;
+    * ``dlq`` + ``dlq_alarm``: triggers still refused after :data:`DELIVERY_ATTEMPTS`;
+    * :meth:`grant_deliver`: ``events:PutEvents`` on the ``dpc-pipelines`` bus of any
+      account of the organisation (``aws:ResourceOrgID``) and of the listed accounts,
+      and sending to both queues.
     """
 
-    def __init__(self, scope: Construct, id: str, *, bus: events.IEventBus,
-                 member_accounts: Sequence[str], alarm_topic: sns.ITopic) -> None:
+    def __init__(self, scope: Construct, id: str, *, org_id: str | None,
+                 member_accounts: Sequence[str], alarm_topic: sns.ITopic,
+                 handler_timeout_s: int = 60) -> None:
         super().__init__(scope, id)
-        accounts = sorted(set(member_accounts))
+        self.org_id = org_id
+        self.member_accounts = sorted(set(member_accounts))
         self.dlq = dead_letter_queue(self, "Dlq")
-        self.dlq_alarm = alarm_on_queue_depth(self, "DlqAlarm", queue=self.dlq, topic=alarm_topic)
-        # Cross-account bus targets need a role; it may put only on the member buses.
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
-                             description="puts trigger events on member accounts' pipeline buses")
-        self.rules: dict[str, events.Rule] = {}
-        for account in accounts:
-            arn = pipeline_bus_arn(self, account)
-            target_bus = events.EventBus.from_event_bus_arn(self, f"Bus{account}", arn)
-            self.rules[account] = events.Rule(
-                self, f"To{account}", event_bus=bus,
-                description=f"trigger events for pipelines of account {account}",
-                event_pattern=events.EventPattern(
-                    source=[TRIGGER_SOURCE], detail_type=[TRIGGER_DETAIL_TYPE],
-                    detail={"account": [account]}),
-                targets=[targets.EventBus(target_bus, role=self.role, dead_letter_queue=self.dlq)],
-            )
+        self.dlq_alarm = alarm_on_queue_depth(self, "DlqAlarm", queue=self.dlq,
+                                              topic=alarm_topic)
+        self.retry_queue = sqs.Queue(
+            self, "RetryQueue", encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True, retention_period=Duration.days(4),
+            # Lambda wants at least the function's timeout; the handler raises it per
+            # failed message (the backoff).
+            visibility_timeout=Duration.seconds(handler_timeout_s * 6),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq,
+                                                  max_receive_count=DELIVERY_ATTEMPTS + 3))
+
+    def bus_statements(self) -> list[iam.PolicyStatement]:
+        """``events:PutEvents`` of ``dpc.trigger`` events on member pipeline buses."""
+        source = {"events:source": [TRIGGER_SOURCE]}
+        statements = []
+        if self.org_id:
+            stack = Stack.of(self)
+            statements.append(iam.PolicyStatement(
+                sid="PutTriggersOnOrganisationPipelineBuses", actions=["events:PutEvents"],
+                resources=[f"arn:{stack.partition}:events:{stack.region}:*:event-bus/"
+                           f"{PIPELINE_BUS_NAME}"],
+                conditions={"StringEquals": {"aws:ResourceOrgID": self.org_id, **source}}))
+        if self.member_accounts:
+            statements.append(iam.PolicyStatement(
+                sid="PutTriggersOnMemberPipelineBuses", actions=["events:PutEvents"],
+                resources=[pipeline_bus_arn(self, a) for a in self.member_accounts],
+                conditions={"StringEquals": source}))
+        return statements
+
+    def grant_deliver(self, fn: lambda_.Function) -> None:
+        """Let ``fn`` put triggers on pipeline buses and queue the refused ones; sets
+        ``DPC_DELIVERY_RETRY_URL`` and ``DPC_DELIVERY_DLQ_URL``."""
+        for statement in self.bus_statements():
+            fn.add_to_role_policy(statement)
+        self.retry_queue.grant_send_messages(fn)
+        self.dlq.grant_send_messages(fn)
+        fn.add_environment(ENV_DELIVERY_RETRY_URL, self.retry_queue.queue_url)
+        fn.add_environment(ENV_DELIVERY_DLQ_URL, self.dlq.queue_url)
+        if self.org_id:
+            suppress(fn, [("AwsSolutions-IAM5", "triggers go to the dpc-pipelines bus of "
+                           "whichever organisation account owns the child (accounts join "
+                           "after this stack); limited by aws:ResourceOrgID and "
+                           "events:source",
+                           [f"Resource::arn:<AWS::Partition>:events:{region_in_finding(self)}"
+                            f":*:event-bus/{PIPELINE_BUS_NAME}"])])

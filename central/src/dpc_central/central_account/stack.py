@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dpc_central.central_account.bus import CentralBus
-from dpc_central.central_account.delivery import TargetedDelivery
+from dpc_central.central_account.delivery import TriggerDelivery
 from dpc_central.central_account.execution_tracker import ExecutionTracker
 from dpc_central.central_account.plugin_functions import PluginFunctions
 from dpc_central.central_account.reconciler import Reconciler
@@ -25,7 +25,7 @@ from dpc_central.central_account.trigger_manager import TriggerManager
 
 
 class CentralStack(Stack):
-    """Bus, trigger manager, tables, targeted delivery, registration API, Slack service,
+    """Bus, trigger manager, tables, trigger delivery, registration API, Slack service,
     reconciler, execution tracker, and the alarms topic every alarm notifies."""
 
     def __init__(self, scope: Construct, id: str, *, org_id: str | None,
@@ -55,11 +55,13 @@ class CentralStack(Stack):
                             ("WindowsTable", self.tables.windows)):
             CfnOutput(self, name, value=table.table_name)
         common = {"code_dir": code_dir, "alarm_topic": self.alarm_topic, "layers": layers}
+        # Triggers go straight to the child's pipeline bus (PutEvents by ARN): no rule per
+        # account, so accounts set up later need no redeploy of this stack.
+        self.delivery = TriggerDelivery(self, "Delivery", org_id=org_id, member_accounts=members,
+                                        alarm_topic=self.alarm_topic)
         self.trigger_manager = TriggerManager(
             self, "TriggerManager", bus=self.bus, tables=self.tables, member_accounts=members,
-            org_mode=bool(org_id), **common)
-        self.delivery = TargetedDelivery(self, "Delivery", bus=self.bus, member_accounts=members,
-                                         alarm_topic=self.alarm_topic)
+            org_mode=bool(org_id), delivery=self.delivery, **common)
         self.registration = RegistrationApi(self, "Registration", tables=self.tables,
                                             org_id=org_id, member_accounts=members, **common)
         self.slack = SlackService(self, "Slack", tables=self.tables, member_accounts=members,
@@ -67,6 +69,8 @@ class CentralStack(Stack):
         self.reconciler = Reconciler(self, "Reconciler", tables=self.tables,
                                      bus=self.bus, member_accounts=members,
                                      **common)
+        # Its sweep re-sends unacknowledged triggers the same way.
+        self.delivery.grant_deliver(self.reconciler.handler.function)
         self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
                                         tables=self.tables, member_accounts=members, **common)
         self.plugin_functions = PluginFunctions(self, "PluginHandlers", handlers=plugin_handlers,

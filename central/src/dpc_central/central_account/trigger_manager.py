@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from dpc_central.central_account.delivery import TriggerDelivery
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
 from dpc_central.conventions import (
@@ -50,12 +51,15 @@ class TriggerManager(Construct):
     share one group. Content-based deduplication drops EventBridge's redeliveries within
     five minutes; the engine ignores older duplicates (rule 1).
 
+    The handler puts triggers on the children's pipeline buses and also consumes the
+    delivery retry queue of ``delivery`` (:class:`TriggerDelivery`).
+
     Attributes: ``queue``, ``dlq``, ``handler``.
     """
 
     def __init__(self, scope: Construct, id: str, *, bus: events.IEventBus,
                  tables: TriggerTables, member_accounts: Sequence[str], org_mode: bool,
-                 code_dir: Path, alarm_topic: sns.ITopic,
+                 code_dir: Path, alarm_topic: sns.ITopic, delivery: TriggerDelivery,
                  layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
         super().__init__(scope, id)
         timeout = Duration.seconds(60)
@@ -91,8 +95,8 @@ class TriggerManager(Construct):
                                                   retry_attempts=185)])
         self.handler = DpcFunction(
             self, "Handler", handler=HANDLER_TRIGGER_MANAGER, code_dir=code_dir,
-            # Poison events and undelivered triggers go to the queue's own DLQ: one place
-            # (alarmed) for everything the trigger manager could not process.
+            # Poison events go to the queue's own DLQ (alarmed); refused triggers to the
+            # delivery retry queue and, when retries are spent, its DLQ (alarmed).
             environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name,
                          ENV_POISON_DLQ_URL: self.dlq.queue_url},
             description="dpc trigger manager: the engine over the DynamoDB store",
@@ -100,6 +104,13 @@ class TriggerManager(Construct):
         )
         self.handler.function.add_event_source(sources.SqsEventSource(
             self.queue, batch_size=10, report_batch_item_failures=True))
+        self.handler.function.add_event_source(sources.SqsEventSource(
+            delivery.retry_queue, batch_size=10, report_batch_item_failures=True))
+        # The backoff: a refused trigger's message becomes visible again later each time.
+        delivery.retry_queue.grant(self.handler.function, "sqs:ChangeMessageVisibility",
+                                   "sqs:GetQueueUrl")
+        delivery.grant_deliver(self.handler.function)
         tables.grant_engine(self.handler.function)
+        # Reports of rejected (spoofed) events go on the central bus.
         bus.grant_put_events_to(self.handler.function)
         self.dlq.grant_send_messages(self.handler.function)

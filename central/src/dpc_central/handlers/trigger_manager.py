@@ -1,16 +1,18 @@
 """The trigger manager: status events in, one trigger event per decision out.
 
 Invoked by the SQS FIFO queue in front of it (``{"Records": [...]}``, each ``body`` an
-EventBridge event as the central bus's rules put it there) or directly with one
-EventBridge event. Each event goes to the one trigger engine
-(:class:`dpc_core.engine.Engine`) over the DynamoDB store; each decision becomes one
-``dpc.trigger`` / ``dpc Pipeline Trigger`` event on the central bus whose
-``detail.account`` is the child's account, so that the bus's delivery rule for that
-account (and no other) carries it to the child's pipeline bus.
+EventBridge event as the central bus's rules put it there), by the trigger-delivery retry
+queue (bodies ``{"dpc": "trigger-delivery", ...}``), or directly with one EventBridge
+event. Each event goes to the one trigger engine (:class:`dpc_core.engine.Engine`) over
+the DynamoDB store; each decision becomes one ``dpc.trigger`` / ``dpc Pipeline Trigger``
+event put **straight on the child account's pipeline bus**
+(``arn:aws:events:<region>:<child>:event-bus/dpc-pipelines``; its resource policy, made
+by ``dpc setup-user-account``, admits the central account). No account needs to be known
+when the central stack is deployed.
 
 What happens to an event:
 
-* **decided**: trigger events put (retried in-process when PutEvents refuses entries);
+* **decided**: trigger events put (:func:`_common.put_triggers`);
 * **rejected** (TRIGGERS.md rule 7): an event whose ``account`` does not own the state
   machine it names is *spoofed*: logged as a warning (``{"dpc": "spoofed", ...}``) and
   reported on the central bus as ``dpc.trigger-manager`` / ``dpc Event Rejected``; an
@@ -19,37 +21,41 @@ What happens to an event:
 * **poison** (body not JSON, not an event, not a status event): logged with the reason
   and sent to the poison queue when ``DPC_POISON_DLQ_URL`` is set, then reported as
   processed: retrying cannot make it parse, so it must not block its message group;
-* **transient failure** (DynamoDB or EventBridge errors): the record and every later
-  record of the batch are returned in ``batchItemFailures`` (the queue is FIFO: later
-  records must not overtake a failed one); SQS redelivers them, and the engine makes a
-  redelivery harmless (TRIGGERS.md rule 1).
+* **transient failure** (DynamoDB errors, a trigger that could not even be queued for
+  retry): the record and every later record of the batch are returned in
+  ``batchItemFailures`` (the queue is FIFO: later records must not overtake a failed
+  one); SQS redelivers them, and the engine makes a redelivery harmless (rule 1).
 
-A decision is claimed in the store *before* its trigger event is put, so a trigger
-whose PutEvents keeps failing would not be decided again by a redelivery. Each claim is
-therefore marked delivered only after its PutEvents succeeded
-(:meth:`DynamoStore.mark_delivered`), and claims left unmarked for
-``DPC_REDELIVER_AFTER_S`` seconds (default 300) are re-sent by a sweep
-(:func:`_common.redeliver_claims`): at the start of every SQS batch (at most
-:data:`SWEEP_LIMIT` claims, a failure of the sweep never fails the batch) and by the
-reconciler on its schedule. Re-sending is harmless: the execution name is deterministic
-and the child's starter treats an existing execution as success. A PutEvents failure is
-also logged as an error with the full entry (``{"dpc": "undelivered-trigger", ...}``)
-and sent to the poison queue when configured, for the operator's eyes.
+Delivery is never silent. A decision is claimed in the store *before* its trigger is put,
+and the claim is marked delivered only when the child's bus accepted the event
+(PutEvents result with an ``EventId`` and no error). A refused trigger is put again a
+few times in-process, then queued on the retry queue; this handler drains it with
+exponential backoff (60 s doubling, ``ChangeMessageVisibility``) and after
+``DPC_DELIVERY_ATTEMPTS`` attempts (default 5) sends it to the delivery DLQ, whose depth
+alarm notifies the platform team, and takes the claim out of the sweep (the DLQ now
+holds it; redriving the DLQ into the retry queue re-sends it). Claims left unmarked for
+``DPC_REDELIVER_AFTER_S`` seconds (the handler died between claim and put) are re-sent
+by a sweep (:func:`_common.redeliver_claims`): at the start of every status batch (at
+most :data:`SWEEP_LIMIT` claims; a failing sweep never fails the batch) and by the
+reconciler. Re-sending is harmless: the execution name is deterministic and the child's
+starter treats an existing execution as success.
 
 Environment:
 
 * ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``: the store's tables;
-* ``DPC_CENTRAL_BUS``: name or ARN of the central bus (trigger events and reports);
-* ``DPC_POISON_DLQ_URL`` (optional): SQS queue for poison events and undelivered
-  triggers (FIFO queues get a message group and a content hash as deduplication id);
-  the central stack sets it to the status queue's dead-letter queue;
+* ``DPC_CENTRAL_BUS``: name or ARN of the central bus (rejected-event reports);
+* ``DPC_DELIVERY_RETRY_URL``, ``DPC_DELIVERY_DLQ_URL``: the trigger-delivery retry queue
+  and its dead-letter queue; ``DPC_DELIVERY_ATTEMPTS`` (optional, default 5);
+* ``DPC_POISON_DLQ_URL`` (optional): SQS queue for poison events (FIFO queues get a
+  message group and a content hash as deduplication id); the central stack sets it to
+  the status queue's dead-letter queue; it also holds undelivered triggers when no
+  retry queue is configured;
 * ``DPC_REDELIVER_AFTER_S`` (optional): age of an unacknowledged claim before the sweep
   re-sends its trigger.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -57,7 +63,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dpc_central.conventions import ENV_CENTRAL_BUS, ENV_POISON_DLQ_URL
+from dpc_central.conventions import (
+    ENV_CENTRAL_BUS,
+    ENV_DELIVERY_DLQ_URL,
+    ENV_POISON_DLQ_URL,
+)
 from dpc_central.handlers import _common as common
 
 #: How rejected (spoofed) events are reported on the central bus.
@@ -91,6 +101,8 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda entry point (see the module docstring for event shapes and outcomes)."""
     records = event.get("Records") if isinstance(event, Mapping) else None
     if isinstance(records, list):
+        if records and all(_delivery_body(r) is not None for r in records):
+            return _handle_retries(records)
         return _handle_batch(records)
     # A direct invocation: one event. Transient errors raise (Lambda retries async calls).
     try:
@@ -166,10 +178,9 @@ def process(raw: Any) -> Result:
                         account=raw.get("account"), eventId=raw.get("id"))
         return result
     if outcome.decisions:
-        try:
-            common.put_triggers(outcome.decisions)
-        except common.PutFailed as exc:
-            _undelivered(outcome.decisions, str(exc))
+        # Raises PutFailed only when a refused trigger could not even be queued for
+        # retry: a transient failure (the claim stays for the sweep).
+        common.put_triggers(outcome.decisions)
     return Result(decisions=len(outcome.decisions))
 
 
@@ -204,33 +215,105 @@ def _report_rejected(raw: Mapping[str, Any], reason: str) -> None:
         common.emit(logging.ERROR, "report-failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def _send_dlq(body: str, group: str) -> bool:
-    """Send ``body`` to the poison queue; False when none is configured."""
+def _send_dlq(message: dict[str, Any], group: str) -> bool:
+    """Send ``message`` to the poison queue; False when none is configured."""
     url = os.environ.get(ENV_POISON_DLQ_URL, "").strip()
     if not url:
         return False
-    kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
-    if url.endswith(".fifo"):
-        kwargs["MessageGroupId"] = group
-        kwargs["MessageDeduplicationId"] = hashlib.sha256(body.encode()).hexdigest()
-    common.client("sqs").send_message(**kwargs)
+    common.send_message(url, message, group=group)
     return True
 
 
 def _poison(reason: str, body: str, message_id: str | None) -> None:
-    sent = _send_dlq(json.dumps({"reason": reason, "body": body}), "poison")
+    sent = _send_dlq({"reason": reason, "body": body}, "poison")
     common.emit(logging.ERROR, "poison", reason=reason, messageId=message_id,
                 sentToDlq=sent, body=body[:2000])
 
 
-def _undelivered(decisions: list[Any], error: str) -> None:
-    bus = os.environ.get(ENV_CENTRAL_BUS, "")
-    entries = [common.trigger_entry(d, bus) for d in decisions]
-    sent = False
+# -- the trigger-delivery retry queue ------------------------------------------------------
+
+def _delivery_body(record: Any) -> dict[str, Any] | None:
+    """The retry-queue message of an SQS record, or None (a status-queue record)."""
+    body = record.get("body") if isinstance(record, Mapping) else None
+    if not isinstance(body, str) or common.DELIVERY_MESSAGE not in body:
+        return None
     try:
-        sent = _send_dlq(json.dumps({"reason": error, "undeliveredTriggers": entries}),
-                         "undelivered-triggers")
-    except Exception as exc:
-        error += f"; poison queue failed too: {type(exc).__name__}: {exc}"
-    common.emit(logging.ERROR, "undelivered-trigger", error=error, sentToDlq=sent,
-                entries=entries)
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("dpc") == common.DELIVERY_MESSAGE \
+            and isinstance(data.get("entry"), dict) and isinstance(data.get("claim"), dict):
+        return data
+    return None
+
+
+def _handle_retries(records: list[Any]) -> dict[str, Any]:
+    """Re-put queued triggers; a refused one waits longer each time (the message's
+    visibility), and after the last attempt goes to the delivery DLQ."""
+    failures: list[dict[str, str]] = []
+    limit = common.delivery_attempts()
+    for record in records:
+        message_id = str(record.get("messageId", ""))
+        data = _delivery_body(record) or {}
+        attempt = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+        try:
+            if not _retry_one(data, attempt, limit):
+                failures.append({"itemIdentifier": message_id})
+                _back_off(record, attempt)
+        except Exception as exc:  # DynamoDB or SQS trouble: SQS gives the message again
+            common.emit(logging.WARNING, "retry", messageId=message_id,
+                        error=f"{type(exc).__name__}: {exc}")
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def _retry_one(data: dict[str, Any], attempt: int, limit: int) -> bool:
+    """One delivery attempt; True when the message is done with (delivered, settled by
+    another copy, or dead-lettered)."""
+    claim, entry = data["claim"], data["entry"]
+    child, window, generation = str(claim["child"]), str(claim["window"]), \
+        int(claim["generation"])
+    if not _still_undelivered(child, window, generation):
+        common.emit(logging.INFO, "retry-settled", child=child, window=window,
+                    generation=generation)
+        return True  # another copy (or the sweep) delivered it, or it was dead-lettered
+    ((event_id, error),) = common.put_once([entry])
+    if event_id is not None:
+        common.emit(logging.INFO, "trigger", child=child, window=window,
+                    executionName=claim.get("executionName"), eventId=event_id,
+                    bus=entry.get("EventBusName"), attempt=attempt, redelivery=True)
+        common.acknowledge(child, window, generation)
+        return True
+    if attempt < limit:
+        common.emit(logging.WARNING, "trigger-retry-failed", child=child, window=window,
+                    attempt=attempt, error=error, bus=entry.get("EventBusName"))
+        return False
+    dlq = common.require_env(ENV_DELIVERY_DLQ_URL)
+    common.send_message(dlq, {**data, "error": error, "attempts": attempt})
+    # The DLQ holds it now (alarmed): the sweep must not send it round again.
+    common.acknowledge(child, window, generation)
+    common.emit(logging.ERROR, "trigger-dead-lettered", child=child, window=window,
+                executionName=claim.get("executionName"), attempts=attempt, error=error,
+                bus=entry.get("EventBusName"))
+    return True
+
+
+def _still_undelivered(child: str, window: str, generation: int) -> bool:
+    return any(c.child == child and c.window == window and c.generation == generation
+               for c in common.store().undelivered_claims(0))
+
+
+def _back_off(record: Mapping[str, Any], attempt: int) -> None:
+    """Make the failed message visible again only after :func:`common.retry_delay_s`."""
+    arn = str(record.get("eventSourceARN") or "")
+    handle_ = record.get("receiptHandle")
+    parts = arn.split(":")
+    if len(parts) < 6 or not handle_:
+        return
+    sqs = common.client("sqs")
+    try:
+        url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle_,
+                                      VisibilityTimeout=common.retry_delay_s(attempt))
+    except Exception as exc:  # the queue's own visibility timeout applies instead
+        common.emit(logging.WARNING, "backoff-failed", error=f"{type(exc).__name__}: {exc}")
