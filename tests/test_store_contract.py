@@ -13,6 +13,7 @@ import pytest
 from dpc_core.store import (
     Claim,
     PipelineSpec,
+    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -188,6 +189,33 @@ def test_runs_of_lists_a_pipelines_runs_from_a_start_oldest_first(store: Trigger
         ARN + "b", ARN + "c"]
 
 
+def test_record_returns_nothing_before_a_first_status(store: TriggerStore) -> None:
+    assert store.record(run("r1", "RUNNING", start=1_000)) == (Recorded.NEW, None)
+
+
+def test_record_returns_the_run_as_it_was_before(store: TriggerStore) -> None:
+    store.record(run("r1", "RUNNING", start=1_000))
+    assert store.record(run("r1", "FAILED", start=1_000, logical="2026-11-26")) == (
+        Recorded.NEW, Prior("RUNNING", 0, 1_000, None))
+    assert store.record(run("r1", "FAILED", start=1_000)) == (
+        Recorded.DUPLICATE, Prior("FAILED", 0, 1_000, "2026-11-26"))
+    assert store.record(run("r1", "RUNNING", start=1_000)) == (
+        Recorded.STALE, Prior("FAILED", 0, 1_000, "2026-11-26"))
+
+
+def test_the_first_start_and_logical_date_of_a_run_stick(store: TriggerStore) -> None:
+    store.record(run("r1", "RUNNING", start=1_000))
+    store.record(run("r1", "FAILED", start=1_000, logical="2026-11-26"))
+    # A later status claiming another start and logical date changes neither.
+    recorded, prior = store.record(run("r1", "RUNNING", rc=1, start=9_000,
+                                       logical="2026-11-20"))
+    assert recorded is Recorded.NEW and prior == Prior("FAILED", 0, 1_000, "2026-11-26")
+    got = store.get_run(ARN + "r1")
+    assert got is not None and (got.start_ms, got.logical) == (1_000, "2026-11-26")
+    assert store.record(run("r1", "SUCCEEDED", rc=1))[1] == Prior("RUNNING", 1, 1_000,
+                                                                  "2026-11-26")
+
+
 # -- windows ----------------------------------------------------------------------------
 
 CHILD, WIN, P1, P2 = f"{C}/x", "2026-11-26", f"{A}/listings", f"{B}/searches"
@@ -247,6 +275,37 @@ def test_equal_start_times_are_ordered_by_arn(store: TriggerStore) -> None:
     store.update_slot(CHILD, WIN, P1, Slot(ARN + "b", 1_000, "SUCCEEDED", 0))
     state = store.update_slot(CHILD, WIN, P1, Slot(ARN + "a", 1_000, "SUCCEEDED", 0))
     assert state.slots[P1].arn == ARN + "b"
+
+
+def test_replace_slot_removes_the_slot_of_the_run_named(store: TriggerStore) -> None:
+    other = Slot("arn:s", 5, "SUCCEEDED", 0)
+    store.update_slot(CHILD, WIN, P2, other)
+    store.update_slot(CHILD, WIN, P1, Slot(ARN + "r2", 2_000, "ABORTED", 0))
+    state = store.replace_slot(CHILD, WIN, P1, ARN + "r2", None)
+    assert state == WindowState({P2: other}, version=3, generation=0)
+    assert store.window_state(CHILD, WIN) == state
+
+
+def test_replace_slot_gives_the_slot_to_another_run(store: TriggerStore) -> None:
+    store.update_slot(CHILD, WIN, P1, Slot(ARN + "r2", 2_000, "ABORTED", 0))
+    back = Slot(ARN + "r1", 1_000, "SUCCEEDED", 0)
+    state = store.replace_slot(CHILD, WIN, P1, ARN + "r2", back)
+    assert (state.slots, state.version) == ({P1: back}, 2)
+    assert store.window_state(CHILD, WIN) == state
+
+
+def test_replace_slot_leaves_a_slot_held_by_another_run_alone(store: TriggerStore) -> None:
+    held = Slot(ARN + "r3", 3_000, "RUNNING", 0)
+    store.update_slot(CHILD, WIN, P1, held)
+    state = store.replace_slot(CHILD, WIN, P1, ARN + "r2", None)
+    assert (state.slots, state.version) == ({P1: held}, 1)
+    assert store.replace_slot(CHILD, "2026-11-30", P1, ARN + "r2", None) == WindowState()
+
+
+def test_a_claim_on_a_state_seen_before_a_slot_was_replaced_loses(store: TriggerStore) -> None:
+    seen = store.update_slot(CHILD, WIN, P1, Slot(ARN + "r1", 1_000, "SUCCEEDED", 0))
+    store.replace_slot(CHILD, WIN, P1, ARN + "r1", None)
+    assert store.claim(CHILD, WIN, seen, claim_of(1, ARN + "r1")) is False
 
 
 # -- claims -----------------------------------------------------------------------------

@@ -485,18 +485,28 @@ class Engine:
         out = Outcome(recorded=recorded, run=run)
         if recorded is Recorded.STALE:
             return out
-        start, place, moved = self._placement(run, recorded, prior)
-        if (start, place) != (run.start_ms, run.logical):
-            out.run = run = replace(run, start_ms=start, logical=place)
+        if prior is None:  # the common case: a run seen for the first time
+            start, place, moved = run.start_ms, logical, False
+        else:
+            start, place, moved = self._placement(run, recorded, prior)
+            if (start, place) != (run.start_ms, run.logical):
+                out.run = run = replace(run, start_ms=start, logical=place)
         slot = Slot(run.arn, start, run.status, run.redrive_count)
         windows: dict[tuple[str, str], str] = {}  # children mostly share window and zone
+        blocks = self._blocks
         for child in children:
             wkey = (child.window, child.timezone)
             if wkey not in windows:
                 windows[wkey] = window_of(start, place, child.window, child.timezone)
-            block = self._block(child, out)
-            if block is None:
-                continue
+            cached = blocks.get(child.name + child.account)
+            if cached is not None and cached[0] is child.condition and \
+                    type(cached[1]) is _CBlock:
+                block = cached[1]
+            else:
+                compiled = self._block(child, out)
+                if compiled is None:
+                    continue
+                block = compiled
             if moved:
                 left = window_of(start, None, child.window, child.timezone)
                 if left != windows[wkey]:
@@ -551,7 +561,10 @@ class Engine:
         """The compiled condition of ``child`` (None, with a problem noted, when unusable)."""
         if child.condition is None:
             return None
-        cached = self._blocks.get(child.key)
+        # Keyed by name + account (no separator needed: accounts are 12 digits), cheaper
+        # than the ``key`` property on the hot path.
+        bkey = child.name + child.account
+        cached = self._blocks.get(bkey)
         if cached is None or cached[0] is not child.condition:
             try:
                 if condition_depth(child.condition) > MAX_CONDITION_DEPTH:
@@ -564,7 +577,7 @@ class Engine:
             except (ValueError, TypeError, RecursionError) as exc:
                 compiled = f"{type(exc).__name__}: {_clip(str(exc), 300)}"
             cached = (child.condition, compiled)
-            self._blocks[child.key] = cached
+            self._blocks[bkey] = cached
         if isinstance(cached[1], str):
             out.problems.append(f"child {child.key} not evaluated: its condition is not "
                                 f"usable: {cached[1]}")
