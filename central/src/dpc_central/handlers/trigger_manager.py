@@ -14,13 +14,15 @@ What happens to an event:
 
 * **decided**: trigger events put (:func:`_common.put_triggers`);
 * **rejected** (TRIGGERS.md rule 7): an event whose ``account`` does not own the state
-  machine it names is *spoofed*: logged as a warning (``{"dpc": "spoofed", ...}``) and
-  reported on the central bus as ``dpc.trigger-manager`` / ``dpc Event Rejected``; an
-  event about a state machine no one registered (the account's other workflows) is
-  logged at info level and dropped;
-* **poison** (body not JSON, not an event, not a status event): logged with the reason
-  and sent to the poison queue when ``DPC_POISON_DLQ_URL`` is set, then reported as
-  processed: retrying cannot make it parse, so it must not block its message group;
+  machine it names, or whose ``executionArn`` is not an execution of that state machine,
+  is *spoofed* (the engine says so: ``Outcome.spoofed``): logged as a warning
+  (``{"dpc": "spoofed", ...}``) and reported on the central bus as
+  ``dpc.trigger-manager`` / ``dpc Event Rejected``; an event about a state machine no
+  one registered (the account's other workflows) is logged at info level and dropped;
+* **poison** (body not JSON, not an event, not a status event, a status event with bad
+  fields: TRIGGERS.md rule 8): logged with the reason and sent to the poison queue when
+  ``DPC_POISON_DLQ_URL`` is set, then reported as processed: retrying cannot make it
+  parse, so it must not block its message group;
 * **transient failure** (DynamoDB errors, a trigger that could not even be queued for
   retry): the record and every later record of the batch are returned in
   ``batchItemFailures`` (the queue is FIFO: later records must not overtake a failed
@@ -163,10 +165,14 @@ def process(raw: Any) -> Result:
     if not common.is_eventbridge_event(raw):
         raise Poison("not an EventBridge event (needs source, detail-type and detail)")
     outcome = common.engine().handle(raw)
-    if outcome.skipped:
-        raise Poison(outcome.skipped)
+    if outcome.skipped or outcome.bad_input:
+        # Not a status event, or one whose fields break the contract (TRIGGERS.md rule 8):
+        # retrying cannot fix it, the poison queue keeps it for the operator.
+        raise Poison(outcome.skipped or outcome.rejected or "bad input")
     if outcome.rejected:
-        spoofed = _is_spoofed(raw)
+        # The engine says whether the sender spoke for a state machine or a run it does
+        # not own (rule 7), so the rule lives in one place.
+        spoofed = outcome.spoofed
         result = Result(rejected=outcome.rejected, spoofed=spoofed)
         if spoofed:
             common.emit(logging.WARNING, "spoofed", reason=outcome.rejected,
@@ -187,14 +193,6 @@ def process(raw: Any) -> Result:
 def _detail(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     detail = raw.get("detail")
     return detail if isinstance(detail, Mapping) else {}
-
-
-def _is_spoofed(raw: Mapping[str, Any]) -> bool:
-    """True when the event's account differs from the account of the state machine it
-    names (as opposed to a state machine that simply is not a registered pipeline)."""
-    arn = str(_detail(raw).get("stateMachineArn") or "")
-    parts = arn.split(":")
-    return len(parts) > 4 and parts[4] != str(raw.get("account", ""))
 
 
 def _report_rejected(raw: Mapping[str, Any], reason: str) -> None:
