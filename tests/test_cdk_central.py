@@ -316,3 +316,13 @@ def test_template_passes_cfn_lint(central: tuple[Any, Path]) -> None:
 
     assert cfn_lint(central[1]) == []
 
+
+def test_execution_tracker_may_encrypt_for_member_topics_only_through_sns(template: Any) -> None:
+    """A cross-account publisher to a topic with a customer key needs the key actions in
+    its own identity policy (and the key policy; see test_cdk_pipeline)."""
+    statements = role_statements(template, "execution_tracker")
+    (kms,) = [st for st in statements if st.get("Sid") == "EncryptForPipelineTopics"]
+    assert kms["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sns.{REGION}.amazonaws.com"}}
+    resources = json.dumps(kms["Resource"])
+    assert all(f":kms:{REGION}:{m}:key/*" in resources for m in MEMBERS)

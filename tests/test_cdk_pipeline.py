@@ -1,12 +1,17 @@
-"""Pipeline stacks synthesized from the installed plugins, for the case study (with
-``compute: {type: emr}`` added to the two shell pipelines, whose steps need a cluster on
-AWS). Structure, triggers, topics and registration are asserted on the templates;
-cdk-nag's AwsSolutions pack runs at synth (an unacknowledged finding fails the
-fixture) and cfn-lint runs on every template."""
+"""Pipeline stacks synthesized from the installed plugins, for the case study's seed
+pipelines as shipped (the two shell pipelines declare no compute and get the EMR
+plugin's transient cluster). Structure, triggers, topics and registration are asserted
+on the templates; cdk-nag's AwsSolutions pack runs at synth (an unacknowledged finding
+fails the fixture) and cfn-lint runs on every template.
+
+What AWS decides is asserted the way AWS decides it, on the template: IAM conditions
+(cluster tags), key policies, time limits, dead-letter queues (see docs/aws.md for the
+AWS documents each rule rests on)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ def case_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from dpc_core.loader import load_pipelines
 
     root = tmp_path_factory.mktemp("case")
-    project = case_study_project(CASE_STUDY, root / "project")
+    project = case_study_project(CASE_STUDY, root / "project", add_emr=())
     pipelines = load_pipelines([project])
     out = root / "cdk.out"
     pipeline_app(pipelines, outdir=out, region="eu-west-1").synth()
@@ -32,6 +37,13 @@ def case_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def load(case_study: dict[str, Path], name: str) -> dict[str, Any]:
     return json.loads(case_study[name].read_text())
+
+
+def tpl(case_study: dict[str, Path], name: str) -> Any:
+    """The pipeline's template as a CDK assertions ``Template``."""
+    from aws_cdk.assertions import Template
+
+    return Template.from_json(load(case_study, name))
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -215,6 +227,139 @@ def test_pipeline_is_registered_with_its_condition_at_deploy(case_study: dict[st
     assert {c["channel"] for c in channels} == {"SLACK", "EMAIL"}
 
 
+# -- shell-only pipelines deploy: the steps' compute by default ---------------------------
+
+@pytest.mark.parametrize("name", ["searches", "listings-fallback"])
+def test_shell_only_pipelines_run_on_a_default_transient_cluster(
+        case_study: dict[str, Path], name: str) -> None:
+    states = definition(load(case_study, name), name)["States"]
+    assert states["Create cluster"]["Resource"].endswith(
+        ":states:::elasticmapreduce:createCluster.sync")
+    assert states["Run steps"]["Next"] == "Terminate cluster"
+
+
+# -- clusters and secrets do not leak ------------------------------------------------------
+
+def test_cluster_terminates_itself_when_idle_and_is_tagged_with_its_run(
+        case_study: dict[str, Path]) -> None:
+    """A TIMED_OUT or ABORTED run runs no catch path: EMR's idle timeout ends the cluster."""
+    create = definition(load(case_study, "listings"), "listings")["States"]["Create cluster"]
+    params = create["Parameters"]
+    assert params["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    assert params["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert {"Key": "dpc-pipeline", "Value": "listings"} in params["Tags"]
+    assert {"Key": "dpc-execution", "Value.$": "$$.Execution.Name"} in params["Tags"]
+
+
+def test_emr_tasks_have_time_limits_within_the_runs_and_teardown_retries(
+        case_study: dict[str, Path]) -> None:
+    asl = definition(load(case_study, "listings"), "listings")
+    states = asl["States"]
+    assert asl["TimeoutSeconds"] == 12 * 3600
+    assert states["Create cluster"]["TimeoutSeconds"] == 3600
+    assert states["Create cluster"]["Retry"][0]["ErrorEquals"] == ["States.TaskFailed"]
+    for name in ("Terminate cluster", "Terminate cluster after failure"):
+        assert states[name]["Retry"][0] == {**states[name]["Retry"][0],
+                                            "ErrorEquals": ["States.ALL"], "MaxAttempts": 3}
+    step = states["Run steps"]["Branches"][0]["States"]["aggregate-listings"]
+    # Shorter than the run, so a stuck step ends in the catch path that terminates.
+    assert step["TimeoutSeconds"] == 8 * 3600 < asl["TimeoutSeconds"]
+
+
+def emr_statements(template: Any) -> list[dict[str, Any]]:
+    statements = []
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if any(a.startswith("elasticmapreduce:") for a in actions):
+                statements.append({**st, "Action": actions})
+    return statements
+
+
+@pytest.mark.parametrize("name", ["listings", "searches"])
+def test_state_machine_acts_only_on_clusters_tagged_with_its_pipeline(
+        case_study: dict[str, Path], name: str) -> None:
+    """IAM evaluates the tag of the request (RunJobFlow, tag-on-create) or of the cluster."""
+    statements = emr_statements(tpl(case_study, name))
+    assert statements
+    for st in statements:
+        tags = st.get("Condition", {}).get("StringEquals", {})
+        if st["Resource"] == "*":
+            assert set(st["Action"]) <= {"elasticmapreduce:RunJobFlow",
+                                         "elasticmapreduce:AddTags"}
+            assert tags == {"aws:RequestTag/dpc-pipeline": name}
+        else:
+            assert tags == {"elasticmapreduce:ResourceTag/dpc-pipeline": name}
+    actions = {a for st in statements for a in st["Action"]}
+    assert {"elasticmapreduce:RunJobFlow", "elasticmapreduce:TerminateJobFlows",
+            "elasticmapreduce:AddJobFlowSteps"} <= actions
+
+
+def test_run_logs_record_transitions_but_no_execution_data(case_study: dict[str, Path]) -> None:
+    from aws_cdk.assertions import Match
+
+    tpl(case_study, "listings").has_resource_properties("AWS::StepFunctions::StateMachine", {
+        "StateMachineName": "listings",
+        "LoggingConfiguration": Match.object_like({"IncludeExecutionData": False,
+                                                   "Level": "ALL"})})
+
+
+# -- notifications and alarms reach someone ------------------------------------------------
+
+def test_central_account_may_encrypt_for_the_topic_only_through_sns(
+        case_study: dict[str, Path]) -> None:
+    from aws_cdk.assertions import Match
+
+    tpl(case_study, "pipeline-x").has_resource_properties("AWS::KMS::Key", {
+        "KeyPolicy": {"Statement": Match.array_with([Match.object_like({
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Principal": {"AWS": Match.any_value()},
+            "Condition": {"StringEquals": {"kms:ViaService": "sns.eu-west-1.amazonaws.com"}}})
+        ])}})
+
+
+@pytest.mark.parametrize("name", ["pipeline-x", "listings-fallback"])
+def test_every_subscription_keeps_undeliverable_messages_in_a_dead_letter_queue(
+        case_study: dict[str, Path], name: str) -> None:
+    from aws_cdk.assertions import Match
+
+    template = tpl(case_study, name)
+    subs = template.find_resources("AWS::SNS::Subscription")
+    assert subs
+    queues = {json.dumps(sub["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+              for sub in subs.values()}
+    (queue,) = queues
+    queue_id = json.loads(queue)["Fn::GetAtt"][0]
+    assert queue_id in template.find_resources("AWS::SQS::Queue")
+    # SNS may send to the queue only for this pipeline's topic.
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    template.has_resource_properties("AWS::SQS::QueuePolicy", {
+        "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+            "Action": "sqs:SendMessage", "Principal": {"Service": "sns.amazonaws.com"},
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Ref": topic_id}}}})])}})
+
+
+@pytest.mark.parametrize("name", ["listings", "pipeline-x"])
+def test_every_alarm_notifies_the_accounts_alarm_topic(case_study: dict[str, Path],
+                                                        name: str) -> None:
+    template = tpl(case_study, name)
+    params = template.find_parameters("*")
+    alarm_topic = [p for p, v in params.items() if v.get("Default") == "/dpc/alarm-topic-arn"]
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert alarms
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": alarm_topic[0]}]
+
+
+def test_the_pinned_cdk_cli_reads_this_cloud_assembly(case_study: dict[str, Path]) -> None:
+    """A CLI older than the library refuses the assembly (schema version mismatch)."""
+    from dpc_central.cli import CDK_CLI_MAX_SCHEMA_MAJOR
+
+    manifest = next(iter(case_study.values())).parent / "manifest.json"
+    major = int(json.loads(manifest.read_text())["version"].split(".")[0])
+    assert major <= CDK_CLI_MAX_SCHEMA_MAJOR
+
+
 def test_every_case_study_template_passes_cfn_lint(case_study: dict[str, Path]) -> None:
     from dpc_central.testing import cfn_lint
 
@@ -230,7 +375,7 @@ def synth_one(tmp_path: Path, yaml_text: str, files: dict[str, str] | None = Non
     from dpc_core.loader import load_pipelines
 
     project = tmp_path / "project"
-    project.mkdir()
+    project.mkdir(parents=True)
     (project / "pipeline.yaml").write_text(yaml_text)
     for rel, text in (files or {}).items():
         (project / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -239,23 +384,6 @@ def synth_one(tmp_path: Path, yaml_text: str, files: dict[str, str] | None = Non
     out = tmp_path / "cdk.out"
     pipeline_app([p], outdir=out, region="eu-west-1", registry=registry, nag=False).synth()
     return json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
-
-
-def test_hive_metastore_password_is_read_and_given_to_spark(tmp_path: Path) -> None:
-    template = synth_one(tmp_path, """
-name: hive
-account: "111111111111"
-steps: [{name: job, type: spark, script: job.py}]
-compute: {type: emr, hiveMetastoreSecret: hive/metastore}
-""", {"job.py": "print(1)\n"})
-    states = definition(template, "hive")["States"]
-    read = states["Read Hive metastore secret"]
-    assert read["Resource"].endswith(":states:::aws-sdk:secretsmanager:getSecretValue")
-    assert read["Next"] == "Create cluster"
-    configs = states["Create cluster"]["Parameters"]["Configurations"]
-    assert {c["Classification"] for c in configs} == {"hive-site", "spark-hive-site"}
-    assert configs[0]["Properties"] == {
-        "javax.jdo.option.ConnectionPassword.$": "$.hive.password"}
 
 
 def test_schedule_in_another_time_zone_uses_eventbridge_scheduler(tmp_path: Path) -> None:
@@ -270,17 +398,6 @@ compute: {type: emr}
     assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Madrid"
     assert schedule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
     assert "DeadLetterConfig" in schedule["Properties"]["Target"]
-
-
-def test_shell_step_without_a_cluster_is_a_clear_synth_error(tmp_path: Path) -> None:
-    from dpc_central.errors import SynthError
-
-    with pytest.raises(SynthError, match=r"step 'hello' \(type shell\).*compute: \{type: emr\}"):
-        synth_one(tmp_path, """
-name: local-only
-account: "111111111111"
-steps: [{name: hello, type: shell, command: echo hi}]
-""")
 
 
 PLUGIN = '''
@@ -316,13 +433,14 @@ def dpc_step_types():
 '''
 
 
-def outside_plugin_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def outside_plugin_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            source: str = PLUGIN) -> Any:
     """A registry with the installed plugins plus one written outside the repo."""
     from dpc_core.plugins import EntryPointLike, installed_entry_points, load_registry
 
     pkg = tmp_path / "outside"
     pkg.mkdir()
-    (pkg / "dpc_acme_steps.py").write_text(PLUGIN)
+    (pkg / "dpc_acme_steps.py").write_text(source)
     monkeypatch.syspath_prepend(str(pkg))
     eps = [*installed_entry_points(),
            EntryPointLike("acme", "dpc_acme_steps", "dpc-acme-steps", "0.1.0")]
@@ -344,3 +462,90 @@ steps:
     assert branch["States"]["first marker"]["Next"] == "second marker"
     assert branch["States"]["second marker"]["Resource"].endswith(
         ":states:::aws-sdk:s3:putObject")
+
+
+def test_a_fresh_project_synthesizes_with_default_options(tmp_path: Path) -> None:
+    """`dpc create-project` then `dpc synth`: a shell step, no compute, cdk-nag on."""
+    from dpc_central.app import pipeline_app
+    from dpc_core.loader import load_pipelines
+    from dpc_core.scaffold import create_project
+
+    project = create_project(tmp_path, "fresh", "123456789012")
+    (pipeline,) = load_pipelines([project])
+    out = tmp_path / "cdk.out"
+    pipeline_app([pipeline], outdir=out).synth()
+    asl = definition(json.loads((out / "dpc-pipeline-fresh.template.json").read_text()), "fresh")
+    assert "Create cluster" in asl["States"]
+
+
+def test_hive_metastore_is_configured_by_emr_from_secrets_never_through_the_run(
+        tmp_path: Path) -> None:
+    from aws_cdk.assertions import Match, Template
+
+    arn = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:hive/{}-AbCdEf"
+    template = synth_one(tmp_path, f"""
+name: hive
+account: "111111111111"
+steps: [{{name: job, type: spark, script: job.py}}]
+compute:
+  type: emr
+  runTimeoutMinutes: 120
+  stepTimeoutMinutes: 90
+  idleTimeoutMinutes: 15
+  hiveMetastore: {{url: "{arn.format('url')}", username: "{arn.format('user')}",
+                  password: "{arn.format('password')}"}}
+""", {"job.py": "print(1)\n"})
+    asl = definition(template, "hive")
+    assert "getSecretValue" not in json.dumps(asl)
+    assert "$.hive" not in json.dumps(asl)
+    configs = asl["States"]["Create cluster"]["Parameters"]["Configurations"]
+    assert {c["Classification"] for c in configs} == {"hive-site", "spark-hive-site"}
+    assert configs[0]["Properties"] == {
+        "javax.jdo.option.ConnectionURL:secret": arn.format("url"),
+        "javax.jdo.option.ConnectionUserName:secret": arn.format("user"),
+        "javax.jdo.option.ConnectionPassword:secret": arn.format("password")}
+    # EMR reads the secrets with its service role: that role, those three secrets.
+    Template.from_json(template).has_resource_properties("AWS::IAM::Policy", {
+        "Roles": ["dpc-emr-service-role"],
+        "PolicyDocument": {"Statement": Match.array_with([{
+            "Sid": "ReadHiveMetastoreSecrets", "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": [arn.format("url"), arn.format("user"), arn.format("password")]}])}})
+    assert asl["TimeoutSeconds"] == 120 * 60
+    assert asl["States"]["Create cluster"]["Parameters"]["AutoTerminationPolicy"] == {
+        "IdleTimeout": 15 * 60}
+    step = asl["States"]["Run steps"]["Branches"][0]["States"]["job"]
+    assert step["TimeoutSeconds"] == 90 * 60
+
+
+def test_a_step_without_an_aws_form_is_a_validate_warning_and_the_same_synth_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import dpc_core.loader
+    import dpc_core.plugins
+    from dpc_central.errors import SynthError
+    from dpc_core.cli.main import main
+
+    registry = outside_plugin_registry(tmp_path, monkeypatch,
+                                       PLUGIN.replace("aws_states=_aws,", ""))
+    project = tmp_path / "local-only"
+    project.mkdir()
+    (project / "pipeline.yaml").write_text(LOCAL_ONLY)
+    for module in (dpc_core.plugins, dpc_core.loader):
+        monkeypatch.setattr(module, "get_registry", lambda: registry)
+    try:
+        main(["validate", str(project)])
+    except SystemExit as exited:  # only on failure
+        raise AssertionError(f"validate failed: {capsys.readouterr().err}") from exited
+    err = capsys.readouterr().err
+    message = ("step 'mark' (type acme-marker, plugin dpc-acme-steps) has no AWS form")
+    assert f"warning: {project / 'pipeline.yaml'}: not deployable to AWS: {message}" in err
+    with pytest.raises(SynthError, match=re.escape(message)):
+        synth_one(tmp_path / "synth", LOCAL_ONLY, registry=registry)
+
+
+LOCAL_ONLY = """
+name: local-only
+account: "111111111111"
+steps: [{name: mark, type: acme-marker, bucket: acme-data}]
+"""

@@ -121,3 +121,57 @@ def test_template_passes_cfn_lint(synthesized: tuple[Any, Path]) -> None:
     from dpc_central.testing import cfn_lint
 
     assert cfn_lint(synthesized[1]) == []
+
+
+# -- what AmazonEMRServicePolicy_v2 requires (docs/aws.md names the AWS pages) -------------
+
+def test_emr_security_groups_carry_the_tag_the_emr_service_policy_requires(
+        template: Any) -> None:
+    """The v2 policy edits and launches into only groups tagged for EMR-managed policies."""
+    from aws_cdk.assertions import Match
+
+    groups = template.find_resources("AWS::EC2::SecurityGroup")
+    assert len(groups) == 3
+    for group in groups.values():
+        assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in \
+            group["Properties"]["Tags"]
+    template.has_resource_properties("AWS::IAM::Role", {
+        "RoleName": "dpc-emr-service-role",
+        "ManagedPolicyArns": Match.array_with([{"Fn::Join": ["", Match.array_with([
+            Match.string_like_regexp("AmazonEMRServicePolicy_v2")])]}])})
+
+
+def test_emr_service_role_may_pass_the_instance_role_to_ec2_only(template: Any) -> None:
+    """The v2 policy may pass only EMR_EC2_DefaultRole; dpc's instance role is named."""
+    from aws_cdk.assertions import Match
+
+    roles = template.find_resources("AWS::IAM::Role", {"Properties": {
+        "RoleName": "dpc-emr-instance-role"}})
+    (instance_role,) = roles
+    template.has_resource_properties("AWS::IAM::Policy", {
+        "PolicyDocument": {"Statement": Match.array_with([{
+            "Sid": "PassInstanceRoleToEc2", "Effect": "Allow", "Action": "iam:PassRole",
+            "Resource": {"Fn::GetAtt": [instance_role, "Arn"]},
+            "Condition": {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}}])}})
+
+
+def test_every_alarm_of_the_account_notifies_its_encrypted_alarm_topic(template: Any) -> None:
+    topics = template.find_resources("AWS::SNS::Topic")
+    (topic,) = topics
+    assert "KmsMasterKeyId" in topics[topic]["Properties"]
+    alarms = template.find_resources("AWS::CloudWatch::Alarm")
+    assert alarms
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+    (param,) = [p["Properties"] for p in template.find_resources("AWS::SSM::Parameter").values()
+                if p["Properties"]["Name"] == "/dpc/alarm-topic-arn"]
+    assert param["Value"] == {"Ref": topic}
+
+
+def test_cloudwatch_may_use_the_alarm_topics_key(template: Any) -> None:
+    from aws_cdk.assertions import Match
+
+    template.has_resource_properties("AWS::KMS::Key", {"KeyPolicy": {"Statement":
+        Match.array_with([Match.object_like({
+            "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+            "Principal": {"Service": "cloudwatch.amazonaws.com"}})])}})

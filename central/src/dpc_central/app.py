@@ -74,7 +74,7 @@ def central_app(*, outdir: Path, org_id: str | None, member_accounts: Sequence[s
 def user_app(*, outdir: Path, central_account: str, account: str | None = None,
              region: str | None = None, vpc_id: str | None = None,
              subnet_id: str | None = None, registration_url: str | None = None,
-             lambda_deps: str = "none",
+             lambda_deps: str = "none", alarm_email: str | None = None,
              layer_arns: Sequence[str] = (), nag: bool = True) -> Any:
     """The app of ``dpc setup-user-account``."""
     app = new_app(outdir, nag=nag)
@@ -83,7 +83,7 @@ def user_app(*, outdir: Path, central_account: str, account: str | None = None,
     UserAccountStack(app, USER_STACK, central_account=central_account,
                      code_dir=lambda_code_dir(outdir, lambda_deps), layer_arns=layer_arns,
                      vpc_id=vpc_id, subnet_id=subnet_id, registration_url=registration_url,
-                     env=_env(account, region))
+                     alarm_email=alarm_email, env=_env(account, region))
     return app
 
 

@@ -19,7 +19,25 @@ import click
 
 from dpc_central.errors import DeployError
 
-CDK_TOOLKIT = ["npx", "--yes", "aws-cdk@2"]
+#: The CDK CLI that deploys, pinned: since 2025 the CLI (2.1xxx) is released apart from
+#: aws-cdk-lib, and a CLI older than the library cannot read the cloud assembly it writes
+#: ("Cloud assembly schema version mismatch"). 2.1148.1 reads schema 55, which
+#: aws-cdk-lib 2.275 writes; bump both together (tests/test_cdk_pipeline.py checks).
+CDK_CLI_VERSION = "2.1148.1"
+#: The highest cloud assembly schema major version ``CDK_CLI_VERSION`` reads.
+CDK_CLI_MAX_SCHEMA_MAJOR = 55
+CDK_TOOLKIT = ["npx", "--yes", f"aws-cdk@{CDK_CLI_VERSION}"]
+
+#: IAM or security-group changes that widen access wait for a yes at the terminal unless
+#: ``--yes`` is given (the CDK toolkit's ``--require-approval broadening``).
+DEFAULT_APPROVAL = "broadening"
+
+
+def _approval(require_approval: str | None, yes: bool) -> str:
+    """``--require-approval`` for the toolkit: given, ``never`` with ``--yes``, or broadening."""
+    if require_approval:
+        return require_approval
+    return "never" if yes else DEFAULT_APPROVAL
 
 
 def _out(outdir: str | None, base: Path) -> Path:
@@ -126,9 +144,12 @@ def synth(project: str, outdir: str | None, region: str | None) -> None:
 
 @click.command("deploy")
 @_with(_common)
-@click.option("--require-approval", default="never", show_default=True,
-              type=click.Choice(["never", "any-change", "broadening"]))
-def deploy(project: str, outdir: str | None, region: str | None, require_approval: str) -> None:
+@click.option("--require-approval", default=None,
+              type=click.Choice(["never", "any-change", "broadening"]),
+              help="when to ask before deploying [default: broadening; never with --yes]")
+@click.option("--yes", "-y", is_flag=True, help="deploy without asking (CI)")
+def deploy(project: str, outdir: str | None, region: str | None, require_approval: str | None,
+           yes: bool) -> None:
     """Deploy the project's pipeline stacks (CDK toolkit, progress shown)."""
     from dpc_central.app import pipeline_app
 
@@ -136,7 +157,7 @@ def deploy(project: str, outdir: str | None, region: str | None, require_approva
     preflight(reg)
     out = _out(outdir, Path(project))
     _synth(pipeline_app(_load(project), outdir=out, region=reg))
-    _toolkit(["deploy", "--all", "--require-approval", require_approval], out)
+    _toolkit(["deploy", "--all", "--require-approval", _approval(require_approval, yes)], out)
 
 
 @click.command("destroy")
@@ -161,6 +182,8 @@ def _lambda_options(f: Any) -> Any:
     f = click.option("--lambda-layer", "layers", multiple=True,
                      help="Lambda layer ARN with the handlers' third-party dependencies")(f)
     f = click.option("--synth-only", is_flag=True, help="write cdk.out, do not deploy")(f)
+    f = click.option("--yes", "-y", is_flag=True,
+                     help="deploy without asking about IAM/security-group changes")(f)
     return f
 
 
@@ -174,15 +197,17 @@ def _lambda_options(f: Any) -> Any:
 @_lambda_options
 def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_email: str | None,
                           outdir: str, region: str | None, lambda_deps: str,
-                          layers: tuple[str, ...], synth_only: bool) -> None:
+                          layers: tuple[str, ...], synth_only: bool, yes: bool) -> None:
     """Synthesize and deploy the central account's stack."""
     from dpc_central.app import central_app
+    from dpc_central.common.lambda_asset import check_dependency_source
 
     if not org_id and not members:
         raise click.UsageError("give --org-id o-... or at least one --member-account")
     bad = [m for m in members if not (m.isdigit() and len(m) == 12)]
     if bad:
         raise click.UsageError(f"--member-account must be 12 digits: {', '.join(bad)}")
+    check_dependency_source(lambda_deps, layers)
     reg = _region(region)
     if not synth_only:
         preflight(reg)
@@ -191,7 +216,7 @@ def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_em
                        lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
     click.echo(f"synthesized dpc-central -> {out}")
     if not synth_only:
-        _toolkit(["deploy", "--all", "--require-approval", "never"], out)
+        _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)
 
 
 @click.command("setup-user-account")
@@ -199,25 +224,47 @@ def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_em
 @click.option("--registration-url", default=None,
               help="URL of the central registration API (output of the central stack)")
 @click.option("--vpc-id", default=None, help="VPC of the EMR clusters")
-@click.option("--subnet-id", default=None, help="private subnet of the EMR clusters")
+@click.option("--subnet-id", default=None,
+              help="private subnet of the EMR clusters, tagged "
+                   "for-use-with-amazon-emr-managed-policies=true")
+@click.option("--alarm-email", default=None, help="email subscribed to the account's alarms")
 @click.option("--out", "outdir", default="cdk.out.account", show_default=True)
 @click.option("--region", default=None)
 @_lambda_options
 def setup_user_account(central_account: str, registration_url: str | None, vpc_id: str | None,
-                       subnet_id: str | None, outdir: str, region: str | None,
-                       lambda_deps: str, layers: tuple[str, ...], synth_only: bool) -> None:
-    """Synthesize and deploy a team account's stack."""
+                       subnet_id: str | None, alarm_email: str | None, outdir: str,
+                       region: str | None,
+                       lambda_deps: str, layers: tuple[str, ...], synth_only: bool,
+                       yes: bool) -> None:
+    """Synthesize and deploy a team account's stack.
+
+    Deploying needs the VPC, the EMR subnet and the registration URL (they are
+    CloudFormation parameters only in ``--synth-only`` output); the subnet must carry the
+    tag AmazonEMRServicePolicy_v2 requires, which is checked before deploying.
+    """
     from dpc_central.app import user_app
+    from dpc_central.common.lambda_asset import check_dependency_source
 
     if not (central_account.isdigit() and len(central_account) == 12):
         raise click.UsageError("--central-account must be 12 digits")
+    check_dependency_source(lambda_deps, layers)
     reg = _region(region)
     if not synth_only:
+        missing = [flag for flag, value in (("--vpc-id", vpc_id), ("--subnet-id", subnet_id),
+                                            ("--registration-url", registration_url))
+                   if not value]
+        if missing:
+            raise click.UsageError(f"deploying needs {', '.join(missing)} (CloudFormation "
+                                   "would refuse the stack without them); use --synth-only "
+                                   "to write a template that takes them as parameters")
         preflight(reg)
+        from dpc_central.user_account.subnet_check import check_emr_subnet
+
+        check_emr_subnet(subnet_id or "", vpc_id=vpc_id or "", region=reg)
     out = Path(outdir)
     _synth(user_app(outdir=out, central_account=central_account, region=reg, vpc_id=vpc_id,
                     subnet_id=subnet_id, registration_url=registration_url,
-                    lambda_deps=lambda_deps, layer_arns=layers))
+                    lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
     click.echo(f"synthesized dpc-user-account -> {out}")
     if not synth_only:
-        _toolkit(["deploy", "--all", "--require-approval", "never"], out)
+        _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)

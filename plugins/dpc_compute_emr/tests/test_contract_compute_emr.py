@@ -10,12 +10,16 @@ from pydantic import ValidationError
 from dpc_compute_emr.plugin import EmrCompute
 from dpc_core.testing.contract import PluginContract
 
+ARN = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:hive/{}-AbCdEf"
+
 
 class TestEmrContract(PluginContract):
     plugin_module = "dpc_compute_emr.plugin"
     examples: ClassVar[dict[str, dict[str, Any]]] = {
         "emr": {"type": "emr", "releaseLabel": "emr-7.3.0", "instanceType": "m5.2xlarge",
-                "coreInstanceCount": 3, "hiveMetastoreSecret": "hive/metastore"},
+                "coreInstanceCount": 3, "idleTimeoutMinutes": 30,
+                "hiveMetastore": {"url": ARN.format("url"), "username": ARN.format("user"),
+                                  "password": ARN.format("password")}},
     }
 
 
@@ -27,3 +31,21 @@ def test_an_emr_compute_needs_no_field_but_its_type() -> None:
 def test_an_emr_cluster_has_at_most_100_core_nodes() -> None:
     with pytest.raises(ValidationError):
         EmrCompute.model_validate({"type": "emr", "coreInstanceCount": 101})
+
+
+def test_hive_metastore_secrets_are_given_by_arn() -> None:
+    with pytest.raises(ValidationError, match="not a Secrets Manager secret ARN"):
+        EmrCompute.model_validate({"type": "emr", "hiveMetastore": {
+            "url": "hive/url", "username": ARN.format("u"), "password": ARN.format("p")}})
+
+
+def test_the_old_password_only_field_says_what_replaced_it() -> None:
+    with pytest.raises(ValidationError, match="replaced by hiveMetastore"):
+        EmrCompute.model_validate({"type": "emr", "hiveMetastoreSecret": "hive/metastore"})
+
+
+def test_a_step_may_not_outlast_the_run() -> None:
+    """Else a stuck step ends the run by timeout, which skips the catch path."""
+    with pytest.raises(ValidationError, match="shorter than runTimeoutMinutes"):
+        EmrCompute.model_validate({"type": "emr", "runTimeoutMinutes": 60,
+                                   "stepTimeoutMinutes": 60})

@@ -52,11 +52,23 @@ class ExecutionTracker(Construct):
             actions=["sns:Publish"],
             resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
                        for a in accounts]))
+        # Pipeline topics are encrypted with their own customer keys: publishing across
+        # accounts needs the key actions in this identity policy too (the key policies
+        # grant the central account), and only through SNS in this region.
+        self.handler.function.add_to_role_policy(iam.PolicyStatement(
+            sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
+            conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
+        region = region_in_finding(self)
         suppress(self.handler, [("AwsSolutions-IAM5", "publishes to the dpc-<pipeline> topic "
-                                 "of whichever pipeline an event is about; topics are created "
-                                 "by pipeline stacks after this stack",
-                                 [f"Resource::arn:<AWS::Partition>:sns:{region_in_finding(self)}:"
-                                  f"{a}:{TOPIC_PREFIX}*" for a in accounts])])
+                                 "of whichever pipeline an event is about, encrypting with that "
+                                 "topic's key (kms:ViaService SNS only); topics and keys are "
+                                 "created by pipeline stacks after this stack",
+                                 [f"Resource::arn:<AWS::Partition>:sns:{region}:"
+                                  f"{a}:{TOPIC_PREFIX}*" for a in accounts]
+                                 + [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*"
+                                    for a in accounts]
+                                 + ["Action::kms:GenerateDataKey*"])])
         self.dlq = dead_letter_queue(self, "RuleDlq")
         self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,
                                               topic=alarm_topic)

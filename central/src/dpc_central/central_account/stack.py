@@ -22,6 +22,7 @@ from dpc_central.central_account.registration_api import RegistrationApi
 from dpc_central.central_account.slack_service import SlackService
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.central_account.trigger_manager import TriggerManager
+from dpc_central.common.alarms import subscription_dead_letters
 
 
 class CentralStack(Stack):
@@ -73,5 +74,8 @@ class CentralStack(Stack):
         self.delivery.grant_deliver(self.reconciler.handler.function)
         self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
                                         tables=self.tables, member_accounts=members, **common)
+        # An alarm email that bounces is kept, not dropped.
+        subscription_dead_letters(self, "AlarmSubscriptionsDlq", topic=self.alarm_topic,
+                                  alarm_topic=self.alarm_topic)
         self.plugin_functions = PluginFunctions(self, "PluginHandlers", handlers=plugin_handlers,
                                                 tables=self.tables, bus=self.bus, **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -30,7 +31,14 @@ class PipelineTopic(Construct):
         self.key = kms.Key(self, "Key", enable_key_rotation=True,
                            description=f"dpc topic of {pipeline.name}")
         central = iam.AccountPrincipal(central_account)
-        self.key.grant(central, "kms:GenerateDataKey*", "kms:Decrypt")
+        # A publisher of another account needs these on the key in its own IAM policy
+        # (the execution tracker's role) and here, in the key policy; only through SNS.
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="CentralTrackerMayEncryptForThisTopic",
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"], principals=[central],
+            resources=["*"],
+            conditions={"StringEquals": {
+                "kms:ViaService": f"sns.{Stack.of(self).region}.amazonaws.com"}}))
         self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
                                master_key=self.key, enforce_ssl=True,
                                display_name=f"dpc {pipeline.name}")

@@ -11,6 +11,11 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from dpc_central import conventions as names
+from dpc_central.common.alarms import (
+    imported_alarm_topic,
+    route_alarms,
+    subscription_dead_letters,
+)
 from dpc_central.pipeline.notifications import PipelineTopic
 from dpc_central.pipeline.registration import PipelineRegistration
 from dpc_central.pipeline.state_machine import PipelineStateMachine
@@ -63,3 +68,8 @@ class PipelineStack(Stack):
             service_token=ssm.StringParameter.value_for_string_parameter(
                 self, names.SSM_REGISTRATION_PROVIDER))
         registry.hook.dpc_pipeline_stack(stack=self, pipeline=pipeline)
+        # After the plugins' hook, so their subscriptions and alarms are covered too.
+        alarms = imported_alarm_topic(self, "AlarmTopic", names.SSM_ALARM_TOPIC)
+        subscription_dead_letters(self.topic, "UndeliveredNotifications",
+                                  topic=self.topic.topic, alarm_topic=alarms)
+        route_alarms(self, alarms)

@@ -14,8 +14,11 @@ from constructs import Construct
 
 from dpc_central.errors import SynthError
 from dpc_central.pipeline.status_report import run_status, step_status
+from dpc_core.deployability import aws_compute, aws_problems
 from dpc_core.types import AwsComputeContext, AwsStepContext
 
+#: A run's time limit when its compute sets none (Step Functions allows up to a year).
+DEFAULT_RUN_TIMEOUT_MINUTES = 720
 #: Where the compute plugin leaves the cluster id in the state (``ResultPath`` ``$.cluster``).
 CLUSTER_ID_PATH = "$.cluster.ClusterId"
 JP = sfn.JsonPath
@@ -37,18 +40,25 @@ class PipelineStateMachine(Construct):
                  central_bus: events.IEventBus, artifacts: s3.IBucket) -> None:
         super().__init__(scope, id)
         project_dir = Path(pipeline.project_dir or ".")
-        compute_type = registry.computes.get(pipeline.compute.type)
+        # The same checks and messages as `dpc validate`'s warnings, here as errors.
+        problems = aws_problems(pipeline, registry)
+        if problems:
+            raise SynthError(f"{pipeline.source}: " + f"\n{pipeline.source}: ".join(problems))
+        # A pipeline whose steps need a cluster gets one without declaring it (the compute
+        # plugin's defaults): users never provision compute themselves.
+        chosen = aws_compute(pipeline, registry)
         compute = None
         cluster_path = ""
-        if compute_type is not None and compute_type.aws is not None:
+        compute_config = chosen.config if chosen is not None else pipeline.compute
+        if chosen is not None:
             cluster_path = CLUSTER_ID_PATH
             try:
-                compute = compute_type.aws(AwsComputeContext(
+                compute = registry.computes[chosen.type].aws(AwsComputeContext(
                     scope=Construct(self, "Compute"), pipeline=pipeline,
-                    compute=pipeline.compute, artifacts_bucket=artifacts,
+                    compute=compute_config, artifacts_bucket=artifacts,
                     cluster_id_path=cluster_path))
             except (ValueError, TypeError) as exc:
-                raise SynthError(f"{pipeline.source}: compute {pipeline.compute.type!r}: "
+                raise SynthError(f"{pipeline.source}: compute {chosen.type!r}: "
                                  f"{exc}") from None
 
         full = pipeline.notifications.type.value == "FULL_EXECUTION"
@@ -57,13 +67,10 @@ class PipelineStateMachine(Construct):
         for step in pipeline.steps:
             step_type = registry.steps[step.type]
             where = f"{pipeline.source}: step {step.name!r} (type {step.type})"
-            if step_type.aws_states is None:
-                raise SynthError(f"{where} has no AWS form (its plugin runs it only locally); "
-                                 "use a step type with AWS support or run it with dpc local")
             step_scope = Construct(self, f"Step-{step.name}")
             try:
                 states = step_type.aws_states(AwsStepContext(
-                    scope=step_scope, pipeline=pipeline, step=step, compute=pipeline.compute,
+                    scope=step_scope, pipeline=pipeline, step=step, compute=compute_config,
                     artifacts_bucket=artifacts, cluster_id_path=cluster_path,
                     project_dir=project_dir))
             except (ValueError, TypeError, FileNotFoundError) as exc:
@@ -117,19 +124,26 @@ class PipelineStateMachine(Construct):
 
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
                                   removal_policy=RemovalPolicy.DESTROY)
+        #: How long a run may take: the compute's ``runTimeoutMinutes`` where it has one.
+        self.timeout_minutes = int(getattr(compute_config, "run_timeout_minutes", None)
+                                   or DEFAULT_RUN_TIMEOUT_MINUTES)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine", state_machine_name=pipeline.name,
             definition_body=sfn.DefinitionBody.from_chainable(self.definition),
-            timeout=Duration.hours(24), tracing_enabled=True,
+            timeout=Duration.minutes(self.timeout_minutes), tracing_enabled=True,
+            # Every state transition, but not the data: inputs and outputs may hold
+            # whatever a plugin passes (and the logs are kept three months).
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
-                                include_execution_data=True),
+                                include_execution_data=False),
         )
         from dpc_central.common.nag import suppress
 
-        suppress(self.state_machine, [("AwsSolutions-IAM5", "X-Ray and CloudWatch Logs "
-                                       "log-delivery actions support no resource-level "
-                                       "permissions; elasticmapreduce:RunJobFlow creates a "
-                                       "cluster whose ARN does not exist before the call",
+        suppress(self.state_machine, [("AwsSolutions-IAM5", "only actions without resource "
+                                       "types: X-Ray (PutTraceSegments, PutTelemetryRecords, "
+                                       "sampling), CloudWatch Logs log delivery (CreateLogDelivery"
+                                       " & co.) and, with a cluster, elasticmapreduce:RunJobFlow, "
+                                       "which is allowed only when the request tags the new "
+                                       "cluster with its pipeline (aws:RequestTag)",
                                        ["Resource::*"])])
 
 

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from aws_cdk import Fn
+from aws_cdk import Fn, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from dpc_central.common.nag import bucket_grant_findings, suppress
-from dpc_central.conventions import EMR_INSTANCE_PROFILE, EMR_INSTANCE_ROLE, EMR_SERVICE_ROLE
+from dpc_central.conventions import (
+    EMR_INSTANCE_PROFILE,
+    EMR_INSTANCE_ROLE,
+    EMR_MANAGED_TAG,
+    EMR_SERVICE_ROLE,
+)
 
 
 class EmrFoundation(Construct):
     """The EMR service role, the instance role and profile (fixed names: RunJobFlow takes
     names) and the three EMR-managed security groups of a private subnet.
+
+    AmazonEMRServicePolicy_v2 lets EMR launch instances into, and edit the rules of, only a
+    subnet and security groups tagged ``for-use-with-amazon-emr-managed-policies=true``:
+    the groups get the tag here, the subnet (not ours) is checked by
+    ``dpc setup-user-account``. The policy may pass only ``EMR_EC2_DefaultRole`` to EC2, so
+    the service role may also pass dpc's instance role.
 
     Attributes: ``service_role``, ``instance_role``, ``instance_profile``, ``master_sg``,
     ``worker_sg``, ``service_sg``.
@@ -47,9 +58,17 @@ class EmrFoundation(Construct):
             roles=[self.instance_role.role_name])
         vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=vpc_id,
                                           availability_zones=Fn.get_azs())
+        # AmazonEMRServicePolicy_v2 allows iam:PassRole of EMR_EC2_DefaultRole only.
+        self.service_role.add_to_policy(iam.PolicyStatement(
+            sid="PassInstanceRoleToEc2", actions=["iam:PassRole"],
+            resources=[self.instance_role.role_arn],
+            conditions={"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}))
         self.master_sg = ec2.SecurityGroup(self, "MasterSg", vpc=vpc, allow_all_outbound=True,
                                            description="EMR primary nodes (rules managed by EMR)")
         self.worker_sg = ec2.SecurityGroup(self, "WorkerSg", vpc=vpc, allow_all_outbound=True,
                                            description="EMR core/task nodes (rules managed by EMR)")
         self.service_sg = ec2.SecurityGroup(self, "ServiceSg", vpc=vpc, allow_all_outbound=False,
                                             description="EMR service access in a private subnet")
+        key, value = EMR_MANAGED_TAG
+        for sg in (self.master_sg, self.worker_sg, self.service_sg):
+            Tags.of(sg).add(key, value)

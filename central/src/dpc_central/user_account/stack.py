@@ -12,6 +12,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from dpc_central import conventions as names
+from dpc_central.common.alarms import AlarmTopic, route_alarms, subscription_dead_letters
 from dpc_central.user_account.artifacts import ArtifactsBucket
 from dpc_central.user_account.emr import EmrFoundation
 from dpc_central.user_account.pipeline_bus import PipelineBus
@@ -28,7 +29,7 @@ class UserAccountStack(Stack):
     def __init__(self, scope: Construct, id: str, *, central_account: str, code_dir: Path,
                  layer_arns: Sequence[str] = (), vpc_id: str | None = None,
                  subnet_id: str | None = None, registration_url: str | None = None,
-                 **kwargs: Any) -> None:
+                 alarm_email: str | None = None, **kwargs: Any) -> None:
         super().__init__(scope, id, description="dpc team account", **kwargs)
         layers = [lambda_.LayerVersion.from_layer_version_arn(self, f"Layer{i}", arn)
                   for i, arn in enumerate(layer_arns)]
@@ -42,6 +43,9 @@ class UserAccountStack(Stack):
             self, "RegistrationUrl", type="String",
             description="URL of the central registration API (output of the central stack)"
         ).value_as_string
+        # Alarms of this stack and of the account's pipeline stacks (ARN in SSM).
+        self.alarms = AlarmTopic(self, "Alarms", email=alarm_email,
+                                 display_name="dpc alarms (team account)")
         self.pipeline_bus = PipelineBus(self, "PipelineBus", central_account=central_account).bus
         self.forwarding = StatusForwarding(self, "StatusForwarding",
                                            central_account=central_account)
@@ -60,7 +64,12 @@ class UserAccountStack(Stack):
             (names.SSM_EMR_MASTER_SG, self.emr.master_sg.security_group_id),
             (names.SSM_EMR_WORKER_SG, self.emr.worker_sg.security_group_id),
             (names.SSM_EMR_SERVICE_SG, self.emr.service_sg.security_group_id),
+            (names.SSM_ALARM_TOPIC, self.alarms.topic.topic_arn),
         ):
             ssm.StringParameter(self, "Param" + key.replace("/", "-"), parameter_name=key,
                                 string_value=value)
         CfnOutput(self, "ArtifactsBucketName", value=self.artifacts.bucket.bucket_name)
+        subscription_dead_letters(self, "AlarmSubscriptionsDlq", topic=self.alarms.topic,
+                                  alarm_topic=None)
+        # Last, so alarms added above (and by any construct before) notify the topic.
+        route_alarms(self, self.alarms.topic)

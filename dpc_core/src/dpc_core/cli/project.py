@@ -14,10 +14,18 @@ def validate(paths: tuple[Path, ...]) -> None:
     """Validate every pipeline.yaml at or below PATHS (default: the current directory)."""
     from dpc_core.loader import load_pipelines
 
+    from dpc_core.deployability import aws_problems
+    from dpc_core.plugins import get_registry
+
     pipelines = load_pipelines(list(paths) or [Path(".")])
+    registry = get_registry()
     for p in pipelines:
         steps = ", ".join(f"{s.name} ({s.type})" for s in p.steps)
         click.echo(f"ok  {p.source}: {p.name} [{p.account or 'account from credentials'}] {steps}")
+        # Valid but not deployable (e.g. a local-only step type): say so before a slow
+        # `dpc synth` does; still exit 0, the pipeline runs on the local runtime.
+        for problem in aws_problems(p, registry):
+            click.echo(f"warning: {p.source}: not deployable to AWS: {problem}", err=True)
     click.echo(f"{len(pipelines)} pipeline(s) valid")
 
 

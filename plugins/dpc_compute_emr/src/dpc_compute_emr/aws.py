@@ -3,16 +3,39 @@
 Imported only while a CDK app is built (``dpc synth``/``deploy``). Account-wide
 resources (roles, security groups, subnet) are the user-account stack's, read from its
 ``/dpc/`` SSM parameters at deploy.
+
+What keeps a cluster from outliving its run:
+
+* teardown after the steps and in the catch path (a failed or timed-out step);
+* EMR's auto-termination after ``idleTimeoutMinutes`` without work: the only guard for a
+  run that is stopped (ABORTED) or hits the state machine's timeout (TIMED_OUT), since
+  Step Functions runs no catch path then;
+* the tags ``dpc-pipeline``/``dpc-execution`` name the run that owns a cluster, and the
+  state machine may act only on clusters carrying its pipeline's tag.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jsii
+
 from dpc_core.types import AwsCompute, AwsComputeContext
 
 SERVICE_ROLE = "dpc-emr-service-role"
 INSTANCE_ROLE = "dpc-emr-instance-role"
+#: Tags of every cluster a run creates; the state machine's EMR permissions require them.
+TAG_PIPELINE = "dpc-pipeline"
+TAG_EXECUTION = "dpc-execution"
+#: How long EMR may take to start a cluster, and to terminate one, before the task fails.
+PROVISION_TIMEOUT_MINUTES = 60
+TEARDOWN_TIMEOUT_MINUTES = 30
+
+#: Hive metastore properties set from secrets: EMR resolves a value whose key carries the
+#: ``:secret`` annotation as a Secrets Manager ARN while it configures the nodes.
+_HIVE_PROPERTIES = (("url", "javax.jdo.option.ConnectionURL"),
+                    ("username", "javax.jdo.option.ConnectionUserName"),
+                    ("password", "javax.jdo.option.ConnectionPassword"))
 
 
 def _ssm(scope: Any, name: str) -> str:
@@ -21,10 +44,22 @@ def _ssm(scope: Any, name: str) -> str:
     return ssm.StringParameter.value_for_string_parameter(scope, name)
 
 
+def hive_configurations(cfg: Any) -> list[dict[str, Any]]:
+    """EMR ``Configurations`` (hive-site, spark-hive-site) naming the metastore secrets
+    by ARN with the ``:secret`` annotation; empty without ``hiveMetastore``."""
+    hive = cfg.hive_metastore
+    if hive is None:
+        return []
+    props = {f"{prop}:secret": getattr(hive, field) for field, prop in _HIVE_PROPERTIES}
+    return [{"Classification": c, "Properties": props}
+            for c in ("hive-site", "spark-hive-site")]
+
+
 def emr_states(ctx: AwsComputeContext) -> AwsCompute:
-    """Provision (optional Hive metastore secret, then ``createCluster.sync``), teardown
-    and catch-path teardown (``terminateCluster.sync``)."""
-    from aws_cdk import Stack
+    """Provision (``createCluster.sync``, tagged, auto-terminating when idle) and teardown
+    (``terminateCluster.sync``, after the steps and in the catch path), with timeouts and
+    retries."""
+    from aws_cdk import Aspects, Duration, Stack
     from aws_cdk import aws_iam as iam
     from aws_cdk import aws_stepfunctions as sfn
     from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -32,24 +67,6 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     scope, cfg, pipeline = ctx.scope, ctx.compute, ctx.pipeline
     jp = sfn.JsonPath
     stack = Stack.of(scope)
-    configurations = []
-    first: Any = None
-    if cfg.hive_metastore_secret:
-        secret = cfg.hive_metastore_secret
-        arn = secret if secret.startswith("arn:") else (
-            f"arn:{stack.partition}:secretsmanager:{stack.region}:{stack.account}:"
-            f"secret:{secret}-??????")
-        first = tasks.CallAwsService(
-            scope, "Read Hive metastore secret", service="secretsmanager",
-            action="getSecretValue", parameters={"SecretId": secret}, iam_resources=[arn],
-            result_selector={"password": jp.string_at("$.SecretString")},
-            result_path="$.hive")
-        # The password is decrypted into the cluster's Hive and Spark configuration, so
-        # Spark steps reach the metastore without reading the secret themselves.
-        password = {"javax.jdo.option.ConnectionPassword": jp.string_at("$.hive.password")}
-        configurations = [
-            tasks.EmrCreateCluster.ConfigurationProperty(classification=c, properties=password)
-            for c in ("hive-site", "spark-hive-site")]
     group = tasks.EmrCreateCluster.InstanceGroupConfigProperty
     role = tasks.EmrCreateCluster.InstanceRoleType
     groups = [group(instance_count=1, instance_role=role.MASTER, instance_type=cfg.instance_type,
@@ -58,6 +75,17 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         groups.append(group(instance_count=cfg.core_instance_count, instance_role=role.CORE,
                             instance_type=cfg.instance_type, name="core"))
     service_role = iam.Role.from_role_name(scope, "ServiceRole", SERVICE_ROLE)
+    configurations = [
+        tasks.EmrCreateCluster.ConfigurationProperty(classification=c["Classification"],
+                                                     properties=c["Properties"])
+        for c in hive_configurations(cfg)]
+    if cfg.hive_metastore is not None:
+        # EMR reads the secrets with its service role while it configures the nodes
+        # (not the run, not the instances): only this pipeline's three secrets.
+        service_role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ReadHiveMetastoreSecrets", actions=["secretsmanager:GetSecretValue"],
+            resources=[cfg.hive_metastore.url, cfg.hive_metastore.username,
+                       cfg.hive_metastore.password]))
     create = tasks.EmrCreateCluster(
         scope, "Create cluster", name=f"dpc-{pipeline.name}",
         release_label=cfg.release_label,
@@ -70,6 +98,10 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         log_uri=f"s3://{ctx.artifacts_bucket.bucket_name}/emr-logs/{pipeline.name}/",
         configurations=configurations or None,
         visible_to_all_users=True,
+        # Steps are added after the cluster is up, so it must stay alive without steps;
+        # EMR terminates it once idle, whatever happened to the run.
+        auto_termination_policy_idle_timeout=Duration.minutes(cfg.idle_timeout_minutes),
+        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: jp.string_at("$$.Execution.Name")},
         instances=tasks.EmrCreateCluster.InstancesConfigProperty(
             instance_groups=groups,
             ec2_subnet_id=cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
@@ -78,19 +110,104 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             service_access_security_group=_ssm(scope, "/dpc/emr/service-security-group"),
             termination_protected=False),
         integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+        task_timeout=sfn.Timeout.duration(Duration.minutes(PROVISION_TIMEOUT_MINUTES)),
         result_selector={"ClusterId": jp.string_at("$.ClusterId")},
         result_path="$.cluster")
-    provision = sfn.Chain.start(first).next(create) if first is not None else create
+    # A cluster that failed to start (capacity, a bootstrap error) is already terminated by
+    # EMR; one more try with a fresh cluster is cheap next to a failed daily run.
+    create.add_retry(errors=["States.TaskFailed"], max_attempts=1,
+                     interval=Duration.minutes(2), backoff_rate=2)
     cluster_id = jp.string_at(ctx.cluster_id_path)
-    teardown = tasks.EmrTerminateCluster(scope, "Terminate cluster", cluster_id=cluster_id,
-                                         result_path=jp.DISCARD)
-    catch_teardown = tasks.EmrTerminateCluster(
-        scope, "Terminate cluster after failure", cluster_id=cluster_id, result_path=jp.DISCARD)
-    _acknowledge(scope)
-    return AwsCompute(provision=provision, teardown=teardown, catch_teardown=catch_teardown)
+    teardown = _terminate(scope, "Terminate cluster", cluster_id)
+    catch_teardown = _terminate(scope, "Terminate cluster after failure", cluster_id)
+    Aspects.of(stack).add(ScopeEmrToPipelineClusters(pipeline.name))
+    _acknowledge(scope, pipeline.name)
+    return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown)
 
 
-def _acknowledge(scope: Any) -> None:
+def _terminate(scope: Any, id: str, cluster_id: str) -> Any:
+    from aws_cdk import Duration
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk import aws_stepfunctions_tasks as tasks
+
+    task = tasks.EmrTerminateCluster(
+        scope, id, cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD,
+        task_timeout=sfn.Timeout.duration(Duration.minutes(TEARDOWN_TIMEOUT_MINUTES)))
+    # Terminating is idempotent; a throttled or failed call must not leave a cluster.
+    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=Duration.seconds(30),
+                   backoff_rate=2)
+    return task
+
+
+def scope_emr_statements(document: dict[str, Any], pipeline: str,
+                         cluster_arns: Any) -> dict[str, Any]:
+    """Rewrite the EMR statements CDK's task grants produce so the state machine acts only
+    on its own pipeline's clusters.
+
+    CDK grants ``RunJobFlow``, ``DescribeCluster``, ``TerminateJobFlows`` and
+    ``AddTags`` on ``*`` (and the step actions on ``cluster/*``). ``RunJobFlow`` has no
+    resource type, so it stays on ``*`` but requires the request to tag the cluster
+    ``dpc-pipeline=<pipeline>`` (tag-on-create also authorizes ``AddTags`` with the
+    request's tags); every action on an existing cluster requires that tag on it.
+    """
+    statements = []
+    for st in document.get("Statement", []):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        emr = [a for a in actions if a.startswith("elasticmapreduce:")]
+        if not emr or len(emr) != len(actions):
+            statements.append(st)
+            continue
+        if st.get("Resource") == "*":
+            for a in emr:
+                if a in ("elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"):
+                    statements.append({**st, "Action": a, "Condition": {"StringEquals": {
+                        f"aws:RequestTag/{TAG_PIPELINE}": pipeline}}})
+            rest = [a for a in emr if a not in ("elasticmapreduce:RunJobFlow",
+                                                "elasticmapreduce:AddTags")]
+            if rest:
+                statements.append({**st, "Action": rest, "Resource": cluster_arns,
+                                   "Condition": _owned(pipeline)})
+        else:
+            statements.append({**st, "Condition": _owned(pipeline)})
+    return {**document, "Statement": statements}
+
+
+def _owned(pipeline: str) -> dict[str, Any]:
+    return {"StringEquals": {f"elasticmapreduce:ResourceTag/{TAG_PIPELINE}": pipeline}}
+
+
+def _aspect_base() -> Any:
+    from aws_cdk import IAspect
+
+    return IAspect
+
+
+@jsii.implements(_aspect_base())
+class ScopeEmrToPipelineClusters:
+    """CDK aspect applying :func:`scope_emr_statements` to every IAM policy of the stack
+    that holds EMR actions (the state machine's role policy)."""
+
+    def __init__(self, pipeline: str) -> None:
+        self.pipeline = pipeline
+
+    def visit(self, node: Any) -> None:
+        """Override the policy document of an ``AWS::IAM::Policy`` with EMR actions."""
+        from aws_cdk import Stack
+        from aws_cdk import aws_iam as iam
+
+        if not isinstance(node, iam.CfnPolicy):
+            return
+        stack = Stack.of(node)
+        document = stack.resolve(node.policy_document)
+        if "elasticmapreduce:" not in str(document):
+            return
+        clusters = stack.resolve(stack.format_arn(service="elasticmapreduce",
+                                                  resource="cluster", resource_name="*"))
+        node.add_property_override("PolicyDocument",
+                                   scope_emr_statements(document, self.pipeline, clusters))
+
+
+def _acknowledge(scope: Any, pipeline: str) -> None:
     """cdk-nag findings of CDK's EMR task grants on the state machine's role."""
     from aws_cdk import Acknowledgment, Stack, Token, Validations
 
@@ -101,8 +218,9 @@ def _acknowledge(scope: Any) -> None:
         Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:elasticmapreduce:{region}:"
                f"{account}:cluster/*]",
-            reason="the run's cluster is created by the run; its id is unknown at deploy. "
-                   "Limited to this account's clusters in this region"),
+            reason="the run's cluster is created by the run, so its id is unknown at "
+                   "deploy; every action on it requires the tag "
+                   f"{TAG_PIPELINE}={pipeline} (elasticmapreduce:ResourceTag)"),
         Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::{account}:role/"
                "aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*]",

@@ -6,9 +6,11 @@ after them (and in the catch path). The local runtime runs steps on this machine
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dpc_core import hookimpl
 from dpc_core.types import ComputeConfig, ComputeType
@@ -16,18 +18,68 @@ from dpc_core.types import ComputeConfig, ComputeType
 DPC_PLUGIN_API = 1
 
 
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+
+
+class HiveMetastore(BaseModel):
+    """An external Hive metastore: three Secrets Manager secrets (plaintext values), given
+    by ARN. EMR reads them while it configures the cluster, so neither the URL, the user
+    nor the password passes through the run's state or its logs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="ARN of the secret holding the JDBC URL")
+    username: str = Field(description="ARN of the secret holding the user name")
+    password: str = Field(description="ARN of the secret holding the password")
+
+    @field_validator("url", "username", "password")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not _SECRET_ARN.match(value):
+            raise ValueError(f"{value!r} is not a Secrets Manager secret ARN "
+                             "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)")
+        return value
+
+
 class EmrCompute(ComputeConfig):
-    """A transient EMR cluster."""
+    """A transient EMR cluster, terminated after the run, after a failure, and by EMR
+    itself once idle for ``idleTimeoutMinutes`` (a run that times out or is stopped)."""
 
     release_label: str = Field(default="emr-7.3.0", alias="releaseLabel")
     instance_type: str = Field(default="m5.xlarge", alias="instanceType")
     core_instance_count: int = Field(default=2, ge=0, le=100, alias="coreInstanceCount")
     subnet_id: str | None = Field(default=None, alias="subnetId")
-    hive_metastore_secret: str | None = Field(
-        default=None, alias="hiveMetastoreSecret",
-        description="Secrets Manager secret with the Hive metastore password, decrypted for Spark",
-    )
+    hive_metastore: HiveMetastore | None = Field(
+        default=None, alias="hiveMetastore",
+        description="secrets of an external Hive metastore, read by EMR into hive-site and "
+                    "spark-hive-site")
     applications: list[str] = Field(default_factory=lambda: ["Spark", "Hadoop"])
+    idle_timeout_minutes: int = Field(
+        default=60, ge=1, le=10080, alias="idleTimeoutMinutes",
+        description="EMR terminates the cluster after this long without work")
+    run_timeout_minutes: int = Field(
+        default=720, ge=10, le=525600, alias="runTimeoutMinutes",
+        description="the run fails (and its state machine stops) after this long")
+    step_timeout_minutes: int = Field(
+        default=480, ge=1, alias="stepTimeoutMinutes",
+        description="an EMR step that runs longer fails; the cluster is terminated")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "hiveMetastoreSecret" in data:
+            raise ValueError("hiveMetastoreSecret was replaced by hiveMetastore: {url, "
+                             "username, password}, each the ARN of a plaintext secret (EMR "
+                             "reads them; the password no longer passes through the run)")
+        return data
+
+    @model_validator(mode="after")
+    def _step_within_run(self) -> EmrCompute:
+        if self.step_timeout_minutes >= self.run_timeout_minutes:
+            raise ValueError("stepTimeoutMinutes must be shorter than runTimeoutMinutes, so "
+                             "a stuck step fails the run through its catch path (which "
+                             "terminates the cluster) before the run itself times out")
+        return self
 
 
 def _aws(ctx):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pydantic import Field
 
 from dpc_core import hookimpl
+from dpc_core.deployability import needs_compute
 from dpc_core.types import LocalCommand, RunContext, StepConfig, StepType
 
 DPC_PLUGIN_API = 1
@@ -28,6 +29,7 @@ def local_command(step: ShellStep, ctx: RunContext) -> LocalCommand:
     return LocalCommand(argv=["bash", "-c", step.command], env=dict(step.env), cwd=ctx.project_dir)
 
 
+@needs_compute("emr")  # an EMR step: the pipeline gets a cluster by default
 def _aws_states(ctx):  # type: ignore[no-untyped-def]
     from dpc_step_shell.aws import shell_states
 

@@ -11,6 +11,17 @@ from typing import Any
 from dpc_core.types import AwsStepContext
 
 
+def step_timeout(ctx: AwsStepContext) -> Any:
+    """The EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
+    run's), so a stuck step fails into the catch path, which terminates the cluster,
+    instead of the run timing out, which skips it. None when the compute sets none."""
+    from aws_cdk import Duration
+    from aws_cdk import aws_stepfunctions as sfn
+
+    minutes = getattr(ctx.compute, "step_timeout_minutes", None)
+    return sfn.Timeout.duration(Duration.minutes(minutes)) if minutes else None
+
+
 def spark_states(ctx: AwsStepContext) -> Any:
     """``addStep.sync`` of ``spark-submit --deploy-mode cluster`` on the compute's cluster."""
     from aws_cdk import aws_stepfunctions as sfn
@@ -32,4 +43,5 @@ def spark_states(ctx: AwsStepContext) -> Any:
         ctx.scope, step.name, cluster_id=sfn.JsonPath.string_at(ctx.cluster_id_path),
         name=step.name, jar="command-runner.jar", args=args,
         action_on_failure=tasks.ActionOnFailure.CONTINUE,
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD)
+        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
+        task_timeout=step_timeout(ctx))

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field
 
 from dpc_core import hookimpl
+from dpc_core.deployability import needs_compute
 from dpc_core.types import LocalCommand, RunContext, StepConfig, StepType
 
 DPC_PLUGIN_API = 1
@@ -59,6 +60,7 @@ def local_command(step: SparkStep, ctx: RunContext) -> LocalCommand:
     return LocalCommand(argv=argv, env=env, cwd=ctx.project_dir)
 
 
+@needs_compute("emr")  # an EMR step: the pipeline gets a cluster by default
 def _aws_states(ctx):  # type: ignore[no-untyped-def]
     from dpc_step_spark.aws import spark_states
 

@@ -1,0 +1,89 @@
+"""Where alarms and undeliverable notifications go: an encrypted alarms topic, alarm
+actions for every alarm of a stack, and a dead-letter queue for SNS subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
+
+
+class AlarmTopic(Construct):
+    """An SNS topic for CloudWatch alarms, encrypted with a customer key that CloudWatch
+    may use (alarms cannot publish to an encrypted topic otherwise), optionally with an
+    email subscription.
+
+    Attributes: ``topic``, ``key``.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, email: str | None = None,
+                 display_name: str = "dpc alarms") -> None:
+        super().__init__(scope, id)
+        self.key = kms.Key(self, "Key", enable_key_rotation=True, description=display_name)
+        self.topic = sns.Topic(self, "Topic", display_name=display_name, master_key=self.key,
+                               enforce_ssl=True)
+        self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                       "kms:GenerateDataKey*", "kms:Decrypt")
+        if email:
+            from aws_cdk import aws_sns_subscriptions as subs
+
+            self.topic.add_subscription(subs.EmailSubscription(email))
+
+
+def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
+    """Every CloudWatch alarm below ``scope`` that notifies nobody."""
+    stack = Stack.of(scope)
+    found = []
+    for node in scope.node.find_all():
+        if isinstance(node, cw.Alarm):
+            cfn = node.node.default_child
+            if not stack.resolve(cfn.alarm_actions):  # type: ignore[union-attr]
+                found.append(node)
+    return found
+
+
+def route_alarms(scope: Construct, topic: sns.ITopic) -> int:
+    """Make every alarm below ``scope`` without an action notify ``topic``; call it once
+    the stack is complete. Returns how many alarms it routed."""
+    alarms = alarms_without_action(scope)
+    for alarm in alarms:
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    return len(alarms)
+
+
+def subscription_dead_letters(scope: Construct, id: str, *, topic: sns.ITopic,
+                              alarm_topic: sns.ITopic | None) -> sqs.Queue | None:
+    """One dead-letter queue for every subscription of ``topic`` below ``scope`` that has
+    none: SNS keeps a message it could not deliver (an email address that bounces, an
+    HTTPS endpoint or a Lambda that is down past the retries) instead of dropping it.
+    The queue lets only SNS, for this topic, send; its depth alarms ``alarm_topic``."""
+    subscriptions = [n for n in scope.node.find_all() if isinstance(n, sns.CfnSubscription)
+                     and n.topic_arn == topic.topic_arn and n.redrive_policy is None]
+    if not subscriptions:
+        return None
+    queue = dead_letter_queue(scope, id)
+    queue.add_to_resource_policy(iam.PolicyStatement(
+        sid="TopicMaySendUndelivered", actions=["sqs:SendMessage"],
+        principals=[iam.ServicePrincipal("sns.amazonaws.com")], resources=[queue.queue_arn],
+        conditions={"ArnEquals": {"aws:SourceArn": topic.topic_arn}}))
+    for sub in subscriptions:
+        sub.redrive_policy = {"deadLetterTargetArn": queue.queue_arn}
+    alarm_on_queue_depth(scope, f"{id}Alarm", queue=queue, topic=alarm_topic)
+    return queue
+
+
+def imported_alarm_topic(scope: Construct, id: str, parameter: str) -> Any:
+    """The account's alarms topic, its ARN read from SSM ``parameter`` at deploy."""
+    from aws_cdk import aws_ssm as ssm
+
+    return sns.Topic.from_topic_arn(
+        scope, id, ssm.StringParameter.value_for_string_parameter(scope, parameter))
