@@ -249,7 +249,11 @@ def scanned_modules() -> list[str]:
     handlers = _module_path("dpc_central.handlers").parent
     mods = sorted(f"dpc_central.handlers.{p.stem}" for p in handlers.glob("*.py")
                   if p.stem != "__init__")
-    return [*mods, "dpc_core.stores.dynamodb"]
+    # First-party plugins: their code runs in the handlers' Lambdas (notifier backends)
+    # or at synth; a boto3 call added there must be declared too.
+    plugins = sorted(f"{p.parent.name}.{p.stem}" for p in ROOT.glob("plugins/*/src/*/*.py")
+                     if p.stem != "__init__")
+    return [*mods, "dpc_core.stores.dynamodb", *plugins]
 
 
 @pytest.mark.parametrize("module", scanned_modules())
@@ -271,6 +275,16 @@ def test_every_handler_module_with_a_lambda_is_in_the_manifest() -> None:
     modules = {m for m in scanned_modules() if ".handlers." in m
                and not m.rsplit(".", 1)[1].startswith("_")}
     assert modules <= handlers, sorted(modules - handlers)
+
+
+def test_every_dpc_lambda_of_the_stacks_has_its_calls_in_the_manifest(
+        templates: dict[str, dict[str, Any]]) -> None:
+    handlers = {f"{m}.handle" for m in manifest()["handlers"]}
+    deployed = {r["Properties"]["Handler"] for name in ("central", "team")
+                for r in templates[name]["Resources"].values()
+                if r["Type"] == "AWS::Lambda::Function"
+                and str(r["Properties"].get("Handler", "")).startswith("dpc")}
+    assert deployed and deployed <= handlers, sorted(deployed - handlers)
 
 
 def test_declared_actions_are_the_operations_iam_checks() -> None:
