@@ -112,6 +112,17 @@ def test_evaluator_cross_account_needs_identity_and_resource_policy() -> None:
     assert not evaluate(req, resource_policy=rp, resource_account="111122223333")
 
 
+def test_evaluator_a_resource_policy_naming_the_own_account_delegates_to_identity() -> None:
+    # IAM User Guide, "AWS account principals": naming an account delegates authority to
+    # it; its identity policies must still grant the action.
+    queue = "arn:aws:sqs:eu-west-1:111122223333:q"
+    rp = allow("sqs:SendMessage", queue, Principal={"AWS": "111122223333"})
+    req = Request(ALICE, "sqs:SendMessage", queue)
+    assert not evaluate(req, resource_policy=rp, resource_account="111122223333")
+    assert evaluate(req, identity=[allow("sqs:SendMessage")], resource_policy=rp,
+                    resource_account="111122223333")
+
+
 def test_evaluator_a_key_policy_naming_the_account_delegates_to_identity_policies() -> None:
     key = "arn:aws:kms:eu-west-1:111122223333:key/1234"
     req = Request(ALICE, "kms:Decrypt", key)
@@ -348,7 +359,12 @@ def _synthesize(out: Path) -> dict[str, Path]:
     user_app(outdir=out / "team", central_account=CENTRAL, account=TEAM, region=REGION,
              nag=False).synth()
     project = case_study_project(CASE_STUDY, out / "project")
-    pipelines = load_pipelines([project])
+    # One pipeline beyond the case study: a Hive metastore secret read by the run.
+    hive = out / "hive"
+    hive.mkdir()
+    (hive / "pipeline.yaml").write_text(HIVE_PIPELINE)
+    (hive / "job.py").write_text("print(1)\n")
+    pipelines = load_pipelines([project, hive])
     pipeline_app(pipelines, outdir=out / "pipelines", region=REGION, nag=False).synth()
     paths = {"central": out / "central" / f"{CENTRAL_STACK}.template.json",
              "team": out / "team" / f"{USER_STACK}.template.json"}
@@ -378,7 +394,20 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
 
 
 PIPELINE_ACCOUNTS = {"listings": "111111111111", "searches": "222222222222",
-                     "pipeline-x": "333333333333", "listings-fallback": "333333333333"}
+                     "pipeline-x": "333333333333", "listings-fallback": "333333333333",
+                     "hive": TEAM}
+#: Secrets Manager appends six random characters to a secret's name in its ARN.
+HIVE_SECRETS = {f: f"arn:aws:secretsmanager:{REGION}:{TEAM}:secret:hive/{f}-Ab12Cd"
+                for f in ("url", "username", "password")}
+HIVE_PIPELINE = f"""
+name: hive
+account: "{TEAM}"
+steps: [{{name: job, type: spark, script: job.py}}]
+compute:
+  type: emr
+  hiveMetastore: {{url: "{HIVE_SECRETS['url']}", username: "{HIVE_SECRETS['username']}",
+                  password: "{HIVE_SECRETS['password']}"}}
+"""
 
 
 class World:
@@ -609,6 +638,8 @@ class World:
 
             name = SERVICE_ROLE if key.endswith("service-role") else INSTANCE_ROLE
             return f"arn:aws:iam::{p.account}:role/{name}", None, p.account, False
+        if key.startswith("member:hive-secret/"):
+            return HIVE_SECRETS[key.split("/", 1)[1]], None, p.account, False
         if key.startswith("member:rule/"):
             return f"arn:aws:events:{REGION}:{p.account}:rule/{key.split('/', 1)[1]}", None, \
                 p.account, False
@@ -671,8 +702,10 @@ def _delivery_cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("delivery", "action"), _delivery_cases())
-def test_delivery_is_allowed_by_the_targets_policy(world: World, delivery: dict[str, Any],
+def test_delivery_is_allowed_by_the_targets_policy(templates: dict[str, dict[str, Any]],
+                                                   delivery: dict[str, Any],
                                                    action: str) -> None:
+    world = World(templates, delivery.get("pipeline", "pipeline-x"))
     decision = world.check(delivery["caller"], action, delivery["resource"],
                            delivery.get("context"), delivery.get("source"))
     assert decision.allowed, decision.reason
@@ -853,6 +886,14 @@ def test_state_machine_integrations_are_allowed(templates: dict[str, dict[str, A
                         problems.append(decision.reason)
     assert seen, f"{pipeline}: no state machine integrations found"
     assert not problems, "\n".join(problems)
+
+
+def test_every_integration_in_the_manifest_is_in_a_synthesized_state_machine(
+        templates: dict[str, dict[str, Any]]) -> None:
+    used = {r for name in PIPELINE_ACCOUNTS for _, d in state_machines(World(templates, name))
+            for r in task_resources(d)}
+    assert set(manifest()["state_machines"]) <= used, \
+        sorted(set(manifest()["state_machines"]) - used)
 
 
 # -- EMR's managed service policy needs tagged network resources ------------------------
