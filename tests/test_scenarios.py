@@ -219,6 +219,17 @@ def test_a_line_that_is_not_utf8_exits_2_naming_file_and_line(tmp_path: Path,
     assert "not UTF-8" in proc.stderr
 
 
+def test_a_line_longer_than_an_eventbridge_event_exits_2_naming_file_and_line(
+        tmp_path: Path) -> None:
+    first = (EVENTS / "s01_happy_path.jsonl").read_bytes().splitlines()[0]
+    huge = b'{"x": "' + b"a" * (2 << 20) + b'"}'
+    events = _write_lines(tmp_path / "events.jsonl", [first, huge])
+    proc = run_in_process("simulate", "--pipelines", CASE_STUDY, "--events", events,
+                          "--format", "json")
+    assert_bad_input(proc, f"{events}:2:")
+    assert "longer than" in proc.stderr
+
+
 @pytest.mark.parametrize("depth", [100, 100_000])
 def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path: Path,
                                                                 depth: int) -> None:
