@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from dpc_core.errors import BadEvent, ConditionTooDeep, DependencyCycle
 from dpc_core.events import StatusEvent, is_status_shape
-from dpc_core.model import Block, Pipeline, Ref, iter_refs
+from dpc_core.model import MAX_CONDITION_DEPTH, Block, Pipeline, Ref, iter_refs
 from dpc_core.store import (
     Claim,
     PipelineSpec,
@@ -109,8 +109,6 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
-#: Conditions nest blocks at most this deep (TRIGGERS.md rule 8).
-MAX_CONDITION_DEPTH = 32
 #: A run's error text is kept for people to read; longer texts are cut.
 MAX_ERROR_CHARS = 4096
 
@@ -129,8 +127,10 @@ def _clip(text: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
 
 
 def condition_depth(condition: Any) -> int:
-    """How many blocks deep a condition (as JSON) nests; iterative, so a hostile condition
-    cannot exhaust the stack. Stops counting past :data:`MAX_CONDITION_DEPTH` + 1."""
+    """How many blocks deep a condition (as JSON) nests, counted as pipeline.yaml's model
+    counts (its limit, :data:`dpc_core.model.MAX_CONDITION_DEPTH`, is the engine's); the
+    model refuses deeper ones in files, the engine in specs stored by other paths.
+    Iterative, so a hostile condition cannot exhaust the stack; stops past the limit."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(condition, 1)]
     while stack:
@@ -143,8 +143,9 @@ def condition_depth(condition: Any) -> int:
         for key in ("allOf", "anyOf"):
             items = block.get(key)
             if isinstance(items, list):
-                stack.extend((it, level + 1) for it in items
-                             if isinstance(it, Mapping) and "name" not in it)
+                # A block is what pipeline.yaml's model takes for one (see model._item_tag).
+                stack.extend((it, level + 1) for it in items if isinstance(it, Mapping) and (
+                    "allOf" in it or "anyOf" in it or "operator" in it))
     return deepest
 
 
