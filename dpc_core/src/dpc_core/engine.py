@@ -6,14 +6,21 @@ it: the central trigger-manager Lambda (DynamoDB), the local runtime (SQLite) an
 
 On each event:
 
-1. parse it (other shapes are refused with a reason) and check that the event's
-   account owns the pipeline it names (else: rejected, reported, nothing triggered);
-2. record the status idempotently (duplicates change nothing, stale statuses are
-   dropped);
-3. for each child that references the pipeline (one registry read), put the run
-   in the child's window as that parent's latest run, evaluate the condition and,
-   when it holds and the ``rerun`` policy allows, *claim* the trigger with a
-   compare-and-set on the window. Only the winner of the claim emits a decision.
+1. parse it: other shapes are skipped, a status event with bad fields (rule 8: insane
+   integers, a status outside the five, malformed ARNs, a bad ``dpc.logicalDate``, input
+   nested too deep) is rejected as bad input; nothing raises, whatever the JSON value;
+2. check that the event's account owns the pipeline it names and that its
+   ``executionArn`` is an execution of that state machine (rule 7); else rejected and
+   reported *before* recording, so a forged event can neither stand in for another
+   account's run nor make its real events look stale;
+3. record the status idempotently (duplicates change nothing, stale statuses are
+   dropped); the run log answers with the run as it was, which places the run in its one
+   window: its first logical date, else its start; a run placed by its start moves when a
+   later status brings its logical date, leaving its old window to the run before it;
+4. for each child that references the pipeline (one registry read), put the run in the
+   child's window as that parent's latest run, evaluate the condition and, when it holds
+   and the ``rerun`` policy allows, *claim* the trigger with a compare-and-set on the
+   window. Only the winner of the claim emits a decision.
 
 Duplicates are re-evaluated (not skipped) so that a worker that died between
 recording and claiming is completed by the redelivery; the claim keeps that safe.
