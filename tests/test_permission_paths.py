@@ -82,6 +82,7 @@ BUCKET = "arn:aws:s3:::amzn-s3-demo-bucket/report.csv"
 
 
 def allow(action: str, resource: str = "*", **extra: Any) -> dict[str, Any]:
+    """A one-statement Allow policy (``extra``: Principal, Condition)."""
     return {"Statement": [{"Effect": "Allow", "Action": action, "Resource": resource, **extra}]}
 
 
@@ -325,18 +326,22 @@ class Stack:
     resolver: Resolver
 
     def of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Logical id → resource of one type."""
         return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
 
     def lid(self, kind: str, prefix: str) -> str:
+        """The one logical id of ``kind`` starting with ``prefix`` (construct path)."""
         found = [k for k in self.of_type(kind) if k.startswith(prefix)]
         assert len(found) == 1, f"{self.name}: {kind} {prefix}*: {found}"
         return found[0]
 
     def props(self, lid: str) -> dict[str, Any]:
+        """A resource's properties as synthesized."""
         props: dict[str, Any] = self.template["Resources"][lid].get("Properties", {})
         return props
 
     def resolved(self, lid: str) -> dict[str, Any]:
+        """A resource's properties with every intrinsic resolved."""
         out: dict[str, Any] = self.resolver.resolve(self.props(lid))
         return out
 
@@ -441,6 +446,7 @@ class World:
         return out
 
     def registration_url(self) -> str:
+        """The registration API's stage URL (the team stack's parameter)."""
         api = self.central.lid("AWS::ApiGateway::RestApi", "RegistrationApi")
         return f"https://{self.central.resolver.ref(api)}.execute-api.{REGION}.amazonaws.com/" \
                f"{self._stage()}/"
@@ -450,6 +456,7 @@ class World:
         return str(self.central.resolved(stage)["StageName"])
 
     def stacks(self) -> list[Stack]:
+        """Central, team and pipeline stacks."""
         return [self.central, self.team, self.pipeline]
 
     # -- callers -------------------------------------------------------------------
@@ -675,6 +682,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(templates: dict[str, dict[str, Any]]) -> World:
+    """The accounts with pipeline-x's stack (the consumer: triggered, SLACK and EMAIL)."""
     return World(templates)
 
 
