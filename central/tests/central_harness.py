@@ -161,8 +161,10 @@ class World:
             [{"Id": "tap", "Arn": self._queue_arn(CENTRAL, TAP_QUEUE)}])
         # Every member has run setup-user-account: its pipeline bus admits the central
         # account's trigger events.
+        # (The fixture registers them with the API once the handlers' environment is set:
+        # register_accounts.)
         for account in MEMBERS:
-            self.set_up_account(account)
+            self.set_up_account(account, register=False)
         if not members:
             return
         for account in MEMBERS:
@@ -198,12 +200,23 @@ class World:
                 TopicArn=topic, Protocol="sqs",
                 Endpoint=self._queue_arn(account, f"test-tap-sns-{pipeline.name}"))
 
-    def set_up_account(self, account: str) -> None:
+    def set_up_account(self, account: str, *, register: bool = True) -> None:
         """What ``dpc setup-user-account`` makes that delivery needs: the ``dpc-pipelines``
         bus with PipelineBus's resource policy (the central account may put
-        ``dpc.trigger`` events)."""
+        ``dpc.trigger`` events), and (``register``) its ``Custom::DpcAccount`` record
+        through the registration API."""
         self.client(account, "events").create_event_bus(Name=names.PIPELINE_BUS_NAME)
         self.admit_central(account)
+        if register:
+            self.register_accounts([account])
+
+    def register_accounts(self, accounts: tuple[str, ...] | list[str] = MEMBERS) -> None:
+        """``PUT /accounts/{account}`` by each account itself (its user-account stack)."""
+        from dpc_central.handlers import registration
+
+        for account in accounts:
+            answer = registration.handle(account_event("PUT", account, account), None)
+            assert answer["statusCode"] == 200, answer
 
     def admit_central(self, account: str) -> None:
         """PipelineBus's policy statement on ``account``'s pipeline bus."""
@@ -484,6 +497,15 @@ def api_event(method: str, account: str, name: str | None, caller: str,
             "domainName": "api.example.com", "apiId": "abcdef1234"},
         "body": body if body is None or isinstance(body, str) else json.dumps(body),
         "isBase64Encoded": False}
+
+
+def account_event(method: str, account: str, caller: str) -> dict[str, Any]:
+    """An API Gateway proxy event of ``/accounts/{account}`` (IAM auth)."""
+    event = api_event(method, account, None, caller)
+    event.update({"resource": "/accounts/{account}", "path": f"/accounts/{account}",
+                  "pathParameters": {"account": account}})
+    event["requestContext"]["resourcePath"] = "/accounts/{account}"
+    return event
 
 
 def registration_body(pipeline: Any, topic_arn: str | None = None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def world(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         w.setup()
         for key, value in w.handler_env().items():
             monkeypatch.setenv(key, value)
+        w.register_accounts()
         yield w
 
 
@@ -59,4 +60,5 @@ def central(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         w.setup(members=False)
         for key, value in w.handler_env().items():
             monkeypatch.setenv(key, value)
+        w.register_accounts()
         yield w

@@ -157,7 +157,7 @@ def test_reconciler_feeds_lost_terminal_statuses_to_the_engine(central: World) -
     _finished_run(central, B, "searches", "SUCCEEDED")
     result = reconciler.handle({"source": "aws.events", "detail-type": "Scheduled Event"})
     assert (result["accounts"], result["fed"], result["failedAccounts"]) == (2, 2, [])
-    assert [t["detail"]["pipeline"] for t in central.tap()] == ["pipeline-x"]
+    assert [t["detail"]["pipeline"] for t in central.triggers()] == ["pipeline-x"]
 
 
 def test_reconciler_skips_what_the_run_log_has(central: World) -> None:
@@ -166,3 +166,19 @@ def test_reconciler_skips_what_the_run_log_has(central: World) -> None:
     reconciler.handle({}, None)
     assert reconciler.handle({}, None)["fed"] == 0
     assert CENTRAL
+
+
+def test_tracker_never_publishes_to_another_accounts_topic(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registration stored before the API refused info.topicArn (or written around it):
+    A's notes still go to A's own topic, never to C's."""
+    from dpc_central.handlers import _common
+    from dpc_core.store import PipelineSpec
+
+    foreign = f"arn:aws:sns:{REGION}:{C}:dpc-pipeline-x"
+    _common.store().put_pipeline(PipelineSpec(account=A, name="listings", info={
+        "topicArn": foreign, "notifications": {"type": "PIPELINE", "targets": [
+            {"channel": "SLACK", "addresses": ["a-alerts"]}]}}))
+    sent = _published(central, monkeypatch)
+    assert execution_tracker.handle(_status(A, "listings", "RUNNING"), None) == {"published": 1}
+    assert [n["topic"] for n in sent] == [f"arn:aws:sns:{REGION}:{A}:dpc-listings"]

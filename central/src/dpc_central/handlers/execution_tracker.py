@@ -22,7 +22,10 @@ as JSON in the message attribute ``dpc-notification`` (the Slack poster reads it
 ``dpc-kind`` and ``dpc-status`` allow subscription filter policies.
 
 Topic: ``info.topicArn`` of the registration, else the convention
-``arn:aws:sns:<region>:<account>:dpc-<pipeline>``.
+``arn:aws:sns:<region>:<account>:dpc-<pipeline>``; only ever a topic of the pipeline's
+own account: a registered topic of another account is ignored (logged as
+``tracker-foreign-topic``) and the conventional one used. The registration API refuses
+such a topic too; this check holds for entries stored before it did.
 
 Environment: ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS`` (the run
 log gives step notes their run's logical date; read access suffices).
@@ -88,10 +91,22 @@ def track(raw: Any) -> bool:
     kind = notifications.get("type") or "FAILURES_ONLY"
     if not notifications.get("targets") or not wants(kind, note):
         return False
-    topic = spec.info.get("topicArn") or topic_arn(str(raw.get("region") or ""),
-                                                     note.account, note.pipeline)
+    own = topic_arn(str(raw.get("region") or ""), note.account, note.pipeline)
+    topic = spec.info.get("topicArn") or own
+    if not _in_account(topic, note.account):
+        # A registration stored before the API checked it (or written around it) must not
+        # carry one account's notes to another account's topic.
+        common.emit(logging.ERROR, "tracker-foreign-topic", topic=topic,
+                    account=note.account, pipeline=note.pipeline)
+        topic = own
     publish(topic, note)
     return True
+
+
+def _in_account(topic: Any, account: str) -> bool:
+    """Whether ``topic`` is an SNS topic ARN of ``account``."""
+    parts = topic.split(":") if isinstance(topic, str) else []
+    return len(parts) == 6 and parts[0] == "arn" and parts[2] == "sns" and parts[4] == account
 
 
 def topic_arn(region: str, account: str, pipeline: str) -> str:

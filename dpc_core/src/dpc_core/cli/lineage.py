@@ -95,7 +95,11 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
         specs = [spec_of(p) for p in load_pipelines(list(pipelines), require_account=True)]
     else:
         assert store is not None
-        specs = list(store.pipelines())
+        from dpc_core.address_secrets import public_spec
+
+        # The registry keeps notification addresses as registered; a page or a text
+        # shown to people must not carry an OpsGenie apiKey or a webhook token.
+        specs = [public_spec(s) for s in store.pipelines()]
     if store is not None and day is None:
         day = datetime.now(UTC).date().isoformat()  # statuses are for today by default
     try:
