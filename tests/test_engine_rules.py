@@ -630,6 +630,12 @@ BAD_FIELDS = {
     "logical_date_february_30": {"input": '{"dpc": {"logicalDate": "2026-02-30"}}'},
     "logical_hour_24": {"input": '{"dpc": {"logicalDate": "2026-11-26T24"}}'},
     "logical_date_with_time": {"input": '{"dpc": {"logicalDate": "2026-11-26T07:00:00Z"}}'},
+    "logical_date_arabic_digits": {"input": '{"dpc": {"logicalDate": '
+                                            '"\u0662\u0660\u0662\u0666-11-26"}}'},
+    "arn_account_arabic_digits": {
+        "executionArn": "arn:aws:states:eu-west-1:\u0661" + "1" * 11 + ":execution:listings:r",
+        "stateMachineArn": "arn:aws:states:eu-west-1:\u0661" + "1" * 11
+                           + ":stateMachine:listings"},
 }
 
 

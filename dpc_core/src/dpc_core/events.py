@@ -62,14 +62,15 @@ MAX_INPUT_DEPTH = 64
 #: Run names in ARNs: no ``:``, whitespace or control characters (the SQLite store's slot
 #: encoding and DynamoDB keys rely on it), bounded so keys stay far below DynamoDB's 2 KiB.
 _NAME = r"[^:\s\x00-\x1f\x7f]"
-STATE_MACHINE_ARN = (r"^arn:aws[a-z-]{0,16}:states:[a-z0-9-]{1,32}:\d{12}:stateMachine:"
+STATE_MACHINE_ARN = (r"^arn:aws[a-z-]{0,16}:states:[a-z0-9-]{1,32}:[0-9]{12}:stateMachine:"
                      rf"{_NAME}{{1,200}}$")
-EXECUTION_ARN = (r"^arn:aws[a-z-]{0,16}:states:[a-z0-9-]{1,32}:\d{12}:execution:"
+EXECUTION_ARN = (r"^arn:aws[a-z-]{0,16}:states:[a-z0-9-]{1,32}:[0-9]{12}:execution:"
                  rf"{_NAME}{{1,200}}:{_NAME}{{1,80}}$")
 #: ``dpc.logicalDate``: a date, or a date and hour, optionally with the UTC offset that
 #: names one of the two repeated hours of a day when clocks go back (the engine's own
 #: hourly window names, which rule 6 puts back into the child run's input).
-LOGICAL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?:([+-])(\d{2}):(\d{2}))?)?")
+LOGICAL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?:([+-])(\d{2}):(\d{2}))?)?",
+                          re.ASCII)  # ASCII digits only: the date becomes a window name
 
 #: What a field that failed its pattern should have looked like (for the message).
 _EXPECTED = {
@@ -127,7 +128,7 @@ class StatusEvent(BaseModel):
     id: str = ""
     detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
     source: Literal["aws.states"]
-    account: str = Field(pattern=r"^\d{12}$")
+    account: str = Field(pattern=r"^[0-9]{12}$")  # ASCII digits (\d is any Unicode digit)
     time: str = ""
     region: str = ""
     detail: ExecutionDetail
