@@ -761,3 +761,22 @@ def test_a_child_run_in_a_repeated_hour_carries_a_logical_date_its_children_acce
                       "2026-11-01T06:30", logical=decision.run_input()["dpc"]["logicalDate"])
     outcome = eng.handle(child_run)
     assert not outcome.rejected and outcome.recorded is Recorded.NEW
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Europe/Madrid", "Australia/Lord_Howe",
+                                "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham"])
+@pytest.mark.parametrize("window", ["daily", "hourly"])
+def test_the_window_of_a_start_is_the_same_for_every_minute_of_its_quarter_hour(
+        tz: str, window: str) -> None:
+    # window_of caches per quarter hour of UTC; check it against the uncached computation
+    # on every minute of the days clocks change in 2026 (both hemispheres).
+    from dpc_core.engine import _start_window_at
+
+    for day in ("2026-03-08T00:00", "2026-03-29T00:00", "2026-04-05T00:00",
+                "2026-09-27T00:00", "2026-10-04T00:00", "2026-10-25T00:00",
+                "2026-11-01T00:00"):
+        first = ms(day) - 14 * 3_600_000
+        for minute in range(0, 52 * 60, 7):
+            start = first + minute * 60_000 + 59_999
+            assert window_of(start, None, window, tz) == _start_window_at(
+                start / 1000, window == "daily", tz), (tz, window, start)
