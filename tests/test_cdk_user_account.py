@@ -103,6 +103,16 @@ def test_registration_client_may_only_invoke_the_central_pipelines_api(template:
                   for st in p["Properties"]["PolicyDocument"]["Statement"]]
     (invoke,) = [st for st in statements if st["Action"] == "execute-api:Invoke"]
     assert f":{CENTRAL}:*/v1/*/pipelines/*" in json.dumps(invoke["Resource"])
+    assert f":{CENTRAL}:*/v1/*/accounts/*" in json.dumps(invoke["Resource"])
+
+
+def test_the_account_records_itself_with_the_central_api(template: Any) -> None:
+    """Custom::DpcAccount (PUT /accounts/{id} at deploy): without it the central API
+    refuses this account's children, whose triggers its bus could not receive."""
+    (record,) = template.find_resources("Custom::DpcAccount").values()
+    (param,) = [p["Properties"] for p in template.find_resources("AWS::SSM::Parameter").values()
+                if p["Properties"]["Name"] == "/dpc/registration-provider-arn"]
+    assert record["Properties"]["ServiceToken"] == param["Value"]
 
 
 def test_central_reconciler_may_only_read_executions(template: Any) -> None:

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from central_harness import REGION, A, B, C, World, api_event
+from central_harness import REGION, A, B, C, World, account_event, api_event
 
 from dpc_central.handlers import registration, registration_client
 
@@ -28,6 +28,7 @@ _AUTH = re.compile(r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})
                    r"(?P<region>[a-z0-9-]+)/(?P<service>[a-z-]+)/aws4_request, "
                    r"SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<sig>[0-9a-f]{64})$")
 _PATH = re.compile(r"^/v1/pipelines/([^/]+)/([^/]+)$")
+_ACCOUNT_PATH = re.compile(r"^/v1/accounts/([^/]+)$")
 
 
 @dataclass
@@ -80,6 +81,11 @@ class FakeApiGateway:
         if problem:
             return 403, json.dumps({"message": problem})
         m = _PATH.match(path)
+        a = _ACCOUNT_PATH.match(path)
+        if a is not None:
+            event = account_event(method, a.group(1), self.caller)
+            answer = registration.handle(event, None)
+            return answer["statusCode"], answer["body"]
         if m is None:
             return 404, json.dumps({"message": "Missing Authentication Token"})
         event = api_event(method, m.group(1), m.group(2), self.caller,
@@ -285,3 +291,39 @@ def test_persistent_server_errors_fail_after_the_attempts(api: FakeApiGateway) -
 def test_unknown_request_type_is_an_error(api: FakeApiGateway) -> None:
     with pytest.raises(ValueError, match="RequestType"):
         registration_client.handle(_request("Replace", _props()))
+
+
+class _Context:
+    """The Lambda context: only the function's ARN (its account) is read."""
+
+    def __init__(self, account: str) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{account}:function:dpc-reg"
+
+
+def _account_request(kind: str) -> dict[str, Any]:
+    event = _request(kind, {}, physical=None if kind == "Create" else f"account/{C}")
+    event["ResourceType"] = registration_client.ACCOUNT_RESOURCE
+    return event
+
+
+def test_the_user_account_stack_records_its_account_so_children_can_register(
+        api: FakeApiGateway) -> None:
+    registration.handle(account_event("DELETE", C, C), None)  # C never ran setup
+    with pytest.raises(registration_client.RegistrationFailed,
+                       match="dpc setup-user-account --central-account"):
+        registration_client.handle(_request("Create", _props()))
+    answer = registration_client.handle(_account_request("Create"), _Context(C))
+    assert answer["PhysicalResourceId"] == f"account/{C}"
+    assert registration_client.handle(_request("Create", _props()))["PhysicalResourceId"] \
+        == f"{C}/pipeline-x"
+    assert [(r["method"], r["path"]) for r in api.requests] == [
+        ("PUT", f"/v1/pipelines/{C}/pipeline-x"), ("PUT", f"/v1/accounts/{C}"),
+        ("PUT", f"/v1/pipelines/{C}/pipeline-x")]
+
+
+def test_deleting_the_user_account_stack_removes_the_account_record(
+        api: FakeApiGateway) -> None:
+    registration_client.handle(_account_request("Delete"), _Context(C))
+    assert api.requests[-1]["method"] == "DELETE"
+    assert registration.handle(account_event("GET", C, C), None)["statusCode"] == 404
+    registration_client.handle(_account_request("Delete"), _Context(C))  # already gone

@@ -22,7 +22,8 @@ from dpc_central.conventions import HANDLER_REGISTRATION, REGISTRATION_API_NAME
 class RegistrationApi(Construct):
     """API Gateway REST API with IAM authorization in front of the registration Lambda.
 
-    ``PUT|DELETE /pipelines/{account}/{name}`` and ``GET /pipelines``. The resource policy
+    ``PUT|DELETE /pipelines/{account}/{name}``, ``GET /pipelines`` and
+    ``PUT|DELETE|GET /accounts/{account}``. The resource policy
     admits only the organisation or the member accounts; the handler checks that the
     caller's account (``requestContext.identity.accountId``) owns the pipeline it writes.
 
@@ -78,6 +79,12 @@ class RegistrationApi(Construct):
         for verb in ("PUT", "DELETE", "GET"):
             one.add_method(verb, integration, request_validator=validator,
                            request_parameters=params)
+        # Each user-account stack records itself here (Custom::DpcAccount): children of an
+        # account that never ran setup-user-account are refused at registration.
+        account = self.api.root.add_resource("accounts").add_resource("{account}")
+        for verb in ("PUT", "DELETE", "GET"):
+            account.add_method(verb, integration, request_validator=validator,
+                               request_parameters={"method.request.path.account": True})
         suppress(self.api, [
             ("AwsSolutions-COG4", "callers are AWS accounts (pipelines' custom resources), "
              "authenticated with IAM SigV4, not Cognito users"),

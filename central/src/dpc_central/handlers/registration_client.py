@@ -53,10 +53,18 @@ class RegistrationFailed(Exception):
     """The API refused the request; the message is what CloudFormation shows."""
 
 
+#: The user-account stack's resource: the account records that it has run
+#: ``dpc setup-user-account`` (its pipeline bus admits the central account's triggers).
+ACCOUNT_RESOURCE = "Custom::DpcAccount"
+
+
 def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """Provider-framework ``onEvent``: register, re-register or unregister a pipeline."""
+    """Provider-framework ``onEvent``: register, re-register or unregister a pipeline
+    (``Custom::DpcRegistration``) or the account itself (``Custom::DpcAccount``)."""
     kind = str(event.get("RequestType", ""))
     props = event.get("ResourceProperties") or {}
+    if event.get("ResourceType") == ACCOUNT_RESOURCE:
+        return _account(kind, context)
     if kind == "Delete":
         physical = str(event.get("PhysicalResourceId") or "")
         m = _PHYSICAL.match(physical)
@@ -80,6 +88,24 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
             "Data": {"Account": account, "Pipeline": name,
                      "Parents": ",".join(body.get("parents", []) if isinstance(body, dict)
                                          else [])}}
+
+
+def _account(kind: str, context: Any) -> dict[str, Any]:
+    """``PUT|DELETE /accounts/{account}`` for the account this function runs in: the
+    central API refuses children of accounts that never did it."""
+    account = own_account(context)
+    url = account_url(account)
+    if kind in ("Create", "Update"):
+        status, body = request("PUT", account, "", url=url)
+        _check(status, body, "PUT", account, "", path=f"/accounts/{account}")
+        common.emit(logging.INFO, "account-registered", account=account, request=kind)
+    elif kind == "Delete":
+        status, body = request("DELETE", account, "", url=url)
+        if status != 404:
+            _check(status, body, "DELETE", account, "", path=f"/accounts/{account}")
+    else:
+        raise ValueError(f"unknown RequestType {kind!r}")
+    return {"PhysicalResourceId": f"account/{account}", "Data": {"Account": account}}
 
 
 def resource_properties(pipeline: Any, topic_arn: str) -> dict[str, str]:
@@ -133,18 +159,25 @@ def own_account(context: Any = None) -> str:
     return str(common.client("sts").get_caller_identity()["Account"])
 
 
-def _check(status: int, body: Any, method: str, account: str, name: str) -> None:
+def _check(status: int, body: Any, method: str, account: str, name: str,
+           path: str | None = None) -> None:
     if 200 <= status < 300:
         return
     message = body.get("message") if isinstance(body, dict) else None
-    raise RegistrationFailed(f"{method} /pipelines/{account}/{name}: HTTP {status}: "
-                             f"{message or body}")
+    raise RegistrationFailed(f"{method} {path or f'/pipelines/{account}/{name}'}: HTTP "
+                             f"{status}: {message or body}")
 
 
 def pipeline_url(account: str, name: str) -> str:
     """The API URL of one pipeline (``DPC_REGISTRATION_URL`` + ``pipelines/...``)."""
     base = common.require_env(ENV_REGISTRATION_URL).rstrip("/")
     return f"{base}/pipelines/{urllib.parse.quote(account)}/{urllib.parse.quote(name)}"
+
+
+def account_url(account: str) -> str:
+    """The API URL of an account's setup record (``DPC_REGISTRATION_URL`` + ``accounts/...``)."""
+    base = common.require_env(ENV_REGISTRATION_URL).rstrip("/")
+    return f"{base}/accounts/{urllib.parse.quote(account)}"
 
 
 def signing_region(url: str) -> str:
@@ -179,10 +212,11 @@ def signed_request(method: str, url: str, payload: bytes | None) -> urllib.reque
 
 
 def request(method: str, account: str, name: str,
-            body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-    """Send one signed request; ``(status, decoded JSON body)``. Each attempt is signed
-    anew (a signature is valid for five minutes)."""
-    url = pipeline_url(account, name)
+            body: Mapping[str, Any] | None = None, *, url: str | None = None
+            ) -> tuple[int, Any]:
+    """Send one signed request (to ``url``, default the pipeline's); ``(status, decoded
+    JSON body)``. Each attempt is signed anew (a signature is valid for five minutes)."""
+    url = url or pipeline_url(account, name)
     payload = json.dumps(body, sort_keys=True).encode() if body is not None else None
     last: str = ""
     for attempt in range(ATTEMPTS):
@@ -201,8 +235,7 @@ def request(method: str, account: str, name: str,
                     pipeline=name, attempt=attempt + 1, error=last)
         if attempt + 1 < ATTEMPTS:
             time.sleep(min(8.0, BACKOFF_S * 2 ** attempt))
-    raise RegistrationFailed(f"{method} /pipelines/{account}/{name} failed after "
-                             f"{ATTEMPTS} attempts: {last}")
+    raise RegistrationFailed(f"{method} {url} failed after {ATTEMPTS} attempts: {last}")
 
 
 def _decode(raw: bytes) -> Any:
