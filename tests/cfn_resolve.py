@@ -63,7 +63,8 @@ class Resolver:
             return str(default)
         kind = self.resources[lid]["Type"]
         if kind in ("AWS::SNS::Topic", "AWS::StepFunctions::StateMachine",
-                    "AWS::SecretsManager::Secret", "AWS::Events::Rule"):
+                    "AWS::SecretsManager::Secret", "AWS::Events::Rule",
+                    "AWS::CloudWatch::Alarm"):
             return self.arn(lid)
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/" \
@@ -128,6 +129,8 @@ class Resolver:
             return f"arn:{p}:ec2:{r}:{a}:security-group/{self.get_att(lid, 'GroupId')}"
         if kind == "AWS::ApiGateway::RestApi":
             return f"arn:{p}:apigateway:{r}::/restapis/{self.ref(lid)}"
+        if kind == "AWS::CloudWatch::Alarm":
+            return f"arn:{p}:cloudwatch:{r}:{a}:alarm:{self._name(lid, 'AlarmName')}"
         if kind == "AWS::Lambda::LayerVersion":
             return f"arn:{p}:lambda:{r}:{a}:layer:{lid.lower()}:1"
         raise KeyError(f"no ARN rule for {kind} ({lid})")

@@ -739,6 +739,12 @@ def _policies_of(world: World, arn: str) -> tuple[list[dict[str, Any]] | None, s
             if kind == "AWS::Lambda::Function":
                 module = res["Properties"]["Handler"].rsplit(".", 1)[0]
                 return world._function(module)[1], stack.account
+            if kind == "AWS::SNS::Topic":
+                return [stack.resolved(p)["PolicyDocument"]
+                        for p in stack.of_type("AWS::SNS::TopicPolicy")
+                        if arn in stack.resolved(p)["Topics"]], stack.account
+            if kind == "AWS::KMS::Key":
+                return [stack.resolved(lid)["KeyPolicy"]], stack.account
             return None, stack.account
     raise AssertionError(f"{arn} is in none of the synthesized stacks")
 
@@ -768,6 +774,24 @@ def _target_cases(world: World) -> Iterator[tuple[str, str, str, str, dict[str, 
                 if dlq:
                     yield f"{lid} DLQ", "events.amazonaws.com", "sqs:SendMessage", str(dlq), \
                         service
+        for lid in stack.of_type("AWS::CloudWatch::Alarm"):
+            props = stack.resolved(lid)
+            service = {"aws:SourceArn": r.arn(lid), "aws:SourceAccount": stack.account}
+            for action_arn in props.get("AlarmActions", []):
+                # A pipeline stack's alarms notify the team stack's topic (ARN in SSM).
+                owner, topic = next(((o, t) for o in world.stacks()
+                                     for t in o.of_type("AWS::SNS::Topic")
+                                     if o.resolver.arn(t) == action_arn), (None, None))
+                assert owner and topic, f"{lid}: alarm action {action_arn} is no known topic"
+                yield f"{lid} -> {action_arn}", "cloudwatch.amazonaws.com", "sns:Publish", \
+                    str(action_arn), service
+                key = owner.resolved(topic).get("KmsMasterKeyId")
+                for kms_action in ("kms:GenerateDataKey", "kms:Decrypt") if key else ():
+                    # CloudWatch encrypts for the topic with its own service principal
+                    # (Amazon SNS, "Enable compatibility between event sources from AWS
+                    # services and encrypted topics").
+                    yield f"{lid} -> key of {action_arn}", "cloudwatch.amazonaws.com", \
+                        kms_action, str(key), service
         for lid in stack.of_type("AWS::SNS::Subscription"):
             props = stack.resolved(lid)
             topic = str(props["TopicArn"])
@@ -786,9 +810,12 @@ def test_every_rule_target_dead_letter_queue_and_subscription_is_allowed(
         templates: dict[str, dict[str, Any]], pipeline: str) -> None:
     """EventBridge needs the target's resource policy (or, with a role, the role's policy
     and the target's policy across accounts); SNS needs the function's permission and the
-    dead-letter queue's policy ("Permissions for Amazon EventBridge event buses", "Using
-    resource-based policies for Amazon EventBridge", Amazon SNS "Configuring an Amazon SNS
-    dead-letter queue for a subscription")."""
+    dead-letter queue's policy; a CloudWatch alarm needs the topic policy and, for an
+    encrypted topic, the key policy to admit ``cloudwatch.amazonaws.com`` ("Permissions for
+    Amazon EventBridge event buses", "Using resource-based policies for Amazon EventBridge",
+    Amazon SNS "Configuring an Amazon SNS dead-letter queue for a subscription", AWS
+    Knowledge Center "Why didn't I receive an SNS notification for my CloudWatch alarm
+    trigger?")."""
     world = World(templates, pipeline)
     problems, seen = [], 0
     for what, who, action, arn, ctx in _target_cases(world):
