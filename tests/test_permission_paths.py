@@ -647,6 +647,13 @@ class World:
             return f"arn:aws:iam::{p.account}:role/{name}", None, p.account, False
         if key.startswith("member:hive-secret/"):
             return HIVE_SECRETS[key.split("/", 1)[1]], None, p.account, False
+        if key.startswith("member:artifacts/"):
+            # S3 ARNs carry no account: the bucket's owner is the team account.
+            bucket = t.lid("AWS::S3::Bucket", "ArtifactsBucket")
+            arn = f"{t.resolver.arn(bucket)}/{key.split('/', 1)[1]}"
+            pols = [t.resolved(x)["PolicyDocument"] for x in t.of_type("AWS::S3::BucketPolicy")
+                    if t.resolved(x)["Bucket"] == t.resolver.ref(bucket)]
+            return arn, pols, t.account, False
         if key.startswith("member:rule/"):
             return f"arn:aws:events:{REGION}:{p.account}:rule/{key.split('/', 1)[1]}", None, \
                 p.account, False
@@ -834,6 +841,38 @@ def test_every_rule_target_dead_letter_queue_and_subscription_is_allowed(
         if not decision.allowed:
             problems.append(f"{what}: {decision.reason}")
     assert seen > 10
+    assert not problems, "\n".join(problems)
+
+
+def test_every_function_may_log_trace_and_dead_letter(world: World) -> None:
+    """What the Lambda service does with the function's own role: write its log group,
+    send X-Ray segments when tracing is active, and put failed asynchronous events on its
+    dead-letter queue ("Lambda execution role", "Using Lambda with X-Ray",
+    "Capturing records of Lambda asynchronous invocations")."""
+    problems = []
+    for stack in world.stacks():
+        for fn in stack.of_type("AWS::Lambda::Function"):
+            props = stack.resolved(fn)
+            role_lid = stack.props(fn)["Role"]["Fn::GetAtt"][0]
+            role = stack.resolver.arn(role_lid)
+            identity = world.identity(stack, role_lid)
+            group = props.get("LoggingConfig", {}).get("LogGroup") or \
+                f"/aws/lambda/{stack.resolver.ref(fn)}"
+            stream = f"arn:aws:logs:{REGION}:{stack.account}:log-group:{group}:log-stream:x"
+            needs = [("logs:CreateLogStream", stream), ("logs:PutLogEvents", stream)]
+            if props.get("TracingConfig", {}).get("Mode") == "Active":
+                needs.append(("xray:PutTraceSegments", "*"))
+            dlq = props.get("DeadLetterConfig", {}).get("TargetArn")
+            if dlq:
+                needs.append(("sqs:SendMessage", str(dlq)))
+            for action, resource in needs:
+                policies, owner = _policies_of(world, resource) if action.startswith("sqs") \
+                    else (None, stack.account)
+                decision = evaluate(Request(role, action, resource, {
+                    "aws:SecureTransport": True}), identity=identity,
+                    resource_policy=policies, resource_account=owner)
+                if not decision.allowed:
+                    problems.append(f"{stack.name}/{fn}: {decision.reason}")
     assert not problems, "\n".join(problems)
 
 
