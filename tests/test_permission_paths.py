@@ -186,6 +186,42 @@ def test_evaluator_wildcards_span_arn_separators_and_actions_ignore_case() -> No
     assert evaluate(req, identity=[not_action], resource_account="111122223333")
 
 
+# -- the intrinsic resolver -------------------------------------------------------------
+
+RESOLVER_TEMPLATE = {
+    "Parameters": {"Central": {"Type": "String"}},
+    "Resources": {
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "dpc-x"}},
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"FifoQueue": True}},
+        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "dpc-central"}},
+        "Rule": {"Type": "AWS::Events::Rule", "Properties": {"EventBusName": {"Ref": "Bus"},
+                                                             "Name": "r"}},
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "dpc-emr"}},
+    },
+}
+
+
+def test_resolver_builds_arns_the_way_each_resource_type_does() -> None:
+    r = Resolver(RESOLVER_TEMPLATE, account="111122223333", region="eu-west-1",
+                 parameters={"Central": "999999999999"})
+    assert r.resolve({"Ref": "Topic"}) == "arn:aws:sns:eu-west-1:111122223333:dpc-x"
+    assert r.resolve({"Fn::GetAtt": ["Queue", "Arn"]}).endswith(".fifo")
+    assert r.resolve({"Fn::GetAtt": ["Rule", "Arn"]}) == \
+        "arn:aws:events:eu-west-1:111122223333:rule/dpc-central/r"
+    assert r.resolve({"Fn::GetAtt": "Role.Arn"}) == "arn:aws:iam::111122223333:role/dpc-emr"
+    assert r.resolve({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::",
+                                        {"Ref": "Central"}, ":root"]]}) == \
+        "arn:aws:iam::999999999999:root"
+    assert r.resolve({"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${Central}:"
+                                 "event-bus/${Bus}"}) == \
+        "arn:aws:events:eu-west-1:999999999999:event-bus/dpc-central"
+
+
+def test_resolver_refuses_a_parameter_without_a_value() -> None:
+    with pytest.raises(KeyError, match="Central"):
+        Resolver(RESOLVER_TEMPLATE, account="1", region="r").resolve({"Ref": "Central"})
+
+
 # -- the manifest against the code -----------------------------------------------------
 
 def _module_path(module: str) -> Path:
