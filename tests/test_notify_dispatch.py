@@ -29,7 +29,7 @@ TRUTH_TABLE = [
     ("PIPELINE_STARTED", "RUNNING", None, True, True, False),
     ("STEP_STARTED", "RUNNING", "load", True, False, False),
     ("STEP_FINISHED", "SUCCEEDED", "load", True, False, False),
-    ("STEP_FINISHED", "FAILED", "load", True, False, True),
+    ("STEP_FINISHED", "FAILED", "load", True, False, False),  # the run's final note says it
     ("PIPELINE_FINISHED", "SUCCEEDED", None, True, True, False),
     ("PIPELINE_FINISHED", "FAILED", "load", True, True, True),
     ("PIPELINE_FINISHED", "TIMED_OUT", None, True, True, True),

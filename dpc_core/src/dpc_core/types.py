@@ -12,19 +12,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _CHANNEL = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StepConfig(BaseModel):
-    """Base of every step plugin's config model. ``name`` and ``type`` belong to the core."""
+    """Base of every step plugin's config model. ``name``, ``type`` and ``passEnv`` belong
+    to the core."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     type: str
+    #: Locally a step gets a minimal environment (``DPC_*``, ``PATH``, ``HOME``, locale, ...);
+    #: these are the names of further variables of the runtime's environment it needs.
+    #: ``passEnv``, not ``env``: the shell step's ``env`` already sets values.
+    pass_env: tuple[str, ...] = Field(
+        default=(), alias="passEnv",
+        description="names of environment variables the step gets from the runtime's "
+                    "environment (locally; notifier secrets are never passed)")
+
+    @field_validator("pass_env")
+    @classmethod
+    def _env_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return names
 
 
 class ComputeConfig(BaseModel):
@@ -73,6 +90,9 @@ class LocalCommand:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    #: Names of the runtime's environment variables the command needs when set (a Spark
+    #: step: ``JAVA_HOME``, ``SPARK_HOME``); the step's environment is otherwise minimal.
+    pass_env: Sequence[str] = ()
 
 
 #: Builds the subprocess of a step from its validated config and the run context.
@@ -190,10 +210,14 @@ class Notification:
 
     def summary(self) -> str:
         """One line a human reads in a chat message or an email subject."""
-        what = f"step {self.step}" if self.step else "pipeline"
+        run_level = self.kind.startswith("PIPELINE")
+        what = "pipeline" if run_level or not self.step else f"step {self.step}"
         text = f"[{self.status}] {self.pipeline} ({self.account}) {what} for {self.logical_date}"
         if self.duration_s is not None:
             text += f" in {self.duration_s:.1f}s"
+        if run_level and self.step:
+            # The run's final status names the step it failed in.
+            text += f", failed step {self.step}"
         return text
 
     def details(self) -> list[str]:
@@ -223,6 +247,13 @@ class NotifierType:
 
     ``factory`` builds the backend from the environment (``os.environ`` locally);
     ``validate_address`` raises ``ValueError`` for an address the channel cannot use.
+
+    ``required_env`` names the variables without which the channel cannot deliver (the
+    local runtime then prints its notifications instead and says what to set);
+    ``secret_env`` names the variables holding its secrets, which the local runtime never
+    passes to a step and redacts from every text it writes; ``preview`` renders one line
+    of what the channel sends to an address for a note (None: it sends nothing for it),
+    used to print and record notifications.
     """
 
     channel: str
@@ -230,10 +261,17 @@ class NotifierType:
     validate_address: Callable[[str], None] | None = None
     aws_subscriptions: Callable[[Any, Any, Sequence[str]], None] | None = None
     description: str = ""
+    required_env: tuple[str, ...] = ()
+    secret_env: tuple[str, ...] = ()
+    preview: Callable[[Notification, str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if not _CHANNEL.match(self.channel):
             raise ValueError(f"channel {self.channel!r} must match {_CHANNEL.pattern}")
+        for name in (*self.required_env, *self.secret_env):
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"channel {self.channel!r}: {name!r} is not an environment "
+                                 "variable name")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from dpc_core.notify import DeliveryError
+from dpc_core.notify import ChannelNotConfigured, DeliveryError
 from dpc_core.types import Notification
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -125,8 +125,9 @@ class SmtpBackend:
         if not env.get("DPC_SMTP_HOST"):
             # No default server: "connection refused on localhost:25" on every step of
             # every run tells a user less than saying what to set.
-            raise ValueError("set DPC_SMTP_HOST (and DPC_SMTP_PORT, DPC_SMTP_FROM, ...) to "
-                             "the SMTP server that sends dpc's emails")
+            raise ChannelNotConfigured(
+                "set DPC_SMTP_HOST (and DPC_SMTP_PORT, DPC_SMTP_FROM, ...) to the SMTP "
+                "server that sends dpc's emails")
         use_ssl = env.get("DPC_SMTP_SSL", "").lower() in _TRUE
         port = env.get("DPC_SMTP_PORT") or ("465" if use_ssl else "25")
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from dpc_core import hookimpl
-from dpc_core.types import NotifierBackend, NotifierType
+from dpc_core.types import Notification, NotifierBackend, NotifierType
 
 DPC_PLUGIN_API = 1
 
@@ -27,6 +27,11 @@ def validate_address(address: str) -> None:
         raise ValueError(f"{address!r} is not an email address")
 
 
+def preview(note: Notification, address: str) -> str:
+    """The email ``address`` gets for ``note``, by its subject."""
+    return f"Email {address}: {note.summary()}"
+
+
 def _factory(env: Mapping[str, str]) -> NotifierBackend:
     from dpc_notify_email.backend import SmtpBackend
 
@@ -44,4 +49,6 @@ def dpc_notifiers() -> Iterator[NotifierType]:
     """The EMAIL channel."""
     yield NotifierType(channel="EMAIL", factory=_factory, validate_address=validate_address,
                        aws_subscriptions=_aws_subscriptions,
-                       description="email (SMTP locally, SNS on AWS)")
+                       description="email (SMTP locally, SNS on AWS)",
+                       required_env=("DPC_SMTP_HOST",), secret_env=("DPC_SMTP_PASSWORD",),
+                       preview=preview)

@@ -24,6 +24,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dpc_core.notify import ChannelNotConfigured
 from dpc_core.types import Notification
 
 DEFAULT_API_URL = "https://api.opsgenie.com"
@@ -86,7 +87,8 @@ class OpsGenieBackend:
 
         key = env.get("OPSGENIE_API_KEY", "").strip()
         if not key:
-            raise ValueError("set OPSGENIE_API_KEY to the key of an OpsGenie API integration")
+            raise ChannelNotConfigured(
+                "set OPSGENIE_API_KEY to the key of an OpsGenie API integration")
         conf = opsgenie_sdk.Configuration()
         conf.host = (env.get("DPC_OPSGENIE_API_URL") or DEFAULT_API_URL).rstrip("/")
         # Fresh dicts: Configuration() is a shallow copy of a process-wide default, so

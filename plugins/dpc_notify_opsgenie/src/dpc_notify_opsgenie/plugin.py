@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from dpc_core import hookimpl
-from dpc_core.types import NotifierBackend, NotifierType
+from dpc_core.types import Notification, NotifierBackend, NotifierType
 
 DPC_PLUGIN_API = 1
 
@@ -16,6 +16,21 @@ def validate_address(address: str) -> None:
         raise ValueError("empty OpsGenie address")
     if "://" in address and not address.startswith("https://"):
         raise ValueError(f"{address!r}: OpsGenie integration URLs must use https")
+
+
+def preview(note: Notification, address: str) -> str | None:
+    """What OpsGenie gets for ``note``: an alert opened for a failed run, closed for a
+    succeeded one; nothing for anything else."""
+    if note.kind != "PIPELINE_FINISHED":
+        return None
+    from dpc_notify_opsgenie.backend import alert_alias, alert_fields
+
+    if note.failed:
+        return f"OpsGenie {address}: open alert {alert_alias(note)}: " \
+               f"{alert_fields(note, [address])['message']}"
+    if note.status == "SUCCEEDED":
+        return f"OpsGenie {address}: close alert {alert_alias(note)}"
+    return None
 
 
 def _factory(env: Mapping[str, str]) -> NotifierBackend:
@@ -35,4 +50,6 @@ def dpc_notifiers() -> Iterator[NotifierType]:
     """The OPSGENIE channel."""
     yield NotifierType(channel="OPSGENIE", factory=_factory, validate_address=validate_address,
                        aws_subscriptions=_aws_subscriptions,
-                       description="OpsGenie alert per failed run, closed on success")
+                       description="OpsGenie alert per failed run, closed on success",
+                       required_env=("OPSGENIE_API_KEY",), secret_env=("OPSGENIE_API_KEY",),
+                       preview=preview)

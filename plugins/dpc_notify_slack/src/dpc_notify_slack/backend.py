@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dpc_core.notify import DeliveryError
+from dpc_core.notify import ChannelNotConfigured, DeliveryError
 from dpc_core.types import Notification
 from dpc_notify_slack.messages import reply_message, root_message
 from dpc_notify_slack.threads import InMemoryThreadStore, SqliteThreadStore, ThreadRef, ThreadStore
@@ -58,7 +58,7 @@ class SlackBackend:
 
         token = env.get("SLACK_BOT_TOKEN", "").strip()
         if not token:
-            raise ValueError("set SLACK_BOT_TOKEN to the bot token of the Slack app")
+            raise ChannelNotConfigured("set SLACK_BOT_TOKEN to the bot token of the Slack app")
         client = WebClient(
             token=token,
             base_url=env.get("DPC_SLACK_API_URL") or DEFAULT_API_URL,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from dpc_core import hookimpl
-from dpc_core.types import NotifierBackend, NotifierType
+from dpc_core.types import Notification, NotifierBackend, NotifierType
 
 DPC_PLUGIN_API = 1
 
@@ -15,6 +15,13 @@ def validate_address(address: str) -> None:
     name = address.lstrip("#")
     if not name or " " in name or len(name) > 80:
         raise ValueError(f"{address!r} is not a Slack channel name; write e.g. data-alerts")
+
+
+def preview(note: Notification, address: str) -> str:
+    """One line of what the run's thread in ``address`` gets for ``note``."""
+    from dpc_notify_slack.backend import channel_ref
+
+    return f"Slack {channel_ref(address)}: {note.summary()}"
 
 
 def _factory(env: Mapping[str, str]) -> NotifierBackend:
@@ -34,4 +41,6 @@ def dpc_notifiers() -> Iterator[NotifierType]:
     """The SLACK channel."""
     yield NotifierType(channel="SLACK", factory=_factory, validate_address=validate_address,
                        aws_subscriptions=_aws_subscriptions,
-                       description="Slack message thread per run")
+                       description="Slack message thread per run",
+                       required_env=("SLACK_BOT_TOKEN",), secret_env=("SLACK_BOT_TOKEN",),
+                       preview=preview)
