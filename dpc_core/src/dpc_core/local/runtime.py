@@ -45,6 +45,7 @@ from dpc_core.local import state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
+from dpc_core.notify import Secrets
 from dpc_core.plugins import Registry, get_registry
 from dpc_core.schedule import Rate
 from dpc_core.store import pkey
@@ -170,8 +171,11 @@ class Runtime:
                  registry: Registry | None = None) -> None:
         self.ws = Workspace(workspace.resolve(), registry or get_registry())
         self.schedules = schedules
-        self.out = out
         self.env = dict(os.environ if env is None else env)
+        # Raises for a declared secret too short to redact. Every line printed is redacted:
+        # a run's error quotes what its step printed.
+        self.secrets = Secrets.from_env(self.env, self.ws.registry)
+        self.out: Printer = lambda text: out(self.secrets.redact(text))
         self.max_parallel = max_parallel
         self.stopping = threading.Event()
         self.wake_engine = threading.Event()
@@ -219,9 +223,16 @@ class Runtime:
         self.ready_at = time.perf_counter() - t0
 
     def _setup_notifications(self) -> None:
-        from dpc_core.notify import Dispatcher
+        from dpc_core.notify import Dispatcher, unconfigured_line
 
-        self.notifier = Dispatcher(self.ws.registry, self.env)
+        # A channel without credentials prints its notifications (and says so once, here).
+        self.notifier = Dispatcher(
+            self.ws.registry, self.env, secrets=self.secrets,
+            console=lambda text: self.out(f"{_fmt_ms(now_ms())}  notify  {text}"))
+        missing = self.notifier.unconfigured(
+            {t.channel for p in self.pipelines.values() for t in p.notifications.targets})
+        if missing:
+            self.out(unconfigured_line(missing))
         if self.env.get("DPC_OPENLINEAGE_URL"):
             from dpc_core.openlineage import OpenLineageEmitter
 
@@ -351,19 +362,21 @@ class Runtime:
         self._outbox_loop("notify", 100, self.wake_notify, self._notify_one)
 
     def _notify_one(self, seq: int, payload: str) -> None:
-        self._deliver(json.loads(payload))
+        item = json.loads(payload)
+        # What was sent where stays on the outbox item (`dpc local notifications`).
+        item["deliveries"] = self._deliver(item)
         with self.store.transaction():
-            self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
-                                    (now_ms(), seq))
+            self.store.conn.execute("UPDATE lr_outbox SET done_ms = ?, payload = ? WHERE seq = ?",
+                                    (now_ms(), json.dumps(item), seq))
 
-    def _deliver(self, item: dict[str, Any]) -> None:
+    def _deliver(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         pipeline = self.pipelines.get(item["pipeline"])
-        note = Notification(**item["note"])
+        note = self.secrets.redact_note(Notification(**item["note"]))
         if self.lineage is not None:
             self.lineage.emit(note)
         if pipeline is None or self.notifier is None:
-            return
-        self.notifier.notify(pipeline.notifications, note)
+            return []
+        return [d.__dict__ for d in self.notifier.deliver(pipeline.notifications, note)]
 
     # -- scheduler ----------------------------------------------------------------
 
@@ -435,7 +448,8 @@ class Runtime:
                 error: str | None = None, duration_s: float | None = None) -> None:
         note = {"kind": kind, "pipeline": row.name, "account": row.account,
                 "logical_date": row.logical_date, "run_id": row.run_id, "status": status,
-                "duration_s": duration_s, "step": step, "error": error,
+                "duration_s": duration_s, "step": step,
+                "error": self.secrets.redact_optional(error),
                 "parents": row.parents}
         self.store.conn.execute(
             "INSERT INTO lr_outbox (kind, payload, created_ms) VALUES ('notify', ?, ?)",
@@ -444,6 +458,7 @@ class Runtime:
     def _finish(self, row: RunRow, status: str, error: str | None,
                 step: str | None = None) -> None:
         """Terminal status, its event and notification; inside the caller's transaction."""
+        error = self.secrets.redact_optional(error)
         stop = now_ms()
         self.store.conn.execute(
             "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ? WHERE arn = ?",
@@ -540,15 +555,24 @@ class Runtime:
             cmd = step_type.local(step, ctx)
         except Exception as exc:
             return 126, f"step {step.name}: {exc}"
-        env = {**self.env, **ctx.environment(), **cmd.env}
+        from dpc_core.local.step_env import start_copy, step_environment, withheld_names
+
+        # A minimal environment, never the notifiers' secrets (see local/step_env.py).
+        asked = (*cmd.pass_env, *getattr(step, "pass_env", ()))
+        env = step_environment(self.env, ctx.environment(), cmd, asked, self.secrets.names)
         with open(log_path, "wb") as log:
+            for name in withheld_names(asked, self.secrets.names):
+                log.write(f"dpc: {name} is not passed: steps never get notifier secrets\n"
+                          .encode())
             try:
                 proc = subprocess.Popen(list(cmd.argv), cwd=cmd.cwd or ctx.project_dir, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
                 log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
                 return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
+            assert proc.stdout is not None
+            copier = start_copy(proc.stdout, log, self.secrets)  # redacts on the way
             with self.store.transaction():
                 self.store.conn.execute("UPDATE lr_steps SET pid = ? WHERE arn = ? AND idx = ?",
                                         (proc.pid, row.arn, idx))
@@ -557,6 +581,9 @@ class Runtime:
                 rc = proc.wait()
             finally:
                 self.procs.pop(row.arn, None)
+            copier.join(timeout=5)  # not forever: a step's leftover child may hold the pipe
+            if not copier.is_alive():
+                proc.stdout.close()
         if rc == 0:
             return 0, None
         tail = _tail(log_path)

@@ -31,6 +31,14 @@ class SparkStep(StepConfig):
     local_master: str = Field(default="local[2]", alias="localMaster")
 
 
+#: Variables of the runtime's environment spark-submit needs when they are set (a local step
+#: otherwise gets a minimal environment): where Java, Spark and Hadoop live, how they are
+#: configured, which address the driver binds, where it spills.
+SPARK_ENV = ("JAVA_HOME", "SPARK_HOME", "SPARK_CONF_DIR", "SPARK_LOCAL_IP", "SPARK_LOCAL_DIRS",
+             "HADOOP_HOME", "HADOOP_CONF_DIR", "HADOOP_USER_NAME", "PYSPARK_PYTHON",
+             "PYSPARK_DRIVER_PYTHON", "PYSPARK_SUBMIT_ARGS", "PYTHONPATH")
+
+
 def spark_submit() -> str:
     """The spark-submit to use: $SPARK_SUBMIT, beside this interpreter, or on PATH."""
     if os.environ.get("SPARK_SUBMIT"):
@@ -57,7 +65,7 @@ def local_command(step: SparkStep, ctx: RunContext) -> LocalCommand:
     argv.append(str(ctx.project_dir / step.script))
     argv += step.args
     env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    return LocalCommand(argv=argv, env=env, cwd=ctx.project_dir)
+    return LocalCommand(argv=argv, env=env, cwd=ctx.project_dir, pass_env=SPARK_ENV)
 
 
 @needs_compute("emr")  # an EMR step: the pipeline gets a cluster by default
