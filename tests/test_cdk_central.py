@@ -233,11 +233,22 @@ def test_registration_api_requires_iam_auth_on_every_method(template: Any) -> No
 
 
 def test_slack_token_lives_in_secrets_manager_and_the_poster_reads_it(template: Any) -> None:
+    """dpc-notify-slack is installed: its dpc_central_constructs hook adds the poster, the
+    token secret and the threads table (the central stack names no channel)."""
     template.resource_count_is("AWS::SecretsManager::Secret", 1)
     poster = next(f for f in resources(template, "AWS::Lambda::Function").values()
-              if f["Properties"]["Handler"].endswith("slack_poster.handle"))
+                  if f["Properties"]["Handler"] == "dpc_notify_slack.poster.handle")
     assert poster["Properties"]["FunctionName"] == "dpc-slack-poster"
-    assert "DPC_SLACK_SECRET_ARN" in poster["Properties"]["Environment"]["Variables"]
+    env = poster["Properties"]["Environment"]["Variables"]
+    secret = next(iter(resources(template, "AWS::SecretsManager::Secret")))
+    assert env["DPC_SLACK_SECRET_ARN"] == {"Ref": secret}
+    threads = env["DPC_TABLE_SLACK_THREADS"]["Ref"]
+    assert resources(template, "AWS::DynamoDB::Table")[threads]["Properties"]["KeySchema"] == [
+        {"AttributeName": "executionArn", "KeyType": "HASH"}]
+    # Pipeline topics of the member accounts may invoke it.
+    permissions = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission")
+                   .values() if p["Properties"].get("Principal") == "sns.amazonaws.com"]
+    assert sorted(p["SourceAccount"] for p in permissions) == MEMBERS
 
 
 def test_reconciler_runs_on_a_schedule(template: Any) -> None:

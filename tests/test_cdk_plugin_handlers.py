@@ -1,6 +1,8 @@
 """A plugin written outside the repo contributes a Lambda handler through the
-``dpc_lambda_handlers`` hook; the central stack deploys it (checked on the template,
-with cdk-nag at synth), with no change to the core or the central package."""
+``dpc_lambda_handlers`` hook and its own constructs through ``dpc_central_constructs``;
+the central stack deploys them (checked on the template, with cdk-nag at synth), with no
+change to the core or the central package. The registry here holds only that plugin:
+the central stack then has no Slack service (it names no channel)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,17 @@ DPC_PLUGIN_API = 1
 def dpc_lambda_handlers():
     """The Teams poster."""
     yield ("teams-poster", "dpc_notify_teams.handler:handle")
+
+
+@hookimpl
+def dpc_central_constructs(scope, central):
+    """The Teams channel's own service: its state table and a notifier Lambda."""
+    state = central.table(scope, "TeamsState", key="executionArn")
+    fn = central.function(scope, "TeamsNotifier", handler="dpc_notify_teams.notifier.handle",
+                          function_name="dpc-teams-notifier",
+                          environment={"DPC_TEAMS_STATE": state.table_name})
+    state.grant_read_write_data(fn.function)
+    central.tables.registry.grant_read_data(fn.function)
 '''
 
 
@@ -80,3 +93,28 @@ def test_a_malformed_handler_target_is_refused_with_its_name(tmp_path: Path) -> 
         '"dpc_notify_teams.handler:handle"', '"not a target"'))
     with pytest.raises(ValueError, match="teams-poster"):
         plugin_handlers(reg)
+
+
+def test_a_third_party_channel_contributes_its_own_constructs(
+        template: dict[str, Any]) -> None:
+    fn = _functions(template)["dpc-teams-notifier"]
+    assert fn["Handler"] == "dpc_notify_teams.notifier.handle"
+    assert "DeadLetterConfig" in fn and fn["TracingConfig"] == {"Mode": "Active"}
+    state = fn["Environment"]["Variables"]["DPC_TEAMS_STATE"]["Ref"]
+    table = template["Resources"][state]
+    assert table["Type"] == "AWS::DynamoDB::Table" and table["DeletionPolicy"] == "Retain"
+    assert table["Properties"]["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": True}
+    alarms = [r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName")
+              == "Errors"]
+    assert any(a["Dimensions"][0]["Value"] == {"Ref": next(
+        lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"].get("FunctionName") == "dpc-teams-notifier")} for a in alarms)
+
+
+def test_without_the_slack_plugin_the_central_stack_has_no_slack_service(
+        template: dict[str, Any]) -> None:
+    assert "dpc-slack-poster" not in _functions(template)
+    assert not [r for r in template["Resources"].values()
+                if r["Type"] == "AWS::SecretsManager::Secret"]

@@ -251,9 +251,10 @@ class World:
         """The environment the central stack gives its Lambdas."""
         return {names.ENV_TABLE_REGISTRY: "dpc-registry", names.ENV_TABLE_RUNS: "dpc-runs",
                 names.ENV_TABLE_WINDOWS: "dpc-windows",
-                names.ENV_TABLE_SLACK_THREADS: "dpc-slack-threads",
+                # The Slack service's (dpc-notify-slack's central construct).
+                "DPC_TABLE_SLACK_THREADS": "dpc-slack-threads",
                 names.ENV_CENTRAL_BUS: names.CENTRAL_BUS_NAME,
-                names.ENV_SLACK_SECRET_ARN: self.secret_arn,
+                "DPC_SLACK_SECRET_ARN": self.secret_arn,
                 names.ENV_READ_ROLE_NAME: names.RECONCILER_READ_ROLE,
                 "DPC_POISON_DLQ_URL": self.urls["poison"],
                 names.ENV_DELIVERY_RETRY_URL: self.urls["retry"],

@@ -30,7 +30,8 @@ from central_harness import (
 )
 
 from dpc_central import conventions as names
-from dpc_central.handlers import _common, execution_tracker, slack_poster, trigger_manager
+from dpc_central.handlers import _common, execution_tracker, trigger_manager
+from dpc_notify_slack import poster as slack_poster
 
 pytestmark = pytest.mark.cross_account
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from central_harness import CENTRAL, REGION, SLACK_TOKEN, A, B, C, World, register_case_study
 
-from dpc_central.handlers import execution_tracker, reconciler, slack_poster
+from dpc_central.handlers import execution_tracker, reconciler
 from dpc_core.events import make_status_event
+from dpc_notify_slack import poster as slack_poster
 
 
 def _status(account: str, pipeline: str, status: str, **kw: Any) -> dict[str, Any]:

@@ -57,17 +57,19 @@ def central_app(*, outdir: Path, org_id: str | None, member_accounts: Sequence[s
                 account: str | None = None, region: str | None = None,
                 lambda_deps: str = "none", layer_arns: Sequence[str] = (),
                 alarm_email: str | None = None, nag: bool = True, registry: Any = None) -> Any:
-    """The app of ``dpc setup-central-account`` (with the Lambda handlers the installed
-    plugins contribute through ``dpc_lambda_handlers``)."""
+    """The app of ``dpc setup-central-account`` (with the Lambda handlers and constructs
+    the installed plugins contribute through ``dpc_lambda_handlers`` and
+    ``dpc_central_constructs``)."""
     app = new_app(outdir, nag=nag)
     from dpc_central.central_account.plugin_functions import plugin_handlers
     from dpc_central.central_account.stack import CentralStack
     from dpc_core.plugins import get_registry
 
+    reg = registry or get_registry()
     CentralStack(app, CENTRAL_STACK, org_id=org_id, member_accounts=member_accounts,
                  code_dir=lambda_code_dir(outdir, lambda_deps), layer_arns=layer_arns,
                  alarm_email=alarm_email, env=_env(account, region),
-                 plugin_handlers=plugin_handlers(registry or get_registry()))
+                 plugin_handlers=plugin_handlers(reg), registry=reg)
     return app
 
 

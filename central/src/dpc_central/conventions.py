@@ -24,7 +24,8 @@ STEP_STATUS_DETAIL_TYPE = "dpc Step Status"
 SFN_SOURCE = "aws.states"
 SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
 
-#: Function names in the central account (user accounts build ARNs from them).
+#: Function names in the central account (user accounts build ARNs from them). The
+#: Slack poster is dpc-notify-slack's (``dpc_notify_slack.central``); pipeline stacks name it.
 SLACK_POSTER_FUNCTION = "dpc-slack-poster"
 REGISTRATION_API_NAME = "dpc-registration"
 
@@ -52,7 +53,6 @@ EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
 #: Lambda entry points (modules under dpc_central.handlers, written with the handlers).
 HANDLER_TRIGGER_MANAGER = "dpc_central.handlers.trigger_manager.handle"
 HANDLER_REGISTRATION = "dpc_central.handlers.registration.handle"
-HANDLER_SLACK_POSTER = "dpc_central.handlers.slack_poster.handle"
 HANDLER_RECONCILER = "dpc_central.handlers.reconciler.handle"
 HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
 HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
@@ -62,9 +62,7 @@ HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
 ENV_TABLE_REGISTRY = "DPC_TABLE_REGISTRY"
 ENV_TABLE_RUNS = "DPC_TABLE_RUNS"
 ENV_TABLE_WINDOWS = "DPC_TABLE_WINDOWS"
-ENV_TABLE_SLACK_THREADS = "DPC_TABLE_SLACK_THREADS"
 ENV_CENTRAL_BUS = "DPC_CENTRAL_BUS"
-ENV_SLACK_SECRET_ARN = "DPC_SLACK_SECRET_ARN"
 ENV_REGISTRATION_URL = "DPC_REGISTRATION_URL"
 ENV_READ_ROLE_NAME = "DPC_READ_ROLE_NAME"
 ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"

@@ -121,3 +121,27 @@ class DpcSpec:
             def dpc_lambda_handlers():
                 yield ("teams-poster", "dpc_notify_teams.handler:handle")
         """
+
+    @hookspec
+    def dpc_central_constructs(self, scope: Any, central: Any) -> None:
+        """Add a plugin's own resources to the central account's CDK stack.
+
+        Called by ``dpc setup-central-account`` once the central stack's own resources
+        exist, for every installed plugin: a notification channel deploys its service
+        here (the Slack poster, its thread table and token secret come from
+        dpc-notify-slack this way), exactly as a third-party channel would. ``scope`` is
+        a construct to add to (name your constructs distinctly); ``central`` is a
+        ``dpc_central.plugin_api.CentralContext``: ``stack``, ``bus``, ``alarm_topic``,
+        ``member_accounts``, ``org_id``, ``tables`` (the engine's tables), and factories
+        ``function(scope, id, handler=..., ...)`` (a dpc Lambda: DLQ, alarms, X-Ray,
+        the Lambda asset with every installed plugin) and ``table(scope, id, key=...)``.
+        Import ``aws_cdk`` inside the implementation, never at module level.
+
+        Example::
+
+            @hookimpl
+            def dpc_central_constructs(scope, central):
+                fn = central.function(scope, "TeamsPoster",
+                                      handler="dpc_notify_teams.poster.handle")
+                central.tables.registry.grant_read_data(fn.function)
+        """

@@ -62,3 +62,19 @@ class PluginFunctions(Construct):
             tables.registry.grant_read_data(fn.function)
             bus.grant_put_events_to(fn.function)
             self.functions[name] = fn
+
+
+class PluginConstructs(Construct):
+    """Whatever the installed plugins add to the central stack through the
+    ``dpc_central_constructs`` hook (a channel's service, say), under this construct.
+
+    The central stack names no channel: dpc-notify-slack's poster arrives here the way a
+    third-party channel's would.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, registry: object,
+                 context: object) -> None:
+        super().__init__(scope, id)
+        hook = getattr(registry, "hook", None)
+        if hook is not None and hasattr(hook, "dpc_central_constructs"):
+            hook.dpc_central_constructs(scope=self, central=context)

@@ -16,23 +16,25 @@ from constructs import Construct
 from dpc_central.central_account.bus import CentralBus
 from dpc_central.central_account.delivery import TriggerDelivery
 from dpc_central.central_account.execution_tracker import ExecutionTracker
-from dpc_central.central_account.plugin_functions import PluginFunctions
+from dpc_central.central_account.plugin_functions import PluginConstructs, PluginFunctions
 from dpc_central.central_account.reconciler import Reconciler
 from dpc_central.central_account.registration_api import RegistrationApi
-from dpc_central.central_account.slack_service import SlackService
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.central_account.trigger_manager import TriggerManager
 from dpc_central.common.alarms import subscription_dead_letters
 
 
 class CentralStack(Stack):
-    """Bus, trigger manager, tables, trigger delivery, registration API, Slack service,
-    reconciler, execution tracker, and the alarms topic every alarm notifies."""
+    """Bus, trigger manager, tables, trigger delivery, registration API, reconciler,
+    execution tracker, the alarms topic every alarm notifies, and whatever the installed
+    plugins contribute (``dpc_lambda_handlers``, ``dpc_central_constructs``: e.g. the
+    Slack service of dpc-notify-slack). ``registry``: the plugin registry (default: the
+    installed plugins)."""
 
     def __init__(self, scope: Construct, id: str, *, org_id: str | None,
                  member_accounts: Sequence[str], code_dir: Path,
                  layer_arns: Sequence[str] = (), alarm_email: str | None = None,
-                 plugin_handlers: Sequence[tuple[str, str]] = (),
+                 plugin_handlers: Sequence[tuple[str, str]] = (), registry: Any = None,
                  **kwargs: Any) -> None:
         super().__init__(scope, id, description="dpc central account", **kwargs)
         members = sorted(set(member_accounts))
@@ -65,8 +67,6 @@ class CentralStack(Stack):
             org_mode=bool(org_id), delivery=self.delivery, **common)
         self.registration = RegistrationApi(self, "Registration", tables=self.tables,
                                             org_id=org_id, member_accounts=members, **common)
-        self.slack = SlackService(self, "Slack", tables=self.tables, member_accounts=members,
-                                  **common)
         self.reconciler = Reconciler(self, "Reconciler", tables=self.tables,
                                      bus=self.bus, member_accounts=members,
                                      **common)
@@ -79,3 +79,11 @@ class CentralStack(Stack):
                                   alarm_topic=self.alarm_topic)
         self.plugin_functions = PluginFunctions(self, "PluginHandlers", handlers=plugin_handlers,
                                                 tables=self.tables, bus=self.bus, **common)
+        from dpc_central.plugin_api import CentralContext
+        from dpc_core.plugins import get_registry
+
+        self.plugins = PluginConstructs(
+            self, "Plugins", registry=registry if registry is not None else get_registry(),
+            context=CentralContext(stack=self, bus=self.bus, alarm_topic=self.alarm_topic,
+                                   member_accounts=tuple(members), org_id=org_id,
+                                   tables=self.tables, code_dir=code_dir, layers=layers))

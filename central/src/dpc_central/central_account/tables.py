@@ -1,4 +1,5 @@
-"""The DynamoDB tables of the trigger engine's store and of the Slack service."""
+"""The DynamoDB tables of the trigger engine's store (plugins add their own through
+``dpc_central.plugin_api.CentralContext.table``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def _key(definition: dict[str, Any], schema: list[dict[str, str]], kind: str) ->
     return dynamodb.Attribute(name=names[0], type=_TYPES[types[names[0]]])
 
 
-def _table(scope: Construct, id: str, definition: dict[str, Any]) -> dynamodb.Table:
+def store_table(scope: Construct, id: str, definition: dict[str, Any]) -> dynamodb.Table:
+    """A table from ``CreateTable``-style ``definition`` (keys, GSIs): on demand,
+    encrypted, point-in-time recovery, retained with the stack."""
     table = dynamodb.Table(
         scope, id,
         partition_key=_key(definition, definition["KeySchema"], "HASH"),
@@ -32,6 +35,7 @@ def _table(scope: Construct, id: str, definition: dict[str, Any]) -> dynamodb.Ta
         # The run log and claims are the product's memory: never dropped with the stack.
         removal_policy=RemovalPolicy.RETAIN,
     )
+    _suppress_backup(table)
     for gsi in definition.get("GlobalSecondaryIndexes", []):
         table.add_global_secondary_index(
             index_name=gsi["IndexName"],
@@ -44,9 +48,9 @@ def _table(scope: Construct, id: str, definition: dict[str, Any]) -> dynamodb.Ta
 
 class TriggerTables(Construct):
     """The store's tables, mirrored from :func:`dpc_core.stores.dynamodb.table_definitions`
-    (the single source of keys and indexes), plus the Slack threads table.
+    (the single source of keys and indexes).
 
-    Attributes: ``registry``, ``runs``, ``windows``, ``slack_threads`` and
+    Attributes: ``registry``, ``runs``, ``windows`` and
     ``environment`` (the variables a Lambda needs to open the store).
     """
 
@@ -55,7 +59,6 @@ class TriggerTables(Construct):
         from dpc_central.conventions import (
             ENV_TABLE_REGISTRY,
             ENV_TABLE_RUNS,
-            ENV_TABLE_SLACK_THREADS,
             ENV_TABLE_WINDOWS,
         )
         from dpc_core.stores.dynamodb import DynamoTables, table_definitions
@@ -63,22 +66,14 @@ class TriggerTables(Construct):
         # Names are left to CloudFormation; definitions are keyed by role, not by name.
         defs = table_definitions(DynamoTables("registry", "runs", "windows"))
         by_role = {d["TableName"]: d for d in defs}
-        self.registry = _table(self, "Registry", by_role["registry"])
-        self.runs = _table(self, "Runs", by_role["runs"])
-        self.windows = _table(self, "Windows", by_role["windows"])
-        # One item per execution: the Slack channel/thread of its root message.
-        self.slack_threads = _table(self, "SlackThreads", {
-            "KeySchema": [{"AttributeName": "executionArn", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "executionArn", "AttributeType": "S"}],
-        })
+        self.registry = store_table(self, "Registry", by_role["registry"])
+        self.runs = store_table(self, "Runs", by_role["runs"])
+        self.windows = store_table(self, "Windows", by_role["windows"])
         self.environment = {
             ENV_TABLE_REGISTRY: self.registry.table_name,
             ENV_TABLE_RUNS: self.runs.table_name,
             ENV_TABLE_WINDOWS: self.windows.table_name,
-            ENV_TABLE_SLACK_THREADS: self.slack_threads.table_name,
         }
-        for t in (self.registry, self.runs, self.windows, self.slack_threads):
-            _suppress_backup(t)
 
     def grant_engine(self, grantee: Any) -> None:
         """Read/write on the store's three tables (the engine's needs)."""

@@ -44,3 +44,11 @@ def dpc_notifiers() -> Iterator[NotifierType]:
                        description="Slack message thread per run",
                        required_env=("SLACK_BOT_TOKEN",), secret_env=("SLACK_BOT_TOKEN",),
                        preview=preview)
+
+
+@hookimpl
+def dpc_central_constructs(scope, central):  # type: ignore[no-untyped-def]
+    """The Slack service in the central account: poster Lambda, thread table, token."""
+    from dpc_notify_slack.central import add_slack_service
+
+    add_slack_service(scope, central)

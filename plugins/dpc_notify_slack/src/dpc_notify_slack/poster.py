@@ -1,4 +1,7 @@
-"""The Slack poster: pipeline notifications → one Slack thread per run.
+"""The Slack poster (central account): pipeline notifications → one Slack thread per run.
+
+Deployed by this plugin's ``dpc_central_constructs`` (:mod:`dpc_notify_slack.central`)
+and built on :mod:`dpc_central.plugin_api` only, as any channel's central service is.
 
 Invoked by the pipelines' SNS topics (``{"Records": [{"EventSource": "aws:sns", "Sns":
 {...}}]}``, the note as JSON in the message attribute ``dpc-notification`` written by the
@@ -35,15 +38,17 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from dpc_central.conventions import ENV_SLACK_SECRET_ARN, ENV_TABLE_SLACK_THREADS
-from dpc_central.handlers import _common as common
-from dpc_central.handlers.execution_tracker import NOTE_ATTRIBUTE, note_from_json
+from dpc_central import plugin_api as common
+from dpc_central.plugin_api import NOTE_ATTRIBUTE, note_from_json
 
 if TYPE_CHECKING:
     from dpc_notify_slack.threads import ThreadRef
 
 NOTIFICATION_DETAIL_TYPE = "dpc Notification"
 ENV_SLACK_API_URL = "DPC_SLACK_API_URL"
+#: Set by :class:`dpc_notify_slack.central.SlackService`.
+ENV_SLACK_SECRET_ARN = "DPC_SLACK_SECRET_ARN"
+ENV_TABLE_SLACK_THREADS = "DPC_TABLE_SLACK_THREADS"
 
 
 class DynamoThreadStore:
