@@ -596,11 +596,12 @@ class World:
                 else {"AWS": principal}, "Condition": cond})
         return arn, [{"Statement": statements}]
 
-    def _api(self, method: str) -> tuple[str, list[dict[str, Any]]]:
+    def _api(self, method: str, route: str) -> tuple[str, list[dict[str, Any]]]:
         lid = self.central.lid("AWS::ApiGateway::RestApi", "RegistrationApi")
         api_id = self.central.resolver.ref(lid)
         base = f"arn:aws:execute-api:{REGION}:{CENTRAL}:{api_id}"
-        arn = f"{base}/{self._stage()}/{method}/pipelines/{TEAM}/pipeline-x"
+        path = {"pipelines": f"pipelines/{TEAM}/pipeline-x", "accounts": f"accounts/{TEAM}"}
+        arn = f"{base}/{self._stage()}/{method}/{path[route]}"
         # API Gateway expands "execute-api:/*" in a resource policy to this API's ARN.
         text = json.dumps(self.central.resolved(lid).get("Policy", {"Statement": []}))
         return arn, [json.loads(text.replace('"execute-api:/', f'"{base}/'))]
@@ -623,19 +624,25 @@ class World:
                        if v["Properties"].get("FifoQueue")
                        and v["Properties"].get("ContentBasedDeduplication"))
             return (*self._queue(c, lid), CENTRAL, False)
-        if key.startswith("queue-env:"):
-            # The queue the calling function's environment names (what the code uses).
+        if key.startswith("env:"):
+            # What the calling function's environment names (what the code uses): a queue
+            # URL, a secret ARN or a table name of the caller's stack.
             assert caller and caller.startswith("lambda "), f"{key} needs a Lambda caller"
-            url = self._env(caller.split(" ", 1)[1], key.split(":", 1)[1])
-            lid = next(k for k in c.of_type("AWS::SQS::Queue") if c.resolver.ref(k) == url)
-            return (*self._queue(c, lid), CENTRAL, False)
-        if key == "secret:slack-bot-token":
-            arn = self._env("dpc_central.handlers.slack_poster", "DPC_SLACK_SECRET_ARN")
-            return arn, None, CENTRAL, False
+            stack, _ = self.function(caller.split(" ", 1)[1])
+            value = self._env(caller.split(" ", 1)[1], key.split(":", 1)[1])
+            lid = next(k for k, v in stack.template["Resources"].items()
+                       if v["Type"] in ("AWS::SQS::Queue", "AWS::SecretsManager::Secret",
+                                        "AWS::DynamoDB::Table")
+                       and stack.resolver.ref(k) == value)
+            kind = stack.template["Resources"][lid]["Type"]
+            if kind == "AWS::SQS::Queue":
+                return (*self._queue(stack, lid), stack.account, False)
+            return stack.resolver.arn(lid), None, stack.account, False
         if key.startswith("central:function/"):
             return (*self._function(key.split("/", 1)[1]), CENTRAL, False)
-        if key.startswith("central:registration-api-"):
-            return (*self._api(key.rsplit("-", 1)[1].upper()), CENTRAL, False)
+        if key.startswith("central:registration-api/"):
+            _, method, route = key.split("/")
+            return (*self._api(method, route), CENTRAL, False)
         if key.startswith("central:rule/"):
             lid = c.lid("AWS::Events::Rule", key.split("/", 1)[1])
             return c.resolver.arn(lid), None, CENTRAL, False
