@@ -139,6 +139,30 @@ def local_timeline(workspace: Path, date: str | None) -> None:
     click.echo(timeline(list_runs(store, None, date)))
 
 
+@local.command("notifications")
+@WORKSPACE
+@click.option("--run", default=None, help="Only this run (id or id prefix).")
+@click.option("--pipeline", default=None, help="Only this pipeline (name or account/name).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def local_notifications(workspace: Path, run: str | None, pipeline: str | None,
+                        fmt: str) -> None:
+    """What was notified where: channel, address, sent for real or printed (channel not
+    configured) or failed, time, run and text."""
+    from dpc_core.local.notifications import (
+        list_notifications,
+        notifications_json,
+        notifications_table,
+    )
+    from dpc_core.local.runtime import Workspace
+
+    ws = Workspace(workspace.resolve())
+    if pipeline and "/" not in pipeline:
+        pipeline = ws.resolve(ws.load(), pipeline)
+    rows = list_notifications(ws.connect(), run, pipeline)
+    click.echo(notifications_json(rows) if fmt == "json" else notifications_table(rows))
+
+
 @local.command("logs")
 @WORKSPACE
 @click.argument("run")
