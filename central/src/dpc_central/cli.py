@@ -190,7 +190,8 @@ def _lambda_options(f: Any) -> Any:
 @click.command("setup-central-account")
 @click.option("--org-id", default=None, help="AWS Organizations id (o-...) admitted to the bus")
 @click.option("--member-account", "members", multiple=True,
-              help="12-digit member account (repeat); gets targeted trigger delivery")
+              help="12-digit member account (repeat) admitted besides --org-id; every "
+                   "account that ran setup-user-account receives triggers either way")
 @click.option("--alarm-email", default=None, help="email subscribed to the alarms topic")
 @click.option("--out", "outdir", default="cdk.out.central", show_default=True)
 @click.option("--region", default=None)
