@@ -13,7 +13,6 @@ import pytest
 from dpc_core.store import (
     Claim,
     PipelineSpec,
-    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -189,18 +188,25 @@ def test_runs_of_lists_a_pipelines_runs_from_a_start_oldest_first(store: Trigger
         ARN + "b", ARN + "c"]
 
 
+def was(prior: RunRecord | None) -> tuple[str, int, int, str | None] | None:
+    """What the engine reads of the run as it was: status, redrive count, start, logical."""
+    return None if prior is None else (prior.status, prior.redrive_count, prior.start_ms,
+                                       prior.logical)
+
+
 def test_record_returns_nothing_before_a_first_status(store: TriggerStore) -> None:
     assert store.record(run("r1", "RUNNING", start=1_000)) == (Recorded.NEW, None)
 
 
 def test_record_returns_the_run_as_it_was_before(store: TriggerStore) -> None:
     store.record(run("r1", "RUNNING", start=1_000))
-    assert store.record(run("r1", "FAILED", start=1_000, logical="2026-11-26")) == (
-        Recorded.NEW, Prior("RUNNING", 0, 1_000, None))
-    assert store.record(run("r1", "FAILED", start=1_000)) == (
-        Recorded.DUPLICATE, Prior("FAILED", 0, 1_000, "2026-11-26"))
-    assert store.record(run("r1", "RUNNING", start=1_000)) == (
-        Recorded.STALE, Prior("FAILED", 0, 1_000, "2026-11-26"))
+    recorded, prior = store.record(run("r1", "FAILED", start=1_000, logical="2026-11-26"))
+    assert (recorded, was(prior)) == (Recorded.NEW, ("RUNNING", 0, 1_000, None))
+    recorded, prior = store.record(run("r1", "FAILED", start=1_000))
+    assert (recorded, was(prior)) == (Recorded.DUPLICATE, ("FAILED", 0, 1_000, "2026-11-26"))
+    recorded, prior = store.record(run("r1", "RUNNING", start=1_000))
+    assert (recorded, was(prior)) == (Recorded.STALE, ("FAILED", 0, 1_000, "2026-11-26"))
+    assert prior is not None and prior.arn == ARN + "r1"
 
 
 def test_the_first_start_and_logical_date_of_a_run_stick(store: TriggerStore) -> None:
@@ -209,10 +215,10 @@ def test_the_first_start_and_logical_date_of_a_run_stick(store: TriggerStore) ->
     # A later status claiming another start and logical date changes neither.
     recorded, prior = store.record(run("r1", "RUNNING", rc=1, start=9_000,
                                        logical="2026-11-20"))
-    assert recorded is Recorded.NEW and prior == Prior("FAILED", 0, 1_000, "2026-11-26")
+    assert recorded is Recorded.NEW and was(prior) == ("FAILED", 0, 1_000, "2026-11-26")
     got = store.get_run(ARN + "r1")
     assert got is not None and (got.start_ms, got.logical) == (1_000, "2026-11-26")
-    assert store.record(run("r1", "SUCCEEDED", rc=1))[1] == Prior("RUNNING", 1, 1_000,
+    assert was(store.record(run("r1", "SUCCEEDED", rc=1))[1]) == ("RUNNING", 1, 1_000,
                                                                   "2026-11-26")
 
 

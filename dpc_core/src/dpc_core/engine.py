@@ -42,7 +42,6 @@ from dpc_core.model import MAX_CONDITION_DEPTH, Block, Pipeline, Ref, iter_refs
 from dpc_core.store import (
     Claim,
     PipelineSpec,
-    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -548,7 +547,7 @@ class Engine:
 
     @staticmethod
     def _placement(run: RunRecord, recorded: Recorded,
-                   prior: Prior | None) -> tuple[int, str | None, bool]:
+                   prior: RunRecord | None) -> tuple[int, str | None, bool]:
         """``(start, logical, moved)`` of a run: one logical date per run (TRIGGERS.md
         "Words"). The first start and logical date recorded stick; an event without input
         belongs where the run was placed; a run placed by its start moves when a new

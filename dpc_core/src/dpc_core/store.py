@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 #: Order of statuses inside one redrive of a run: RUNNING is passed by any terminal one.
 STATUS_RANK = {"RUNNING": 0, "SUCCEEDED": 1, "FAILED": 1, "TIMED_OUT": 1, "ABORTED": 1}
@@ -91,16 +91,6 @@ class RunRecord:
         """True when this record is past ``(status, redrive_count)`` of the same run."""
         return (self.redrive_count, STATUS_RANK[self.status]) > (
             redrive_count, STATUS_RANK[status])
-
-
-class Prior(NamedTuple):
-    """What the run log held for a run before a status was recorded: enough to place
-    the run in its one window (TRIGGERS.md "Words": a run has one logical date)."""
-
-    status: str
-    redrive_count: int
-    start_ms: int
-    logical: str | None
 
 
 class Recorded(StrEnum):
@@ -190,8 +180,9 @@ class TriggerStore(Protocol):
     def record_run(self, run: RunRecord) -> Recorded:
         """Record a status of a run: new, duplicate, or stale (the run moved past it)."""
 
-    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
-        """:meth:`record_run`, and the run as the log held it before (None: first seen).
+    def record(self, run: RunRecord) -> tuple[Recorded, RunRecord | None]:
+        """:meth:`record_run`, and the run as the log held it before (None: first seen),
+        which places the run in its one window (TRIGGERS.md "Words": one logical date).
 
         The first start and the first logical date recorded for a run stick: later
         statuses never change them.

@@ -38,7 +38,6 @@ from dpc_core.store import (
     STATUS_RANK,
     Claim,
     PipelineSpec,
-    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -191,11 +190,6 @@ def _run(item: Item) -> RunRecord:
                      start_ms=int(item["start"]["N"]), logical=opt_s("logical"),
                      stop_ms=int(item["stop"]["N"]) if "stop" in item else None,
                      error=opt_s("error"))
-
-
-def _prior(item: Item) -> Prior:
-    return Prior(item["status"]["S"], int(item["rc"]["N"]), int(item["start"]["N"]),
-                 item["logical"]["S"] if "logical" in item else None)
 
 
 def _error_code(exc: Exception) -> str:
@@ -368,7 +362,7 @@ class DynamoStore:
         """Insert or advance a run; duplicates and stale statuses change nothing."""
         return self.record(run)[0]
 
-    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+    def record(self, run: RunRecord) -> tuple[Recorded, RunRecord | None]:
         """One conditional UpdateItem: insert, or advance past an older (redrive, status).
 
         The item as it was comes back with the write (``ReturnValues = ALL_OLD``) or with
@@ -407,17 +401,13 @@ class DynamoStore:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
             old = getattr(exc, "response", {}).get("Item")
-            if old is None:  # an endpoint that does not return it: one extra read
-                current = self.get_run(run.arn)
-                prior = None if current is None else Prior(
-                    current.status, current.redrive_count, current.start_ms, current.logical)
-            else:
-                prior = _prior(old)
+            # An endpoint that does not return the item: one extra read.
+            prior = self.get_run(run.arn) if old is None else _run(old)
             same = prior is not None and (prior.status, prior.redrive_count) == (
                 run.status, run.redrive_count)
             return (Recorded.DUPLICATE if same else Recorded.STALE), prior
         old = resp.get("Attributes")
-        return Recorded.NEW, (_prior(old) if old and "status" in old else None)
+        return Recorded.NEW, (_run(old) if old and "status" in old else None)
 
     def get_run(self, arn: str) -> RunRecord | None:
         """One run by ARN."""

@@ -19,7 +19,6 @@ from types import TracebackType
 from dpc_core.store import (
     Claim,
     PipelineSpec,
-    Prior,
     Recorded,
     RunRecord,
     Slot,
@@ -148,7 +147,7 @@ class SqliteStore:
                  exclusive: bool = False) -> None:
         self.conn = conn if isinstance(conn, sqlite3.Connection) else connect(conn)
         self.exclusive = exclusive
-        self._runs_cache: dict[str, Prior] = {}
+        self._runs_cache: dict[str, RunRecord] = {}
         self._win_cache: dict[tuple[str, str], WindowState] = {}
         self._depth = 0
         self._lock = threading.RLock()
@@ -299,7 +298,7 @@ class SqliteStore:
         """Insert or advance a run; duplicates and stale statuses change nothing."""
         return self.record(run)[0]
 
-    def record(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+    def record(self, run: RunRecord) -> tuple[Recorded, RunRecord | None]:
         """:meth:`record_run`, and the run as it was stored before (None: first seen)."""
         if self.exclusive:
             return self._record_behind(run)
@@ -313,9 +312,9 @@ class SqliteStore:
                  run.logical, run.stop_ms, run.error, time.time()))
             if cur.rowcount == 1:
                 return Recorded.NEW, None
-            prior = Prior(*self.conn.execute(
-                "SELECT status, rc, start_ms, logical FROM runs WHERE arn = ?",
-                (run.arn,)).fetchone())
+            prior = self._run(self.conn.execute(
+                "SELECT arn, pipeline, status, rc, start_ms, logical, stop_ms, error FROM runs "
+                "WHERE arn = ?", (run.arn,)).fetchone())
             if (prior.status, prior.redrive_count) == (run.status, run.redrive_count):
                 return Recorded.DUPLICATE, prior
             if not run.newer_than(prior.status, prior.redrive_count):
@@ -327,17 +326,16 @@ class SqliteStore:
                  time.time(), run.arn))
             return Recorded.NEW, prior
 
-    def _record_behind(self, run: RunRecord) -> tuple[Recorded, Prior | None]:
+    def _record_behind(self, run: RunRecord) -> tuple[Recorded, RunRecord | None]:
         with self.transaction():
+            # The cache holds each run's record as written (no copy: records are frozen).
             prior = self._runs_cache.get(run.arn)
             if prior is None and not self._complete:
-                row = self.conn.execute("SELECT status, rc, start_ms, logical FROM runs "
-                                        "WHERE arn = ?", (run.arn,)).fetchone()
-                prior = Prior(*row) if row else None
-            if prior is None:
-                self._runs_cache[run.arn] = Prior(run.status, run.redrive_count, run.start_ms,
-                                                  run.logical)
-            else:
+                row = self.conn.execute(
+                    "SELECT arn, pipeline, status, rc, start_ms, logical, stop_ms, error "
+                    "FROM runs WHERE arn = ?", (run.arn,)).fetchone()
+                prior = self._run(row) if row else None
+            if prior is not None:
                 if (prior.status, prior.redrive_count) == (run.status, run.redrive_count):
                     self._runs_cache[run.arn] = prior
                     return Recorded.DUPLICATE, prior
@@ -347,10 +345,9 @@ class SqliteStore:
                 # The first start and logical date stick (also when the row is written
                 # later in one batch with an earlier status of the same run).
                 logical = prior.logical or run.logical
-                self._runs_cache[run.arn] = Prior(run.status, run.redrive_count,
-                                                  prior.start_ms, logical)
                 if (prior.start_ms, logical) != (run.start_ms, run.logical):
                     run = replace(run, start_ms=prior.start_ms, logical=logical)
+            self._runs_cache[run.arn] = run
             self._dirty_runs[run.arn] = run
             self._dirty = True
             return Recorded.NEW, prior
