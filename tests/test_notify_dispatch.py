@@ -12,7 +12,15 @@ from fakes.opsgenie_server import FakeOpsGenie
 from fakes.slack_server import FakeSlack
 
 from dpc_core.model import Notifications
-from dpc_core.notify import Dispatcher, redact, wants
+from dpc_core.notify import (
+    ChannelNotConfigured,
+    DeliveryError,
+    Dispatcher,
+    Secrets,
+    UnsafeSecret,
+    redact,
+    wants,
+)
 from dpc_core.plugins import Registry, load_registry
 from dpc_core.types import Notification, NotifierBackend, NotifierType
 
@@ -215,3 +223,116 @@ def test_a_failures_only_pipeline_opens_and_closes_its_opsgenie_alert_through_th
 
         [alert] = opsgenie.alerts
         assert alert.status == "closed"
+
+
+# -- unconfigured channels print instead of failing (the local runtime's console) ----------
+
+
+def test_an_unconfigured_channel_is_printed_and_recorded_not_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    printed: list[str] = []
+    dispatcher = Dispatcher(load_registry(), {}, console=printed.append)
+    failed = Notification(kind="PIPELINE_FINISHED", pipeline="pipeline-x",
+                          account="333333333333", logical_date="2026-11-26", run_id="run-7",
+                          status="FAILED", step="metric-x", error="exit 1", duration_s=2.0)
+
+    with caplog.at_level(logging.DEBUG, logger="dpc.notify"):
+        deliveries = dispatcher.deliver(targets("FAILURES_ONLY", "SLACK", "EMAIL"), failed)
+
+    assert [(d.channel, d.via) for d in deliveries] == [("SLACK", "console"), ("EMAIL", "console")]
+    assert printed[0].splitlines() == [
+        "Slack #slack-addr: [FAILED] pipeline-x (333333333333) pipeline for 2026-11-26 in 2.0s, "
+        "failed step metric-x",
+        "    error: exit 1"]
+    assert printed[1].startswith("Email email-addr: [FAILED] pipeline-x")
+    assert caplog.records == []
+
+
+def test_without_a_console_an_unconfigured_channel_is_a_failure_saying_what_to_set() -> None:
+    [failure] = Dispatcher(load_registry(), {}).notify(targets("PIPELINE", "SLACK"),
+                                                       note("PIPELINE_STARTED", "RUNNING"))
+    assert "set SLACK_BOT_TOKEN" in failure.reason
+
+
+def test_unconfigured_names_the_variables_each_channel_needs() -> None:
+    dispatcher = Dispatcher(load_registry(), {"SLACK_BOT_TOKEN": "xoxb-1234"})
+    assert dispatcher.unconfigured(["SLACK", "EMAIL", "OPSGENIE", "TEAMS"]) == {
+        "EMAIL": ("DPC_SMTP_HOST",), "OPSGENIE": ("OPSGENIE_API_KEY",)}
+
+
+def test_a_third_party_channel_that_says_it_is_not_configured_is_printed() -> None:
+    def factory(env: Mapping[str, str]) -> NotifierBackend:
+        raise ChannelNotConfigured("set TEAMS_WEBHOOK_URL")
+
+    reg = Registry()
+    reg.notifiers["TEAMS"] = NotifierType(channel="TEAMS", factory=factory)
+    printed: list[str] = []
+
+    [delivery] = Dispatcher(reg, {}, console=printed.append).deliver(
+        targets("PIPELINE", "TEAMS"), note("PIPELINE_STARTED", "RUNNING"))
+
+    assert delivery.via == "console"
+    assert printed == ["TEAMS teams-addr: [RUNNING] pipeline-x (333333333333) pipeline for "
+                       "2024-05-01"]
+
+
+def test_a_delivery_that_fails_for_one_address_is_delivered_to_the_others() -> None:
+    class HalfBroken:
+        def send(self, n: Notification, addresses: Sequence[str]) -> None:
+            raise DeliveryError("EMAIL", {"bad@example.com": "refused: 550"})
+
+    reg = Registry()
+    reg.notifiers["EMAIL"] = NotifierType(channel="EMAIL", factory=lambda env: HalfBroken())
+    config = Notifications.model_validate({"type": "PIPELINE", "targets": [
+        {"channel": "EMAIL", "addresses": ["ok@example.com", "bad@example.com"]}]})
+
+    deliveries = Dispatcher(reg, {}).deliver(config, note("PIPELINE_STARTED", "RUNNING"))
+
+    assert [(d.address, d.via) for d in deliveries] == [("ok@example.com", "channel"),
+                                                         ("bad@example.com", "failed")]
+    assert "550" in deliveries[1].reason
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+
+def test_a_declared_secret_is_redacted_from_what_a_backend_gets_whatever_its_length() -> None:
+    got: list[Notification] = []
+
+    class Keeper:
+        def send(self, n: Notification, addresses: Sequence[str]) -> None:
+            got.append(n)
+
+    reg = Registry()
+    reg.notifiers["TEAMS"] = NotifierType(channel="TEAMS", factory=lambda env: Keeper(),
+                                          secret_env=("TEAMS_PIN",))
+    env = {"TEAMS_PIN": "k7Zq"}  # 4 characters: declared, so redacted
+    leaky = Notification(kind="PIPELINE_FINISHED", pipeline="p", account="1", logical_date="d",
+                         run_id="r", status="FAILED", error="pin is k7Zq, sorry")
+
+    Dispatcher(reg, env, secrets=Secrets.from_env(env, reg)).deliver(
+        targets("FAILURES_ONLY", "TEAMS"), leaky)
+
+    assert got[0].error == "pin is ***, sorry"
+
+
+def test_a_declared_secret_shorter_than_four_characters_refuses_to_start() -> None:
+    with pytest.raises(UnsafeSecret, match="SLACK_BOT_TOKEN") as raised:
+        Secrets.from_env({"SLACK_BOT_TOKEN": "abc"}, load_registry())
+    assert "abc" not in str(raised.value)
+
+
+def test_an_empty_declared_secret_is_unset_not_unsafe() -> None:
+    assert Secrets.from_env({"SLACK_BOT_TOKEN": ""}, load_registry()).values == ()
+
+
+def test_guessed_secrets_need_eight_characters_so_short_settings_are_not_mangled() -> None:
+    secrets = Secrets.from_env({"CACHE_KEY": "on", "DB_PASSWORD": "hunter2hunter2"}, Registry())
+    assert secrets.redact("on: hunter2hunter2") == "on: ***"
+
+
+def test_redact_bytes_keeps_other_bytes_as_written() -> None:
+    secrets = Secrets(frozenset({"X_TOKEN"}), ("s3cret-value",))
+    assert secrets.redact_bytes(b"\xff\xfe raw s3cret-value\n") == b"\xff\xfe raw ***\n"
+    assert secrets.redact_bytes(b"\xff plain\n") == b"\xff plain\n"
