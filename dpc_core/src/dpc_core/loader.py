@@ -64,7 +64,7 @@ class _DuplicateKey(Exception):
 #: limits stop a hostile or broken file (a billion-laughs alias bomb, 1,000 nested `[`,
 #: a 10 MB paste) from exhausting time, memory or the Python stack, and each says which
 #: limit was hit and where.
-MAX_FILE_BYTES = 128 * 1024
+MAX_FILE_BYTES = 64 * 1024
 MAX_DEPTH = 100
 MAX_ALIASES = 100
 MAX_VALUES = 100_000
@@ -173,13 +173,24 @@ def parse_yaml(text: str) -> tuple[Any, Positions]:
         if node is None:
             return None, pos
 
+        def construct(n: yaml.Node) -> Any:
+            try:
+                return loader.construct_object(n, deep=True)
+            except (ValueError, OverflowError) as exc:
+                # SafeConstructor lets Python's errors out (`2026-02-30` as a date,
+                # `!!int 0xfz`): they are YAML problems at that value like any other.
+                kind = str(n.tag).rsplit(":", 1)[-1]
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {_short(n.value)} as a {kind}: {exc}",
+                    n.start_mark) from None
+
         def build(n: yaml.Node, path: Path_) -> Any:
             pos.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
             if isinstance(n, yaml.MappingNode):
                 loader.flatten_mapping(n)
                 out: dict[Any, Any] = {}
                 for k_node, v_node in n.value:
-                    k = loader.construct_object(k_node, deep=True)
+                    k = construct(k_node)
                     if not isinstance(k, str | int | float | bool) and k is not None:
                         k = str(k)
                     if k in out:
@@ -192,14 +203,7 @@ def parse_yaml(text: str) -> tuple[Any, Positions]:
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            try:
-                return loader.construct_object(n, deep=True)
-            except ValueError as exc:
-                # SafeConstructor turns `2026-02-30` into a date and lets the ValueError
-                # out; it is a YAML problem at that value like any other.
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"cannot read {n.value!r} as a {n.tag.rsplit(':', 1)[-1]}: "
-                    f"{exc}", n.start_mark) from None
+            return construct(n)
 
         return build(node, ()), pos
     finally:
