@@ -12,7 +12,8 @@ import click
 if TYPE_CHECKING:
     from dpc_core.lineage import LineageGraph
 
-FORMATS = ("text", "mermaid", "dot", "html")
+#: ``json`` is the graph's data (nodes, edges, statuses), the same the HTML page embeds.
+FORMATS = ("text", "mermaid", "dot", "html", "json")
 
 
 def _check_date(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -112,7 +113,8 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
 @click.command("lineage")
 @click.option("--pipelines", "pipelines", multiple=True, type=click.Path(path_type=Path),
               help="Read pipeline.yaml files below DIR (repeatable) instead of a registry.")
-@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--workspace", "-w", type=click.Path(path_type=Path, file_okay=False),
+              default=None,
               help="Local workspace whose registry and runs to read (default: . when it "
                    "has .dpc/state.db).")
 @click.option("--date", "day", callback=_check_date, metavar="YYYY-MM-DD",
@@ -138,6 +140,8 @@ def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None
 
     Pipelines referenced but not registered are shown as dangling.
     """
+    import json
+
     from dpc_core.lineage import render
 
     store = central_store(central_tables, region) if central else None
@@ -150,7 +154,7 @@ def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None
         workspace = Path(".")
     graph = load_graph(pipelines, workspace, day, store)
     graph = graph.restrict(upstream=upstream, downstream=downstream)
-    text = render(graph, fmt)
+    text = json.dumps(graph.to_dict(), indent=2) if fmt == "json" else render(graph, fmt)
     if output is None:
         click.echo(text)
         return

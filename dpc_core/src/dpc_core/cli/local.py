@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-WORKSPACE = click.option(
-    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
-    show_default=True, envvar="DPC_WORKSPACE",
-    help="Directory of projects (pipeline.yaml files); state in WORKSPACE/.dpc.")
-
+from dpc_core.cli.options import WORKSPACE, output_format
 
 AWS = click.option("--aws", "on_aws", is_flag=True,
                    help="On AWS, in the account of your credentials, instead of a workspace.")
@@ -91,9 +87,10 @@ def start(workspace: Path, pipeline: str, date: str | None) -> None:
 @WORKSPACE
 @click.option("--pipeline", default=None)
 @click.option("--date", default=None)
-def local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
+@output_format()
+def local_runs(workspace: Path, pipeline: str | None, date: str | None, fmt: str) -> None:
     """List runs with status, duration and why they ran."""
-    _local_runs(workspace, pipeline, date)
+    _local_runs(workspace, pipeline, date, fmt)
 
 
 @click.command("runs")
@@ -102,29 +99,43 @@ def local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
 @REGION
 @click.option("--pipeline", default=None, help="Only this pipeline (required with --aws).")
 @click.option("--date", default=None)
+@output_format()
 def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None,
-         date: str | None) -> None:
+         date: str | None, fmt: str) -> None:
     """List runs (local workspace, or --aws: a pipeline's latest executions)."""
     if on_aws:
         from dpc_core.aws_runs import list_runs
 
         if not pipeline:
             raise click.UsageError("--aws needs --pipeline NAME")
-        for r in list_runs(pipeline, region=region):
+        found = list_runs(pipeline, region=region)
+        if fmt == "json":
+            from dpc_core.cli.output import aws_run_json, dumps
+
+            click.echo(dumps([aws_run_json(r) for r in found]))
+            return
+        for r in found:
             started = r.started.isoformat(timespec="seconds") if r.started else "-"
             click.echo(f"{started}  {r.status:<9}  {r.name}")
         return
-    _local_runs(workspace, pipeline, date)
+    _local_runs(workspace, pipeline, date, fmt)
 
 
-def _local_runs(workspace: Path, pipeline: str | None, date: str | None) -> None:
+def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
+                fmt: str = "table") -> None:
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
     key = ws.resolve(ws.load(), pipeline) if pipeline else None
     store = ws.connect()
-    click.echo(runs_table(list_runs(store, key, date)))
+    found = list_runs(store, key, date)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps, run_json
+
+        click.echo(dumps([run_json(r) for r in found]))
+        return
+    click.echo(runs_table(found))
 
 
 @local.command("timeline")
@@ -166,7 +177,9 @@ def local_notifications(workspace: Path, run: str | None, pipeline: str | None,
 @local.command("logs")
 @WORKSPACE
 @click.argument("run")
-def logs(workspace: Path, run: str) -> None:
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep printing a running run's output until the run ends.")
+def logs(workspace: Path, run: str, follow: bool) -> None:
     """Print the logs of every step of RUN (ARN, run id, unique prefix, or a pipeline name
     for its latest run)."""
     from dpc_core.local.runtime import Workspace
@@ -174,6 +187,11 @@ def logs(workspace: Path, run: str) -> None:
 
     store = Workspace(workspace.resolve()).connect()
     row = find_run(store, run)
+    if follow:
+        from dpc_core.local.follow import follow_run
+
+        follow_run(store, row, click.echo)
+        return
     click.echo(f"# {row.name}@{row.account} {row.run_id} {row.status}")
     for name, status, text in step_logs(store, row):
         click.echo(f"## step {name} [{status}]")
@@ -183,7 +201,8 @@ def logs(workspace: Path, run: str) -> None:
 @local.command("status")
 @WORKSPACE
 @click.option("--date", default=None, help="Logical date (default: today, UTC).")
-def local_status(workspace: Path, date: str | None) -> None:
+@output_format(default="text")
+def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     """Latest run of every pipeline, and which children wait on which parents."""
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import reason_text, status_for
@@ -192,6 +211,14 @@ def local_status(workspace: Path, date: str | None) -> None:
     store = ws.connect()
     day = _date(date)
     latest, children = status_for(store, day)
+    if fmt == "json":
+        from dpc_core.cli.output import child_json, dumps, run_json
+
+        click.echo(dumps({"date": day, "pipelines": [
+            {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
+             "run": run_json(r) if r is not None else None} for key, r in latest],
+            "conditions": [child_json(c) for c in children]}))
+        return
     if not latest:
         click.echo("no pipelines registered yet: run `dpc local up` once")
         return

@@ -7,17 +7,20 @@ from pathlib import Path
 
 import click
 
+from dpc_core.cli.options import WORKSPACE
+
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-def validate(paths: tuple[Path, ...]) -> None:
-    """Validate every pipeline.yaml at or below PATHS (default: the current directory)."""
+@WORKSPACE
+def validate(paths: tuple[Path, ...], workspace: Path) -> None:
+    """Validate every pipeline.yaml at or below PATHS (default: the workspace, -w)."""
     from dpc_core.loader import load_pipelines
 
     from dpc_core.deployability import aws_problems
     from dpc_core.plugins import get_registry
 
-    pipelines = load_pipelines(list(paths) or [Path(".")])
+    pipelines = load_pipelines(list(paths) or [workspace])
     registry = get_registry()
     for p in pipelines:
         steps = ", ".join(f"{s.name} ({s.type})" for s in p.steps)

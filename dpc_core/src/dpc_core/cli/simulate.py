@@ -6,17 +6,23 @@ from pathlib import Path
 
 import click
 
+from dpc_core.cli.options import WORKSPACE
+
 
 @click.command("simulate")
-@click.option("--pipelines", "pipelines", multiple=True, required=True,
-              type=click.Path(path_type=Path), help="Directory searched for pipeline.yaml files.")
+@click.option("--pipelines", "pipelines", multiple=True,
+              type=click.Path(path_type=Path),
+              help="Directory searched for pipeline.yaml files (repeatable; default: the "
+                   "workspace).")
+@WORKSPACE
 @click.option("--events", required=True, type=click.Path(path_type=Path),
               help="JSONL file, one EventBridge event per line, in delivery order.")
 @click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table",
               show_default=True)
 @click.option("--db", type=click.Path(path_type=Path), default=None,
               help="Keep the engine's state in this SQLite file (default: in memory).")
-def simulate(pipelines: tuple[Path, ...], events: Path, fmt: str, db: Path | None) -> None:
+def simulate(pipelines: tuple[Path, ...], workspace: Path, events: Path, fmt: str,
+             db: Path | None) -> None:
     """Run the trigger engine offline: which pipelines would be triggered, when, and why.
 
     A line that is not a JSON object (or not UTF-8) stops it before any decision: exit 2
@@ -28,6 +34,7 @@ def simulate(pipelines: tuple[Path, ...], events: Path, fmt: str, db: Path | Non
     from dpc_core.stores.sqlite import SqliteStore
 
     store = SqliteStore(db, exclusive=True) if db else None
+    pipelines = pipelines or (workspace,)
     result = run(list(pipelines), events, store)
     if fmt == "json":
         for line in decisions_json(result.decisions):
