@@ -12,8 +12,14 @@ not the way moto does (moto enforces no IAM, no bus, topic, key or queue policy)
   caller's identity policy *and* the resource's policy allow each call, across accounts,
   with their conditions (``aws:PrincipalOrgID``, ``aws:SourceArn``, ``events:source``,
   resource tags);
+* does the same for what AWS services do for us, found in the templates themselves:
+  every rule target (with its role or as ``events.amazonaws.com``), dead-letter queue,
+  SNS subscription and CloudWatch alarm action, and every function's logs, traces and
+  dead-letter queue;
 * checks the tag conditions of the EMR v2 managed service policy against the team
   account's security groups.
+
+While iterating, ``DPC_PERMISSION_TEMPLATES=DIR`` keeps the synthesized templates in DIR.
 
 Checked on templates only: nothing here is deployed; SCPs and permission boundaries of
 a real organisation are not modelled.
