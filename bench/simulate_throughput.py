@@ -10,14 +10,15 @@ ones the targets are about (TRIGGERS.md rule 2: an event's cost does not grow wi
 * per-event time at N = 10,000 / per-event time at N = 1,000   (target: <= 1.25)
 * events/s at N = 10,000                                      (target: >= 5,000 on 2 cores)
 
-Each size is measured twice in the same run, side by side: with the engine of this working
-tree ("after") and with the engine of an older commit ("before", default
+Each size is measured for both engines in the same run, side by side (wall-clock events/s,
+and CPU time per event, which other processes on a shared machine disturb least): the engine
+of this working tree ("after") and the engine of an older commit ("before", default
 :data:`BASELINE_COMMIT`, the engine before issue 13's hardening). The older ``engine.py``,
 ``events.py``, ``store.py``, ``errors.py`` and ``stores/sqlite.py`` are read with ``git show``
 into a temporary package ``dpc_before`` (imports rewritten; the pipeline model stays the
 current one), so both engines see the same organisation, the same events and the same
 machine load. Both loops are the same code (batches of 500 events per transaction, as
-``dpc simulate``).
+``dpc simulate``), alternating which engine goes first; the best of ``--rounds`` is shown.
 
 It also writes the smaller organisation as pipeline.yaml files plus an events.jsonl to a
 temporary directory and times the real :func:`dpc_core.simulate.simulate` end to end.
@@ -122,6 +123,7 @@ class Figures:
     register_s: float
     parse_s: float
     handle_s: float
+    handle_cpu_s: float = 0.0
 
     @property
     def per_event_us(self) -> float:
@@ -132,6 +134,12 @@ class Figures:
     def events_per_s(self) -> float:
         """Events per second in the engine loop."""
         return self.events / self.handle_s
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds per event in the engine loop (process time: what other work on a
+        shared machine changes least)."""
+        return self.handle_cpu_s / self.events * 1e6
 
 
 @dataclass
@@ -178,17 +186,18 @@ def measure(prep: Prepared, workdir: Path, impl: Impl, profile: bool = False,
     profiler = cProfile.Profile() if profile else None
     if profiler:
         profiler.enable()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with stream_gc():
         for outcome in _loop(engine, events):
             decisions += len(outcome.decisions)
     handle_s = time.perf_counter() - start
+    handle_cpu_s = time.process_time() - cpu
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     store.close()
     return Figures(prep.n, prep.m, len(events), decisions, prep.children_mean,
-                   prep.children_max, prep.validate_s, t2 - t1, t3 - t2, handle_s)
+                   prep.children_max, prep.validate_s, t2 - t1, t3 - t2, handle_s, handle_cpu_s)
 
 
 def _loop(engine: Any, events: list[Any], size: int = 500) -> Any:
@@ -230,11 +239,13 @@ def main() -> None:
         for in_memory, label in ((True, "in-memory SQLite (`dpc simulate` default)"),
                                  (False, "SQLite file in WAL mode (`dpc simulate --db FILE`)")):
             print(f"-- store: {label}")
+            afters: list[Figures] = []
             for prep in preps:
                 # Alternate the two engines, best of --rounds: load changes hit both alike.
                 best: dict[str, Figures] = {}
                 for r in range(args.rounds):
-                    for impl in impls:
+                    # Each round swaps who goes first (the one after inherits the heap).
+                    for impl in impls if r % 2 == 0 else impls[::-1]:
                         f = measure(prep, work, impl, in_memory=in_memory,
                                     profile=(args.profile and r == 0 and impl.label == "after"
                                              and prep.n == max(args.sizes)))
@@ -246,14 +257,22 @@ def main() -> None:
                       f"max={after.children_max}  (best of {args.rounds})")
                 for name, f in best.items():
                     print(f"    {name:<18} engine {f.handle_s:6.2f}s {f.per_event_us:7.1f} "
-                          f"us/event {f.events_per_s:8,.0f} events/s  decisions "
-                          f"{f.decisions:>6}  parse {f.events / f.parse_s:8,.0f} ev/s  "
-                          f"register {f.register_s:5.2f}s")
-                line = f"    after/before events/s: {after.events_per_s / before.events_per_s:.2f}"
+                          f"us/event {f.events_per_s:8,.0f} events/s  {f.cpu_us:6.1f} "
+                          f"us CPU/event  decisions {f.decisions:>6}  parse "
+                          f"{f.events / f.parse_s:8,.0f} ev/s")
+                line = (f"    after/before: events/s {after.events_per_s / before.events_per_s:.2f}"
+                        f", CPU per event {after.cpu_us / before.cpu_us:.2f}")
                 if prep.n >= 10_000:
                     line += (f"   target >= 5,000 events/s at N=10,000: "
                              f"{'met' if after.events_per_s >= 5000 else 'MISSED'}")
                 print(line)
+                afters.append(after)
+            if len(afters) >= 2:
+                small, large = afters[0], afters[-1]
+                ratio = large.per_event_us / small.per_event_us
+                print(f"after: per-event time ratio N={large.n} / N={small.n}: {ratio:.2f} "
+                      f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'}); CPU "
+                      f"{large.cpu_us / small.cpu_us:.2f}")
         n = min(args.sizes)
         lines, decided, seconds = end_to_end(n, args.days, work)
         print(f"simulate() end to end (after), N={n}, files on disk: {lines} events, {decided} "
