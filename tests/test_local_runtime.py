@@ -81,7 +81,9 @@ def test_a_failed_parent_runs_the_fallback_and_a_fixed_rerun_runs_pipeline_x(
     ws = copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws")
     dpc("local", "start", "listings", "--date", DAY, "-w", ws)
     dpc("local", "start", "searches", "--date", DAY, "-w", ws)
-    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env={"LISTINGS_FAIL": "1"})
+    up = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env={"LISTINGS_FAIL": "1"},
+             check=False)
+    assert up.returncode == 1, up.stderr  # a run it ran did not succeed
     assert [r["status"] for r in runs_of(ws, "listings")] == ["FAILED"]
     assert "exited with code 1" in runs_of(ws, "listings")[0]["error"]
     fallback = runs_of(ws, "listings-fallback")
@@ -176,9 +178,11 @@ def test_kill_9_then_up_fails_the_running_run_with_an_event_so_the_fallback_fire
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
-        run_dir = next((ws / ".dpc" / "runs").rglob("pid")).parent
-        _wait_for(lambda: (run_dir / "pid").exists() and (run_dir / "pid").read_text().strip())
-        step_pid = int((run_dir / "pid").read_text())
+        # RUNNING is recorded before the step starts: poll (with a deadline) until the step
+        # has written its pid file, and until the write is complete.
+        _wait_for(lambda: any(p.read_text().strip().isdigit()
+                              for p in (ws / ".dpc" / "runs").rglob("pid")))
+        step_pid = int(next((ws / ".dpc" / "runs").rglob("pid")).read_text())
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

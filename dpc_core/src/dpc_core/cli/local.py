@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dpc_core.cli.options import WORKSPACE, output_format
+
+if TYPE_CHECKING:
+    from dpc_core.stores.sqlite import SqliteStore
+
 
 AWS = click.option("--aws", "on_aws", is_flag=True,
                    help="On AWS, in the account of your credentials, instead of a workspace.")
@@ -38,34 +43,65 @@ def local() -> None:
 @click.option("--no-schedule", is_flag=True, help="Do not fire schedules.")
 @click.option("--parallel", default=8, show_default=True, help="Runs executed at once.")
 def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> None:
-    """Run the runtime in the foreground (Ctrl-C stops cleanly)."""
+    """Run the runtime in the foreground (Ctrl-C or SIGTERM stops cleanly).
+
+    The runtime follows the workspace: adding, changing or removing a pipeline.yaml takes
+    effect at once. With --until-idle it exits 1 when a run it ran did not succeed.
+    """
     import faulthandler
     import signal
+    from types import FrameType
 
     from dpc_core.local.runtime import Runtime
 
     # `kill -USR1 PID` prints every thread's stack: how to see what a stuck runtime does.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+    def again(signum: int, frame: FrameType | None) -> None:
+        click.echo("already stopping")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C; a second signal does
+        # not interrupt the clean stop under way. A handler, not SIG_IGN: an ignored signal
+        # would be inherited by steps started meanwhile, and they could not be terminated.
+        signal.signal(signal.SIGINT, again)
+        signal.signal(signal.SIGTERM, again)
+        raise KeyboardInterrupt
+
+    # Installed whatever was inherited: a shell starts background jobs with SIGINT ignored,
+    # and Python then leaves it ignored.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
                  out=lambda s: click.echo(s))
     rt.open()
+    rt.start()
     click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
                f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
-    rt.start()
     rt.serve(until_idle=until_idle)
+    if until_idle:
+        failed = rt.unsuccessful()
+        if failed:
+            click.echo(f"{len(failed)} run(s) did not succeed:", err=True)
+            for r in failed:
+                click.echo(f"  {r.name}@{r.account} {r.run_id} {r.status}"
+                           + (f": {r.error}" if r.error else ""), err=True)
+            raise click.exceptions.Exit(1)
 
 
 def _queue(workspace: Path, pipeline: str, date: str | None, reason: str,
            downstream: bool = False) -> None:
     from dpc_core.local.runtime import Workspace, insert_run, manual_run_id
+    from dpc_core.local.state import guarded
 
     ws = Workspace(workspace.resolve())
-    key = ws.resolve(ws.load(), pipeline)
+    # Refused here (did you mean …, exit 2) rather than queued and failed by the runtime.
+    key = ws.resolve(ws.keys(), pipeline)
     logical = _date(date)
     store = ws.connect()
     prefix = {"manual": "manual", "rerun": "rerun", "rerun-downstream": "rerun"}[reason]
     run_id = manual_run_id(prefix, logical)
-    with store.transaction():
+    with guarded(ws.db_path), store.transaction():
         insert_run(store, key, run_id, logical, reason, downstream=downstream)
     store.close()
     running = ws.poke()
@@ -127,7 +163,7 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
     from dpc_core.local.views import list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
-    key = ws.resolve(ws.load(), pipeline) if pipeline else None
+    key = ws.resolve(ws.keys(), pipeline) if pipeline else None
     store = ws.connect()
     found = list_runs(store, key, date)
     if fmt == "json":
@@ -234,6 +270,38 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         click.echo("conditions:")
         for child in children:
             click.echo("  " + child.line())
+    _problems_line(store)
+
+
+def _problems_line(store: SqliteStore) -> None:
+    from dpc_core.local.state import list_problems
+
+    found = list_problems(store.conn)
+    if found:
+        click.echo(f"{len(found)} item(s) set aside after an error: `dpc local problems` "
+                   "shows them")
+
+
+@local.command("problems")
+@WORKSPACE
+@click.option("--detail", is_flag=True, help="Also print each error's traceback.")
+def problems(workspace: Path, detail: bool) -> None:
+    """Items the runtime set aside after an unexpected error (an event, a notification,
+    a schedule), with the error; the runtime went on with the next item."""
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import list_problems
+    from dpc_core.local.views import at_utc
+
+    store = Workspace(workspace.resolve()).connect()
+    found = list_problems(store.conn)
+    if not found:
+        click.echo("no problems")
+        return
+    for pr in found:
+        click.echo(f"#{pr.id}  {at_utc(pr.created_ms)}  {pr.source}: {pr.error}")
+        click.echo(f"    item: {pr.item[:500]}")
+        if detail and pr.detail:
+            click.echo("    " + pr.detail.rstrip().replace("\n", "\n    "))
 
 
 @click.command("run")
@@ -287,16 +355,55 @@ def inject(workspace: Path, events: Path) -> None:
     """Put AWS-shaped status events into the runtime, as if they came from the bus.
 
     They go through the same outbox and engine as the runtime's own events; child runs
-    they trigger really run. Bad input is refused before anything is queued.
+    they trigger really run. A line that is not an event (bad JSON, not an object, too
+    long or deep) is reported as FILE:LINE:COL and skipped; the other lines are queued, and
+    the command then exits 2.
     """
+    import dataclasses
+    import tempfile
+
+    from dpc_core.errors import Problem, ValidationFailed
     from dpc_core.local.runtime import Workspace, queue_events
+    from dpc_core.local.state import guarded
     from dpc_core.simulate import read_events
 
     ws = Workspace(workspace.resolve())
-    stream = [raw for _, raw in read_events(events, ws.registry)]
+    stream: list[object] = []
+    problems: list[Problem] = []
+    # read_events stops at the first bad line: blank it (line numbers stay) in a copy and
+    # read again, until every bad line is known.
+    source, lines = events, None
+    with tempfile.TemporaryDirectory() as tmp:
+        while True:
+            try:
+                stream = [raw for _, raw in read_events(source, ws.registry)]
+                break
+            except ValidationFailed as exc:
+                if lines is None:
+                    try:
+                        lines = events.read_bytes().splitlines(keepends=True)
+                    except OSError:
+                        raise exc from None
+                bad = [p.line for p in exc.problems if 0 < p.line <= len(lines)
+                       and lines[p.line - 1].strip()]
+                if not bad:
+                    raise  # the file itself cannot be read: nothing is queued
+                # Problems name the user's file, not the copy.
+                problems.extend(dataclasses.replace(p, file=str(events)) for p in exc.problems)
+                for n in bad:
+                    lines[n - 1] = b"\n"
+                source = Path(tmp) / "events.jsonl"
+                source.write_bytes(b"".join(lines))
     store = ws.connect()
-    queue_events(store, stream)
+    with guarded(ws.db_path):
+        queue_events(store, stream)
     store.close()
     running = ws.poke()
     click.echo(f"queued {len(stream)} event(s)" + ("" if running else
                                                    "; they are processed by `dpc local up`"))
+    if problems:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(problems)} bad line(s) skipped; the other lines were queued",
+                   err=True)
+        raise click.exceptions.Exit(2)

@@ -25,11 +25,12 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,9 +39,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dpc_core.engine import Engine
-from dpc_core.errors import DpcError, UnknownPipeline
+from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
-from dpc_core.loader import load_pipelines
+from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
 from dpc_core.local import state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
@@ -92,26 +93,69 @@ class Workspace:
         pipelines = load_pipelines([self.root], require_account=True, registry=self.registry)
         return {pkey(p.account or "", p.name): p for p in pipelines}
 
+    def keys(self) -> set[str]:
+        """The ``account/name`` of every valid pipeline.yaml, fast: files unchanged since the
+        runtime last read them are not parsed again (see :mod:`dpc_core.local.catalog`)."""
+        from dpc_core.local import catalog
+
+        files = catalog.scan(self.root)
+        cache: dict[str, tuple[catalog.Stat, str, str, bytes]] = {}
+        if self.db_path.exists():
+            with state.guarded(self.db_path):
+                conn = connect(self.db_path)
+                try:
+                    state.init(conn)
+                    cache = catalog.remembered(conn)
+                finally:
+                    conn.close()
+        fp = catalog.fingerprint(self.registry)
+        keys: set[str] = set()
+        for path, stat in files.items():
+            hit = cache.get(path)
+            if hit is not None and hit[0] == stat and hit[2] == fp:
+                keys.add(hit[1])
+                continue
+            try:
+                keys.add(catalog.read_file(path, stat, self.registry).key)
+            except DpcError:
+                if hit is not None:  # invalid now: its last good definition is in force
+                    keys.add(hit[1])
+        return keys
+
     def connect(self, exclusive: bool = False) -> SqliteStore:
         """Open (and create) the state database; ``exclusive`` only for the runtime, which
-        holds the workspace lock (other commands never write the engine's tables)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        store = SqliteStore(connect(self.db_path), exclusive=exclusive)
-        state.init(store.conn)
+        holds the workspace lock (other commands never write the engine's tables). A full
+        or read-only disk is a :class:`~dpc_core.local.state.StateUnavailable` error."""
+        with state.guarded(self.db_path):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            store = SqliteStore(connect(self.db_path), exclusive=exclusive)
+            state.init(store.conn)
         return store
 
-    def resolve(self, pipelines: dict[str, Pipeline], name: str) -> str:
-        """``name`` or ``account/name`` → the pipeline key; errors list the choices."""
-        if name in pipelines:
+    def resolve(self, pipelines: Iterable[str], name: str) -> str:
+        """``name`` or ``account/name`` → the pipeline key; an unknown name is an error with
+        the nearest names (did you mean …)."""
+        import difflib
+
+        keys = set(pipelines)
+        if name in keys:
             return name
-        matches = [k for k in pipelines if k.split("/", 1)[1] == name]
+        matches = [k for k in keys if k.split("/", 1)[1] == name]
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise UnknownPipeline(f"{name!r} exists in several accounts; write one of: "
                                   f"{', '.join(sorted(matches))}")
-        raise UnknownPipeline(f"no pipeline {name!r} in workspace {self.root}; known: "
-                              f"{', '.join(sorted(k.split('/', 1)[1] for k in pipelines))}")
+        if not keys:
+            raise UnknownPipeline(f"no pipeline {name!r}: workspace {self.root} has no valid "
+                                  f"pipeline.yaml (`dpc validate {self.root}` says why)")
+        names = sorted({k.split("/", 1)[1] for k in keys} | keys)
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        known = (f"; known: {', '.join(sorted(k.split('/', 1)[1] for k in keys))}"
+                 if len(keys) <= 20 else f" ({len(keys)} pipelines)")
+        raise UnknownPipeline(f"no pipeline {name!r} in workspace {self.root}{hint}"
+                              + ("" if close else known))
 
     def poke(self) -> bool:
         """Wake a running runtime; False when none is listening."""
@@ -178,6 +222,8 @@ class Runtime:
         self.out: Printer = lambda text: out(self.secrets.redact(text))
         self.max_parallel = max_parallel
         self.stopping = threading.Event()
+        # Set by shutdown() once every run has ended: the outbox loops drain until then.
+        self.runs_done = threading.Event()
         self.wake_engine = threading.Event()
         self.wake_notify = threading.Event()
         self.wake_sched = threading.Event()
@@ -192,15 +238,25 @@ class Runtime:
         self.ready_at: float | None = None
         self.notifier: Any = None
         self.lineage: Any = None
+        # The workspace as last read: pipeline.yaml path -> entry; files found invalid (by
+        # their size and mtime, so an unchanged bad file is reported once).
+        self.entries: dict[str, Any] = {}
+        self._invalid: dict[str, tuple[int, int]] = {}
+        self._catalog_lock = threading.Lock()
+        self._catalog_version = 0
+        # Runs this process executed (for `up --until-idle`'s exit code).
+        self.ran: list[str] = []
+        # Storage trouble (disk full, read-only state): reported once per outage.
+        self._storage_down = False
 
     # -- start-up -----------------------------------------------------------------
 
     def open(self) -> None:
         """Lock the workspace, load and register pipelines, recover from a crash."""
         t0 = time.perf_counter()
-        self.pipelines = self.ws.load()
-        self.ws.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.ws.state_dir / "runtime.lock", "a+")  # noqa: SIM115
+        with state.guarded(self.ws.db_path):
+            self.ws.state_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_file = open(self.ws.state_dir / "runtime.lock", "a+")  # noqa: SIM115
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -212,15 +268,172 @@ class Runtime:
         reg = self.ws.registry
         self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
                                                    for t in reg.trigger_sources.values()])
-        with self.store.transaction():
-            registered = {s.key for s in self.store.pipelines()}
-            for key in registered - set(self.pipelines):
-                self.store.delete_pipeline(*key.split("/", 1))
-            self.engine.register_many(self.pipelines.values())
-            self._recover()
+        with state.guarded(self.ws.db_path):
+            self._load_workspace()
+            with self.store.transaction():
+                self._recover()
+        with contextlib.suppress(OSError):
+            self._kept_path().unlink()  # recorded by _recover (or already recorded)
         self._open_socket()
         self._setup_notifications()
         self.ready_at = time.perf_counter() - t0
+
+    def _load_workspace(self) -> None:
+        """Read every pipeline.yaml (only those changed since the last start are parsed)
+        and register what changed with the engine. Any invalid file stops the start-up."""
+        from dpc_core.local import catalog
+
+        reg = self.ws.registry
+        self._fp = catalog.fingerprint(reg)
+        files = catalog.scan(self.ws.root)
+        if not files:
+            raise ValidationFailed([Problem(str(self.ws.root), 1, 1, "",
+                                            "no pipeline.yaml found")])
+        cache = catalog.remembered(self.store.conn)
+        entries, fresh, problems = catalog.load(files, cache, self._fp, reg)
+        problems += catalog.duplicates(entries)
+        # The check of `dpc validate`: a parent one typo away from a pipeline of the same
+        # account stops the start-up (other undefined parents are normal).
+        problems += check_references(e.pipeline for e in entries.values())
+        if problems:
+            raise ValidationFailed(problems)
+        pipelines = {e.key: e.pipeline for e in entries.values()}
+        with self.store.transaction():
+            registered = {k for (k,) in self.store.conn.execute("SELECT key FROM pipelines")}
+            for key in registered - set(pipelines):
+                self.store.delete_pipeline(*key.split("/", 1))
+            todo = {e.key for e in fresh} | (set(pipelines) - registered)
+            if todo:
+                self.engine.register_many([pipelines[k] for k in sorted(todo)])
+            catalog.remember(self.store.conn, fresh, [p for p in cache if p not in entries],
+                             self._fp)
+        self.entries = entries
+        self.pipelines = pipelines
+
+    def apply_changes(self, hinted: Iterable[str] = ()) -> None:
+        """Bring the runtime in line with the workspace's files: added, changed and removed
+        pipeline.yaml files take effect at once (engine registry, scheduler, runs). A file
+        that is now invalid (or would duplicate a pipeline or close a dependency cycle) is
+        reported as FILE:LINE:COL lines and its last good definition stays in force.
+
+        ``hinted``: paths the watcher saw change (re-read even if size and mtime match)."""
+        from dpc_core.local import catalog
+
+        with self._catalog_lock:
+            files = catalog.scan(self.ws.root)
+            hinted = set(hinted)
+            changed = sorted(p for p, st in files.items()
+                             if (p in hinted or self.entries.get(p) is None
+                                 or self.entries[p].stat != st)
+                             and not (p not in hinted and self._invalid.get(p) == st))
+            gone = [p for p in self.entries if p not in files]
+            for p in list(self._invalid):
+                if p not in files:
+                    del self._invalid[p]
+            if not changed and not gone:
+                return
+            entries = dict(self.entries)
+            for p in gone:
+                del entries[p]
+            read: list[Any] = []
+            problems: list[Problem] = []
+            for p in changed:
+                try:
+                    entry = catalog.read_file(p, files[p], self.ws.registry)
+                except ValidationFailed as exc:
+                    problems.extend(exc.problems)
+                    self._invalid[p] = files[p]
+                    continue
+                owner = next((q for q, e in entries.items() if e.key == entry.key and q != p),
+                             None)
+                if owner is not None:
+                    account, name = entry.key.split("/", 1)
+                    problems.append(Problem(p, 1, 1, "name", f"pipeline {name!r} in account "
+                                            f"{account} is also defined in {owner}"))
+                    self._invalid[p] = files[p]
+                    continue
+                self._invalid.pop(p, None)
+                entries[p] = entry
+                read.append(entry)
+            old = self.pipelines
+            pipelines = {e.key: e.pipeline for e in entries.values()}
+            removed = sorted(set(old) - set(pipelines))
+            updated = sorted({e.key for e in read})
+            if removed or read or gone:
+                try:
+                    with self.store.transaction():
+                        for key in removed:
+                            self.store.delete_pipeline(*key.split("/", 1))
+                        if updated:
+                            self.engine.register_many([pipelines[k] for k in updated])
+                        catalog.remember(self.store.conn, read, gone, self._fp)
+                except DpcError as exc:  # a dependency cycle: nothing of this change applies
+                    self._reset_store()
+                    self.out(f"{_fmt_ms(now_ms())}  workspace  change not applied: {exc}; the "
+                             "previous definitions stay in force")
+                    for e in read:
+                        self._invalid[e.path] = e.stat
+                    read, removed, updated = [], [], []
+                    entries, pipelines = self.entries, old
+                self.entries = entries
+                self.pipelines = pipelines
+                self._catalog_version += 1
+                self.wake_sched.set()
+            for problem in problems:
+                self.out(str(problem))
+            if problems:
+                self.out(f"{_fmt_ms(now_ms())}  workspace  {len(problems)} problem(s) above; "
+                         "each file's last good definition stays in force")
+            added = [k for k in updated if k not in old]
+            if added or removed or len(updated) > len(added):
+                parts = [f"+{k}" for k in added] + [f"~{k}" for k in updated if k in old] + \
+                    [f"-{k}" for k in removed]
+                shown = " ".join(parts[:10]) + (f" (+{len(parts) - 10} more)"
+                                                 if len(parts) > 10 else "")
+                self.out(f"{_fmt_ms(now_ms())}  workspace  {len(pipelines)} pipeline(s): "
+                         f"{shown}")
+        self._submit_pending()
+
+    def _watch(self) -> None:
+        """Follow the workspace's files (inotify through watchfiles); apply each batch."""
+        import watchfiles
+
+        root = str(self.ws.root)
+        state_dir = str(self.ws.state_dir) + os.sep
+
+        def wanted(change: watchfiles.Change, path: str) -> bool:
+            if path.startswith(state_dir):
+                return False
+            rel = path[len(root):].split(os.sep)
+            if any(part.startswith(".") for part in rel):
+                return False
+            # pipeline.yaml files, and directories added or removed (a project moved in or
+            # out holds one); other files are not pipelines.
+            return rel[-1] == PIPELINE_FILE or change != watchfiles.Change.modified
+
+        caught_up = False
+        try:
+            for changes in watchfiles.watch(root, watch_filter=wanted, stop_event=self.stopping,
+                                            debounce=400, step=30, raise_interrupt=False,
+                                            ignore_permission_denied=True, rust_timeout=500,
+                                            yield_on_timeout=True):
+                if not changes:
+                    if not caught_up:
+                        # The first quiet moment: the watches are in place, so read what
+                        # changed between start-up and now (no change can be missed).
+                        caught_up = True
+                        self._guarded_call("workspace watcher", "catch-up", self.apply_changes)
+                    continue
+                paths = {p for _, p in changes}
+                self._guarded_call("workspace watcher", f"changes {sorted(paths)[:5]}",
+                                   lambda paths=paths: self.apply_changes(  # type: ignore[misc]
+                                       p for p in paths if p.endswith(PIPELINE_FILE)))
+        except Exception as exc:
+            # No inotify (limits, file system): compare sizes and mtimes every 2 s instead.
+            self.out(f"{_fmt_ms(now_ms())}  workspace  cannot watch {root} ({exc}); checking "
+                     "for changes every 2 s")
+            while not self.stopping.wait(2.0):
+                self._guarded_call("workspace watcher", "periodic check", self.apply_changes)
 
     def _setup_notifications(self) -> None:
         from dpc_core.notify import Dispatcher, unconfigured_line
@@ -249,10 +462,22 @@ class Runtime:
         self._sock.settimeout(1.0)
 
     def _recover(self) -> None:
-        """Runs left RUNNING by a dead runtime end FAILED, with their status event."""
+        """Runs left RUNNING by a dead runtime end FAILED, with their status event; a run
+        whose result was kept in ``.dpc/kept-results.jsonl`` (the state could not be
+        written when it finished) gets that result instead."""
+        kept = self._kept_results()
         rows = self.store.conn.execute(
             f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE status = 'RUNNING'").fetchall()
         for row in map(run_row, rows):
+            if row.arn in kept:
+                status, error, step = kept[row.arn]
+                self.store.conn.execute(
+                    "UPDATE lr_steps SET status = ?, stop_ms = ? WHERE arn = ? AND "
+                    "status = 'RUNNING'", (status, now_ms(), row.arn))
+                self._finish(row, status, error, step)
+                self.out(f"recovered {row.name}@{row.account} {row.run_id}: RUNNING -> {status} "
+                         "(its result was kept while the state could not be written)")
+                continue
             for (pid,) in self.store.conn.execute(
                     "SELECT pid FROM lr_steps WHERE arn = ? AND status = 'RUNNING' AND pid "
                     "IS NOT NULL", (row.arn,)).fetchall():
@@ -272,7 +497,8 @@ class Runtime:
         self.pool = ThreadPoolExecutor(max_workers=self.max_parallel,
                                        thread_name_prefix="dpc-run")
         for target, name in ((self._engine_loop, "dpc-engine"), (self._notify_loop, "dpc-notify"),
-                             (self._listen, "dpc-wake"), (self._watch_pending, "dpc-pending")):
+                             (self._listen, "dpc-wake"), (self._watch_pending, "dpc-pending"),
+                             (self._watch, "dpc-watch")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self.threads.append(t)
@@ -290,14 +516,14 @@ class Runtime:
                 continue
             except OSError:
                 return
-            self._submit_pending()
+            self._guarded_call("wake-up listener", "queued runs", self._submit_pending)
             self.wake_engine.set()
 
     def _watch_pending(self) -> None:
         # Safety net for runs queued by another process when no wake-up arrived
         # (not on the trigger path, which is event-driven).
         while not self.stopping.wait(1.0):
-            self._submit_pending()
+            self._guarded_call("pending-run check", "queued runs", self._submit_pending)
 
     def _submit_pending(self) -> None:
         if self.stopping.is_set():
@@ -320,20 +546,157 @@ class Runtime:
                      handle: Callable[[int, str], None]) -> None:
         """Take ``kind`` items from the outbox in order and hand each to ``handle`` (which
         marks it done); sleep until woken when there are none; drain before stopping."""
+        source = {"event": "engine", "notify": "notifications"}.get(kind, kind)
         while True:
-            with self.store.transaction():
-                items = self.store.conn.execute(
-                    "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
-                    "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
+            try:
+                with self.store.transaction():
+                    items = self.store.conn.execute(
+                        "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
+                        "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
+            except Exception as exc:
+                if not self._storage_failed(exc, f"the {source} loop's queue"):
+                    self._set_aside(source, "reading the outbox", exc)
+                if self.stopping.is_set():
+                    return  # nothing can be drained from a state that cannot be read
+                self.stopping.wait(1.0)
+                continue
             if not items:
                 self.changed.set()
-                if self.stopping.is_set():
-                    return
+                if self.runs_done.is_set():
+                    return  # stopping, and no run can add an item any more
                 wake.wait(1.0)
                 wake.clear()
                 continue
             for seq, payload in items:
-                handle(seq, payload)
+                try:
+                    handle(seq, payload)
+                except Exception as exc:
+                    if self._storage_failed(exc, f"{kind} #{seq} (it stays queued)"):
+                        if self.stopping.is_set():
+                            return
+                        self.stopping.wait(1.0)
+                        break
+                    # One bad item must not stop the loop: set it aside, go on with the next.
+                    self._set_aside(source, f"outbox {kind} #{seq}: {payload[:300]}", exc, seq)
+
+    # -- failures of background work ----------------------------------------------
+
+    def _reset_store(self) -> None:
+        """After a failed transaction: roll back what a failed COMMIT may have left open and
+        drop the store's caches (they may hold what was not committed)."""
+        with self.store._lock:
+            if self.store.conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self.store.conn.execute("ROLLBACK")
+            self.store._forget()
+
+    def _storage_failed(self, exc: BaseException, what: str) -> bool:
+        """True when ``exc`` is the state file failing (disk full, read-only, I/O), which
+        the same write survives once fixed: said once per outage, and the caller retries."""
+        with contextlib.suppress(Exception):
+            self._reset_store()
+        cause = state.storage_cause(exc)
+        if cause is None:
+            return False
+        if not self._storage_down:
+            self._storage_down = True
+            self.out(f"{_fmt_ms(now_ms())}  state  {state.unavailable(cause, self.ws.db_path)}; "
+                     "the runtime keeps what it could not write and retries")
+        self.out(f"{_fmt_ms(now_ms())}  state  not written yet: {what}")
+        return True
+
+    def _storage_ok(self) -> None:
+        if self._storage_down:
+            self._storage_down = False
+            self.out(f"{_fmt_ms(now_ms())}  state  {self.ws.db_path} can be written again")
+
+    def _durably(self, write: Callable[[], None], what: str) -> bool:
+        """Run ``write`` in one transaction; while the state file cannot be written (disk
+        full, read-only) keep it and retry with back-off. False when the runtime stopped
+        before it could be written."""
+        delay, after_stop = 0.1, 0
+        while True:
+            try:
+                with self.store.transaction():
+                    write()
+                self._storage_ok()
+                return True
+            except Exception as exc:
+                if not self._storage_failed(exc, what):
+                    raise
+            if self.stopping.is_set():
+                after_stop += 1
+                if after_stop > 3:
+                    return False
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _set_aside(self, source: str, item: str, exc: BaseException,
+                   seq: int | None = None) -> None:
+        """Record an item that failed with an unexpected error (``dpc local problems``) and
+        take it off the outbox, so its loop goes on with the next item."""
+        import traceback
+
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        detail = "".join(traceback.format_exception(exc))
+        self.out(f"{_fmt_ms(now_ms())}  problem  {source}: {error}; set aside: {item[:200]} "
+                 "(`dpc local problems` shows it)")
+
+        def write() -> None:
+            state.record_problem(self.store.conn, source, item, error, detail)
+            if seq is not None:
+                self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
+                                        (now_ms(), seq))
+
+        try:
+            self._durably(write, f"the problem with {item[:80]}")
+        except Exception as again:  # the record itself fails: say so, never die
+            self.out(f"{_fmt_ms(now_ms())}  problem  could not record it: {again!r}")
+            if seq is not None:
+                with self.store.transaction():
+                    self.store.conn.execute("UPDATE lr_outbox SET done_ms = ? WHERE seq = ?",
+                                            (now_ms(), seq))
+
+    def _guarded_call(self, source: str, item: str, fn: Callable[[], object]) -> None:
+        """``fn()`` for a background thread: an unexpected error is recorded, not fatal."""
+        try:
+            fn()
+        except Exception as exc:
+            if not self._storage_failed(exc, f"{source}: {item}"):
+                with contextlib.suppress(Exception):
+                    self._set_aside(source, item, exc)
+
+    def _kept_path(self) -> Path:
+        return self.ws.state_dir / "kept-results.jsonl"
+
+    def _keep_result(self, arn: str, status: str, error: str | None, step: str | None) -> None:
+        """Best effort: a result the state database would not take goes to a small side
+        file, so the next start records it instead of "the runtime stopped"."""
+        line = json.dumps({"arn": arn, "status": status, "error": error, "step": step}) + "\n"
+        try:
+            fd = os.open(self._kept_path(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.out(f"{_fmt_ms(now_ms())}  state  result of {arn} ({status}) kept in "
+                     f"{self._kept_path()}; the next `dpc local up` records it")
+        except OSError as exc:
+            self.out(f"{_fmt_ms(now_ms())}  state  result of {arn} ({status}) could not be kept "
+                     f"anywhere ({exc.strerror}); the next start marks the run FAILED")
+
+    def _kept_results(self) -> dict[str, tuple[str, str | None, str | None]]:
+        kept: dict[str, tuple[str, str | None, str | None]] = {}
+        try:
+            text = self._kept_path().read_text()
+        except OSError:
+            return kept
+        for line in text.splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                d = json.loads(line)
+                kept[d["arn"]] = (d["status"], d.get("error"), d.get("step"))
+        return kept
 
     def _engine_loop(self) -> None:
         self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event)
@@ -381,36 +744,72 @@ class Runtime:
     # -- scheduler ----------------------------------------------------------------
 
     def _scheduler(self) -> None:
-        scheduled = {k: p for k, p in self.pipelines.items() if p.trigger.schedule is not None}
-        if not scheduled:
-            return
         started = now_ms()
-        with self.store.transaction():
-            last = dict(self.store.conn.execute(
-                "SELECT pipeline, last_fire_ms FROM lr_schedules").fetchall())
+        last: dict[str, int] = {}
+        while not last and not self.stopping.is_set():
+            try:
+                with self.store.transaction():
+                    last = dict(self.store.conn.execute(
+                        "SELECT pipeline, last_fire_ms FROM lr_schedules").fetchall())
+                break
+            except Exception as exc:
+                if not self._storage_failed(exc, "the scheduler's last firings"):
+                    raise
+                self.stopping.wait(1.0)
+        version = -1
+        scheduled: dict[str, Pipeline] = {}
+        seen: dict[str, int] = {}  # when the runtime first had each scheduled pipeline
+        broken: set[str] = set()
         while not self.stopping.is_set():
+            if version != self._catalog_version:  # the workspace changed: re-read schedules
+                version = self._catalog_version
+                scheduled = {k: p for k, p in self.pipelines.items()
+                             if p.trigger.schedule is not None}
+                for k in scheduled:
+                    seen.setdefault(k, started if version == 0 else now_ms())
             now = datetime.now(UTC)
             due: list[tuple[datetime, str]] = []
             for key, p in scheduled.items():
-                since = datetime.fromtimestamp(max(last.get(key, started), started) / 1000,
-                                               tz=UTC)
-                anchor = datetime.fromtimestamp(last.get(key, started) / 1000, tz=UTC)
-                nxt = next_fire(p, since, anchor)
+                if key in broken:
+                    continue
+                try:
+                    first = seen.get(key, started)
+                    since = datetime.fromtimestamp(max(last.get(key, first), first) / 1000,
+                                                   tz=UTC)
+                    anchor = datetime.fromtimestamp(last.get(key, first) / 1000, tz=UTC)
+                    nxt = next_fire(p, since, anchor)
+                except Exception as exc:  # one bad schedule must not stop the others
+                    broken.add(key)
+                    self._guarded_call("scheduler", f"schedule of {key}",
+                                       lambda exc=exc, key=key: self._set_aside(  # type: ignore[misc]
+                                           "scheduler", f"schedule of {key}", exc))
+                    continue
                 if nxt is not None:
                     due.append((nxt, key))
-            if not due:
-                return
-            when, key = min(due)
-            wait = (when - now).total_seconds()
+            wait = 3600.0
+            if due:
+                when, key = min(due)
+                wait = (when - now).total_seconds()
             if wait > 0:
                 self.wake_sched.wait(min(wait, 3600))
                 self.wake_sched.clear()
                 continue
-            self._fire(key, when)
+            try:
+                self._fire(key, when)
+            except Exception as exc:
+                if self._storage_failed(exc, f"schedule firing of {key} at {when:%H:%M}"):
+                    self.stopping.wait(1.0)
+                    continue  # retried: the firing is not lost
+                self._guarded_call("scheduler", f"firing of {key}",
+                                   lambda exc=exc, key=key: self._set_aside(  # type: ignore[misc]
+                                       "scheduler", f"firing of {key}", exc))
             last[key] = int(when.timestamp() * 1000)
 
     def _fire(self, key: str, when: datetime) -> None:
-        logical = logical_date_of_firing(self.pipelines[key], when)
+        pipeline = self.pipelines.get(key)
+        if pipeline is None:
+            return  # removed from the workspace since the firing was planned
+        logical = logical_date_of_firing(pipeline, when)
         digest = hashlib.sha256(f"{key}|{when.isoformat()}".encode()).hexdigest()[:8]
         run_id = f"sched-{when.strftime('%Y%m%dT%H%M')}-{digest}"
         with self.store.transaction():
@@ -474,10 +873,17 @@ class Runtime:
             self._execute(arn)
         except Exception as exc:  # a runtime bug must not leave the run RUNNING forever
             self.out(f"internal error while running {arn}: {exc!r}")
-            with self.store.transaction():
+            error = f"internal error: {exc!r}"
+
+            def fail() -> None:
                 row = self._get_run(arn)
                 if row.status not in TERMINAL:
-                    self._finish(row, "FAILED", f"internal error: {exc!r}")
+                    self._finish(row, "FAILED", error)
+
+            with contextlib.suppress(Exception):
+                self._set_aside("executor", f"run {arn}", exc)
+            self._guarded_call("executor", f"run {arn}",
+                               lambda: self._durably(fail, f"the failure of {arn}"))
             self.wake_engine.set()
             self.wake_notify.set()
         finally:
@@ -486,25 +892,55 @@ class Runtime:
             self.changed.set()
 
     def _execute(self, arn: str) -> None:
-        with self.store.transaction():
-            start = now_ms()
-            cur = self.store.conn.execute(
-                "UPDATE lr_runs SET status = 'RUNNING', start_ms = ?, owner_pid = ? "
-                "WHERE arn = ? AND status = 'PENDING'", (start, os.getpid(), arn))
-            if cur.rowcount != 1:
-                return
-            row = self._get_run(arn)
-            self._event(row, "RUNNING")
-            self._notify(row, "PIPELINE_STARTED", "RUNNING")
+        parts = arn.split(":")  # arn:aws:states:local:ACCOUNT:execution:NAME:RUN
+        key = f"{parts[4]}/{parts[6]}"
+        if key not in self.pipelines:
+            # Queued by `dpc run` for a project added a moment ago, before the watcher
+            # applied it: read the workspace now (before the run's RUNNING event, which
+            # the engine must know the pipeline for).
+            self.apply_changes()
+        try:
+            with self.store.transaction():
+                start = now_ms()
+                cur = self.store.conn.execute(
+                    "UPDATE lr_runs SET status = 'RUNNING', start_ms = ?, owner_pid = ? "
+                    "WHERE arn = ? AND status = 'PENDING'", (start, os.getpid(), arn))
+                if cur.rowcount != 1:
+                    return
+                row = self._get_run(arn)
+                self._event(row, "RUNNING")
+                self._notify(row, "PIPELINE_STARTED", "RUNNING")
+        except Exception as exc:
+            if not self._storage_failed(exc, f"start of {arn} (it stays PENDING)"):
+                raise
+            with self._active_lock:
+                self.submitted.discard(arn)  # the pending-run check submits it again
+            return
+        self.ran.append(arn)
         self.wake_engine.set()
         self.wake_notify.set()
         why = reason_text(row)
         self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
                  f"for {row.logical_date}  ({why})")
-        pipeline = self.pipelines[row.pipeline]
-        status, error, failed_step = self._run_steps(row, pipeline)
-        with self.store.transaction():
-            self._finish(self._get_run(arn), status, error, failed_step)
+        pipeline = self.pipelines.get(row.pipeline)
+        status: str
+        error: str | None
+        failed_step: str | None
+        if pipeline is None:
+            status, error, failed_step = "FAILED", (
+                f"pipeline {row.name} (account {row.account}) is not defined in the workspace "
+                "(its pipeline.yaml was removed or is invalid)"), None
+        else:
+            status, error, failed_step = self._run_steps(row, pipeline)
+
+        def finish() -> None:
+            current = self._get_run(arn)
+            if current.status not in TERMINAL:
+                self._finish(current, status, error, failed_step)
+
+        if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
+            self._keep_result(arn, status, error, failed_step)
+            return
         self.wake_engine.set()
         self.wake_notify.set()
         done = self._get_run(arn)
@@ -524,23 +960,42 @@ class Runtime:
             if self.stopping.is_set():
                 return "ABORTED", "the runtime was stopped", step.name
             log_path = run_dir / f"{idx:02d}-{step.name}.log"
-            with self.store.transaction():
+
+            def started(idx: int = idx, step: Any = step, log_path: Path = log_path) -> None:
                 self.store.conn.execute(
                     "INSERT OR REPLACE INTO lr_steps (arn, idx, name, type, status, start_ms, "
                     "log_path) VALUES (?, ?, ?, ?, 'RUNNING', ?, ?)",
                     (row.arn, idx, step.name, step.type, now_ms(), str(log_path)))
                 self._notify(row, "STEP_STARTED", "RUNNING", step=step.name)
+
+            if not self._durably(started, f"start of step {step.name} of {row.run_id}"):
+                return "ABORTED", "the runtime was stopped", step.name
             self.wake_notify.set()
             t0 = time.monotonic()
-            rc, error = self._run_step(row, step, ctx, log_path, idx)
+            # A long step says it is alive, with its elapsed time, every DPC_HEARTBEAT_S
+            # seconds (plain lines: other runs print to the same console meanwhile).
+            from dpc_core.progress import elapsed_text, heartbeat
+
+            def beat(seconds: float, step: Any = step) -> None:
+                self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RUNNING    "
+                         f"{row.run_id}  step {step.name} for {elapsed_text(seconds)}")
+
+            with heartbeat(beat):
+                rc, error = self._run_step(row, step, ctx, log_path, idx)
             status = "SUCCEEDED" if rc == 0 else ("ABORTED" if self.stopping.is_set()
                                                   else "FAILED")
-            with self.store.transaction():
+            took = time.monotonic() - t0
+
+            def finished(idx: int = idx, step: Any = step, status: str = status, rc: int = rc,
+                         error: str | None = error, took: float = took) -> None:
                 self.store.conn.execute(
                     "UPDATE lr_steps SET status = ?, stop_ms = ?, exit_code = ? WHERE arn = ? "
                     "AND idx = ?", (status, now_ms(), rc, row.arn, idx))
                 self._notify(row, "STEP_FINISHED", status, step=step.name, error=error,
-                             duration_s=time.monotonic() - t0)
+                             duration_s=took)
+
+            # Kept and retried while the state cannot be written: the step's outcome is true.
+            self._durably(finished, f"step {step.name} of {row.run_id} ({status})")
             self.wake_notify.set()
             if rc != 0:
                 return status, error, step.name
@@ -573,10 +1028,20 @@ class Runtime:
                 return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
             assert proc.stdout is not None
             copier = start_copy(proc.stdout, log, self.secrets)  # redacts on the way
-            with self.store.transaction():
-                self.store.conn.execute("UPDATE lr_steps SET pid = ? WHERE arn = ? AND idx = ?",
-                                        (proc.pid, row.arn, idx))
+            try:
+                with self.store.transaction():
+                    self.store.conn.execute("UPDATE lr_steps SET pid = ? WHERE arn = ? AND "
+                                            "idx = ?", (proc.pid, row.arn, idx))
+            except Exception as exc:  # the step runs anyway; only its pid is not on record
+                if not self._storage_failed(exc, f"pid of step {step.name} of {row.run_id}"):
+                    raise
             self.procs[row.arn] = proc
+            if self.stopping.is_set():
+                # Stopped while this step was starting: shutdown() may have looked at
+                # self.procs before it was in there (it sets `stopping` first, so one of the
+                # two always terminates the step).
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
             try:
                 rc = proc.wait()
             finally:
@@ -596,11 +1061,26 @@ class Runtime:
         with self._active_lock:
             if self.active:
                 return False
-        with self.store.transaction():
-            busy = self.store.conn.execute(
-                "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING')) + "
-                "(SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)").fetchone()[0]
+        try:
+            with self.store.transaction():
+                busy = self.store.conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING'))"
+                    " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)").fetchone()[0]
+        except Exception as exc:
+            if not self._storage_failed(exc, "the idle check"):
+                raise
+            return False
         return int(busy) == 0
+
+    def unsuccessful(self) -> list[RunRow]:
+        """Runs this process executed that did not end SUCCEEDED (``up --until-idle``)."""
+        rows = []
+        with self.store.transaction():
+            for arn in dict.fromkeys(self.ran):
+                row = self._get_run(arn)
+                if row.status != "SUCCEEDED":
+                    rows.append(row)
+        return rows
 
     def serve(self, until_idle: bool = False) -> None:
         """Run until Ctrl-C (or until idle). Stops cleanly either way."""
@@ -629,6 +1109,7 @@ class Runtime:
                 os.killpg(proc.pid, signal.SIGKILL)
         if hasattr(self, "pool"):
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self.runs_done.set()
         for ev in (self.wake_engine, self.wake_notify, self.wake_sched):
             ev.set()
         for t in self.threads:

@@ -6,12 +6,17 @@ so a state change, the events it causes and the engine's decisions commit togeth
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dpc_core.errors import DpcError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lr_runs (
@@ -56,10 +61,96 @@ CREATE TABLE IF NOT EXISTS lr_schedules (
     pipeline TEXT PRIMARY KEY,
     last_fire_ms INTEGER NOT NULL
 );
+-- Items a background thread could not process (an event the engine choked on, a
+-- notification that crashed its channel): set aside with the error so the thread goes on
+-- with the next item (`dpc local problems`).
+CREATE TABLE IF NOT EXISTS lr_problems (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    item TEXT NOT NULL,
+    error TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+-- What each pipeline.yaml held when it was last read (by size and mtime), so a restart
+-- re-reads only the files that changed (10,000 files take ~30 s to parse and validate).
+CREATE TABLE IF NOT EXISTS lr_sources (
+    path TEXT PRIMARY KEY,
+    mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    blob BLOB NOT NULL
+);
 """
 
 REGION = "local"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+# SQLite result codes that are about the state file and its disk, not about the data: the
+# same write succeeds once space is freed or the file is writable again.
+_STORAGE_CODES = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR",
+                  "SQLITE_PERM", "SQLITE_NOTADB")
+_STORAGE_TEXT = ("disk is full", "readonly database", "unable to open", "disk I/O error",
+                 "read-only file system")
+
+
+class StateUnavailable(DpcError):
+    """The workspace's state database cannot be opened or written (disk full, read-only
+    file system or directory, missing permissions)."""
+
+
+def storage_cause(exc: BaseException | None) -> BaseException | None:
+    """The error behind ``exc`` that is about the state file or its disk (full, read-only,
+    cannot open, I/O), or None when ``exc`` is about the data. Follows ``__context__``: a
+    failed ROLLBACK hides the disk-full error that caused it."""
+    for _ in range(8):
+        if exc is None:
+            return None
+        if isinstance(exc, sqlite3.Error):
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith(_STORAGE_CODES) or any(t in str(exc) for t in _STORAGE_TEXT):
+                return exc
+        elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES,
+                                                        errno.EPERM, errno.EDQUOT):
+            return exc
+        exc = exc.__context__
+    return None
+
+
+def unavailable(exc: BaseException, path: Path) -> StateUnavailable:
+    """A user error for a storage failure on ``path``: what happened and what to do."""
+    text = str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    err = getattr(exc, "errno", None)
+    if name == "SQLITE_FULL" or "full" in text or err in (errno.ENOSPC, errno.EDQUOT):
+        what = (f"the disk holding {path} is full; free space there (or use a workspace on "
+                "another disk) and run the command again")
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "read-only" in text \
+            or "readonly" in text or err in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = (f"{path} cannot be written (read-only file system or no write permission "
+                f"on {path.parent}); make it writable for this user, or use a copy of the "
+                "workspace on a writable disk")
+    elif name == "SQLITE_CANTOPEN" or "unable to open" in text:
+        what = (f"cannot open {path}; {path.parent} must exist and be writable by this user "
+                "(SQLite also writes state.db-wal and state.db-shm beside it)")
+    else:
+        what = f"cannot read or write {path}; check the disk and the file"
+    return StateUnavailable(f"state database unavailable: {what} ({type(exc).__name__}: "
+                            f"{text})")
+
+
+@contextlib.contextmanager
+def guarded(path: Path) -> Iterator[None]:
+    """Turn a storage failure on the state file into :class:`StateUnavailable` (exit 2,
+    one clear message) instead of a traceback."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        cause = storage_cause(exc)
+        if cause is None:
+            raise
+        raise unavailable(cause, path) from None
 
 
 def now_ms() -> int:
@@ -125,3 +216,29 @@ def init(conn: sqlite3.Connection) -> None:
 def state_path(workspace: Path) -> Path:
     """Where a workspace keeps its state database."""
     return workspace / ".dpc" / "state.db"
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    """An item a background thread set aside (lr_problems)."""
+
+    id: int
+    created_ms: int
+    source: str
+    item: str
+    error: str
+    detail: str
+
+
+def record_problem(conn: sqlite3.Connection, source: str, item: str, error: str,
+                   detail: str = "") -> None:
+    """Set an item aside with the error it caused (inside the caller's transaction)."""
+    conn.execute("INSERT INTO lr_problems (created_ms, source, item, error, detail) "
+                 "VALUES (?, ?, ?, ?, ?)", (now_ms(), source, item[:4000], error[:2000],
+                                            detail[:20000]))
+
+
+def list_problems(conn: sqlite3.Connection) -> list[ProblemRow]:
+    """Every item set aside, oldest first."""
+    return [ProblemRow(*r) for r in conn.execute(
+        "SELECT id, created_ms, source, item, error, detail FROM lr_problems ORDER BY id")]

@@ -18,6 +18,11 @@ def _at(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def at_utc(ms: int | None) -> str:
+    """Milliseconds since the epoch as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for none."""
+    return _at(ms)
+
+
 def reason_text(row: RunRow) -> str:
     """Why a run ran: by hand, on schedule, or which parent runs triggered it."""
     if row.reason == "trigger":

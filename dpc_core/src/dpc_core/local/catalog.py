@@ -1,0 +1,156 @@
+"""The pipeline.yaml files of a workspace, read incrementally.
+
+Parsing and validating a pipeline.yaml costs ~3 ms (PyYAML with positions, then pydantic
+and the plugins' models): 30 s for 10,000 files. A workspace remembers, in its state
+database (``lr_sources``), each file's size and modification time and the pipeline it
+defined (pickled), so ``dpc local up`` and the commands that only need pipeline names
+re-read only the files that changed. A change of dpc or of a plugin (version or source
+file) invalidates every remembered pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sqlite3
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpc_core import __version__
+from dpc_core.errors import Problem, ValidationFailed
+from dpc_core.loader import PIPELINE_FILE, load_file
+from dpc_core.model import Pipeline
+from dpc_core.plugins import Registry
+from dpc_core.store import pkey
+
+Stat = tuple[int, int]  # (mtime_ns, size)
+
+
+@dataclass
+class Entry:
+    """One pipeline.yaml and the pipeline it defines."""
+
+    path: str
+    stat: Stat
+    key: str
+    pipeline: Pipeline
+
+
+def scan(root: Path) -> dict[str, Stat]:
+    """Every pipeline.yaml below ``root`` (hidden directories such as ``.dpc`` skipped),
+    with its (mtime_ns, size). One ``scandir`` walk: no per-file ``stat`` call."""
+    found: dict[str, Stat] = {}
+    stack = [str(root)]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue  # removed while walking, or unreadable: not a pipeline file
+        with it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif e.name == PIPELINE_FILE:
+                        st = e.stat()
+                        found[e.path] = (st.st_mtime_ns, st.st_size)
+                except OSError:
+                    continue
+    return found
+
+
+def fingerprint(registry: Registry) -> str:
+    """What remembered pipelines depend on: dpc's and each plugin's version and the source
+    files of the models that validated them (edited in a development install)."""
+    parts = [__version__, sys.version]
+    parts += sorted(f"{p.dist}={p.version}" for p in registry.plugins)
+    modules = {Pipeline.__module__, load_file.__module__}
+    for table in (registry.steps, registry.computes):
+        for t in table.values():
+            modules.add(t.config.__module__)
+    for name in sorted(modules):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            try:
+                parts.append(f"{name}:{os.stat(file).st_mtime_ns}")
+            except OSError:
+                parts.append(name)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def remembered(conn: sqlite3.Connection) -> dict[str, tuple[Stat, str, str, bytes]]:
+    """lr_sources: path -> ((mtime_ns, size), key, fingerprint, pickled pipeline)."""
+    return {r[0]: ((r[1], r[2]), r[3], r[4], r[5]) for r in conn.execute(
+        "SELECT path, mtime_ns, size, key, fingerprint, blob FROM lr_sources")}
+
+
+def remember(conn: sqlite3.Connection, entries: list[Entry], gone: list[str],
+             fp: str) -> None:
+    """Write entries and forget removed paths (inside the caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO lr_sources (path, mtime_ns, size, key, fingerprint, blob) VALUES "
+        "(?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET mtime_ns = excluded.mtime_ns, "
+        "size = excluded.size, key = excluded.key, fingerprint = excluded.fingerprint, "
+        "blob = excluded.blob",
+        [(e.path, e.stat[0], e.stat[1], e.key, fp,
+          pickle.dumps(e.pipeline, protocol=pickle.HIGHEST_PROTOCOL)) for e in entries])
+    conn.executemany("DELETE FROM lr_sources WHERE path = ?", [(p,) for p in gone])
+
+
+def read_file(path: str, stat: Stat, registry: Registry) -> Entry:
+    """Parse and validate one file; it must name its account. Raises ValidationFailed."""
+    lp = load_file(Path(path), registry)
+    p = lp.pipeline
+    if p.account is None:
+        line, col = lp.positions.of(("name",))
+        raise ValidationFailed([Problem(path, line, col, "account", "required here: give the "
+                                        "pipeline's 12-digit AWS account (account: "
+                                        "\"111111111111\")")])
+    return Entry(path, stat, pkey(p.account, p.name), p)
+
+
+def load(files: dict[str, Stat], cache: dict[str, tuple[Stat, str, str, bytes]], fp: str,
+         registry: Registry) -> tuple[dict[str, Entry], list[Entry], list[Problem]]:
+    """Entries for ``files``: remembered ones as they were, the others read. Returns
+    (entries by path, the entries that were read, problems of the files that are invalid).
+    """
+    entries: dict[str, Entry] = {}
+    fresh: list[Entry] = []
+    problems: list[Problem] = []
+    for path in sorted(files):
+        stat = files[path]
+        hit = cache.get(path)
+        if hit is not None and hit[0] == stat and hit[2] == fp:
+            try:
+                entries[path] = Entry(path, stat, hit[1], pickle.loads(hit[3]))
+                continue
+            except Exception:  # a stale pickle (class changed) is only a cache miss
+                pass
+        try:
+            entry = read_file(path, stat, registry)
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+            continue
+        entries[path] = entry
+        fresh.append(entry)
+    return entries, fresh, problems
+
+
+def duplicates(entries: dict[str, Entry]) -> list[Problem]:
+    """A pipeline (account and name) defined by two files: a problem on the later file."""
+    seen: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path in sorted(entries):
+        e = entries[path]
+        if e.key in seen:
+            account, name = e.key.split("/", 1)
+            problems.append(Problem(path, 1, 1, "name", f"pipeline {name!r} in account "
+                                    f"{account} is also defined in {seen[e.key]}"))
+        else:
+            seen[e.key] = path
+    return problems
