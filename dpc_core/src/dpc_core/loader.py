@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -704,30 +704,43 @@ def load_pipelines(
                                     f"{p.account} is also defined in {seen[key]}"))
         else:
             seen[key] = p.source
-    problems.extend(_check_references(loaded, seen, check_refs, warn))
+    problems.extend(check_references(
+        [lp.pipeline for lp in loaded], strict=check_refs, warn=warn,
+        positions={lp.pipeline.source: lp.positions for lp in loaded}))
     if problems:
         raise ValidationFailed(problems)
     return [lp.pipeline for lp in loaded]
 
 
-def _check_references(
-    loaded: list[LoadedPipeline], seen: dict[tuple[str | None, str], str], strict: bool,
-    warn: Callable[[Problem], None] | None,
+def check_references(
+    pipelines: Iterable[Pipeline], *, strict: bool = False,
+    warn: Callable[[Problem], None] | None = None,
+    positions: Mapping[str, Positions] | None = None,
 ) -> list[Problem]:
-    """Problems (and warnings) about parents that no loaded file defines."""
+    """Problems about parents (``trigger.executions`` references) no given pipeline defines.
+
+    A parent one typo away from a pipeline of the same account is always a problem, with a
+    did-you-mean. Any other undefined parent is a problem when ``strict`` (simulation:
+    every parent must be given) and otherwise passed to ``warn`` (another team's
+    repository may define it). ``positions`` by source file (else each file with a
+    problem is read again for its positions).
+    """
+    pipelines = list(pipelines)
+    seen: dict[tuple[str | None, str], str] = {}
+    for p in pipelines:
+        seen.setdefault((p.account, p.name), p.source)
     names: dict[str | None, set[str]] = {}
     for account, name in seen:
         names.setdefault(account, set()).add(name)
     problems: list[Problem] = []
-    for lp in loaded:
-        p = lp.pipeline
+    for p in pipelines:
         if p.trigger.executions is None:
             continue
         for path, ref in _ref_paths(p.trigger.executions, ("trigger", "executions")):
             account = ref.account or p.account
             if (account, ref.name) in seen:
                 continue
-            line, col = lp.positions.of((*path, "name"))
+            line, col = _positions_of(p.source, positions).of((*path, "name"))
             field_ = _display((*path, "name"))
             in_account = f"in account {account}" if account else "in this pipeline's account"
             typo = near_miss(ref.name, names.get(account, ()))
@@ -749,3 +762,13 @@ def _check_references(
                              f"no pipeline.yaml here defines {ref.name!r} {in_account}{hint}; "
                              "fine if another team's repository does"))
     return problems
+
+
+def _positions_of(source: str, known: Mapping[str, Positions] | None) -> Positions:
+    """Positions of ``source``: given, or read again (a cached pipeline has none)."""
+    if known is not None and source in known:
+        return known[source]
+    try:
+        return parse_yaml(Path(source).read_text(encoding="utf-8"))[1]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, _DuplicateKey):
+        return Positions()

@@ -15,12 +15,16 @@ from dpc_core.cli.options import WORKSPACE
 @WORKSPACE
 def validate(paths: tuple[Path, ...], workspace: Path) -> None:
     """Validate every pipeline.yaml at or below PATHS (default: the workspace, -w)."""
-    from dpc_core.loader import load_pipelines
-
     from dpc_core.deployability import aws_problems
+    from dpc_core.errors import Problem
+    from dpc_core.loader import load_pipelines
     from dpc_core.plugins import get_registry
 
-    pipelines = load_pipelines(list(paths) or [workspace])
+    def warn(problem: Problem) -> None:
+        # A parent defined in another repository is normal: say so, still exit 0.
+        click.echo(f"warning: {problem}", err=True)
+
+    pipelines = load_pipelines(list(paths) or [workspace], warn=warn)
     registry = get_registry()
     for p in pipelines:
         steps = ", ".join(f"{s.name} ({s.type})" for s in p.steps)
