@@ -8,7 +8,6 @@ one-line error (exit 2), not a Node stack trace.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import click
 
 from dpc_central.errors import DeployError
+from dpc_core.progress import progress
 
 #: The CDK CLI that deploys, pinned: since 2025 the CLI (2.1xxx) is released apart from
 #: aws-cdk-lib, and a CLI older than the library cannot read the cloud assembly it writes
@@ -91,7 +91,9 @@ def _check_toolkit() -> None:
 
 def _toolkit(args: Sequence[str], assembly: Path) -> None:
     cmd = [*CDK_TOOLKIT, *args, "--app", str(assembly), "--progress", "events"]
-    done = subprocess.run(cmd, check=False)
+    # Plain lines, no spinner: the toolkit prints its own events to the same terminal.
+    with progress(f"cdk {args[0]}", spinner=False):
+        done = subprocess.run(cmd, check=False)
     if done.returncode != 0:
         raise DeployError(f"`{' '.join(cmd[:4])} {args[0]}` failed (exit {done.returncode})")
 
@@ -105,7 +107,11 @@ def preflight(region: str | None) -> dict[str, str]:
 
 
 def _region(region: str | None) -> str | None:
-    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    # The same order as `dpc run --aws`: flag, AWS_REGION, then boto3 (which adds the
+    # profile's region to AWS_DEFAULT_REGION). None leaves the stacks region-agnostic.
+    from dpc_core.aws_session import resolve_region
+
+    return resolve_region(region)
 
 
 def _load(project: str) -> list[Any]:
@@ -137,7 +143,8 @@ def synth(project: str, outdir: str | None, region: str | None) -> None:
     from dpc_central.app import pipeline_app
 
     out = _out(outdir, Path(project))
-    asm = _synth(pipeline_app(_load(project), outdir=out, region=_region(region)))
+    with progress(f"synthesizing the pipeline stacks of {project}"):
+        asm = _synth(pipeline_app(_load(project), outdir=out, region=_region(region)))
     for stack in asm.stacks:
         click.echo(f"synthesized {stack.stack_name} -> {out}")
 
@@ -156,7 +163,8 @@ def deploy(project: str, outdir: str | None, region: str | None, require_approva
     reg = _region(region)
     preflight(reg)
     out = _out(outdir, Path(project))
-    _synth(pipeline_app(_load(project), outdir=out, region=reg))
+    with progress(f"synthesizing the pipeline stacks of {project}"):
+        _synth(pipeline_app(_load(project), outdir=out, region=reg))
     _toolkit(["deploy", "--all", "--require-approval", _approval(require_approval, yes)], out)
 
 
@@ -170,7 +178,8 @@ def destroy(project: str, outdir: str | None, region: str | None, force: bool) -
     reg = _region(region)
     preflight(reg)
     out = _out(outdir, Path(project))
-    _synth(pipeline_app(_load(project), outdir=out, region=reg, nag=False))
+    with progress(f"synthesizing the pipeline stacks of {project}"):
+        _synth(pipeline_app(_load(project), outdir=out, region=reg, nag=False))
     _toolkit(["destroy", "--all", *(["--force"] if force else [])], out)
 
 
@@ -213,8 +222,10 @@ def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_em
     if not synth_only:
         preflight(reg)
     out = Path(outdir)
-    _synth(central_app(outdir=out, org_id=org_id, member_accounts=list(members), region=reg,
-                       lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
+    with progress("synthesizing dpc-central"):
+        _synth(central_app(outdir=out, org_id=org_id, member_accounts=list(members),
+                           region=reg, lambda_deps=lambda_deps, layer_arns=layers,
+                           alarm_email=alarm_email))
     click.echo(f"synthesized dpc-central -> {out}")
     if not synth_only:
         _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)
@@ -263,9 +274,10 @@ def setup_user_account(central_account: str, registration_url: str | None, vpc_i
 
         check_emr_subnet(subnet_id or "", vpc_id=vpc_id or "", region=reg)
     out = Path(outdir)
-    _synth(user_app(outdir=out, central_account=central_account, region=reg, vpc_id=vpc_id,
-                    subnet_id=subnet_id, registration_url=registration_url,
-                    lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
+    with progress("synthesizing dpc-user-account"):
+        _synth(user_app(outdir=out, central_account=central_account, region=reg, vpc_id=vpc_id,
+                        subnet_id=subnet_id, registration_url=registration_url,
+                        lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
     click.echo(f"synthesized dpc-user-account -> {out}")
     if not synth_only:
         _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)
