@@ -493,7 +493,11 @@ class Engine:
         if ev.arn_account != ev.account:
             return Outcome(rejected=f"event from account {ev.account} names {ev.pipeline!r} of "
                            f"account {ev.arn_account}; ignored", spoofed=True)
-        if not ev.execution_of_state_machine:
+        # The execution must be one of that state machine's (same partition, region,
+        # account and name): both ARNs passed their patterns, so the execution ARN without
+        # its run name is the state machine ARN with ":execution:" for ":stateMachine:".
+        if d.execution_arn.rsplit(":", 1)[0] != d.state_machine_arn.replace(
+                ":stateMachine:", ":execution:", 1):
             return Outcome(rejected=f"event from account {ev.account}: executionArn "
                            f"{d.execution_arn!r} is not an execution of "
                            f"{d.state_machine_arn!r}; rejected before recording",
@@ -503,10 +507,11 @@ class Engine:
             return Outcome(rejected=f"no pipeline {ev.pipeline!r} is registered in account "
                            f"{ev.account}; ignored")
         _, children = found
+        error = d.error or d.cause
         run = RunRecord(arn=d.execution_arn, pipeline=key, status=d.status.value,
                         redrive_count=d.redrive_count, start_ms=d.start_date,
                         logical=logical, stop_ms=d.stop_date,
-                        error=_clip(d.error or d.cause))
+                        error=error if error is None else _clip(error))
         recorded, prior = self.store.record(run)
         out = Outcome(recorded=recorded, run=run)
         if recorded is Recorded.STALE:

@@ -161,15 +161,6 @@ class StatusEvent(BaseModel):
         return self.detail.state_machine_arn.split(":", 5)[4]
 
     @memoized
-    def execution_of_state_machine(self) -> bool:
-        """True when ``detail.executionArn`` is an execution of ``detail.stateMachineArn``
-        (same partition, region, account and state machine name; TRIGGERS.md rule 7)."""
-        sm = self.detail.state_machine_arn
-        prefix = sm.replace(":stateMachine:", ":execution:", 1) + ":"
-        # Both ARNs passed their patterns: the execution ARN's last ':' starts its run name.
-        return self.detail.execution_arn.rsplit(":", 1)[0] + ":" == prefix
-
-    @memoized
     def run_input(self) -> dict[str, Any]:
         """``detail.input`` decoded; ``{}`` when absent or not a JSON object.
 
