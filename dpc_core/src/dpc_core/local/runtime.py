@@ -248,6 +248,7 @@ class Runtime:
         self.ran: list[str] = []
         # Storage trouble (disk full, read-only state): reported once per outage.
         self._storage_down = False
+        self._told: set[str] = set()
 
     # -- start-up -----------------------------------------------------------------
 
@@ -602,12 +603,15 @@ class Runtime:
             self._storage_down = True
             self.out(f"{_fmt_ms(now_ms())}  state  {state.unavailable(cause, self.ws.db_path)}; "
                      "the runtime keeps what it could not write and retries")
-        self.out(f"{_fmt_ms(now_ms())}  state  not written yet: {what}")
+        if what not in self._told:  # once per item and outage, not once per retry
+            self._told.add(what)
+            self.out(f"{_fmt_ms(now_ms())}  state  not written yet: {what}")
         return True
 
     def _storage_ok(self) -> None:
         if self._storage_down:
             self._storage_down = False
+            self._told.clear()
             self.out(f"{_fmt_ms(now_ms())}  state  {self.ws.db_path} can be written again")
 
     def _durably(self, write: Callable[[], None], what: str) -> bool:

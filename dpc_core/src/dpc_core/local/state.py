@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -123,7 +124,14 @@ def unavailable(exc: BaseException, path: Path) -> StateUnavailable:
     text = str(exc)
     name = getattr(exc, "sqlite_errorname", "") or ""
     err = getattr(exc, "errno", None)
-    if name == "SQLITE_FULL" or "full" in text or err in (errno.ENOSPC, errno.EDQUOT):
+    # SQLite often says only "unable to open" or "disk I/O error": ask the file system.
+    read_only, full = _disk_facts(path)
+    if read_only:
+        err = errno.EROFS
+    elif full:
+        err = errno.ENOSPC
+    if err in (errno.ENOSPC, errno.EDQUOT) or (err is None and (
+            name == "SQLITE_FULL" or "full" in text)):
         what = (f"the disk holding {path} is full; free space there (or use a workspace on "
                 "another disk) and run the command again")
     elif name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or "read-only" in text \
@@ -138,6 +146,20 @@ def unavailable(exc: BaseException, path: Path) -> StateUnavailable:
         what = f"cannot read or write {path}; check the disk and the file"
     return StateUnavailable(f"state database unavailable: {what} ({type(exc).__name__}: "
                             f"{text})")
+
+
+def _disk_facts(path: Path) -> tuple[bool, bool]:
+    """(read-only, full) for the state file's directory, as the file system says."""
+    where = path.parent if path.parent.exists() else path.parent.parent
+    try:
+        # access() reports a read-only file system (EROFS) even to root.
+        read_only = not os.access(where, os.W_OK) or (path.exists()
+                                                      and not os.access(path, os.W_OK))
+        st = os.statvfs(where)
+        full = st.f_bavail == 0 or st.f_favail == 0
+    except OSError:
+        return False, False
+    return read_only, full
 
 
 @contextlib.contextmanager
