@@ -66,13 +66,19 @@ class DpcSpec:
         """Return the notification channels this plugin provides (``targets[].channel``).
 
         Called when the plugin manager loads. ``factory`` is called lazily, the first
-        time a runtime must deliver to the channel.
+        time a runtime must deliver to the channel; it raises
+        ``dpc_core.notify.ChannelNotConfigured`` when variables are missing (the local
+        runtime then prints the channel's notifications). Declare the variables the
+        channel needs (``required_env``) and those holding secrets (``secret_env``: never
+        passed to a step, redacted from every log and message).
 
         Example::
 
             @hookimpl
             def dpc_notifiers():
-                yield NotifierType(channel="TEAMS", factory=lambda env: TeamsBackend(env))
+                yield NotifierType(channel="TEAMS", factory=lambda env: TeamsBackend(env),
+                                   required_env=("TEAMS_WEBHOOK_URL",),
+                                   secret_env=("TEAMS_WEBHOOK_URL",))
         """
 
     @hookspec
