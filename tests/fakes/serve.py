@@ -10,15 +10,14 @@ one line per message received, until Ctrl-C.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fakes.opsgenie_server import FakeOpsGenie  # noqa: E402
-from fakes.slack_server import FakeSlack  # noqa: E402
-from fakes.smtp_server import FakeSmtp  # noqa: E402
+from fakes.opsgenie_server import FakeOpsGenie
+from fakes.slack_server import FakeSlack
+from fakes.smtp_server import FakeSmtp
 
 TOKEN = "xoxb-local-watch-token"
 KEY = "local-watch-opsgenie-key"
@@ -31,9 +30,9 @@ def main() -> None:
         print(f"export DPC_SMTP_HOST={smtp.host} DPC_SMTP_PORT={smtp.port}")
         print(f"export OPSGENIE_API_KEY={KEY} DPC_OPSGENIE_API_URL={og.url}", flush=True)
         seen = [0, 0, 0]
-        stop = threading.Event()
         try:
-            while not stop.wait(0.2):
+            while True:
+                time.sleep(0.2)
                 calls = [(m, b) for m, b in slack.state.calls]
                 for method, body in calls[seen[0]:]:
                     where = body.get("channel", "")
@@ -49,7 +48,7 @@ def main() -> None:
                 seen = [len(calls), len(emails), len(og_calls)]
                 sys.stdout.flush()
         except KeyboardInterrupt:
-            time.sleep(0)
+            pass  # Ctrl-C: the with block stops the servers
 
 
 if __name__ == "__main__":
