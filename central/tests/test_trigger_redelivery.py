@@ -201,3 +201,29 @@ def test_the_reconciler_sweeps_on_its_schedule(refused: World,
     assert reconciler.handle({}, None)["redelivered"] == 1
     assert reconciler.handle({}, None)["redelivered"] == 0
     assert [t["detail"]["pipeline"] for t in refused.triggers()] == ["pipeline-x"]
+
+
+def _forged(world: World, bus_account: str) -> dict[str, Any]:
+    (claim,) = _claims()
+    return {"dpc": "trigger-delivery", "error": "x",
+            "claim": {"child": f"{C}/pipeline-x", "window": claim.window,
+                      "generation": claim.generation, "executionName": "forged"},
+            "entry": {"Source": "dpc.trigger", "DetailType": "dpc Pipeline Trigger",
+                      "Detail": json.dumps({"account": C, "pipeline": "pipeline-x"}),
+                      "EventBusName": f"arn:aws:events:{REGION}:{bus_account}:event-bus/"
+                                      "dpc-pipelines"}}
+
+
+def test_a_status_record_shaped_like_a_retry_is_not_a_retry(refused: World) -> None:
+    refused.admit_central(C)
+    batch = _batch([_forged(refused, C)])  # eventSourceARN: the status queue
+    assert trigger_manager.handle(batch, None) == {"batchItemFailures": []}
+    assert refused.triggers() == []  # treated as poison, nothing put
+
+
+def test_a_retry_only_ever_goes_to_the_childs_own_bus(refused: World) -> None:
+    refused.client(CENTRAL, "sqs").purge_queue(QueueUrl=refused.urls["retry"])
+    _common.send_message(refused.urls["retry"], _forged(refused, "111111111111"))
+    (answer,) = _retry_until_empty(refused, rounds=3)
+    assert answer == {"batchItemFailures": []}
+    assert refused.puts == []

@@ -69,6 +69,8 @@ from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_DELIVERY_DLQ_URL,
     ENV_POISON_DLQ_URL,
+    PIPELINE_BUS_NAME,
+    TRIGGER_SOURCE,
 )
 from dpc_central.handlers import _common as common
 
@@ -231,9 +233,17 @@ def _poison(reason: str, body: str, message_id: str | None) -> None:
 # -- the trigger-delivery retry queue ------------------------------------------------------
 
 def _delivery_body(record: Any) -> dict[str, Any] | None:
-    """The retry-queue message of an SQS record, or None (a status-queue record)."""
+    """The retry-queue message of an SQS record, or None (a status-queue record).
+
+    Only records of the retry queue itself count (its name is that of
+    ``DPC_DELIVERY_RETRY_URL``, when set): a body that merely looks like one must not
+    make this function put events where a member account says."""
     body = record.get("body") if isinstance(record, Mapping) else None
     if not isinstance(body, str) or common.DELIVERY_MESSAGE not in body:
+        return None
+    retry_name = _retry_queue_url().rsplit("/", 1)[-1]
+    source = str(record.get("eventSourceARN") or "").rsplit(":", 1)[-1]
+    if retry_name and source != retry_name:
         return None
     try:
         data = json.loads(body)
@@ -271,6 +281,12 @@ def _retry_one(data: dict[str, Any], attempt: int, limit: int) -> bool:
     claim, entry = data["claim"], data["entry"]
     child, window, generation = str(claim["child"]), str(claim["window"]), \
         int(claim["generation"])
+    if entry.get("Source") != TRIGGER_SOURCE or not str(entry.get("EventBusName", "")) \
+            .endswith(f":{child.split('/')[0]}:event-bus/{PIPELINE_BUS_NAME}"):
+        # Only ever a trigger, only ever to the child's own bus.
+        common.emit(logging.ERROR, "retry-refused", reason="not a trigger for the child's "
+                    "pipeline bus", child=child, bus=entry.get("EventBusName"))
+        return True
     if not _still_undelivered(child, window, generation):
         common.emit(logging.INFO, "retry-settled", child=child, window=window,
                     generation=generation)
@@ -301,6 +317,12 @@ def _still_undelivered(child: str, window: str, generation: int) -> bool:
                for c in common.store().undelivered_claims(0))
 
 
+def _retry_queue_url() -> str:
+    from dpc_central.conventions import ENV_DELIVERY_RETRY_URL
+
+    return os.environ.get(ENV_DELIVERY_RETRY_URL, "").strip().rstrip("/")
+
+
 def _back_off(record: Mapping[str, Any], attempt: int) -> None:
     """Make the failed message visible again only after :func:`common.retry_delay_s`."""
     arn = str(record.get("eventSourceARN") or "")
@@ -310,7 +332,8 @@ def _back_off(record: Mapping[str, Any], attempt: int) -> None:
         return
     sqs = common.client("sqs")
     try:
-        url = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        url = _retry_queue_url() or sqs.get_queue_url(
+            QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
         sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle_,
                                       VisibilityTimeout=common.retry_delay_s(attempt))
     except Exception as exc:  # the queue's own visibility timeout applies instead
