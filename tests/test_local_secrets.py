@@ -5,8 +5,11 @@ and OpsGenie served by local fakes speaking the real protocols."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes.opsgenie_server import FakeOpsGenie
@@ -59,15 +62,38 @@ def _env(slack: FakeSlack, smtp: FakeSmtp, opsgenie: FakeOpsGenie) -> dict[str, 
 
 
 @pytest.fixture(scope="module")
+def lineage() -> Iterator[tuple[str, list[bytes]]]:
+    """An OpenLineage endpoint on 127.0.0.1 keeping every body it receives, as sent."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", bodies
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
 def leaked(tmp_path_factory: pytest.TempPathFactory,
            servers: tuple[FakeSlack, FakeSmtp, FakeOpsGenie],
+           lineage: tuple[str, list[bytes]],
            ) -> tuple[Path, str, tuple[FakeSlack, FakeSmtp, FakeOpsGenie]]:
     """A workspace after the leaky step ran and failed, the runtime's console output and the
     servers (one run shared by the tests below, which only read)."""
     ws = tmp_path_factory.mktemp("leaky") / "ws"
     write_pipeline(ws, "leaky", A, "trigger:\n  schedule: {hour: 3}\n" + LEAKY_STEP)
     dpc("local", "start", "leaky", "--date", DAY, "-w", ws)
-    up = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=_env(*servers),
+    env = {**_env(*servers), "DPC_OPENLINEAGE_URL": lineage[0]}
+    up = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=env,
              check=False)  # exits non-zero: a run failed
     return ws, up.stdout + up.stderr, servers
 
@@ -142,3 +168,11 @@ def test_a_declared_secret_too_short_to_redact_refuses_to_start(tmp_path: Path) 
     assert up.returncode == 2
     assert "SLACK_BOT_TOKEN" in up.stderr and "fewer than 4 characters" in up.stderr
     assert "x9z" not in up.stdout + up.stderr
+
+
+def test_no_secret_is_in_the_openlineage_events(leaked: tuple,
+                                                 lineage: tuple[str, list[bytes]]) -> None:
+    events = b"".join(lineage[1])
+    assert b'"FAIL"' in events and b"SLACK_BOT_TOKEN=***" in events
+    for secret in SECRETS:
+        assert secret.encode() not in events
