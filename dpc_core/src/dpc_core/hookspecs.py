@@ -9,6 +9,10 @@ The module declares ``DPC_PLUGIN_API = 1`` and implements hooks with
 ``dpc_core.hookimpl``. Registration hooks are called once, when the plugin
 manager loads (any ``dpc`` command that reads pipelines); stack hooks are
 called while ``dpc synth``/``deploy`` builds the CDK app.
+
+A plugin that declares another ``DPC_PLUGIN_API``, implements a hook not defined here or
+whose registration hook raises is skipped (``dpc plugins list`` says why); the names it
+would provide fail only the pipelines that use them.
 """
 
 from __future__ import annotations
