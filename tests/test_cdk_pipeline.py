@@ -537,7 +537,8 @@ def test_a_step_without_an_aws_form_is_a_validate_warning_and_the_same_synth_err
         main(["validate", str(project)])
     except SystemExit as exited:  # only on failure
         raise AssertionError(f"validate failed: {capsys.readouterr().err}") from exited
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err + captured.out
     message = ("step 'mark' (type acme-marker, plugin dpc-acme-steps) has no AWS form")
     assert f"warning: {project / 'pipeline.yaml'}: not deployable to AWS: {message}" in err
     with pytest.raises(SynthError, match=re.escape(message)):
