@@ -200,3 +200,85 @@ def test_a_rate_ticks_from_its_anchor() -> None:
     rate = Rate.parse("rate(5 minutes)")
     assert rate.next_after(at("2026-11-26T10:07"), at("2026-11-26T10:00")) == at(
         "2026-11-26T10:10")
+
+
+# -- the JSON Schema patterns agree with the parser -------------------------------------------
+
+import re  # noqa: E402 - kept with the tests that use it
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from dpc_core.schedule import (  # noqa: E402
+    FIELD_NAMES,
+    check_field,
+    cron_pattern,
+    field_pattern,
+    rate_pattern,
+)
+
+_CRON_ALPHABET = "0123456789*?,-/#LW JANFEBMARSUNMONTUEDECjansun "
+_token = st.text(_CRON_ALPHABET, max_size=12)
+
+
+def _parses(check: object, text: str) -> bool:
+    try:
+        check(text)  # type: ignore[operator]
+    except ScheduleError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.sampled_from(FIELD_NAMES), text=_token)
+def test_a_cron_field_the_parser_takes_matches_its_schema_pattern(name: str, text: str) -> None:
+    accepted = _parses(lambda t: check_field(name, t.strip()), text)
+    matched = re.search(field_pattern(name), text) is not None
+    if accepted:
+        assert matched, (name, text)
+    elif matched:
+        # What a pattern cannot say: a range that runs backwards.
+        with pytest.raises(ScheduleError, match="runs backwards"):
+            check_field(name, text.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.lists(st.sampled_from(
+    ["0", "3", "*", "?", "1-5", "*/15", "MON", "L", "6#3", "15W", "2026", "JAN", "99", "x"]),
+    min_size=5, max_size=7), wrap=st.booleans())
+def test_a_cron_expression_the_parser_takes_matches_the_schema_pattern(
+    fields: list[str], wrap: bool
+) -> None:
+    text = " ".join(fields)
+    text = f"cron({text})" if wrap else text
+    assert _parses(Cron.parse, text) == (re.search(cron_pattern(), text) is not None), text
+
+
+@pytest.mark.parametrize("text", [
+    "rate(1 hour)", "5 minutes", " rate( 2 days ) ", "rate(5 minutes", "01 day",
+    "rate(0 minutes)", "rate(1 hours)", "rate(2 hour)", "rate(1000000 days)", "rate(5 weeks)",
+    "rate(5 minutes)   x", "rate(" + " " * 50 + "x",
+])
+def test_a_rate_the_parser_takes_matches_the_schema_pattern(text: str) -> None:
+    assert _parses(Rate.parse, text) == (re.search(rate_pattern(), text) is not None)
+
+
+def test_the_rate_regex_is_linear_on_long_runs_of_spaces() -> None:
+    import time
+
+    started = time.process_time()
+    for text in ("rate(5 minutes" + " " * 50_000 + "x", " " * 50_000 + "x",
+                 "5" + " " * 50_000 + "x"):
+        with pytest.raises(ScheduleError):
+            Rate.parse(text)
+    assert time.process_time() - started < 0.5
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "1" * 5000, "0/", "*/0"])
+def test_a_cron_number_is_ascii_digits_and_bounded(text: str) -> None:
+    with pytest.raises(ScheduleError):
+        check_field("minute", text)
+
+
+def test_a_huge_increment_is_a_valid_cron_field_that_parses_at_once() -> None:
+    check_field("minute", "*/" + "9" * 5000)

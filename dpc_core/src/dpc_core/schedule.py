@@ -96,9 +96,9 @@ def _parse_set(text: str, field: str) -> frozenset[int] | None:
     for part in text.split(","):
         if not part:
             raise ScheduleError(f"empty list item in {text!r}", field)
-        base, _, step_s = part.partition("/")
+        base, slash, step_s = part.partition("/")
         step = 1
-        if step_s:
+        if slash:  # `0/` with no increment is no cron EventBridge takes
             step = _int(step_s) or 0
             if step == 0:
                 raise ScheduleError(f"bad increment in {part!r}; write e.g. '*/15' or '0/5'", field)
