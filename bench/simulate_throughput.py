@@ -200,6 +200,21 @@ def measure(prep: Prepared, workdir: Path, impl: Impl, profile: bool = False,
                    prep.children_max, prep.validate_s, t2 - t1, t3 - t2, handle_s, handle_cpu_s)
 
 
+def calls_per_event(prep: Prepared, impl: Impl) -> float:
+    """Python function calls per event of ``impl``'s engine loop (in-memory store)."""
+    store = impl.sqlite.SqliteStore(":memory:", exclusive=True)
+    engine = impl.engine.Engine(store)
+    engine.register_many([impl.store.PipelineSpec.from_json(t) for t in prep.specs_json])
+    events = [impl.events.StatusEvent.parse(e) for e in prep.raw]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in _loop(engine, events):
+        pass
+    profiler.disable()
+    store.close()
+    return float(pstats.Stats(profiler).total_calls) / len(events)
+
+
 def _loop(engine: Any, events: list[Any], size: int = 500) -> Any:
     # The loop of `dpc simulate` (dpc_core.simulate.handle_stream), written once here so
     # that both implementations run exactly the same code around their engine.
@@ -273,6 +288,11 @@ def main() -> None:
                 print(f"after: per-event time ratio N={large.n} / N={small.n}: {ratio:.2f} "
                       f"(target <= 1.25: {'met' if ratio <= 1.25 else 'MISSED'}); CPU "
                       f"{large.cpu_us / small.cpu_us:.2f}")
+        # Timings on a shared machine move with its load; the number of Python function
+        # calls per event does not, and tracks the interpreter work of the hot path.
+        calls = {impl.label: calls_per_event(preps[0], impl) for impl in impls}
+        print(f"Python calls per event at N={preps[0].n} (cProfile, load-independent): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in calls.items()))
         n = min(args.sizes)
         lines, decided, seconds = end_to_end(n, args.days, work)
         print(f"simulate() end to end (after), N={n}, files on disk: {lines} events, {decided} "
