@@ -212,7 +212,7 @@ def calls_per_event(prep: Prepared, impl: Impl) -> float:
         pass
     profiler.disable()
     store.close()
-    return float(pstats.Stats(profiler).total_calls) / len(events)
+    return float(pstats.Stats(profiler).total_calls) / len(events)  # type: ignore[attr-defined]
 
 
 def _loop(engine: Any, events: list[Any], size: int = 500) -> Any:
