@@ -62,6 +62,18 @@ def test_runs_on_aws_lists_the_executions(sfn: object) -> None:
     assert "manual-2026-11-25-" in result.output and "manual-2026-11-26-" in result.output
 
 
+def test_runs_on_aws_format_json_gives_name_status_and_times(sfn: object) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["run", "listings", "--aws", "--date", "2026-11-26"])
+    result = runner.invoke(cli, ["runs", "--aws", "--pipeline", "listings", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [run] = json.loads(result.output)
+    assert run["name"].startswith("manual-2026-11-26-")
+    assert run["status"] in ("RUNNING", "SUCCEEDED")
+    assert run["arn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:execution:listings:")
+    assert run["started"] is not None
+
+
 def test_an_undeployed_pipeline_is_a_clear_error_with_exit_2(
         sfn: object, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
