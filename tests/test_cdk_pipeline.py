@@ -249,6 +249,9 @@ def test_cluster_terminates_itself_when_idle_and_is_tagged_with_its_run(
     assert params["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
     assert {"Key": "dpc-pipeline", "Value": "listings"} in params["Tags"]
     assert {"Key": "dpc-execution", "Value.$": "$$.Execution.Name"} in params["Tags"]
+    # AmazonEMRServicePolicy_v2 launches instances only for clusters with this tag.
+    assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in \
+        params["Tags"]
 
 
 def test_emr_tasks_have_time_limits_within_the_runs_and_teardown_retries(
@@ -434,16 +437,16 @@ def dpc_step_types():
 
 
 def outside_plugin_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            source: str = PLUGIN) -> Any:
+                            source: str = PLUGIN, module: str = "dpc_acme_steps") -> Any:
     """A registry with the installed plugins plus one written outside the repo."""
     from dpc_core.plugins import EntryPointLike, installed_entry_points, load_registry
 
     pkg = tmp_path / "outside"
     pkg.mkdir()
-    (pkg / "dpc_acme_steps.py").write_text(source)
+    (pkg / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(pkg))
     eps = [*installed_entry_points(),
-           EntryPointLike("acme", "dpc_acme_steps", "dpc-acme-steps", "0.1.0")]
+           EntryPointLike("acme", module, "dpc-acme-steps", "0.1.0")]
     return load_registry(eps)
 
 
@@ -527,7 +530,8 @@ def test_a_step_without_an_aws_form_is_a_validate_warning_and_the_same_synth_err
     from dpc_core.cli.main import main
 
     registry = outside_plugin_registry(tmp_path, monkeypatch,
-                                       PLUGIN.replace("aws_states=_aws,", ""))
+                                       PLUGIN.replace("aws_states=_aws,", ""),
+                                       module="dpc_acme_local_steps")
     project = tmp_path / "local-only"
     project.mkdir()
     (project / "pipeline.yaml").write_text(LOCAL_ONLY)

@@ -27,6 +27,9 @@ INSTANCE_ROLE = "dpc-emr-instance-role"
 #: Tags of every cluster a run creates; the state machine's EMR permissions require them.
 TAG_PIPELINE = "dpc-pipeline"
 TAG_EXECUTION = "dpc-execution"
+#: AmazonEMRServicePolicy_v2 requires this tag on the cluster (EMR propagates it to the
+#: instances, launch templates and network interfaces it creates for the cluster).
+EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 #: How long EMR may take to start a cluster, and to terminate one, before the task fails.
 PROVISION_TIMEOUT_MINUTES = 60
 TEARDOWN_TIMEOUT_MINUTES = 30
@@ -101,7 +104,8 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         # Steps are added after the cluster is up, so it must stay alive without steps;
         # EMR terminates it once idle, whatever happened to the run.
         auto_termination_policy_idle_timeout=Duration.minutes(cfg.idle_timeout_minutes),
-        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: jp.string_at("$$.Execution.Name")},
+        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: jp.string_at("$$.Execution.Name"),
+              EMR_MANAGED_TAG[0]: EMR_MANAGED_TAG[1]},
         instances=tasks.EmrCreateCluster.InstancesConfigProperty(
             instance_groups=groups,
             ec2_subnet_id=cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
