@@ -17,8 +17,15 @@ import click
 import pytest
 
 from dpc_core.cli.main import COMMANDS, cli
-from tests.local_helpers import A, CASE_STUDY_EVENTS, DPC, dpc, noop_case_study, runs, \
-    write_pipeline
+from tests.local_helpers import (
+    CASE_STUDY_EVENTS,
+    DPC,
+    A,
+    dpc,
+    noop_case_study,
+    runs,
+    write_pipeline,
+)
 
 DAY = "2026-11-26"
 
