@@ -106,7 +106,12 @@ def test_schema_includes_the_fields_of_the_installed_plugins(schema: dict[str, A
     assert "script" in defs["SparkStep"]["properties"]
     assert "command" in defs["ShellStep"]["properties"]
     assert "releaseLabel" in defs["EmrCompute"]["properties"]
-    assert defs["Target"]["properties"]["channel"]["enum"] == ["EMAIL", "OPSGENIE", "SLACK"]
+    # Offered for completion; any case validates, as in `dpc validate`.
+    channel = defs["Target"]["properties"]["channel"]["anyOf"]
+    assert channel[0] == {"enum": ["EMAIL", "OPSGENIE", "SLACK"]}
+    validator = jsonschema.Draft202012Validator(channel[1])
+    assert validator.is_valid("slack")
+    assert not validator.is_valid("teams")
 
 
 @pytest.mark.parametrize("path", CASE_STUDY_FILES, ids=lambda p: p.parent.name)
@@ -167,10 +172,27 @@ def test_create_project_refuses_to_overwrite_a_directory(tmp_path: Path) -> None
     assert "Traceback" not in proc.stderr
 
 
-def test_create_project_refuses_a_name_with_spaces(tmp_path: Path) -> None:
-    proc = dpc("create-project", "-n", "my demo", "--dir", str(tmp_path))
+@pytest.mark.parametrize("name", ["my demo", "-demo", "a/b"])
+def test_create_project_refuses_a_name_validate_would_refuse(tmp_path: Path, name: str) -> None:
+    proc = dpc("create-project", "-n", name, "--dir", str(tmp_path))
     assert proc.returncode == 2
-    assert "letters, digits, - and _" in proc.stderr
+    assert "contain only letters, digits, '-' and '_'" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_created_project_points_editors_at_its_schema_file(tmp_path: Path) -> None:
+    ok(dpc("create-project", "-n", "demo", "--dir", str(tmp_path)))
+    project = tmp_path / "demo"
+    first = (project / "pipeline.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=pipeline.schema.json"
+    # The file the modeline names is what `dpc schema` prints (regenerated the same way).
+    assert json.loads((project / "pipeline.schema.json").read_text()) == json.loads(
+        ok(dpc("schema")))
+    check = subprocess.run(
+        [str(Path(DPC).parent / "check-jsonschema"), "--schemafile",
+         str(project / "pipeline.schema.json"), str(project / "pipeline.yaml")],
+        capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 # -- create-plugin, really installed with pip -----------------------------------------------

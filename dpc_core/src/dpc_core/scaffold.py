@@ -10,9 +10,11 @@ from dpc_core import PLUGIN_API_VERSION, __version__
 from dpc_core.errors import DpcError
 
 _PIPELINE = """\
+# yaml-language-server: $schema={schema}
 # {name}: a dpc pipeline. Validate with `dpc validate`, run locally with
 # `dpc local start {name}` (inside `dpc local up`), deploy with `dpc deploy`.
-# Editors: `dpc schema > pipeline.schema.json` gives completion and checks.
+# Editors complete and check this file against {schema} (the line above);
+# after installing or upgrading plugins: `dpc schema > {schema}`.
 name: {name}
 # The AWS account the pipeline lives in (simulated by the local runtime).
 account: "{account}"
@@ -62,22 +64,30 @@ A dpc pipeline project.
 
     dpc validate .            # check pipeline.yaml
     dpc local up --workspace ..   # run it with the local runtime
+    dpc schema > pipeline.schema.json   # refresh editor completion after plugin changes
 """
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+#: The JSON Schema beside each project's pipeline.yaml, named by its modeline.
+SCHEMA_FILE = "pipeline.schema.json"
 
 
 def create_project(parent: Path, name: str, account: str) -> Path:
-    """Write a project directory that validates as is."""
-    if not _NAME.match(name):
-        raise DpcError(f"project name {name!r}: use letters, digits, - and _ (at most 80)")
-    if not re.match(r"^\d{12}$", account):
+    """Write a project directory that validates as is, with the JSON Schema of the
+    installed plugins beside pipeline.yaml for editors (yaml-language-server modeline)."""
+    from dpc_core.model import NAME_PATTERN, NAME_RULE
+    from dpc_core.schema import pipeline_json_schema
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise DpcError(f"project name {name!r}: {NAME_RULE}")
+    if not re.fullmatch(r"[0-9]{12}", account):
         raise DpcError(f"account {account!r} must be 12 digits")
     root = parent / name
     if root.exists():
         raise DpcError(f"{root} already exists; choose another name or --dir")
     (root / "scripts").mkdir(parents=True)
-    (root / "pipeline.yaml").write_text(_PIPELINE.format(name=name, account=account))
+    (root / "pipeline.yaml").write_text(
+        _PIPELINE.format(name=name, account=account, schema=SCHEMA_FILE))
+    (root / SCHEMA_FILE).write_text(json.dumps(pipeline_json_schema(), indent=2) + "\n")
     script = root / "scripts" / "hello.sh"
     script.write_text(_SCRIPT.format(name=name))
     script.chmod(0o755)
