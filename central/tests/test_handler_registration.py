@@ -161,7 +161,7 @@ def test_a_topic_of_another_account_inside_info_is_refused(central: World) -> No
     foreign = f"arn:aws:sns:eu-west-1:{C}:dpc-pipeline-x"
     status, body = _call("PUT", A, "listings", A, {"info": {"topicArn": foreign}})
     assert (status, body["field"]) == (400, "info.topicArn")
-    assert "schedule, description and owner" in body["message"]
+    assert "schedule, description, owner, contact and deadline" in body["message"]
 
 
 def test_unknown_info_keys_are_refused(central: World) -> None:

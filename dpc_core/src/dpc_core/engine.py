@@ -348,6 +348,10 @@ def spec_of(pipeline: Pipeline) -> PipelineSpec:
         info["description"] = pipeline.description
     if pipeline.owner:
         info["owner"] = pipeline.owner
+    if pipeline.contact:
+        info["contact"] = pipeline.contact
+    if pipeline.deadline:
+        info["deadline"] = pipeline.deadline
     return PipelineSpec(account=acct, name=pipeline.name, condition=cond, window=t.window,
                         timezone=t.timezone, rerun=t.rerun,
                         parents=tuple(pkey(a, n) for a, n in pipeline.parents()), info=info)

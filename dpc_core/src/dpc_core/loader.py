@@ -472,7 +472,8 @@ def validate_document(
         problems.sort(key=lambda p: (p.line, p.column))
         raise ValidationFailed(problems or [Problem(file, 1, 1, "", "invalid pipeline")])
     return Pipeline(
-        name=base.name, account=base.account, description=base.description, owner=base.owner,
+        name=base.name, account=base.account, description=base.description,
+        owner=base.owner_team, contact=base.owner_contact, deadline=base.deadline,
         tags=base.tags, trigger=base.trigger, steps=steps, compute=compute,
         notifications=base.notifications, source=file, project_dir=project_dir,
     )

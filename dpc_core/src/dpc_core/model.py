@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dpc_core.deadlines import DEADLINE_PATTERN, parse_deadline
 from dpc_core.schedule import (
     Cron,
     Rate,
@@ -474,6 +475,18 @@ class Notifications(Strict):
                                   description="Channels and their addresses.")
 
 
+class Owner(Strict):
+    """``owner: {team, contact}``: who owns a pipeline and how to reach them."""
+
+    model_config = ConfigDict(title="Owner")
+
+    team: str = Field(min_length=1, max_length=128, title="Team",
+                      description="The owning team, e.g. core-data-availability.")
+    contact: str | None = Field(default=None, max_length=256, title="Contact",
+                                description="How to reach them: an email, a Slack channel, "
+                                            "an on-call rota.")
+
+
 class PipelineBase(Strict):
     """Core fields of pipeline.yaml; steps and compute are kept raw for plugin validation."""
 
@@ -487,12 +500,20 @@ class PipelineBase(Strict):
                     "taken from the credentials at deploy when left out.")
     description: str | None = Field(default=None, title="Description",
                                     description="What the pipeline produces, for people.")
-    owner: str | None = Field(default=None, title="Owner",
-                              description="The owning team or person.")
+    owner: str | Owner | None = Field(
+        default=None, title="Owner",
+        description="The owning team (a string), or {team, contact}; shown in every notice, "
+                    "in status and in lineage.")
     tags: dict[str, str] = Field(default_factory=dict, title="Tags",
                                  description="Free key: value labels (also AWS resource tags).")
     trigger: Trigger = Field(default_factory=Trigger, title="Trigger",
                              description="When the pipeline runs; without one, only by hand.")
+    deadline: Annotated[str | None, WithJsonSchema(
+        {"type": "string", "pattern": DEADLINE_PATTERN})] = Field(
+        default=None, title="Deadline",
+        description='When a window\'s run should have succeeded: a time of day in '
+                    'trigger.timezone ("06:00", daily windows) or an offset from the window\'s '
+                    'start ("+45m", "+2h", "+1h30m"). Missed: one LATE notice per window.')
     steps: list[dict[str, Any]] = Field(
         min_length=1, title="Steps", description="What runs, in order: {name, type, ...}; "
         "type selects a step plugin (shell, spark, ...).")
@@ -504,6 +525,25 @@ class PipelineBase(Strict):
         description="Who hears about runs, and about what.")
 
     _acct = field_validator("account", mode="before")(_account)
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return value
+        trigger = info.data.get("trigger")
+        window = trigger.window if isinstance(trigger, Trigger) else "daily"
+        return parse_deadline(value, window).text()
+
+    @property
+    def owner_team(self) -> str | None:
+        """The owning team, whichever way ``owner`` was written."""
+        return self.owner.team if isinstance(self.owner, Owner) else self.owner
+
+    @property
+    def owner_contact(self) -> str | None:
+        """The owner's contact, when ``owner`` gives one."""
+        return self.owner.contact if isinstance(self.owner, Owner) else None
 
 
 class Pipeline(BaseModel):
@@ -522,6 +562,10 @@ class Pipeline(BaseModel):
     notifications: Notifications
     source: str = ""
     project_dir: str = ""
+    #: The owner's contact (``owner: {team, contact}``); ``owner`` is the team.
+    contact: str | None = None
+    #: ``deadline`` as written (validated, see :mod:`dpc_core.deadlines`).
+    deadline: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -309,12 +309,18 @@ class _Info:
     def model() -> Any:
         from pydantic import BaseModel, ConfigDict, Field
 
+        from dpc_core.deadlines import DEADLINE_PATTERN
+
         class RegistrationInfo(BaseModel):
             model_config = ConfigDict(extra="forbid", strict=True)
 
             schedule: str | None = Field(default=None, max_length=256)
             description: str | None = Field(default=None, max_length=4096)
             owner: str | None = Field(default=None, max_length=256)
+            contact: str | None = Field(default=None, max_length=256)
+            # Validated as pipeline.yaml validates it: the reconciler reads it for LATE notices.
+            deadline: str | None = Field(default=None, max_length=16,
+                                         pattern=DEADLINE_PATTERN)
 
         return RegistrationInfo
 
@@ -375,7 +381,7 @@ def _parse_spec(account: str, name: str, data: Mapping[str, Any]) -> Any:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(["info", *[str(p) for p in first["loc"]]])
-        hint = " (info takes schedule, description and owner only)" \
+        hint = " (info takes schedule, description, owner, contact and deadline only)" \
             if first["type"] == "extra_forbidden" else ""
         raise HttpError(400, f"{where}: {first['msg']}{hint}", field=where) from None
     cond = trigger.executions.model_dump(mode="json", by_alias=True, exclude_none=True) \

@@ -1,0 +1,335 @@
+"""dpc_core.health and dpc_core.deadlines: waiting, blocked, late — over the real engine.
+
+Pipelines are validated by the real pipeline.yaml model and registered into an engine over
+an in-memory SQLite store; parents' runs arrive as real-shape status events, so the window
+data the health functions read is exactly what the engine wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dpc_core.deadlines import DeadlineError, deadline_at, parse_deadline
+from dpc_core.engine import Engine, compile_condition, evaluate
+from dpc_core.errors import ValidationFailed
+from dpc_core.events import make_status_event
+from dpc_core.health import (
+    ALL_STATUSES,
+    blocked_downstream,
+    can_still_hold,
+    due_ms,
+    is_late,
+    late_text,
+    waiting_on,
+)
+from dpc_core.loader import Positions, validate_document
+from dpc_core.model import Block, Pipeline
+from dpc_core.store import Slot
+from dpc_core.stores.sqlite import SqliteStore
+
+A, B, C, D = "111111111111", "222222222222", "333333333333", "444444444444"
+REGION = "eu-west-1"
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def pipeline(name: str, account: str, executions: dict[str, Any] | None = None,
+             **top: Any) -> Pipeline:
+    doc: dict[str, Any] = {"name": name, "account": account,
+                           "steps": [{"name": "work", "type": "shell", "command": "true"}]}
+    trigger = dict(top.pop("trigger", {}))
+    if executions is not None:
+        trigger["executions"] = executions
+    doc["trigger"] = trigger
+    doc.update(top)
+    return validate_document(doc, Positions(), f"<{name}>")
+
+
+def ref(name: str, account: str, *statuses: str) -> dict[str, Any]:
+    return {"name": name, "account": account, "status": list(statuses) or ["SUCCEEDED"]}
+
+
+def event(name: str, account: str, run: str, status: str, start: str,
+          stop: str | None = None, logical: str = "2026-11-26") -> dict[str, Any]:
+    return make_status_event(account=account, region=REGION, pipeline=name, execution=run,
+                             status=status, start_ms=ms(start),
+                             stop_ms=ms(stop) if stop else None,
+                             input={"dpc": {"logicalDate": logical}})
+
+
+def arn(name: str, account: str, run: str) -> str:
+    return f"arn:aws:states:{REGION}:{account}:execution:{name}:{run}"
+
+
+def case_study(**extra: Any) -> Engine:
+    """listings (A), searches (B) → pipeline-x (C) → report (D); listings-fallback (C)."""
+    eng = Engine(SqliteStore(":memory:"))
+    eng.register_many([
+        pipeline("listings", A, owner="core-data-availability"),
+        pipeline("searches", B, owner={"team": "search", "contact": "search@example.com"}),
+        pipeline("pipeline-x", C, {"allOf": [ref("listings", A), ref("searches", B)]},
+                 owner="rent-journey", **extra),
+        pipeline("listings-fallback", C, {"anyOf": [ref("listings", A, "FAILED", "TIMED_OUT")]}),
+        pipeline("report", D, {"allOf": [ref("pipeline-x", C)]}, owner="bi"),
+    ])
+    return eng
+
+
+def spec(eng: Engine, key: str) -> Any:
+    found = eng.store.lookup(key)
+    assert found is not None
+    return found[0]
+
+
+# -- waiting on --------------------------------------------------------------------------
+
+def test_waiting_on_names_each_parent_not_yet_satisfied_with_status_time_and_owner() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l1", "RUNNING", "2026-11-26T03:02"))
+    eng.handle(event("searches", B, "s1", "FAILED", "2026-11-26T05:00", "2026-11-26T05:07"))
+    waits = waiting_on(eng.store, spec(eng, f"{C}/pipeline-x"), "2026-11-26")
+    assert [w.text() for w in waits] == [
+        f"listings ({A}, core-data-availability) RUNNING since 03:02",
+        f"searches ({B}, search) FAILED at 05:07",
+    ]
+
+
+def test_waiting_on_is_empty_once_the_condition_holds() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l1", "SUCCEEDED", "2026-11-26T03:00"))
+    eng.handle(event("searches", B, "s1", "SUCCEEDED", "2026-11-26T05:00"))
+    assert waiting_on(eng.store, spec(eng, f"{C}/pipeline-x"), "2026-11-26") == []
+
+
+def test_a_parent_that_has_not_run_is_named_as_such() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l1", "SUCCEEDED", "2026-11-26T03:00"))
+    waits = waiting_on(eng.store, spec(eng, f"{C}/pipeline-x"), "2026-11-26")
+    assert [w.text() for w in waits] == [f"searches ({B}, search) has not run"]
+
+
+# -- can the condition still hold -----------------------------------------------------------
+
+def slot(status: str) -> Slot:
+    return Slot(f"arn:{status}", 1, status, 0)
+
+
+def test_a_failed_parent_makes_an_all_of_impossible() -> None:
+    cond = {"allOf": [ref("listings", A), ref("searches", B)]}
+    assert not can_still_hold(cond, C, {f"{A}/listings": slot("FAILED")})
+
+
+def test_a_running_or_absent_parent_may_still_succeed() -> None:
+    cond = {"allOf": [ref("listings", A), ref("searches", B)]}
+    assert can_still_hold(cond, C, {f"{A}/listings": slot("RUNNING")})
+    assert can_still_hold(cond, C, {})
+
+
+def test_an_any_of_holds_on_while_another_branch_can() -> None:
+    cond = {"anyOf": [ref("listings", A), ref("searches", B)]}
+    assert can_still_hold(cond, C, {f"{A}/listings": slot("FAILED")})
+    assert not can_still_hold(cond, C, {f"{A}/listings": slot("FAILED"),
+                                        f"{B}/searches": slot("ABORTED")})
+
+
+def test_one_run_cannot_have_two_statuses_at_once() -> None:
+    # listings must be SUCCEEDED and FAILED in the same window: never, whatever it does.
+    cond = {"allOf": [ref("listings", A, "SUCCEEDED"), ref("listings", A, "FAILED")]}
+    assert not can_still_hold(cond, C, {})
+
+
+def test_a_parent_known_not_to_run_counts_as_fixed() -> None:
+    cond = {"allOf": [ref("pipeline-x", C)]}
+    assert can_still_hold(cond, D, {})
+    assert not can_still_hold(cond, D, {}, fixed_absent=[f"{C}/pipeline-x"])
+
+
+_STATUS = st.sampled_from([*ALL_STATUSES, None])
+_KEYS = [f"{A}/p0", f"{A}/p1", f"{A}/p2"]
+
+
+@st.composite
+def conditions(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    def item() -> dict[str, Any]:
+        if depth < 2 and draw(st.booleans()):
+            return draw(conditions(depth + 1))
+        statuses = draw(st.lists(st.sampled_from(ALL_STATUSES), min_size=1, max_size=3,
+                                 unique=True))
+        return {"name": draw(st.sampled_from(["p0", "p1", "p2"])), "account": A,
+                "status": statuses}
+
+    block: dict[str, Any] = {}
+    for key in draw(st.sampled_from([["allOf"], ["anyOf"], ["allOf", "anyOf"]])):
+        block[key] = [item() for _ in range(draw(st.integers(1, 3)))]
+    if len(block) == 2:
+        block["operator"] = draw(st.sampled_from(["AND", "OR"]))
+    return block
+
+
+@settings(max_examples=300, deadline=None)
+@given(conditions(), st.tuples(_STATUS, _STATUS, _STATUS), st.data())
+def test_can_still_hold_agrees_with_the_engine_over_every_future(
+        cond: dict[str, Any], now: tuple[str | None, ...], data: st.DataObject) -> None:
+    """"Can still hold" is exactly: some outcome of the open parents (RUNNING or absent; a
+    terminal one is fixed) makes the engine's own evaluation hold. And it is a real
+    prediction: when it says no, no finishing of the open runs makes the engine trigger."""
+    slots = {k: slot(s) for k, s in zip(_KEYS, now, strict=True) if s is not None}
+    compiled = compile_condition(Block.model_validate(cond), C)
+    open_keys = [k for k, s in zip(_KEYS, now, strict=True) if s in (None, "RUNNING")]
+    futures = []
+    for outcome in _product(len(open_keys)):
+        trial = {k: v for k, v in slots.items() if v.status != "RUNNING"}
+        trial.update({k: slot(s) for k, s in zip(open_keys, outcome, strict=True)})
+        futures.append(evaluate(compiled, trial, C)[0])
+    assert can_still_hold(cond, C, slots) == any(futures)
+    # Once a terminal status is fixed, it stays: finishing a RUNNING parent never turns a
+    # "cannot hold" into a trigger.
+    if not can_still_hold(cond, C, slots):
+        finished = {k: (slot(data.draw(st.sampled_from(ALL_STATUSES[:4])))
+                        if v.status == "RUNNING" else v) for k, v in slots.items()}
+        assert not evaluate(compiled, finished, C)[0]
+
+
+def _product(n: int) -> list[tuple[str, ...]]:
+    import itertools
+
+    return list(itertools.product(ALL_STATUSES, repeat=n))
+
+
+# -- blocked downstream --------------------------------------------------------------------
+
+def test_a_failed_parent_blocks_its_child_and_the_childs_children_across_accounts() -> None:
+    eng = case_study()
+    eng.handle(event("searches", B, "s1", "SUCCEEDED", "2026-11-26T05:00"))
+    eng.handle(event("listings", A, "l1", "FAILED", "2026-11-26T03:00", "2026-11-26T03:40"))
+    failed = eng.store.get_run(arn("listings", A, "l1"))
+    assert failed is not None
+    blocked = blocked_downstream(eng.store, failed)
+    assert [(b.key, b.window) for b in blocked] == [(f"{C}/pipeline-x", "2026-11-26"),
+                                                    (f"{D}/report", "2026-11-26")]
+    assert blocked[0].text() == (
+        f"pipeline-x ({C}) is blocked for 2026-11-26: listings ({A}, core-data-availability) "
+        "run l1 FAILED at 03:40; pipeline-x will run automatically when listings succeeds "
+        "for 2026-11-26")
+    assert "(via pipeline-x)" in blocked[1].text()
+    assert "report will run automatically when listings succeeds" in blocked[1].text()
+
+
+def test_the_fallback_that_the_failure_triggers_is_not_blocked() -> None:
+    eng = case_study()
+    out = eng.handle(event("listings", A, "l1", "FAILED", "2026-11-26T03:00"))
+    assert [d.pipeline for d in out.decisions] == ["listings-fallback"]
+    failed = eng.store.get_run(arn("listings", A, "l1"))
+    assert failed is not None
+    assert "listings-fallback" not in {b.child.name for b in blocked_downstream(eng.store, failed)}
+
+
+def test_a_child_whose_other_branch_can_still_hold_is_not_blocked() -> None:
+    eng = Engine(SqliteStore(":memory:"))
+    eng.register_many([pipeline("listings", A), pipeline("mirror", B),
+                       pipeline("x", C, {"anyOf": [ref("listings", A), ref("mirror", B)]})])
+    eng.handle(event("listings", A, "l1", "TIMED_OUT", "2026-11-26T03:00"))
+    failed = eng.store.get_run(arn("listings", A, "l1"))
+    assert failed is not None
+    assert blocked_downstream(eng.store, failed) == []
+
+
+def test_a_later_run_of_the_parent_already_under_way_means_nobody_is_blocked() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l2", "RUNNING", "2026-11-26T04:00"))
+    eng.handle(event("listings", A, "l1", "FAILED", "2026-11-26T03:00"))  # late delivery
+    failed = eng.store.get_run(arn("listings", A, "l1"))
+    assert failed is not None
+    assert blocked_downstream(eng.store, failed) == []
+
+
+def test_a_success_is_never_a_block() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l1", "SUCCEEDED", "2026-11-26T03:00"))
+    run = eng.store.get_run(arn("listings", A, "l1"))
+    assert run is not None
+    assert blocked_downstream(eng.store, run) == []
+
+
+def test_a_child_already_triggered_in_the_window_is_not_blocked() -> None:
+    eng = case_study()
+    eng.handle(event("listings", A, "l1", "SUCCEEDED", "2026-11-26T03:00"))
+    eng.handle(event("searches", B, "s1", "SUCCEEDED", "2026-11-26T05:00"))
+    eng.handle(event("listings", A, "l2", "FAILED", "2026-11-26T07:00"))  # a later bad run
+    failed = eng.store.get_run(arn("listings", A, "l2"))
+    assert failed is not None
+    assert f"{C}/pipeline-x" not in {b.key for b in blocked_downstream(eng.store, failed)}
+
+
+# -- deadlines -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "window", "shown"), [
+    ("06:00", "daily", "06:00"), ("+45m", "hourly", "+45m"), ("+2h", "daily", "+2h"),
+    ("+1h30m", "hourly", "+1h30m"), ("+90m", "hourly", "+1h30m"),
+])
+def test_deadlines_that_read(text: str, window: str, shown: str) -> None:
+    assert parse_deadline(text, window).text() == shown
+
+
+@pytest.mark.parametrize(("text", "window", "says"), [
+    ("06:00", "hourly", "hourly window needs an offset"), ("6am", "daily", "is not a deadline"),
+    ("24:00", "daily", "is not a deadline"), ("+0m", "daily", "more than 0"),
+    ("+999h", "daily", "at most 7 days"), (600, "daily", "must be a string"),
+])
+def test_deadlines_that_do_not(text: Any, window: str, says: str) -> None:
+    with pytest.raises(DeadlineError, match=says):
+        parse_deadline(text, window)
+
+
+def test_a_deadline_is_a_time_of_day_in_the_windows_time_zone() -> None:
+    at = deadline_at("06:00", "2026-11-26", "Europe/Madrid")
+    assert at == datetime(2026, 11, 26, 5, 0, tzinfo=UTC)  # 06:00 CET
+
+
+def test_an_offset_counts_from_the_window_start_even_in_a_repeated_hour() -> None:
+    first = deadline_at("+30m", "2026-11-01T01-04:00", "America/New_York", "hourly")
+    second = deadline_at("+30m", "2026-11-01T01-05:00", "America/New_York", "hourly")
+    assert (second - first).total_seconds() == 3600
+    assert first == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+
+
+def test_a_window_is_late_only_past_its_deadline_and_without_success() -> None:
+    eng = case_study(deadline="06:00")
+    x = spec(eng, f"{C}/pipeline-x")
+    assert due_ms(x, "2026-11-26") == ms("2026-11-26T06:00")
+    assert not is_late(x, "2026-11-26", ms("2026-11-26T05:59"), succeeded=False)
+    assert is_late(x, "2026-11-26", ms("2026-11-26T06:00"), succeeded=False)
+    assert not is_late(x, "2026-11-26", ms("2026-11-26T09:00"), succeeded=True)
+    assert not is_late(spec(eng, f"{A}/listings"), "2026-11-26", ms("2026-11-27T00:00"), False)
+
+
+def test_the_late_notice_says_which_parents_it_still_waits_on() -> None:
+    eng = case_study(deadline="06:00")
+    eng.handle(event("listings", A, "l1", "RUNNING", "2026-11-26T03:02"))
+    eng.handle(event("searches", B, "s1", "FAILED", "2026-11-26T05:00", "2026-11-26T05:07"))
+    x = spec(eng, f"{C}/pipeline-x")
+    text = late_text(x, "2026-11-26", waiting_on(eng.store, x, "2026-11-26"))
+    assert text == (f"pipeline-x ({C}) has not succeeded for 2026-11-26 by its deadline 06:00 "
+                    f"UTC; waiting on listings ({A}, core-data-availability) RUNNING since 03:02; "
+                    f"searches ({B}, search) FAILED at 05:07")
+
+
+def test_a_bad_deadline_in_pipeline_yaml_names_the_field() -> None:
+    with pytest.raises(ValidationFailed) as err:
+        pipeline("x", C, trigger={"window": "hourly"}, deadline="06:00")
+    assert "deadline" in str(err.value) and "offset" in str(err.value)
+
+
+def test_owner_is_a_team_or_a_team_with_a_contact() -> None:
+    p = pipeline("x", C, owner={"team": "search", "contact": "search@example.com"})
+    assert (p.owner, p.contact) == ("search", "search@example.com")
+    assert pipeline("y", C, owner="bi").owner == "bi"
+    with pytest.raises(ValidationFailed, match="owner"):
+        pipeline("z", C, owner={"contact": "nobody"})
