@@ -5,18 +5,21 @@ and the plugins' models): 30 s for 10,000 files. A workspace remembers, in its s
 database (``lr_sources``), each file's size and modification time and the pipeline it
 defined (pickled), so ``dpc local up`` and the commands that only need pipeline names
 re-read only the files that changed. A change of dpc or of a plugin (version or source
-file) invalidates every remembered pipeline.
+file) invalidates every remembered pipeline. Remembered pipelines are unpickled only when
+used (a run, a notification, a schedule): unpickling 10,000 takes seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import sqlite3
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from dpc_core import __version__
 from dpc_core.errors import Problem, ValidationFailed
@@ -28,14 +31,68 @@ from dpc_core.store import pkey
 Stat = tuple[int, int]  # (mtime_ns, size)
 
 
-@dataclass
 class Entry:
-    """One pipeline.yaml and the pipeline it defines."""
+    """One pipeline.yaml and the pipeline it defines. A remembered pipeline is unpickled
+    when first used (10,000 of them take seconds: a start-up needs none of them)."""
 
-    path: str
-    stat: Stat
-    key: str
-    pipeline: Pipeline
+    __slots__ = ("_blob", "_meta", "_pipeline", "key", "path", "read_blob", "stat")
+
+    def __init__(self, path: str, stat: Stat, key: str, pipeline: Pipeline | None = None,
+                 blob: bytes | None = None, meta: str | None = None,
+                 read_blob: Callable[[str], bytes] | None = None) -> None:
+        self.path, self.stat, self.key = path, stat, key
+        self._pipeline, self._blob, self._meta = pipeline, blob, meta
+        self.read_blob = read_blob  # fetches a remembered pipeline's pickle when needed
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What the runtime needs of every pipeline without unpickling it."""
+        if self._meta is None:
+            self._meta = json.dumps(meta_of(self.pipeline))
+        out: dict[str, Any] = json.loads(self._meta)
+        return out
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The validated pipeline (unpickled on first use)."""
+        if self._pipeline is None:
+            if self._blob is None:
+                assert self.read_blob is not None
+                self._blob = self.read_blob(self.path)
+            self._pipeline = pickle.loads(self._blob)
+            self._blob = None  # the object is kept; its pickle is not needed any more
+        return self._pipeline
+
+    def blob(self) -> bytes:
+        """The pickled pipeline."""
+        if self._blob is None:
+            self._blob = pickle.dumps(self._pipeline, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._blob
+
+
+def meta_of(pipeline: Pipeline) -> dict[str, Any]:
+    """What the runtime needs of every pipeline without unpickling it."""
+    return {"scheduled": pipeline.trigger.schedule is not None,
+            "channels": sorted({t.channel for t in pipeline.notifications.targets})}
+
+
+class Pipelines(Mapping[str, Pipeline]):
+    """Pipelines by key over catalog entries; each is unpickled when first looked up."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        self.entries = {e.key: e for e in entries}
+
+    def __getitem__(self, key: str) -> Pipeline:
+        return self.entries[key].pipeline
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 def scan(root: Path) -> dict[str, Stat]:
@@ -83,23 +140,39 @@ def fingerprint(registry: Registry) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def remembered(conn: sqlite3.Connection) -> dict[str, tuple[Stat, str, str, bytes]]:
-    """lr_sources: path -> ((mtime_ns, size), key, fingerprint, pickled pipeline)."""
-    return {r[0]: ((r[1], r[2]), r[3], r[4], r[5]) for r in conn.execute(
-        "SELECT path, mtime_ns, size, key, fingerprint, blob FROM lr_sources")}
+Remembered = dict[str, tuple[Stat, str, str, bytes, str]]
+
+
+def remembered(conn: sqlite3.Connection, blobs: bool = False) -> Remembered:
+    """lr_catalog: path -> ((mtime_ns, size), key, fingerprint, pickled pipeline (empty
+    unless ``blobs``), meta)."""
+    blob = "blob" if blobs else "x''"
+    return {r[0]: ((r[1], r[2]), r[3], r[4], r[5], r[6]) for r in conn.execute(
+        f"SELECT path, mtime_ns, size, key, fingerprint, {blob}, meta FROM lr_catalog")}
 
 
 def remember(conn: sqlite3.Connection, entries: list[Entry], gone: list[str],
              fp: str) -> None:
     """Write entries and forget removed paths (inside the caller's transaction)."""
     conn.executemany(
-        "INSERT INTO lr_sources (path, mtime_ns, size, key, fingerprint, blob) VALUES "
-        "(?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET mtime_ns = excluded.mtime_ns, "
+        "INSERT INTO lr_catalog (path, mtime_ns, size, key, fingerprint, blob, meta) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET mtime_ns = excluded.mtime_ns, "
         "size = excluded.size, key = excluded.key, fingerprint = excluded.fingerprint, "
-        "blob = excluded.blob",
-        [(e.path, e.stat[0], e.stat[1], e.key, fp,
-          pickle.dumps(e.pipeline, protocol=pickle.HIGHEST_PROTOCOL)) for e in entries])
-    conn.executemany("DELETE FROM lr_sources WHERE path = ?", [(p,) for p in gone])
+        "blob = excluded.blob, meta = excluded.meta",
+        [(e.path, e.stat[0], e.stat[1], e.key, fp, e.blob(), json.dumps(e.meta))
+         for e in entries])
+    conn.executemany("DELETE FROM lr_catalog WHERE path = ?", [(p,) for p in gone])
+
+
+def blob_reader(conn: sqlite3.Connection, lock: Any) -> Callable[[str], bytes]:
+    """Reads one remembered pipeline's pickle (under ``lock``, the connection's owner's)."""
+    def read(path: str) -> bytes:
+        with lock:
+            row = conn.execute("SELECT blob FROM lr_catalog WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            raise KeyError(f"{path} is no longer remembered")
+        return bytes(row[0])
+    return read
 
 
 def read_file(path: str, stat: Stat, registry: Registry) -> Entry:
@@ -114,8 +187,9 @@ def read_file(path: str, stat: Stat, registry: Registry) -> Entry:
     return Entry(path, stat, pkey(p.account, p.name), p)
 
 
-def load(files: dict[str, Stat], cache: dict[str, tuple[Stat, str, str, bytes]], fp: str,
-         registry: Registry) -> tuple[dict[str, Entry], list[Entry], list[Problem]]:
+def load(files: dict[str, Stat], cache: Remembered, fp: str, registry: Registry,
+         read_blob: Callable[[str], bytes] | None = None,
+         ) -> tuple[dict[str, Entry], list[Entry], list[Problem]]:
     """Entries for ``files``: remembered ones as they were, the others read. Returns
     (entries by path, the entries that were read, problems of the files that are invalid).
     """
@@ -126,11 +200,9 @@ def load(files: dict[str, Stat], cache: dict[str, tuple[Stat, str, str, bytes]],
         stat = files[path]
         hit = cache.get(path)
         if hit is not None and hit[0] == stat and hit[2] == fp:
-            try:
-                entries[path] = Entry(path, stat, hit[1], pickle.loads(hit[3]))
-                continue
-            except Exception:  # a stale pickle (class changed) is only a cache miss
-                pass
+            entries[path] = Entry(path, stat, hit[1], blob=hit[3] or None, meta=hit[4],
+                                  read_blob=read_blob)
+            continue
         try:
             entry = read_file(path, stat, registry)
         except ValidationFailed as exc:

@@ -99,13 +99,13 @@ class Workspace:
         from dpc_core.local import catalog
 
         files = catalog.scan(self.root)
-        cache: dict[str, tuple[catalog.Stat, str, str, bytes]] = {}
+        cache: catalog.Remembered = {}
         if self.db_path.exists():
             with state.guarded(self.db_path):
                 conn = connect(self.db_path)
                 try:
                     state.init(conn)
-                    cache = catalog.remembered(conn)
+                    cache = catalog.remembered(conn, blobs=False)
                 finally:
                     conn.close()
         fp = catalog.fingerprint(self.registry)
@@ -291,14 +291,18 @@ class Runtime:
             raise ValidationFailed([Problem(str(self.ws.root), 1, 1, "",
                                             "no pipeline.yaml found")])
         cache = catalog.remembered(self.store.conn)
-        entries, fresh, problems = catalog.load(files, cache, self._fp, reg)
+        entries, fresh, problems = catalog.load(
+            files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock))
         problems += catalog.duplicates(entries)
         # The check of `dpc validate`: a parent one typo away from a pipeline of the same
-        # account stops the start-up (other undefined parents are normal).
-        problems += check_references(e.pipeline for e in entries.values())
+        # account stops the start-up (other undefined parents are normal). It reads every
+        # pipeline, so it runs when a file changed since the last start (unchanged files
+        # passed it then; unpickling 10,000 pipelines for nothing costs seconds).
+        if fresh or set(cache) != set(entries):
+            problems += check_references(e.pipeline for e in entries.values())
         if problems:
             raise ValidationFailed(problems)
-        pipelines = {e.key: e.pipeline for e in entries.values()}
+        pipelines = catalog.Pipelines(entries.values())
         with self.store.transaction():
             registered = {k for (k,) in self.store.conn.execute("SELECT key FROM pipelines")}
             for key in registered - set(pipelines):
@@ -357,7 +361,7 @@ class Runtime:
                 entries[p] = entry
                 read.append(entry)
             old = self.pipelines
-            pipelines = {e.key: e.pipeline for e in entries.values()}
+            pipelines = catalog.Pipelines(entries.values())
             removed = sorted(set(old) - set(pipelines))
             updated = sorted({e.key for e in read})
             if removed or read or gone:
@@ -444,7 +448,7 @@ class Runtime:
             self.ws.registry, self.env, secrets=self.secrets,
             console=lambda text: self.out(f"{_fmt_ms(now_ms())}  notify  {text}"))
         missing = self.notifier.unconfigured(
-            {t.channel for p in self.pipelines.values() for t in p.notifications.targets})
+            {c for e in self.pipelines.entries.values() for c in e.meta.get("channels", ())})
         if missing:
             self.out(unconfigured_line(missing))
         if self.env.get("DPC_OPENLINEAGE_URL"):
@@ -767,8 +771,8 @@ class Runtime:
         while not self.stopping.is_set():
             if version != self._catalog_version:  # the workspace changed: re-read schedules
                 version = self._catalog_version
-                scheduled = {k: p for k, p in self.pipelines.items()
-                             if p.trigger.schedule is not None}
+                scheduled = {k: e.pipeline for k, e in self.pipelines.entries.items()
+                             if e.meta.get("scheduled")}
                 for k in scheduled:
                     seen.setdefault(k, started if version == 0 else now_ms())
             now = datetime.now(UTC)

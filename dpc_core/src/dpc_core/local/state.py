@@ -75,14 +75,16 @@ CREATE TABLE IF NOT EXISTS lr_problems (
 );
 -- What each pipeline.yaml held when it was last read (by size and mtime), so a restart
 -- re-reads only the files that changed (10,000 files take ~30 s to parse and validate).
-CREATE TABLE IF NOT EXISTS lr_sources (
+CREATE TABLE IF NOT EXISTS lr_catalog (
     path TEXT PRIMARY KEY,
     mtime_ns INTEGER NOT NULL,
     size INTEGER NOT NULL,
     key TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    blob BLOB NOT NULL
+    blob BLOB NOT NULL,
+    meta TEXT NOT NULL
 );
+DROP TABLE IF EXISTS lr_sources;
 """
 
 REGION = "local"
