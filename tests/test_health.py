@@ -215,7 +215,7 @@ def test_a_failed_parent_blocks_its_child_and_the_childs_children_across_account
     assert [(b.key, b.window) for b in blocked] == [(f"{C}/pipeline-x", "2026-11-26"),
                                                     (f"{D}/report", "2026-11-26")]
     assert blocked[0].text() == (
-        f"pipeline-x ({C}) is blocked for 2026-11-26: listings ({A}, core-data-availability) "
+        f"pipeline-x ({C}, rent-journey) is blocked for 2026-11-26: listings ({A}, core-data-availability) "
         "run l1 FAILED at 03:40; pipeline-x will run automatically when listings succeeds "
         "for 2026-11-26")
     assert "(via pipeline-x)" in blocked[1].text()
@@ -316,7 +316,7 @@ def test_the_late_notice_says_which_parents_it_still_waits_on() -> None:
     eng.handle(event("searches", B, "s1", "FAILED", "2026-11-26T05:00", "2026-11-26T05:07"))
     x = spec(eng, f"{C}/pipeline-x")
     text = late_text(x, "2026-11-26", waiting_on(eng.store, x, "2026-11-26"))
-    assert text == (f"pipeline-x ({C}) has not succeeded for 2026-11-26 by its deadline 06:00 "
+    assert text == (f"pipeline-x ({C}, rent-journey) has not succeeded for 2026-11-26 by its deadline 06:00 "
                     f"UTC; waiting on listings ({A}, core-data-availability) RUNNING since 03:02; "
                     f"searches ({B}, search) FAILED at 05:07")
 

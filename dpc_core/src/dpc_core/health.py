@@ -63,6 +63,12 @@ def contact_of(spec: PipelineSpec | None) -> str | None:
     return str(contact) if contact else None
 
 
+def who(spec: PipelineSpec) -> str:
+    """``pipeline-x (333333333333, rent-journey)``: a pipeline, its account and owner."""
+    owner = owner_of(spec)
+    return f"{spec.name} ({spec.account}" + (f", {owner})" if owner else ")")
+
+
 def _hhmm(ms: int | None, tz: str) -> str:
     if ms is None:
         return "?"
@@ -186,11 +192,11 @@ class Blocked:
     def text(self) -> str:
         """The BLOCKED notice: the failed run, its owner, what happens next."""
         acct, name = split_pkey(self.cause.pipeline)
-        who = f"{name} ({acct}" + (f", {self.cause_owner})" if self.cause_owner else ")")
+        parent = f"{name} ({acct}" + (f", {self.cause_owner})" if self.cause_owner else ")")
         run = self.cause.arn.rsplit(":", 1)[-1]
         tz = self.child.timezone
-        text = (f"{self.child.name} ({self.child.account}) is blocked for {self.window}: "
-                f"{who} run {run} {self.cause.status} at "
+        text = (f"{who(self.child)} is blocked for {self.window}: "
+                f"{parent} run {run} {self.cause.status} at "
                 f"{_hhmm(self.cause.stop_ms or self.cause.start_ms, tz)}")
         if len(self.via) > 1:
             text += " (via " + " → ".join(split_pkey(k)[1] for k in self.via[1:]) + ")"
@@ -300,7 +306,7 @@ def late_text(spec: PipelineSpec, window: str, waiting: list[Waiting]) -> str:
     d = deadline_of(spec)
     tz = spec.timezone
     when = d.text() if d is not None else "?"
-    text = (f"{spec.name} ({spec.account}) has not succeeded for {window} by its deadline "
+    text = (f"{who(spec)} has not succeeded for {window} by its deadline "
             f"{when} {tz}")
     if waiting:
         return text + "; waiting on " + "; ".join(w.text(tz) for w in waiting)

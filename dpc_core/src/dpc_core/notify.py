@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from dpc_core.errors import DpcError
-from dpc_core.types import Notification, NotifierBackend
+from dpc_core.types import NOTICE_KINDS, Notification, NotifierBackend
 
 if TYPE_CHECKING:
     from dpc_core.model import Notifications, NotificationType
@@ -75,8 +75,12 @@ def wants(notification_type: NotificationType | str, note: Notification) -> bool
     - ``FULL_EXECUTION``: pipeline start, every step start and end, the final status.
     - ``PIPELINE``: pipeline start and the final status.
     - ``FAILURES_ONLY``: a failed, timed-out or aborted run (one note, naming the step).
+
+    Window notices (LATE, BLOCKED and their resolution) go to every target.
     """
     kind = getattr(notification_type, "value", notification_type)
+    if note.kind in NOTICE_KINDS:
+        return True  # a late or blocked window concerns every target, whatever its type
     if kind == "FULL_EXECUTION":
         return True
     if kind == "PIPELINE":

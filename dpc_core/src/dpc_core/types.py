@@ -184,8 +184,16 @@ class ComputeType:
 
 
 EventKind = Literal[
-    "PIPELINE_STARTED", "PIPELINE_FINISHED", "STEP_STARTED", "STEP_FINISHED"
+    "PIPELINE_STARTED", "PIPELINE_FINISHED", "STEP_STARTED", "STEP_FINISHED",
+    # Notices about a window rather than a run (dpc_core.health): a missed deadline, a
+    # failed upstream run, and their resolution when the window's run succeeds. Their
+    # ``run_id`` names the notice (``late:2026-11-26``), so channels that thread by run
+    # (Slack) keep a notice and its resolution together.
+    "PIPELINE_LATE", "PIPELINE_BLOCKED", "NOTICE_RESOLVED",
 ]
+#: The kinds of window notices: every pipeline's targets get them, whatever its
+#: ``notifications.type``.
+NOTICE_KINDS = frozenset({"PIPELINE_LATE", "PIPELINE_BLOCKED", "NOTICE_RESOLVED"})
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,8 @@ class Notification:
     step: str | None = None
     error: str | None = None
     parents: Sequence[Mapping[str, str]] = ()
+    #: The text of a window notice (LATE, BLOCKED, RECOVERED): why, and what happens next.
+    message: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -210,6 +220,8 @@ class Notification:
 
     def summary(self) -> str:
         """One line a human reads in a chat message or an email subject."""
+        if self.message:
+            return f"[{self.status}] {self.message}"
         run_level = self.kind.startswith("PIPELINE")
         what = "pipeline" if run_level or not self.step else f"step {self.step}"
         text = f"[{self.status}] {self.pipeline} ({self.account}) {what} for {self.logical_date}"

@@ -247,13 +247,20 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     store = ws.connect()
     day = _date(date)
     latest, children = status_for(store, day)
+    from dpc_core.health import contact_of, owner_of
+    from dpc_core.local.notices import list_notices, notices_table
+
+    specs = {key: store.get_pipeline(key) for key, _ in latest}
+    found = list_notices(store.conn, day)
     if fmt == "json":
         from dpc_core.cli.output import child_json, dumps, run_json
 
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
+             "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
              "run": run_json(r) if r is not None else None} for key, r in latest],
-            "conditions": [child_json(c) for c in children]}))
+            "conditions": [child_json(c) for c in children],
+            "notices": [n.to_dict() for n in found]}))
         return
     if not latest:
         click.echo("no pipelines registered yet: run `dpc local up` once")
@@ -261,15 +268,21 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     click.echo(f"pipelines on {day}:")
     for key, run in latest:
         account, name = key.split("/", 1)
+        owner = owner_of(specs[key])
+        contact = contact_of(specs[key])
+        by = f"  owner {owner}" + (f" <{contact}>" if contact else "") if owner else ""
         if run is None:
-            click.echo(f"  {name:<20} {account}  no run")
+            click.echo(f"  {name:<20} {account}  no run{by}")
         else:
             click.echo(f"  {name:<20} {account}  {run.status:<9} {run.run_id}  "
-                       f"({reason_text(run)})")
+                       f"({reason_text(run)}){by}")
     if children:
         click.echo("conditions:")
         for child in children:
             click.echo("  " + child.line())
+    if found:
+        click.echo("notices (LATE, BLOCKED):")
+        click.echo(notices_table(found))
     _problems_line(store)
 
 

@@ -1,0 +1,161 @@
+"""LATE and BLOCKED notices on the local runtime: the real `dpc` CLI over a real state.db,
+real shell steps, notices delivered through the notifier plugins (printed when the channel
+is not configured, and through the real slack-sdk / opsgenie-sdk / smtplib against the
+fakes in tests/fakes when it is)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.opsgenie_server import FakeOpsGenie
+from fakes.slack_server import FakeSlack
+from fakes.smtp_server import FakeSmtp
+from local_helpers import SHELL_CASE_STUDY, A, B, C, copy_workspace, dpc, runs_of
+
+from dpc_core.local import notices
+from dpc_core.store import PipelineSpec
+from dpc_core.stores.sqlite import SqliteStore
+
+DAY = "2026-11-26"
+TOKEN = "xoxb-test-token-123456"
+KEY = "opsgenie-key-abcdef"
+
+
+def notes(ws: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    rows = json.loads(dpc("local", "notifications", "--format", "json", "-w", ws).stdout)
+    return [r for r in rows if kind is None or r["kind"] == kind]
+
+
+def with_owners(ws: Path, deadline: str | None = None) -> Path:
+    """The shell case study with owners (and pipeline-x's deadline)."""
+    listings = ws / "listings" / "pipeline.yaml"
+    listings.write_text(listings.read_text().replace(
+        "name: listings\n", "name: listings\nowner: core-data-availability\n"))
+    x = ws / "pipeline-x" / "pipeline.yaml"
+    extra = "owner: {team: rent-journey, contact: rent@example.com}\n"
+    if deadline:
+        extra += f'deadline: "{deadline}"\n'
+    x.write_text(x.read_text().replace("name: pipeline-x\n", "name: pipeline-x\n" + extra))
+    return ws
+
+
+def test_a_failed_parent_sends_one_blocked_notice_downstream_resolved_by_the_fix(
+        tmp_path: Path) -> None:
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"))
+    dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+    dpc("local", "start", "searches", "--date", DAY, "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env={"LISTINGS_FAIL": "1"},
+        check=False)
+    blocked = notes(ws, "PIPELINE_BLOCKED")
+    # pipeline-x's two targets (Slack, email) each get it once; the fallback none.
+    assert {(n["pipeline"], n["channel"]) for n in blocked} == {
+        (f"{C}/pipeline-x", "SLACK"), (f"{C}/pipeline-x", "EMAIL")}
+    assert len(blocked) == 2
+    (listings,) = runs_of(ws, "listings")
+    text = blocked[0]["text"]
+    assert f"pipeline-x ({C}, rent-journey) is blocked for {DAY}" in text
+    assert f"listings ({A}, core-data-availability) run {listings['run_id']} FAILED at" in text
+    assert f"pipeline-x will run automatically when listings succeeds for {DAY}" in text
+
+    status = dpc("local", "status", "--date", DAY, "-w", ws).stdout
+    assert "BLOCKED  open" in status and "rent-journey" in status
+
+    dpc("rerun", "listings", "--date", DAY, "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert [r["status"] for r in runs_of(ws, "pipeline-x")] == ["SUCCEEDED"]
+    resolved = notes(ws, "NOTICE_RESOLVED")
+    assert {n["channel"] for n in resolved} == {"SLACK", "EMAIL"}
+    assert all(n["status"] == "RECOVERED" and n["run_id"] == f"blocked:{DAY}"
+               for n in resolved)
+    assert len(notes(ws, "PIPELINE_BLOCKED")) == 2  # still one notice per target
+    assert "BLOCKED  resolved" in dpc("local", "status", "--date", DAY, "-w", ws).stdout
+
+
+def test_a_missed_deadline_sends_one_late_notice_naming_the_parents_and_resolves_on_success(
+        tmp_path: Path) -> None:
+    # "00:00" of today has always passed: the window is late as soon as the runtime looks.
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"), deadline="00:00")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    late = notes(ws, "PIPELINE_LATE")
+    assert {n["channel"] for n in late} == {"SLACK", "EMAIL"} and len(late) == 2
+    assert late[0]["text"].endswith(
+        f"pipeline-x ({C}, rent-journey) has not succeeded for {today} by its deadline 00:00 "
+        f"UTC; waiting on listings ({A}, core-data-availability) has not run; "
+        f"searches ({B}) has not run")
+
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)  # a restart: no second one
+    assert len(notes(ws, "PIPELINE_LATE")) == 2
+
+    dpc("local", "start", "listings", "--date", today, "-w", ws)
+    dpc("local", "start", "searches", "--date", today, "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    resolved = notes(ws, "NOTICE_RESOLVED")
+    assert {(n["run_id"], n["status"]) for n in resolved} == {(f"late:{today}", "RECOVERED")}
+
+
+def test_a_deadline_that_passed_while_no_runtime_ran_fires_at_the_next_check(
+        tmp_path: Path) -> None:
+    """The deadline table is state: recorded before a crash, fired by the next check."""
+    db = tmp_path / "state.db"
+    store = SqliteStore(sqlite3.connect(db, check_same_thread=False, isolation_level=None))
+    from dpc_core.local import state
+
+    state.init(store.conn)
+    notices.init(store.conn)
+    spec = PipelineSpec(C, "x", {"allOf": [{"name": "p", "account": A, "status": ["SUCCEEDED"]}]},
+                        info={"deadline": "06:00", "owner": "bi"}, parents=(f"{A}/p",))
+    store.put_pipeline(spec)
+    store.put_pipeline(PipelineSpec(A, "p"))
+    at = int(datetime(2026, 11, 26, 5, tzinfo=UTC).timestamp() * 1000)
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], at) == 0  # recorded, not yet due
+    store.conn.close()
+
+    store = SqliteStore(sqlite3.connect(db, check_same_thread=False, isolation_level=None))
+    later = int(datetime(2026, 11, 27, 5, tzinfo=UTC).timestamp() * 1000)  # next day, 05:00
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], later) == 1
+        assert notices.check_deadlines(store, [spec], later + 1000) == 0
+    rows = notices.list_notices(store.conn)
+    assert [(r.pipeline, r.window, r.kind) for r in rows] == [(f"{C}/x", DAY, "LATE")]
+    assert "waiting on p (111111111111) has not run" in rows[0].text
+
+
+@pytest.mark.case_study
+def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path: Path) -> None:
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"))
+    x = ws / "pipeline-x" / "pipeline.yaml"
+    x.write_text(x.read_text().replace(
+        "        - channel: EMAIL\n",
+        "        - channel: OPSGENIE\n          addresses: [rent-oncall]\n"
+        "        - channel: EMAIL\n"))
+    with FakeSlack(token=TOKEN) as slack, FakeSmtp() as smtp, \
+            FakeOpsGenie(api_key=KEY) as opsgenie:
+        env = {"SLACK_BOT_TOKEN": TOKEN, "DPC_SLACK_API_URL": slack.api_url,
+               "DPC_SMTP_HOST": smtp.host, "DPC_SMTP_PORT": str(smtp.port),
+               "DPC_SMTP_FROM": "dpc@example.com",
+               "OPSGENIE_API_KEY": KEY, "DPC_OPSGENIE_API_URL": opsgenie.url}
+        dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+        dpc("local", "start", "searches", "--date", DAY, "-w", ws)
+        dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws,
+            env={**env, "LISTINGS_FAIL": "1"}, check=False)
+        blocked_alerts = [a for a in opsgenie.alerts if "pipeline-x" in a.alias]
+        assert len(blocked_alerts) == 1 and blocked_alerts[0].status == "open"
+        assert any("BLOCKED" in m.message["Subject"] and "rent@" not in m.message["Subject"]
+                   for m in smtp.received if "rent-journey@example.com" in m.rcpt_tos)
+
+        dpc("rerun", "listings", "--date", DAY, "-w", ws)
+        dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=env)
+        assert [a.status for a in opsgenie.alerts if "pipeline-x" in a.alias] == ["closed"]
+        assert any("RECOVERED" in m.message["Subject"]
+                   for m in smtp.received if "rent-journey@example.com" in m.rcpt_tos)
+        blocked_root = [r for r in slack.roots("data-pipeline-alerts") if "BLOCKED" in
+                        r.first_text or "blocked" in r.first_text]
+        assert len(blocked_root) == 1
+        assert "RECOVERED" in blocked_root[0].text  # the thread's root was updated
