@@ -202,3 +202,51 @@ def test_the_scheduled_parents_run_daily(
     schedule = case_study[name].trigger.schedule
     assert schedule is not None and schedule.expression() == expression
 
+
+
+# -- what the model refuses however it is built (YAML or Python) -----------------------------
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    block: dict[str, Any] = {"allOf": [{"name": "p", "status": ["SUCCEEDED"]}]}
+    for _ in range(levels - 1):
+        block = {"allOf": [block]}
+    return block
+
+
+def test_a_condition_of_32_levels_is_accepted() -> None:
+    trigger = Trigger.model_validate({"executions": _nested(32)})
+    assert [r.name for r in iter_refs(trigger.executions)] == ["p"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("levels", [33, 10_000])
+def test_a_condition_deeper_than_32_levels_is_refused_without_recursing(levels: int) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        Trigger.model_validate({"executions": _nested(levels)})
+    (err,) = info.value.errors()
+    assert err["type"] == "condition_too_deep"
+    assert len(err["ctx"]["path"]) == 2 * 32  # the 33rd block: allOf[0] 32 times
+
+
+@pytest.mark.parametrize("account", ["111111111111\n", "١١١١١١١١١١١١", "11111111111", "x" * 12])
+def test_an_account_is_exactly_twelve_ascii_digits(account: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must be 12 digits"):
+        Ref.model_validate({"name": "p", "account": account, "status": "SUCCEEDED"})
+
+
+@pytest.mark.parametrize("zone", ["right/UTC", "posix/Europe/Madrid", "posixrules", "utc"])
+def test_a_time_zone_is_one_the_schema_lists(zone: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Trigger.model_validate({"timezone": zone})
+
+
+@pytest.mark.parametrize("name", ["a/b", "-x", "_x", ".", "..", "a" * 81, "a b"])
+def test_a_step_name_is_a_safe_file_and_state_name(name: str) -> None:
+    with pytest.raises(ValidationFailed, match=r"steps\[0\]\.name: must start with a letter"):
+        load(f"name: p\nsteps:\n  - name: '{name}'\n    type: shell\n    command: 'true'\n")
