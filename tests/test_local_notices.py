@@ -155,7 +155,11 @@ def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path:
         assert [a.status for a in opsgenie.alerts if "pipeline-x" in a.alias] == ["closed"]
         assert any("RECOVERED" in m.message["Subject"]
                    for m in smtp.received if "rent-journey@example.com" in m.rcpt_tos)
-        blocked_root = [r for r in slack.roots("data-pipeline-alerts") if "BLOCKED" in
-                        r.first_text or "blocked" in r.first_text]
-        assert len(blocked_root) == 1
-        assert "RECOVERED" in blocked_root[0].text  # the thread's root was updated
+        posted = [b["text"] for b in slack.calls_of("chat.postMessage")
+                  if "is blocked for" in b.get("text", "")]
+        assert len(posted) == 1  # one BLOCKED notice in the channel
+        notice_roots = [r for r in slack.roots("data-pipeline-alerts")
+                        if "BLOCKED notice is resolved" in r.text]
+        assert len(notice_roots) == 1 and notice_roots[0].updates == 1  # root rewritten
+        assert "RECOVERED" in notice_roots[0].text
+        assert ["RECOVERED" in m.text for m in slack.replies(notice_roots[0])] == [True]

@@ -49,6 +49,8 @@ def _responders(addresses: Sequence[str]) -> list[dict[str, str]]:
 def alert_fields(note: Notification, addresses: Sequence[str]) -> dict[str, Any]:
     """The create-alert fields for a failed run."""
     message = f"{note.pipeline} ({note.account}) {note.status} for {note.logical_date}"
+    if note.message:  # a window notice: the alert says why
+        message = note.summary()
     if note.step:
         message += f" in step {note.step}"
     details = {"pipeline": note.pipeline, "account": note.account,
@@ -106,10 +108,22 @@ class OpsGenieBackend:
 
         Only final statuses matter to OpsGenie; other notes are ignored.
         """
-        if note.kind != "PIPELINE_FINISHED":
-            return
         from opsgenie_sdk import CloseAlertPayload, CreateAlertPayload
 
+        if note.kind in ("PIPELINE_LATE", "PIPELINE_BLOCKED"):
+            # A window notice opens the alert of the pipeline and date: the run that
+            # succeeds for that date closes it, as it closes a failed run's alert.
+            self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
+                                     _request_timeout=self.timeout)
+            return
+        if note.kind == "NOTICE_RESOLVED":
+            self.alerts.close_alert(
+                identifier=alert_alias(note), identifier_type="alias",
+                close_alert_payload=CloseAlertPayload(source="dpc", note=note.message or ""),
+                _request_timeout=self.timeout)
+            return
+        if note.kind != "PIPELINE_FINISHED":
+            return
         if note.failed:
             self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
                                      _request_timeout=self.timeout)

@@ -96,14 +96,17 @@ class SlackBackend:
             answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
             root = ThreadRef(channel_id=str(answer["channel"]), ts=str(answer["ts"]))
             self.threads.put(note.run_id, channel, root)
-            if note.kind in ("PIPELINE_STARTED", "PIPELINE_FINISHED"):
+            if note.kind in ("PIPELINE_STARTED", "PIPELINE_FINISHED", "PIPELINE_LATE",
+                             "PIPELINE_BLOCKED"):
                 return
         elif note.kind == "PIPELINE_STARTED":
             return  # a repeated start adds nothing to the thread
         text, blocks = reply_message(note)
         self.client.chat_postMessage(channel=root.channel_id, thread_ts=root.ts, text=text,
                                      blocks=blocks)
-        if note.kind == "PIPELINE_FINISHED":
+        if note.kind in ("PIPELINE_FINISHED", "NOTICE_RESOLVED"):
+            # A resolved LATE or BLOCKED notice rewrites its root too: the channel shows
+            # at a glance that it is over.
             text, blocks = root_message(note)
             # chat.update wants the channel id Slack answered, not the name.
             self.client.chat_update(channel=root.channel_id, ts=root.ts, text=text,

@@ -43,8 +43,8 @@ def _error(text: str) -> str:
 
 def root_of(note: Notification) -> Notification:
     """The run as its root message shows it: a step's note becomes the run, still running."""
-    if note.kind in ("PIPELINE_STARTED", "PIPELINE_FINISHED"):
-        return note
+    if note.kind in ("PIPELINE_STARTED", "PIPELINE_FINISHED") or note.message:
+        return note  # a window notice (LATE, BLOCKED, RECOVERED) is its own root
     return replace(note, kind="PIPELINE_STARTED", status="RUNNING", step=None, error=None,
                    duration_s=None)
 
@@ -63,6 +63,9 @@ def _parents(note: Notification) -> list[dict[str, Any]]:
 
 def root_message(note: Notification) -> tuple[str, list[dict[str, Any]]]:
     """``(text, blocks)`` of the root message of the run ``note`` belongs to."""
+    if note.message:
+        line = f"{emoji(note.status)} {note.summary()}"
+        return line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]
     run = root_of(note)
     text = (f"{emoji(run.status)} {run.pipeline} ({run.account}) for {run.logical_date}: "
             f"{run.status}")
@@ -90,6 +93,9 @@ def root_message(note: Notification) -> tuple[str, list[dict[str, Any]]]:
 
 def reply_message(note: Notification) -> tuple[str, list[dict[str, Any]]]:
     """``(text, blocks)`` of a reply in the run's thread."""
+    if note.message:
+        line = f"{emoji(note.status)} {note.summary()}"
+        return line, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]
     if note.step:
         what = f"step *{note.step}*" if note.kind != "PIPELINE_FINISHED" else (
             f"run, failed step *{note.step}*")
