@@ -42,7 +42,7 @@ from dpc_core.engine import Engine
 from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
 from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
-from dpc_core.local import notices, state
+from dpc_core.local import backfill, notices, state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
@@ -131,6 +131,7 @@ class Workspace:
             store = SqliteStore(connect(self.db_path), exclusive=exclusive)
             state.init(store.conn)
             notices.init(store.conn)
+            backfill.init(store.conn)
         return store
 
     def resolve(self, pipelines: Iterable[str], name: str) -> str:
@@ -537,6 +538,7 @@ class Runtime:
         self._submit_pending()
         # Deadlines that passed while no runtime ran fire now, before `--until-idle` can end.
         self._guarded_call("deadline check", "deadlines", self._check_deadlines)
+        self._guarded_call("backfills", "held dates", self._release_backfills)
 
     def _listen(self) -> None:
         while not self.stopping.is_set() and self._sock is not None:
@@ -555,6 +557,21 @@ class Runtime:
         while not self.stopping.wait(1.0):
             self._guarded_call("pending-run check", "queued runs", self._submit_pending)
             self._guarded_call("deadline check", "deadlines", self._check_deadlines)
+            self._guarded_call("backfills", "held dates", self._release_backfills)
+
+    def _release_backfills(self) -> None:
+        """Start held backfill dates while each backfill has fewer than its
+        ``--max-parallel`` runs pending or running (dpc_core.local.backfill)."""
+        if self.stopping.is_set():
+            return
+
+        def queue(key: str, run_id: str, day: str, downstream: bool) -> str | None:
+            return insert_run(self.store, key, run_id, day, "backfill", downstream=downstream)
+
+        with self.store.transaction():
+            queued = backfill.release(self.store.conn, queue)
+        for arn in queued:
+            self._submit(arn)
 
     def _check_deadlines(self) -> None:
         """Fire the deadlines that passed (LATE notices); see dpc_core.local.notices."""
@@ -1117,7 +1134,9 @@ class Runtime:
             with self.store.transaction():
                 busy = self.store.conn.execute(
                     "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING'))"
-                    " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)").fetchone()[0]
+                    " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)"
+                    # backfill dates held back by --max-parallel are work still to do
+                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)").fetchone()[0]
         except Exception as exc:
             if not self._storage_failed(exc, "the idle check"):
                 raise
