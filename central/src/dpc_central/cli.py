@@ -125,7 +125,25 @@ _common = [
                  type=click.Path(exists=True, file_okay=False), help="project directory"),
     click.option("--out", "outdir", default=None, help="cloud assembly directory"),
     click.option("--region", default=None, help="AWS region (default: from the environment)"),
+    click.option("--app", "app_command", default=None,
+                 help='a pipelines-in-code CDK app, run as `cdk --app` runs it, e.g. '
+                      '"python app.py" (instead of the project\'s pipeline.yaml files)'),
 ]
+
+
+def _synth_stacks(project: str, app_command: str | None, out: Path, region: str | None,
+                  nag: bool = True) -> list[str]:
+    """Synthesize the project's pipelines, or run ``--app``; the stack names written."""
+    if app_command:
+        from dpc_central.app_command import run_app
+
+        with progress(f"synthesizing `{app_command}`"):
+            return run_app(app_command, out, region=region)
+    from dpc_central.app import pipeline_app
+
+    with progress(f"synthesizing the pipeline stacks of {project}"):
+        asm = _synth(pipeline_app(_load(project), outdir=out, region=region, nag=nag))
+    return [stack.stack_name for stack in asm.stacks]
 
 
 def _with(options: list[Any]) -> Any:
@@ -138,15 +156,12 @@ def _with(options: list[Any]) -> Any:
 
 @click.command("synth")
 @_with(_common)
-def synth(project: str, outdir: str | None, region: str | None) -> None:
-    """Synthesize the project's pipeline stacks into a cloud assembly (cdk.out)."""
-    from dpc_central.app import pipeline_app
-
+def synth(project: str, outdir: str | None, region: str | None,
+          app_command: str | None) -> None:
+    """Synthesize the project's pipeline stacks (or the --app's) into a cloud assembly."""
     out = _out(outdir, Path(project))
-    with progress(f"synthesizing the pipeline stacks of {project}"):
-        asm = _synth(pipeline_app(_load(project), outdir=out, region=_region(region)))
-    for stack in asm.stacks:
-        click.echo(f"synthesized {stack.stack_name} -> {out}")
+    for name in _synth_stacks(project, app_command, out, _region(region)):
+        click.echo(f"synthesized {name} -> {out}")
 
 
 @click.command("deploy")
@@ -155,31 +170,26 @@ def synth(project: str, outdir: str | None, region: str | None) -> None:
               type=click.Choice(["never", "any-change", "broadening"]),
               help="when to ask before deploying [default: broadening; never with --yes]")
 @click.option("--yes", "-y", is_flag=True, help="deploy without asking (CI)")
-def deploy(project: str, outdir: str | None, region: str | None, require_approval: str | None,
-           yes: bool) -> None:
-    """Deploy the project's pipeline stacks (CDK toolkit, progress shown)."""
-    from dpc_central.app import pipeline_app
-
+def deploy(project: str, outdir: str | None, region: str | None, app_command: str | None,
+           require_approval: str | None, yes: bool) -> None:
+    """Deploy the project's pipeline stacks, or the --app's (CDK toolkit, progress shown)."""
     reg = _region(region)
     preflight(reg)
     out = _out(outdir, Path(project))
-    with progress(f"synthesizing the pipeline stacks of {project}"):
-        _synth(pipeline_app(_load(project), outdir=out, region=reg))
+    _synth_stacks(project, app_command, out, reg)
     _toolkit(["deploy", "--all", "--require-approval", _approval(require_approval, yes)], out)
 
 
 @click.command("destroy")
 @_with(_common)
 @click.option("--force", is_flag=True, help="do not ask for confirmation")
-def destroy(project: str, outdir: str | None, region: str | None, force: bool) -> None:
-    """Destroy the project's pipeline stacks (unregisters the pipelines)."""
-    from dpc_central.app import pipeline_app
-
+def destroy(project: str, outdir: str | None, region: str | None, app_command: str | None,
+            force: bool) -> None:
+    """Destroy the project's pipeline stacks, or the --app's (unregisters the pipelines)."""
     reg = _region(region)
     preflight(reg)
     out = _out(outdir, Path(project))
-    with progress(f"synthesizing the pipeline stacks of {project}"):
-        _synth(pipeline_app(_load(project), outdir=out, region=reg, nag=False))
+    _synth_stacks(project, app_command, out, reg, nag=False)
     _toolkit(["destroy", "--all", *(["--force"] if force else [])], out)
 
 
