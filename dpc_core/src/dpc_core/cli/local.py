@@ -248,10 +248,12 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     day = _date(date)
     latest, children = status_for(store, day)
     from dpc_core.health import contact_of, owner_of
+    from dpc_core.local.backfill import list_backfills
     from dpc_core.local.notices import list_notices, notices_table
 
     specs = {key: store.get_pipeline(key) for key, _ in latest}
     found = list_notices(store.conn, day)
+    backfills = list_backfills(store.conn)
     if fmt == "json":
         from dpc_core.cli.output import child_json, dumps, run_json
 
@@ -260,7 +262,13 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
              "run": run_json(r) if r is not None else None} for key, r in latest],
             "conditions": [child_json(c) for c in children],
-            "notices": [n.to_dict() for n in found]}))
+            "notices": [n.to_dict() for n in found],
+            "backfills": [{"id": b.id, "pipeline": b.pipeline, "from": b.date_from,
+                           "to": b.date_to, "downstream": b.downstream,
+                           "maxParallel": b.max_parallel,
+                           "dates": [{"date": d.date, "status": d.status, "runId": d.run_id,
+                                      "attempt": d.attempt} for d in b.dates]}
+                          for b in backfills]}))
         return
     if not latest:
         click.echo("no pipelines registered yet: run `dpc local up` once")
@@ -283,6 +291,9 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     if found:
         click.echo("notices (LATE, BLOCKED):")
         click.echo(notices_table(found))
+    for b in backfills:
+        click.echo(f"backfill {b.id}: {b.line()}")
+        click.echo("  " + "  ".join(f"{d.date} {d.status}" for d in b.dates))
     _problems_line(store)
 
 

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("dpc_core.cli.local:status", "Latest status and what children wait on."),
     "rerun": ("dpc_core.cli.local:rerun", "Rerun a pipeline for a date, optionally downstream."),
     "lineage": ("dpc_core.cli.lineage:lineage", "Render the cross-account dependency graph."),
+    "backfill": ("dpc_core.cli.backfill:backfill",
+                 "Run a pipeline for a range of dates, with its downstream; resumable."),
     "synth": ("dpc_central.cli:synth", "Synthesize the CDK app of a project (cdk.out)."),
     "deploy": ("dpc_central.cli:deploy", "Deploy a project's pipeline stack."),
     "destroy": ("dpc_central.cli:destroy", "Destroy a project's pipeline stack."),
