@@ -311,3 +311,20 @@ def late_text(spec: PipelineSpec, window: str, waiting: list[Waiting]) -> str:
     if waiting:
         return text + "; waiting on " + "; ".join(w.text(tz) for w in waiting)
     return text + "; its parents are done: its own run is late"
+
+
+def window_succeeded(store: TriggerStore, spec: PipelineSpec, window: str) -> bool:
+    """Has a run of ``spec`` placed in ``window`` succeeded (the engine's run log)?"""
+    from dpc_core.deadlines import window_start
+
+    try:
+        start = int(window_start(window, spec.timezone).timestamp() * 1000)
+    except (ValueError, KeyError):
+        start = 0
+    # Runs of a window start around it (a backfill or a late rerun much later: any time
+    # after); two days back covers a logical date in any time zone.
+    for run in store.runs_of(spec.key, since_ms=max(0, start - 2 * 86_400_000)):
+        if run.status == "SUCCEEDED" and window_of(run.start_ms, run.logical, spec.window,
+                                                   spec.timezone) == window:
+            return True
+    return False

@@ -15,7 +15,8 @@ and counted in the result.
 
 Each pass also re-sends the trigger events of claims never marked delivered
 (:func:`_common.redeliver_claims`: PutEvents failed after the claim, or the trigger
-manager died in between), counted as ``redelivered``.
+manager died in between), counted as ``redelivered``, and ends with the LATE and
+BLOCKED notices (:mod:`dpc_central.handlers.health_notices`), counted as ``notices``.
 
 Environment: ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``,
 ``DPC_CENTRAL_BUS``, ``DPC_READ_ROLE_NAME`` (default ``dpc-central-reconciler-read``),
@@ -75,6 +76,14 @@ def reconcile(now: datetime | None = None) -> dict[str, Any]:
         result["accounts"] += 1
         result["fed"] += fed
         result["decisions"] += decided
+    # After the repairs above, so a lost FAILED reaches the notices in the same pass.
+    try:
+        from dpc_central.handlers.health_notices import notice_pass
+
+        now_ms = int((now or datetime.now(UTC)).timestamp() * 1000)
+        result["notices"] = notice_pass(store, now_ms, int(since.timestamp() * 1000), region)
+    except Exception as exc:  # notices must not cost the repairs their result
+        common.emit(logging.ERROR, "notices-failed", error=f"{type(exc).__name__}: {exc}")
     common.emit(logging.INFO, "reconciled", **result)
     return result
 
