@@ -1,15 +1,19 @@
 """Time of `dpc synth` for the case study, and the marginal cost per extra pipeline.
 
 Run: ``.venv/bin/python bench/synth.py [--sizes 10 50] [--no-nag]``. Prints seconds:
-the case study (4 pipeline stacks, one app, cdk-nag on), then apps of N copies of
-``listings`` (spark on EMR) and the marginal time per extra pipeline between sizes.
-The first figure includes loading aws_cdk/jsii (paid once per `dpc` process).
+one pipeline's stack (``listings``) beside a bare CDK app that declares the same
+resources by hand (``bench/synth_bare.py``; best of ``--repeats``, after a warm-up of
+each; target: dpc within 1.2x of bare), the case study (4 pipeline stacks, one app,
+cdk-nag on), then apps of N copies of ``listings`` (spark on EMR) and the marginal time
+per extra pipeline between sizes (target: 0.2 s). The first figure includes loading
+aws_cdk/jsii (paid once per `dpc` process).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import shutil
 import sys
 import tempfile
@@ -27,11 +31,49 @@ def _timed(pipelines: list, out: Path, nag: bool) -> float:
     return time.perf_counter() - t0
 
 
+def _one_vs_bare(listings: object, project: Path, work: Path, repeats: int) -> None:
+    """dpc's stack for one pipeline and the bare app with the same resources, interleaved
+    so the machine's load moves both alike; the first round of each is a warm-up."""
+    from synth_bare import bare_app
+
+    from dpc_central.app import pipeline_stack_name
+
+    name = pipeline_stack_name(listings)
+    dpc_s: list[float] = []
+    bare_s: list[float] = []
+    kinds: dict[str, dict[str, int]] = {}
+    for r in range(repeats + 1):
+        out = work / f"one-{r}"
+        s = _timed([listings], out, nag=False)
+        template = json.loads((out / f"{name}.template.json").read_text())
+        t0 = time.perf_counter()
+        bare_app(template, scripts=project / "listings" / "jobs", outdir=work / f"bare-{r}",
+                 account="111111111111", region="eu-west-1").synth()
+        b = time.perf_counter() - t0
+        if r:
+            dpc_s.append(s)
+            bare_s.append(b)
+        bare_tpl = json.loads((work / f"bare-{r}" / "bare-pipeline.template.json").read_text())
+        for label, tpl in (("dpc", template), ("bare", bare_tpl)):
+            kinds[label] = {}
+            for res in tpl["Resources"].values():
+                kinds[label][res["Type"]] = kinds[label].get(res["Type"], 0) + 1
+    nag_s = _timed([listings], work / "one-nag", nag=True)
+    d, b = min(dpc_s), min(bare_s)
+    print(f"one pipeline (listings), best of {repeats}: dpc {d:6.2f} s (nag off), "
+          f"{nag_s:6.2f} s (nag on, once) | bare CDK app, same resources: {b:6.2f} s | "
+          f"dpc/bare {d / b:4.2f}x (target <= 1.2x)")
+    print(f"  resources: dpc {sum(kinds['dpc'].values())}, bare {sum(kinds['bare'].values())};"
+          f" kinds only one has: {sorted(set(kinds['dpc']) ^ set(kinds['bare'])) or 'none'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[10, 50])
     parser.add_argument("--no-nag", action="store_true", help="synth without cdk-nag")
     parser.add_argument("--case-study", type=Path, default=CASE_STUDY)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed rounds of the one-pipeline comparison")
     args = parser.parse_args()
     nag = not args.no_nag
 
@@ -48,8 +90,10 @@ def main() -> None:
     try:
         project = case_study_project(args.case_study, work / "case")
         case = load_pipelines([project])
-        case_s = _timed(case, work / "out-case", nag)
         print(f"import aws_cdk (once per process): {import_s:6.2f} s")
+        _one_vs_bare(next(p for p in case if p.name == "listings"), project, work,
+                     args.repeats)
+        case_s = _timed(case, work / "out-case", nag)
         print(f"case study, {len(case)} pipelines (nag={'on' if nag else 'off'}): "
               f"{case_s:6.2f} s")
         listings = next(p for p in case if p.name == "listings")
