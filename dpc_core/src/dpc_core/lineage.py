@@ -11,8 +11,6 @@ against them, so a hand-edited registry cannot hang the command.
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +51,9 @@ class Node:
     run: str | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
     condition: str | None = None
+    #: The condition as registered (``allOf``/``anyOf``/``operator``), for the page's
+    #: AND/OR junctions; None for a root.
+    block: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -183,7 +184,8 @@ class LineageGraph:
             "accounts": self.accounts(),
             "nodes": [{"key": n.key, "account": n.account, "name": n.name,
                        "registered": n.registered, "status": n.status, "run": n.run,
-                       "condition": n.condition, "info": dict(n.info)}
+                       "condition": n.condition, "info": dict(n.info),
+                       "block": n.block}
                       for n in (self.nodes[k] for k in sorted(self.nodes))],
             "edges": [{"parent": e.parent, "child": e.child, "statuses": list(e.statuses),
                        "group": e.group, "label": e.label} for e in self.edges],
@@ -252,7 +254,8 @@ def build_graph(specs: Iterable[PipelineSpec],
             latest = latest_run_on(runs_of(spec.key), date)
             if latest is not None:
                 status, run = latest.status, latest.arn
-        nodes[spec.key] = Node(spec.account, spec.name, True, status, run, dict(spec.info), text)
+        nodes[spec.key] = Node(spec.account, spec.name, True, status, run, dict(spec.info), text,
+                               spec.condition)
         merged: dict[tuple[str, str], list[str]] = {}
         for parent, statuses, group in refs:
             # One edge per parent and group: the same parent twice in one list is one wait.
@@ -278,6 +281,9 @@ def _node_line(n: Node, date: str | None) -> str:
         bits.append(status)
     if n.info.get("schedule"):
         bits.append(f"schedule {n.info['schedule']}")
+    if n.info.get("owner"):
+        bits.append(f"owner {n.info['owner']}" + (f" <{n.info['contact']}>"
+                                                  if n.info.get("contact") else ""))
     return "  ".join(bits)
 
 
@@ -346,7 +352,9 @@ def render_mermaid(graph: LineageGraph) -> str:
             sub = n.status or ("no run" if graph.date else "")
             if not n.registered:
                 sub = "not registered"
-            label = _mermaid_text(n.name + (f"<br/>{sub}" if sub else ""))
+            owner = n.info.get("owner") if n.registered else None
+            label = _mermaid_text(n.name + (f"<br/>{sub}" if sub else "")
+                                  + (f"<br/>owner {owner}" if owner else ""))
             out.append(f'    {ids[key]}["{label}"]')
         out.append("  end")
     for e in graph.edges:
@@ -379,7 +387,8 @@ def render_dot(graph: LineageGraph) -> str:
             n = graph.nodes[key]
             if n.registered:
                 sub = n.status or ("no run" if graph.date else "")
-                label = _dot(n.name, sub) if sub else _dot(n.name)
+                owner = [f"owner {n.info['owner']}"] if n.info.get("owner") else []
+                label = _dot(n.name, *([sub] if sub else []), *owner)
                 s = n.status_class
                 out.append(f"    {ids[key]} [label={label}, fillcolor=\"{STATUS_COLOURS[s]}\""
                            f", color=\"{STATUS_BORDERS[s]}\"];")
@@ -397,244 +406,14 @@ def render_dot(graph: LineageGraph) -> str:
 
 # -- HTML -----------------------------------------------------------------------------
 
-NODE_W, NODE_H = 190, 54
-COL_GAP, ROW_GAP = 210, 22
-LANE_PAD, LANE_HEAD = 18, 30
-MARGIN = 20
-
-
-@dataclass(frozen=True)
-class _Box:
-    x: float
-    y: float
-
-
-def layout(graph: LineageGraph) -> tuple[dict[str, _Box], list[tuple[str, float, float]],
-                                          float, float]:
-    """Columns by depth (parents left of children), one horizontal lane per account.
-
-    Returns node boxes, lanes ``(account, top, height)``, and the drawing's size.
-    """
-    depth = graph.layers()
-    boxes: dict[str, _Box] = {}
-    lanes: list[tuple[str, float, float]] = []
-
-    def first_depth(acct: str) -> tuple[int, str]:
-        return (min(d for k, d in depth.items() if graph.nodes[k].account == acct), acct)
-
-    y = float(MARGIN)
-    for acct in sorted(graph.accounts(), key=first_depth):
-        keys = sorted((k for k in graph.nodes if graph.nodes[k].account == acct),
-                      key=lambda k: (depth[k], graph.nodes[k].name))
-        per_col: dict[int, int] = {}
-        for k in keys:
-            row = per_col.get(depth[k], 0)
-            per_col[depth[k]] = row + 1
-            boxes[k] = _Box(MARGIN + LANE_PAD + depth[k] * (NODE_W + COL_GAP),
-                            y + LANE_HEAD + row * (NODE_H + ROW_GAP))
-        rows = max(per_col.values())
-        height = LANE_HEAD + rows * NODE_H + (rows - 1) * ROW_GAP + LANE_PAD
-        lanes.append((acct, y, height))
-        y += height + ROW_GAP
-    cols = max(depth.values(), default=0) + 1
-    width = 2 * MARGIN + 2 * LANE_PAD + cols * NODE_W + (cols - 1) * COL_GAP
-    return boxes, lanes, float(width), max(y - ROW_GAP + MARGIN, 2.0 * MARGIN)
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _ports(graph: LineageGraph, boxes: dict[str, _Box]) -> tuple[dict[int, float],
-                                                                dict[int, float]]:
-    """Where each edge leaves its parent and enters its child (by edge index): spread
-    over the node's side, ordered by the other end's height so edges do not cross there."""
-    out_y: dict[int, float] = {}
-    in_y: dict[int, float] = {}
-    for key, box in boxes.items():
-        outs = sorted((i for i, e in enumerate(graph.edges) if e.parent == key),
-                      key=lambda i: (boxes[graph.edges[i].child].y, i))
-        ins = sorted((i for i, e in enumerate(graph.edges) if e.child == key),
-                     key=lambda i: (boxes[graph.edges[i].parent].y, i))
-        for group, target in ((outs, out_y), (ins, in_y)):
-            for j, i in enumerate(group):
-                target[i] = box.y + NODE_H * (j + 1) / (len(group) + 1)
-    return out_y, in_y
-
-
-def render_svg(graph: LineageGraph) -> str:
-    """The graph as an SVG element (used inline by :func:`render_html`)."""
-    boxes, lanes, width, height = layout(graph)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" width="{width:.0f}" '
-           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-           'aria-label="pipeline dependency graph">',
-           "<defs>",
-           '<marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-           'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
-           'fill="#455a64"/></marker>',
-           "</defs>"]
-    for acct, top, h in lanes:
-        out.append(f'<g class="account" data-account="{_esc(acct)}">'
-                   f'<rect x="{MARGIN}" y="{top:.0f}" width="{width - 2 * MARGIN:.0f}" '
-                   f'height="{h:.0f}" rx="10" fill="#f5f7fa" stroke="#b0bec5"/>'
-                   f'<text x="{MARGIN + 12}" y="{top + 20:.0f}" class="lane-title">'
-                   f"account {_esc(acct)}</text></g>")
-    out_y, in_y = _ports(graph, boxes)
-    for i, e in enumerate(graph.edges):
-        a, b = boxes[e.parent], boxes[e.child]
-        x1, y1 = a.x + NODE_W, out_y[i]
-        x2, y2 = b.x, in_y[i]
-        if x2 <= x1:  # only in a cycle: loop around below
-            x2, y2 = b.x + NODE_W / 2, b.y + NODE_H
-        dx = max((x2 - x1) / 2, 40.0)
-        path = (f"M{x1:.0f},{y1:.0f} C{x1 + dx:.0f},{y1:.0f} "
-                f"{x2 - dx:.0f},{y2:.0f} {x2:.0f},{y2:.0f}")
-        # The label sits just above the edge's last, horizontal stretch, right-aligned
-        # against the child: it reads as "waits for X →" and never lands on another node.
-        dash = ' stroke-dasharray="6 4"' if e.group == "any" else ""
-        out.append(f'<g class="edge" data-parent="{_esc(e.parent)}" data-child="{_esc(e.child)}"'
-                   f' data-index="{i}"><path d="{path}" fill="none" stroke="#455a64" '
-                   f'stroke-width="1.6" marker-end="url(#arrow)"{dash}/>'
-                   f'<text x="{x2 - 12:.0f}" y="{y2 - 5:.0f}" text-anchor="end" '
-                   f'class="edge-label">{_esc(e.label)}</text></g>')
-    for key in sorted(graph.nodes):
-        n, b = graph.nodes[key], boxes[key]
-        s = n.status_class
-        if n.registered:
-            fill, stroke, dash = STATUS_COLOURS[s], STATUS_BORDERS[s], ""
-            sub = n.status or ("no run" if graph.date else (n.info.get("schedule") or ""))
-        else:
-            fill, stroke, dash = "#ffffff", "#9e9e9e", ' stroke-dasharray="5 4"'
-            sub = "not registered"
-        out.append(f'<g class="node" tabindex="0" data-key="{_esc(key)}" data-status="{_esc(s)}"'
-                   f' data-registered="{str(n.registered).lower()}">'
-                   f'<rect x="{b.x:.0f}" y="{b.y:.0f}" width="{NODE_W}" height="{NODE_H}" rx="8" '
-                   f'fill="{fill}" stroke="{stroke}" stroke-width="2"{dash}/>'
-                   f'<text x="{b.x + NODE_W / 2:.0f}" y="{b.y + 22:.0f}" text-anchor="middle" '
-                   f'class="node-name">{_esc(n.name)}</text>'
-                   f'<text x="{b.x + NODE_W / 2:.0f}" y="{b.y + 41:.0f}" text-anchor="middle" '
-                   f'class="node-sub">{_esc(sub)}</text></g>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-_CSS = """
-body{font-family:"Liberation Sans",Helvetica,Arial,sans-serif;margin:16px;color:#263238}
-h1{font-size:20px;margin:0 0 4px} .meta{color:#546e7a;font-size:13px;margin-bottom:10px}
-#wrap{display:flex;gap:16px;align-items:flex-start}
-#canvas{overflow:auto;border:1px solid #cfd8dc;border-radius:8px;background:#fff}
-.lane-title{font-size:13px;font-weight:bold;fill:#455a64}
-.node-name{font-size:14px;font-weight:bold;fill:#212121}
-.node-sub{font-size:12px;fill:#37474f}
-.edge-label{font-size:12px;fill:#263238;paint-order:stroke;stroke:#fff;stroke-width:4px}
-.node{cursor:pointer} .node:focus{outline:none}
-.dim{opacity:.18} .sel rect{stroke-width:4}
-#panel{min-width:240px;max-width:320px;font-size:13px;border:1px solid #cfd8dc;
-border-radius:8px;padding:10px}
-#panel h2{font-size:15px;margin:0 0 6px} #panel code{word-break:break-all}
-.legend{display:flex;gap:10px;flex-wrap:wrap;font-size:12px;margin:8px 0}
-.legend span{display:inline-flex;align-items:center;gap:4px}
-.legend i{display:inline-block;width:14px;height:14px;border-radius:3px;border:2px solid}
-"""
-
-_JS = """
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("lineage-data").textContent);
-  var byKey = {};
-  data.nodes.forEach(function (n) { byKey[n.key] = n; });
-  var panel = document.getElementById("panel");
-  var svg = document.getElementById("graph");
-  function reach(start, down) {
-    var seen = {}, stack = [start];
-    while (stack.length) {
-      var k = stack.pop();
-      if (seen[k]) { continue; }
-      seen[k] = true;
-      data.edges.forEach(function (e) {
-        if (down && e.parent === k) { stack.push(e.child); }
-        if (!down && e.child === k) { stack.push(e.parent); }
-      });
-    }
-    return seen;
-  }
-  function text(tag, value) {
-    var el = document.createElement(tag);
-    el.textContent = value;
-    return el;
-  }
-  function show(key) {
-    var n = byKey[key];
-    panel.textContent = "";
-    panel.appendChild(text("h2", n.name));
-    panel.appendChild(text("div", "account " + n.account));
-    panel.appendChild(text("div", n.registered ? ("status: " + (n.status || "no run"))
-                                               : "not registered (dangling reference)"));
-    if (n.run) { var r = text("div", "run: "); r.appendChild(text("code", n.run));
-                 panel.appendChild(r); }
-    if (n.condition) { panel.appendChild(text("div", "waits for: " + n.condition)); }
-    Object.keys(n.info || {}).forEach(function (k) {
-      panel.appendChild(text("div", k + ": " + n.info[k]));
-    });
-    var up = reach(key, false), down = reach(key, true);
-    svg.querySelectorAll(".node").forEach(function (g) {
-      var k = g.getAttribute("data-key");
-      g.classList.toggle("dim", !(up[k] || down[k]));
-      g.classList.toggle("sel", k === key);
-    });
-    svg.querySelectorAll(".edge").forEach(function (g) {
-      var p = g.getAttribute("data-parent"), c = g.getAttribute("data-child");
-      g.classList.toggle("dim", !((up[p] && up[c]) || (down[p] && down[c])));
-    });
-  }
-  function clear() {
-    svg.querySelectorAll(".dim,.sel").forEach(function (g) {
-      g.classList.remove("dim"); g.classList.remove("sel");
-    });
-    panel.textContent = "Click a pipeline to see what it waits for and what waits on it.";
-  }
-  svg.querySelectorAll(".node").forEach(function (g) {
-    g.addEventListener("click", function (ev) { ev.stopPropagation();
-                                                 show(g.getAttribute("data-key")); });
-    g.addEventListener("keydown", function (ev) {
-      if (ev.key === "Enter") { show(g.getAttribute("data-key")); }
-    });
-  });
-  svg.addEventListener("click", clear);
-  clear();
-  document.body.setAttribute("data-ready", String(data.nodes.length));
-})();
-"""
-
-
-def _json_for_script(data: object) -> str:
-    # "</" would end the <script> element early; "\\u003c" is the same JSON string.
-    return json.dumps(data, sort_keys=True).replace("<", "\\u003c")
-
 
 def render_html(graph: LineageGraph) -> str:
-    """A self-contained page: inline SVG, CSS and a little JS; nothing loaded from outside."""
-    when = f" for {graph.date}" if graph.date else ""
-    legend = "".join(
-        f'<span><i style="background:{STATUS_COLOURS[s]};border-color:{STATUS_BORDERS[s]}"></i>'
-        f"{'no run' if s == 'NONE' else s}</span>" for s in STATUS_COLOURS)
-    legend += ('<span><i style="background:#fff;border-color:#9e9e9e;border-style:dashed"></i>'
-               "not registered</span><span>solid edge: allOf · dashed edge: anyOf</span>")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>dpc lineage{_esc(when)}</title>"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<style>{_CSS}</style></head><body>"
-        f"<h1>dpc lineage{_esc(when)}</h1>"
-        f"<div class=\"meta\">{len(graph.nodes)} pipeline(s) in {len(graph.accounts())} "
-        "account(s); edges are labelled with the statuses the child waits for.</div>"
-        f"<div class=\"legend\">{legend}</div>"
-        f"<div id=\"wrap\"><div id=\"canvas\">{render_svg(graph)}</div>"
-        "<div id=\"panel\"></div></div>"
-        f"<script type=\"application/json\" id=\"lineage-data\">"
-        f"{_json_for_script(graph.to_dict())}</script>"
-        f"<script>{_JS}</script></body></html>\n"
-    )
+    """A self-contained page drawn by the same front end as ``dpc ui`` (its scripts, styles
+    and the vendored dagre layout engine inlined, the graph embedded as JSON); it loads
+    nothing from anywhere."""
+    from dpc_core.ui.page import page_data, render_page
+
+    return render_page(page_data(graph, live=False), inline=True)
 
 
 RENDERERS: dict[str, Callable[[LineageGraph], str]] = {

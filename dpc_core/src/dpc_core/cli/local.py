@@ -91,6 +91,14 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> N
 
 def _queue(workspace: Path, pipeline: str, date: str | None, reason: str,
            downstream: bool = False) -> None:
+    click.echo(queue_run(workspace, pipeline, date, reason, downstream))
+
+
+def queue_run(workspace: Path, pipeline: str, date: str | None, reason: str,
+              downstream: bool = False) -> str:
+    """Queue a run by hand (``manual``, ``rerun`` or ``rerun-downstream``) into the
+    workspace's state and wake a running runtime; returns the line to show the user.
+    ``dpc local start``, ``dpc rerun`` and the web UI's actions all go through here."""
     from dpc_core.local.runtime import Workspace, insert_run, manual_run_id
     from dpc_core.local.state import guarded
 
@@ -107,7 +115,7 @@ def _queue(workspace: Path, pipeline: str, date: str | None, reason: str,
     running = ws.poke()
     where = "started by the running runtime" if running else \
         "queued; it runs when `dpc local up` starts"
-    click.echo(f"{key} {run_id} for {logical}: {where}")
+    return f"{key} {run_id} for {logical}: {where}"
 
 
 @local.command("start")

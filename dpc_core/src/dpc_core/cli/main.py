@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("dpc_core.cli.local:status", "Latest status and what children wait on."),
     "rerun": ("dpc_core.cli.local:rerun", "Rerun a pipeline for a date, optionally downstream."),
     "lineage": ("dpc_core.cli.lineage:lineage", "Render the cross-account dependency graph."),
+    "ui": ("dpc_core.cli.ui:ui", "Serve the web UI over a local workspace (live)."),
     "backfill": ("dpc_core.cli.backfill:backfill",
                  "Run a pipeline for a range of dates, with its downstream; resumable."),
     "synth": ("dpc_central.cli:synth", "Synthesize the CDK app of a project (cdk.out)."),

@@ -1,0 +1,734 @@
+/* dpc UI: the landscape (dagre layout per account lane), health, a pipeline's page.
+ *
+ * One file for `dpc ui` (live: data from the server, changes by server-sent events) and
+ * for `dpc lineage --format html` (static: the graph embedded in the page). Every name,
+ * tag or description is put in the document with textContent or setAttribute, never as
+ * markup, so nothing a pipeline.yaml says can become HTML.
+ */
+(function () {
+  "use strict";
+  var boot = JSON.parse(document.getElementById("dpc-data").textContent);
+  var LIVE = !!boot.live;
+  var COLOURS = boot.colours || {};
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var NODE_W = 168, NODE_H = 34, J_W = 50, J_H = 18, LANE_HEAD = 24, LANE_GAP = 8;
+  var RANK_SEP = 26, NODE_SEP = 8, LEFT = 12, COLS_PER_DEPTH = 3;
+
+  var st = {date: boot.date, graph: boot.graph, model: null, layout: null, collapsed: {},
+            focus: null, focusMode: "both", search: "", scale: 1, changes: 0};
+
+  // -- small DOM helpers (text only) -------------------------------------------------
+  function el(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { e.textContent = attrs[k]; }
+      else if (k === "on") { Object.keys(attrs.on).forEach(function (ev) {
+        e.addEventListener(ev, attrs.on[ev]); }); }
+      else { e.setAttribute(k, attrs[k]); }
+    });
+    (kids || []).forEach(function (c) {
+      e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return e;
+  }
+  function sv(tag, attrs) {
+    var e = document.createElementNS(SVGNS, tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") { e.textContent = attrs[k]; } else { e.setAttribute(k, attrs[k]); }
+    });
+    return e;
+  }
+  function colour(status) { return COLOURS[status] || COLOURS.NONE || ["#fff", "#78909c"]; }
+  function getJSON(url) {
+    return fetch(url, {headers: {"Accept": "application/json"}}).then(function (r) {
+      return r.json();
+    });
+  }
+  function q(params) {
+    return Object.keys(params).map(function (k) {
+      return encodeURIComponent(k) + "=" + encodeURIComponent(params[k]);
+    }).join("&");
+  }
+  function fmtMs(ms) {
+    if (!ms) { return "-"; }
+    return new Date(ms).toISOString().replace("T", " ").slice(0, 19);
+  }
+
+  // -- the model: pipelines, AND/OR junctions, links ---------------------------------
+  function isRef(item) { return item && item.name && !item.allOf && !item.anyOf; }
+  function buildModel(graph) {
+    var nodes = {}, junctions = {}, links = [];
+    graph.nodes.forEach(function (n) { nodes[n.key] = n; });
+    graph.nodes.forEach(function (child) {
+      var block = child.block;
+      if (!block) { return; }
+      var count = 0;
+      function refKey(item) { return (item.account || child.account) + "/" + item.name; }
+      function refLabel(item) {
+        var s = item.status; return (typeof s === "string" ? [s] : (s || [])).join("|");
+      }
+      function listNode(kind, items) {
+        var id = "j:" + child.key + ":" + (count++);
+        junctions[id] = {id: id, kind: kind, account: child.account, child: child.key};
+        items.forEach(function (item) {
+          if (isRef(item)) {
+            links.push({from: refKey(item), to: id, label: refLabel(item), dashed: kind === "any"});
+          } else if (item && typeof item === "object") {
+            links.push({from: walk(item), to: id, label: "", dashed: kind === "any"});
+          }
+        });
+        return id;
+      }
+      function walk(b) {
+        var ids = [];
+        if (b.allOf && b.allOf.length) { ids.push(listNode("all", b.allOf)); }
+        if (b.anyOf && b.anyOf.length) { ids.push(listNode("any", b.anyOf)); }
+        if (ids.length === 1) { return ids[0]; }
+        var op = "j:" + child.key + ":" + (count++);
+        junctions[op] = {id: op, kind: String(b.operator || "AND").toUpperCase(),
+                         account: child.account, child: child.key};
+        ids.forEach(function (i) { links.push({from: i, to: op, label: ""}); });
+        return op;
+      }
+      var lists = (block.allOf ? [block.allOf] : []).concat(block.anyOf ? [block.anyOf] : []);
+      if (lists.length === 1 && lists[0].length === 1 && isRef(lists[0][0])) {
+        // One parent: no junction, the edge says what the child waits for.
+        var only = lists[0][0];
+        links.push({from: refKey(only), to: child.key, label: refLabel(only),
+                    dashed: !!block.anyOf});
+      } else {
+        links.push({from: walk(block), to: child.key, label: ""});
+      }
+    });
+    links = links.filter(function (l) {
+      return (nodes[l.from] || junctions[l.from]) && (nodes[l.to] || junctions[l.to]);
+    });
+    // Depth of each pipeline: the longest chain of parents above it (bounded: no cycle
+    // can loop), so parents sit left of children across lanes.
+    var depth = {};
+    Object.keys(nodes).forEach(function (k) { depth[k] = 0; });
+    var n = Object.keys(nodes).length;
+    for (var pass = 0; pass < n; pass++) {
+      var changed = false;
+      graph.edges.forEach(function (e) {
+        if (depth[e.parent] === undefined || depth[e.child] === undefined) { return; }
+        if (depth[e.child] <= depth[e.parent] && depth[e.parent] + 1 < n) {
+          depth[e.child] = depth[e.parent] + 1; changed = true;
+        }
+      });
+      if (!changed) { break; }
+    }
+    var out = {}, inn = {};
+    links.forEach(function (l) {
+      (out[l.from] = out[l.from] || []).push(l); (inn[l.to] = inn[l.to] || []).push(l);
+    });
+    return {nodes: nodes, junctions: junctions, links: links, depth: depth, out: out, inn: inn,
+            accounts: graph.accounts.slice()};
+  }
+
+  // -- layout: dagre per account lane, lanes stacked ---------------------------------
+  function accountOf(m, id) { return (m.nodes[id] || m.junctions[id]).account; }
+  function layoutModel(m) {
+    var lanes = {};
+    m.accounts.forEach(function (a) { lanes[a] = {account: a, ids: [], minDepth: 1e9}; });
+    Object.keys(m.nodes).forEach(function (k) {
+      var lane = lanes[m.nodes[k].account]; lane.ids.push(k);
+      lane.minDepth = Math.min(lane.minDepth, m.depth[k]);
+    });
+    Object.keys(m.junctions).forEach(function (k) { lanes[m.junctions[k].account].ids.push(k); });
+    var right = 0;
+    var order = m.accounts.slice().sort(function (a, b) {
+      return (lanes[a].minDepth - lanes[b].minDepth) || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    order.forEach(function (acct) {
+      var lane = lanes[acct];
+      var g = new dagre.graphlib.Graph({multigraph: false});
+      g.setGraph({rankdir: "LR", ranksep: RANK_SEP, nodesep: NODE_SEP, marginx: 0, marginy: 4});
+      g.setDefaultEdgeLabel(function () { return {}; });
+      // A ruler of invisible nodes, one per column, each as wide as a pipeline: every rank
+      // of every lane then has the same width, so a column is at the same x in all lanes.
+      var top = 0;
+      lane.ids.forEach(function (id) {
+        if (m.nodes[id]) { top = Math.max(top, COLS_PER_DEPTH * m.depth[id] + 2); }
+      });
+      for (var c = 0; c <= top; c++) {
+        g.setNode("^" + c, {width: c % COLS_PER_DEPTH === 2 ? NODE_W : J_W, height: 0});
+        if (c) { g.setEdge("^" + (c - 1), "^" + c, {minlen: 1, weight: 50}); }
+      }
+      lane.ids.forEach(function (id) {
+        var pipe = !!m.nodes[id];
+        g.setNode(id, {width: pipe ? NODE_W : J_W, height: pipe ? NODE_H : J_H});
+        if (pipe) { g.setEdge("^0", id, {minlen: COLS_PER_DEPTH * m.depth[id] + 2, weight: 1}); }
+      });
+      lane.ids.forEach(function (id) {
+        (m.out[id] || []).forEach(function (l) {
+          if (accountOf(m, l.to) === acct) { g.setEdge(id, l.to, {minlen: 1, weight: 4}); }
+        });
+      });
+      dagre.layout(g);
+      // Column 2 holds the roots: it is the left edge of every lane.
+      var x0 = g.node("^2").x - NODE_W / 2, minY = 1e9, maxY = -1e9;
+      lane.ids.forEach(function (id) {
+        var p = g.node(id);
+        minY = Math.min(minY, p.y - p.height / 2); maxY = Math.max(maxY, p.y + p.height / 2);
+      });
+      lane.nodes = {};
+      lane.ids.forEach(function (id) {
+        var p = g.node(id);
+        lane.nodes[id] = {x: LEFT + p.x - p.width / 2 - x0, y: p.y - minY, w: p.width,
+                          h: p.height};
+        right = Math.max(right, LEFT + p.x + p.width / 2 - x0);
+      });
+      lane.height = lane.ids.length ? maxY - minY : 0;
+    });
+    var width = right + LEFT + 20;
+    return {lanes: lanes, order: order, width: Math.max(width, 400)};
+  }
+
+  // -- landscape rendering -------------------------------------------------------------
+  var svg = null, nodeEls = {}, linkEls = [], laneEls = {};
+  function place() {
+    // Positions from the lane layout and which lanes are collapsed.
+    var L = st.layout, y = 6, pos = {};
+    L.order.forEach(function (a) {
+      var lane = L.lanes[a], shut = !!st.collapsed[a];
+      lane.top = y;
+      lane.h = LANE_HEAD + (shut ? 0 : lane.height + 10);
+      Object.keys(lane.nodes).forEach(function (id) {
+        var p = lane.nodes[id];
+        pos[id] = shut ? {x: p.x, y: y + 4, w: p.w, h: LANE_HEAD - 8, hidden: true}
+                       : {x: p.x, y: y + LANE_HEAD + p.y, w: p.w, h: p.h, hidden: false};
+      });
+      y += lane.h + LANE_GAP;
+    });
+    return {pos: pos, height: y};
+  }
+
+  function drawLandscape(view) {
+    var m = st.model, L = st.layout, placed = place(), pos = placed.pos;
+    nodeEls = {}; linkEls = []; laneEls = {};
+    svg = sv("svg", {id: "graph", width: L.width, height: placed.height, role: "img",
+                     viewBox: "0 0 " + L.width + " " + placed.height,
+                     "aria-label": "pipeline dependency graph"});
+    var defs = sv("defs");
+    var marker = sv("marker", {id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5",
+                               markerWidth: "7", markerHeight: "7", orient: "auto"});
+    marker.appendChild(sv("path", {d: "M0,0 L10,5 L0,10 z", fill: "#546e7a"}));
+    defs.appendChild(marker); svg.appendChild(defs);
+    var gl = sv("g"), ge = sv("g"), gn = sv("g");
+    svg.appendChild(gl); svg.appendChild(ge); svg.appendChild(gn);
+    L.order.forEach(function (a) {
+      var lane = L.lanes[a];
+      var g = sv("g", {"class": "account" + (st.collapsed[a] ? " collapsed" : ""),
+                       "data-account": a});
+      g.appendChild(sv("rect", {x: 2, y: lane.top, width: L.width - 4, height: lane.h, rx: 8,
+                                "class": "lane"}));
+      var head = sv("text", {x: 10, y: lane.top + 16, "class": "lane-title",
+                             text: (st.collapsed[a] ? "▸ " : "▾ ") + "account " + a +
+                                   " (" + Object.keys(lane.nodes).filter(function (k) {
+                                     return m.nodes[k]; }).length + ")"});
+      head.addEventListener("click", function (ev) {
+        ev.stopPropagation(); st.collapsed[a] = !st.collapsed[a]; renderLandscape();
+      });
+      g.appendChild(head);
+      laneEls[a] = g; gl.appendChild(g);
+    });
+    var labels = Object.keys(m.nodes).length <= 250;
+    m.links.forEach(function (l, i) {
+      var a = pos[l.from], b = pos[l.to];
+      if (!a || !b) { return; }
+      var x1 = a.x + a.w, y1 = a.y + a.h / 2, x2 = b.x, y2 = b.y + b.h / 2;
+      var dx = Math.max(Math.abs(x2 - x1) / 2, 30);
+      var g = sv("g", {"class": "edge", "data-from": l.from, "data-to": l.to});
+      g.appendChild(sv("path", {d: "M" + x1 + "," + y1 + " C" + (x1 + dx) + "," + y1 + " " +
+                                   (x2 - dx) + "," + y2 + " " + x2 + "," + y2,
+                                "marker-end": "url(#arrow)",
+                                "class": l.dashed ? "dashed" : ""}));
+      if (l.label) {
+        g.appendChild(sv("text", {x: x2 - 6, y: y2 - 4, "text-anchor": "end",
+                                  "class": "edge-label" + (labels ? "" : " lazy"),
+                                  text: l.label}));
+      }
+      ge.appendChild(g); linkEls.push({el: g, link: l});
+    });
+    Object.keys(m.junctions).forEach(function (id) {
+      var j = m.junctions[id], p = pos[id];
+      var g = sv("g", {"class": "junction" + (p.hidden ? " hidden" : ""), "data-id": id,
+                       "data-kind": j.kind});
+      g.appendChild(sv("rect", {x: p.x, y: p.y, width: p.w, height: p.h, rx: 9}));
+      g.appendChild(sv("text", {x: p.x + p.w / 2, y: p.y + p.h / 2 + 4, "text-anchor": "middle",
+                                text: j.kind === "all" ? "all of" : j.kind === "any" ? "any of"
+                                                                              : j.kind}));
+      gn.appendChild(g); nodeEls[id] = g;
+    });
+    Object.keys(m.nodes).forEach(function (k) {
+      var n = m.nodes[k], p = pos[k];
+      var g = sv("g", {"class": "node" + (p.hidden ? " hidden" : ""), tabindex: "0",
+                       "data-key": k, "data-registered": String(n.registered)});
+      g.appendChild(sv("rect", {x: p.x, y: p.y, width: p.w, height: p.h, rx: 7}));
+      var name = sv("text", {x: p.x + 8, y: p.y + 14, "class": "node-name", text: n.name});
+      g.appendChild(name);
+      g.appendChild(sv("text", {x: p.x + 8, y: p.y + 28, "class": "node-sub", text: ""}));
+      var tip = sv("title", {text: k + (n.info && n.info.description ?
+                                          "\n" + n.info.description : "")});
+      g.appendChild(tip);
+      g.addEventListener("click", function (ev) { ev.stopPropagation(); focus(k); });
+      g.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { focus(k); } });
+      gn.appendChild(g); nodeEls[k] = g;
+    });
+    svg.addEventListener("click", function () { focus(null); });
+    paint();
+    highlight();
+    var canvas = el("div", {id: "canvas"}, [svg]);
+    view.appendChild(canvas);
+    applyScale();
+  }
+
+  function statusOf(n) {
+    if (!n.registered) { return "DANGLING"; }
+    return n.status || "NONE";
+  }
+  function paint() {
+    var m = st.model;
+    Object.keys(m.nodes).forEach(function (k) {
+      var g = nodeEls[k]; if (!g) { return; }
+      var n = m.nodes[k], s = statusOf(n), c = colour(s);
+      g.setAttribute("data-status", s);
+      var rect = g.firstChild;
+      if (s === "DANGLING") {
+        rect.setAttribute("fill", "#fff"); rect.setAttribute("stroke", "#9e9e9e");
+        rect.setAttribute("stroke-dasharray", "5 4");
+      } else { rect.setAttribute("fill", c[0]); rect.setAttribute("stroke", c[1]); }
+      var sub = s === "DANGLING" ? "not registered" :
+        (n.status || (st.date ? "no run" : ((n.info || {}).schedule || "")));
+      g.childNodes[2].textContent = sub;
+    });
+  }
+
+  function reach(start, down) {
+    var m = st.model, seen = {}, stack = [start];
+    while (stack.length) {
+      var k = stack.pop();
+      if (seen[k]) { continue; }
+      seen[k] = true;
+      ((down ? m.out : m.inn)[k] || []).forEach(function (l) { stack.push(down ? l.to : l.from); });
+    }
+    return seen;
+  }
+  function matches(n) {
+    var s = st.search.toLowerCase();
+    if (!s) { return true; }
+    var info = n.info || {};
+    return [n.key, info.owner || "", info.description || ""].some(function (t) {
+      return String(t).toLowerCase().indexOf(s) >= 0;
+    });
+  }
+  function highlight() {
+    var m = st.model;
+    var keep = null;
+    if (st.focus) {
+      var up = st.focusMode !== "down" ? reach(st.focus, false) : {};
+      var down = st.focusMode !== "up" ? reach(st.focus, true) : {};
+      keep = {};
+      Object.keys(up).forEach(function (k) { keep[k] = true; });
+      Object.keys(down).forEach(function (k) { keep[k] = true; });
+    }
+    var hits = 0;
+    Object.keys(nodeEls).forEach(function (id) {
+      var n = m.nodes[id];
+      var hit = n ? matches(n) : !st.search;
+      if (n && st.search && hit) { hits++; }
+      var on = (keep ? !!keep[id] : true) && (st.search && n ? hit : true) &&
+               (st.search && !n ? false : true);
+      nodeEls[id].classList.toggle("dim", !on);
+      nodeEls[id].classList.toggle("sel", id === st.focus);
+      nodeEls[id].classList.toggle("hit", !!(st.search && n && hit));
+    });
+    linkEls.forEach(function (le) {
+      var on = keep ? !!(keep[le.link.from] && keep[le.link.to]) : !st.search;
+      le.el.classList.toggle("dim", !on);
+      le.el.classList.toggle("lit", !!(keep && on));
+    });
+    var info = document.getElementById("search-count");
+    if (info) { info.textContent = st.search ? hits + " match(es)" : ""; }
+  }
+
+  function focus(key) {
+    st.focus = key; st.focusMode = "both";
+    highlight(); showPanel();
+  }
+
+  function showPanel() {
+    var panel = document.getElementById("panel");
+    if (!panel) { return; }
+    panel.textContent = "";
+    if (!st.focus) {
+      panel.appendChild(el("p", {"class": "hint", text: "Click a pipeline: what it waits for, " +
+        "what waits on it. Click an account's title to collapse it."}));
+      return;
+    }
+    var n = st.model.nodes[st.focus];
+    panel.appendChild(el("h2", {text: n.name}));
+    panel.appendChild(el("div", {text: "account " + n.account}));
+    panel.appendChild(el("div", {text: n.registered ? "status: " + (n.status || "no run")
+                                                   : "not registered (dangling reference)"}));
+    if (n.condition) { panel.appendChild(el("div", {"class": "cond", text: "waits for: " + n.condition})); }
+    Object.keys(n.info || {}).forEach(function (k) {
+      panel.appendChild(el("div", {text: k + ": " + n.info[k]}));
+    });
+    var row = el("div", {"class": "buttons"});
+    [["both", "up + downstream"], ["up", "upstream"], ["down", "downstream"]].forEach(function (b) {
+      row.appendChild(el("button", {"class": st.focusMode === b[0] ? "on" : "",
+                                    "data-focus": b[0], text: b[1], on: {click: function () {
+        st.focusMode = b[0]; highlight(); showPanel(); }}}));
+    });
+    panel.appendChild(row);
+    if (LIVE && n.registered) {
+      panel.appendChild(el("a", {href: "#p/" + encodeURIComponent(n.key), "class": "open",
+                                 text: "open pipeline page →"}));
+    }
+  }
+
+  function applyScale() {
+    if (!svg) { return; }
+    var w = Number(svg.getAttribute("viewBox").split(" ")[2]);
+    var h = Number(svg.getAttribute("viewBox").split(" ")[3]);
+    svg.setAttribute("width", String(Math.round(w * st.scale)));
+    svg.setAttribute("height", String(Math.round(h * st.scale)));
+    document.body.classList.toggle("zoomed-out", st.scale < 0.8);
+  }
+
+  function renderLandscape() {
+    var view = document.getElementById("view");
+    var canvas = document.getElementById("canvas");
+    var scroll = canvas ? [canvas.scrollLeft, canvas.scrollTop] : null;
+    view.textContent = "";
+    var tools = el("div", {"class": "tools"});
+    var search = el("input", {type: "search", id: "search", placeholder: "search pipelines, owners…",
+                              value: st.search});
+    search.addEventListener("input", function () { st.search = search.value; highlight(); });
+    search.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter") { return; }
+      var first = Object.keys(st.model.nodes).filter(function (k) {
+        return st.search && matches(st.model.nodes[k]); })[0];
+      if (first) { focus(first); scrollTo(first); }
+    });
+    tools.appendChild(search);
+    tools.appendChild(el("span", {id: "search-count"}));
+    tools.appendChild(el("button", {text: "−", title: "zoom out", on: {click: function () {
+      st.scale = Math.max(0.2, st.scale / 1.25); applyScale(); }}}));
+    tools.appendChild(el("button", {text: "+", title: "zoom in", on: {click: function () {
+      st.scale = Math.min(3, st.scale * 1.25); applyScale(); }}}));
+    tools.appendChild(el("button", {text: "collapse all", on: {click: function () {
+      st.model.accounts.forEach(function (a) { st.collapsed[a] = true; }); renderLandscape(); }}}));
+    tools.appendChild(el("button", {text: "expand all", on: {click: function () {
+      st.collapsed = {}; renderLandscape(); }}}));
+    view.appendChild(tools);
+    view.appendChild(legend());
+    var wrap = el("div", {id: "wrap"});
+    view.appendChild(wrap);
+    drawLandscape(wrap);
+    wrap.appendChild(el("div", {id: "panel"}));
+    showPanel();
+    var c = document.getElementById("canvas");
+    if (scroll) { c.scrollLeft = scroll[0]; c.scrollTop = scroll[1]; }
+  }
+
+  function scrollTo(key) {
+    var g = nodeEls[key], c = document.getElementById("canvas");
+    if (!g || !c) { return; }
+    var r = g.firstChild;
+    c.scrollLeft = Number(r.getAttribute("x")) * st.scale - 40;
+    c.scrollTop = Number(r.getAttribute("y")) * st.scale - 80;
+  }
+
+  function legend() {
+    var box = el("div", {"class": "legend"});
+    Object.keys(COLOURS).forEach(function (s) {
+      var i = el("i"); i.style.background = COLOURS[s][0]; i.style.borderColor = COLOURS[s][1];
+      box.appendChild(el("span", {}, [i, s === "NONE" ? "no run" : s]));
+    });
+    box.appendChild(el("span", {text: "solid edge: allOf · dashed: anyOf · " +
+                                      "pills: all of / any of / AND / OR"}));
+    return box;
+  }
+
+  // -- health ------------------------------------------------------------------------
+  function renderHealth(filter) {
+    var view = document.getElementById("view");
+    view.textContent = "loading…";
+    getJSON("/api/health?" + q({date: st.date})).then(function (h) {
+      view.textContent = "";
+      if (filter) {
+        var items = h.items.filter(function (it) {
+          return it[filter.dim] === filter.value &&
+                 (filter.cat === "late" ? it.late : it.category === filter.cat);
+        });
+        view.appendChild(el("h2", {text: filter.cat + " — " + filter.dim + " " + filter.value +
+                                         " (" + items.length + ")"}));
+        var ul = el("ul", {"class": "list"});
+        items.forEach(function (it) {
+          ul.appendChild(el("li", {}, [el("a", {href: "#p/" + encodeURIComponent(it.key),
+                                                text: it.name}),
+                                      " " + it.account + " · " + (it.status || "no run") +
+                                      (it.why ? " · " + it.why : "")]));
+        });
+        view.appendChild(ul);
+        view.appendChild(el("a", {href: "#health", text: "← health"}));
+        return;
+      }
+      ["account", "owner"].forEach(function (dim) {
+        view.appendChild(el("h2", {text: "By " + dim + " for " + h.date}));
+        var table = el("table", {"class": "health", "data-dim": dim});
+        var head = el("tr", {}, [el("th", {text: dim})]);
+        h.categories.forEach(function (c) { head.appendChild(el("th", {text: c})); });
+        table.appendChild(head);
+        Object.keys(h.by[dim]).sort().forEach(function (v) {
+          var tr = el("tr", {}, [el("td", {text: v})]);
+          h.categories.forEach(function (c) {
+            var n = h.by[dim][v][c];
+            var td = el("td", {"class": n ? "c-" + c : "zero"});
+            if (n) {
+              td.appendChild(el("a", {href: "#list/" + dim + "/" + encodeURIComponent(v) + "/" + c,
+                                      text: String(n)}));
+            } else { td.textContent = "0"; }
+            tr.appendChild(td);
+          });
+          table.appendChild(tr);
+        });
+        view.appendChild(table);
+      });
+      document.body.setAttribute("data-health", "1");
+    });
+  }
+
+  // -- pipeline page -----------------------------------------------------------------
+  var tails = [];
+  function renderPipeline(key, keepRun) {
+    var view = document.getElementById("view");
+    getJSON("/api/pipeline?" + q({key: key, date: st.date})).then(function (p) {
+      tails.forEach(function (t) { t.stop = true; }); tails = [];
+      view.textContent = "";
+      if (p.error) { view.appendChild(el("p", {text: p.error})); return; }
+      view.appendChild(el("h2", {text: p.name + "  ·  account " + p.account}));
+      var meta = el("div", {"class": "meta"});
+      Object.keys(p.info).forEach(function (k) {
+        meta.appendChild(el("div", {text: k + ": " + p.info[k]}));
+      });
+      view.appendChild(meta);
+      view.appendChild(actions(p));
+      if (p.waits) {
+        var w = el("div", {"class": "waits"});
+        w.appendChild(el("h3", {text: "Condition for " + p.date + ": " + (p.waits.triggered ?
+          "triggered" : p.waits.holds ? "holds" : "waiting")}));
+        (p.waits.parts || []).forEach(function (r) {
+          w.appendChild(el("div", {"class": r.holds ? "ok" : "wait",
+            text: (r.holds ? "✓ " : "… ") + r.pipeline + "@" + r.account + " " +
+                  (r.current || "no run") + (r.holds ? "" : " (waits for " +
+                  r.statuses.join("|") + ")")}));
+        });
+        view.appendChild(w);
+      }
+      view.appendChild(el("h3", {text: "Runs"}));
+      var table = el("table", {"class": "runs"});
+      table.appendChild(el("tr", {}, ["date", "status", "run", "started", "why"].map(function (h) {
+        return el("th", {text: h}); })));
+      var chosen = p.runs.filter(function (r) { return r.arn === keepRun; })[0] ||
+                   p.runs.filter(function (r) { return r.date.slice(0, 10) === p.date; })[0] ||
+                   p.runs[0];
+      p.runs.forEach(function (r) {
+        var tr = el("tr", {"class": r === chosen ? "chosen" : "", "data-run": r.run_id}, [
+          el("td", {text: r.date}), el("td", {"class": "s-" + r.status, text: r.status}),
+          el("td", {}, [el("a", {href: "#", text: r.run_id, on: {click: function (ev) {
+            ev.preventDefault(); renderPipeline(key, r.arn); }}})]),
+          el("td", {text: fmtMs(r.start_ms || r.created_ms)}), el("td", {text: r.why})]);
+        table.appendChild(tr);
+      });
+      view.appendChild(table);
+      if (chosen) { view.appendChild(runDetail(chosen)); }
+      view.appendChild(el("h3", {text: "Notifications"}));
+      var nt = el("table", {"class": "notes"});
+      nt.appendChild(el("tr", {}, ["time", "channel", "address", "via", "text"].map(function (h) {
+        return el("th", {text: h}); })));
+      p.notifications.forEach(function (n) {
+        nt.appendChild(el("tr", {}, [n.time, n.channel, n.address, n.via,
+                                     n.text + (n.reason ? " [" + n.reason + "]" : "")].map(
+          function (t) { return el("td", {text: t}); })));
+      });
+      view.appendChild(p.notifications.length ? nt : el("p", {text: "none sent"}));
+      st.pipelineRun = chosen ? chosen.arn : null;
+      document.body.setAttribute("data-pipeline", key);
+    });
+  }
+
+  function runDetail(r) {
+    var box = el("div", {"class": "run"});
+    box.appendChild(el("h3", {text: "Run " + r.run_id + " — " + r.status}));
+    var why = el("div", {"class": "why", text: "why it ran: " + r.why});
+    box.appendChild(why);
+    (r.parents || []).forEach(function (pa) {
+      box.appendChild(el("div", {"class": "parent"}, [
+        "parent ", el("a", {href: "#p/" + encodeURIComponent(pa.account + "/" + pa.pipeline),
+                            text: pa.pipeline + "@" + pa.account}),
+        " " + pa.status + " (" + String(pa.executionArn || "").split(":").pop() + ")"]));
+    });
+    if (r.error) { box.appendChild(el("div", {"class": "error", text: "error: " + r.error})); }
+    var t0 = r.start_ms || r.created_ms, t1 = t0;
+    r.steps.forEach(function (s) { t1 = Math.max(t1, s.stop_ms || Date.now()); });
+    var span = Math.max(t1 - t0, 1);
+    var tl = el("div", {"class": "timeline"});
+    r.steps.forEach(function (s) {
+      var bar = el("div", {"class": "bar s-" + s.status});
+      var a = s.start_ms ? (s.start_ms - t0) / span : 0;
+      var b = s.start_ms ? ((s.stop_ms || Date.now()) - t0) / span : 0;
+      bar.style.marginLeft = (a * 100).toFixed(1) + "%";
+      bar.style.width = Math.max((b - a) * 100, 0.5).toFixed(1) + "%";
+      tl.appendChild(el("div", {"class": "step"}, [
+        el("span", {"class": "label", text: s.name + " (" + s.type + ") " + s.status +
+          (s.start_ms && s.stop_ms ? " " + ((s.stop_ms - s.start_ms) / 1000).toFixed(1) + "s" : "")}),
+        el("div", {"class": "track"}, [bar])]));
+    });
+    box.appendChild(tl);
+    r.steps.forEach(function (s) {
+      var pre = el("pre", {"class": "log", "data-step": s.name});
+      box.appendChild(el("details", {open: ""}, [el("summary", {text: "log of " + s.name}), pre]));
+      tail(r.arn, s.idx, pre);
+    });
+    return box;
+  }
+
+  function tail(arn, idx, pre) {
+    var t = {stop: false, offset: 0};
+    tails.push(t);
+    function step() {
+      if (t.stop) { return; }
+      getJSON("/api/log?" + q({arn: arn, idx: idx, offset: t.offset})).then(function (c) {
+        if (t.stop) { return; }
+        if (c.text) { pre.appendChild(document.createTextNode(c.text)); }
+        t.offset = c.offset;
+        if (c.running || c.text) { setTimeout(step, 500); }
+      });
+    }
+    step();
+  }
+
+  function actions(p) {
+    var box = el("div", {"class": "actions"});
+    var msg = el("span", {"class": "msg", id: "action-msg"});
+    [["run", "Run"], ["rerun", "Rerun"], ["rerun-downstream", "Rerun downstream"]].forEach(
+      function (a) {
+        box.appendChild(el("button", {"data-action": a[0], text: a[1] + " for " + st.date,
+                                      on: {click: function () { confirmAction(a, p, msg); }}}));
+      });
+    box.appendChild(msg);
+    return box;
+  }
+
+  function confirmAction(a, p, msg) {
+    var dlg = el("div", {"class": "modal", id: "confirm"});
+    var card = el("div", {"class": "card"});
+    card.appendChild(el("p", {text: a[1] + " " + p.name + " (account " + p.account + ") for " +
+                                    st.date + "?"}));
+    card.appendChild(el("button", {id: "confirm-yes", text: "Yes, " + a[1].toLowerCase(),
+      on: {click: function () {
+        dlg.remove();
+        fetch("/api/action", {method: "POST", headers: {"Content-Type": "application/json"},
+                              body: JSON.stringify({action: a[0], pipeline: p.key,
+                                                    date: st.date})})
+          .then(function (r) { return r.json(); })
+          .then(function (res) { msg.textContent = res.message || res.error; });
+      }}}));
+    card.appendChild(el("button", {id: "confirm-no", text: "Cancel",
+                                   on: {click: function () { dlg.remove(); }}}));
+    dlg.appendChild(card);
+    document.body.appendChild(dlg);
+  }
+
+  // -- shell, routing, live ----------------------------------------------------------
+  function header() {
+    var h = el("header");
+    h.appendChild(el("h1", {text: "dpc" + (LIVE ? "" : " lineage") +
+                                   (st.date && !LIVE ? " for " + st.date : "")}));
+    var g = st.graph;
+    h.appendChild(el("span", {"class": "meta", id: "counts",
+                              text: g.nodes.length + " pipeline(s) in " + g.accounts.length +
+                                    " account(s)"}));
+    if (LIVE) {
+      var nav = el("nav");
+      nav.appendChild(el("a", {href: "#", text: "Landscape"}));
+      nav.appendChild(el("a", {href: "#health", text: "Health"}));
+      h.appendChild(nav);
+      var d = el("input", {type: "date", id: "date", value: st.date || ""});
+      d.addEventListener("change", function () {
+        st.date = d.value; reloadGraph().then(route);
+      });
+      h.appendChild(d);
+      h.appendChild(el("span", {id: "live", "class": "live", text: "● live"}));
+    }
+    return h;
+  }
+
+  function reloadGraph() {
+    return getJSON("/api/graph?" + q({date: st.date})).then(function (d) {
+      st.graph = d.graph; st.model = buildModel(d.graph); st.layout = layoutModel(st.model);
+    });
+  }
+
+  function refreshStatuses() {
+    return getJSON("/api/statuses?" + q({date: st.date})).then(function (s) {
+      var m = st.model;
+      Object.keys(m.nodes).forEach(function (k) {
+        var was = m.nodes[k].status, now = s[k] ? s[k][0] : null;
+        if (was !== now) { m.nodes[k].status = now; m.nodes[k].run = s[k] ? s[k][1] : null; }
+      });
+      paint();
+    });
+  }
+
+  function route() {
+    var h = decodeURIComponent(location.hash.slice(1));
+    tails.forEach(function (t) { t.stop = true; }); tails = [];
+    if (h.indexOf("p/") === 0) { renderPipeline(h.slice(2)); return; }
+    if (h === "health") { renderHealth(null); return; }
+    if (h.indexOf("list/") === 0) {
+      var parts = location.hash.slice(1).split("/");
+      renderHealth({dim: parts[1], value: decodeURIComponent(parts[2]), cat: parts[3]});
+      return;
+    }
+    renderLandscape();
+  }
+
+  function onChange() {
+    st.changes++;
+    document.body.setAttribute("data-changes", String(st.changes));
+    var h = location.hash.slice(1);
+    if (h.indexOf("p/") === 0) { renderPipeline(decodeURIComponent(h.slice(2)), st.pipelineRun); }
+    else if (h === "health" || h.indexOf("list/") === 0) { route(); }
+    else { refreshStatuses(); }
+  }
+
+  function start() {
+    var t0 = performance.now();
+    st.model = buildModel(st.graph);
+    st.layout = layoutModel(st.model);
+    var t1 = performance.now();
+    var app = document.getElementById("app");
+    app.appendChild(header());
+    app.appendChild(el("main", {id: "view"}));
+    route();
+    window.addEventListener("hashchange", route);
+    var t2 = performance.now();
+    window.dpcTimings = {layoutMs: t1 - t0, renderMs: t2 - t1};
+    document.body.setAttribute("data-ready", String(st.graph.nodes.length));
+    if (LIVE && window.EventSource) {
+      var es = new EventSource("/api/events");
+      es.addEventListener("change", onChange);
+      es.addEventListener("hello", function () {
+        document.getElementById("live").classList.add("on");
+        document.body.setAttribute("data-live", "1");
+      });
+      es.onerror = function () { document.getElementById("live").classList.remove("on"); };
+    }
+  }
+  start();
+})();
