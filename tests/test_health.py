@@ -215,9 +215,9 @@ def test_a_failed_parent_blocks_its_child_and_the_childs_children_across_account
     assert [(b.key, b.window) for b in blocked] == [(f"{C}/pipeline-x", "2026-11-26"),
                                                     (f"{D}/report", "2026-11-26")]
     assert blocked[0].text() == (
-        f"pipeline-x ({C}, rent-journey) is blocked for 2026-11-26: listings ({A}, core-data-availability) "
-        "run l1 FAILED at 03:40; pipeline-x will run automatically when listings succeeds "
-        "for 2026-11-26")
+        f"pipeline-x ({C}, rent-journey) is blocked for 2026-11-26: "
+        f"listings ({A}, core-data-availability) run l1 FAILED at 03:40; "
+        "pipeline-x will run automatically when listings succeeds for 2026-11-26")
     assert "(via pipeline-x)" in blocked[1].text()
     assert "report will run automatically when listings succeeds" in blocked[1].text()
 
@@ -316,9 +316,9 @@ def test_the_late_notice_says_which_parents_it_still_waits_on() -> None:
     eng.handle(event("searches", B, "s1", "FAILED", "2026-11-26T05:00", "2026-11-26T05:07"))
     x = spec(eng, f"{C}/pipeline-x")
     text = late_text(x, "2026-11-26", waiting_on(eng.store, x, "2026-11-26"))
-    assert text == (f"pipeline-x ({C}, rent-journey) has not succeeded for 2026-11-26 by its deadline 06:00 "
-                    f"UTC; waiting on listings ({A}, core-data-availability) RUNNING since 03:02; "
-                    f"searches ({B}, search) FAILED at 05:07")
+    assert text == (f"pipeline-x ({C}, rent-journey) has not succeeded for 2026-11-26 by its "
+                    f"deadline 06:00 UTC; waiting on listings ({A}, core-data-availability) "
+                    f"RUNNING since 03:02; searches ({B}, search) FAILED at 05:07")
 
 
 def test_a_bad_deadline_in_pipeline_yaml_names_the_field() -> None:
@@ -333,3 +333,16 @@ def test_owner_is_a_team_or_a_team_with_a_contact() -> None:
     assert pipeline("y", C, owner="bi").owner == "bi"
     with pytest.raises(ValidationFailed, match="owner"):
         pipeline("z", C, owner={"contact": "nobody"})
+
+
+def test_the_owner_is_shown_in_every_lineage_view() -> None:
+    from dpc_core.lineage import build_graph, render
+
+    eng = case_study()
+    graph = build_graph(eng.store.pipelines())
+    assert "listings [111111111111]  owner core-data-availability" in render(graph, "text")
+    assert "owner search <search@example.com>" in render(graph, "text")
+    assert "owner rent-journey" in render(graph, "mermaid")
+    assert "owner bi" in render(graph, "dot")
+    owners = {n["name"]: n["info"].get("owner") for n in graph.to_dict()["nodes"]}
+    assert owners["listings"] == "core-data-availability"  # JSON: the registry info
