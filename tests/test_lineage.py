@@ -113,7 +113,7 @@ def test_a_cycle_in_a_hand_edited_registry_still_renders() -> None:
     text = render_text(g)
     assert "(cycle!)" in text
     assert set(g.layers()) == {f"{C}/a", f"{C}/b"}
-    assert 'data-key="333333333333/a"' in render_html(g)
+    assert '"key":"333333333333/a"' in render_html(g)
 
 
 # -- statuses for a date --------------------------------------------------------------
@@ -252,13 +252,15 @@ def test_html_page_is_self_contained() -> None:
 def test_html_embeds_the_graph_as_data_that_cannot_close_its_script() -> None:
     specs = [spec(A, "listings", description="</script><script>alert(1)</script>")]
     page = render_html(build_graph(specs))
-    data = page.split('id="lineage-data">', 1)[1].split("</script>", 1)[0]
-    assert json.loads(data)["nodes"][0]["info"]["description"].startswith("</script>")
+    data = page.split('id="dpc-data">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(data)["graph"]["nodes"][0]["info"]["description"].startswith("</script>")
 
 
-def test_html_draws_an_account_group_for_every_account() -> None:
+def test_html_carries_every_account_for_its_lanes() -> None:
+    # The lanes themselves are drawn by the page's script (tests/test_lineage_html.py).
     page = render_html(build_graph(case_study()))
-    assert re.findall(r'class="account" data-account="(\d+)"', page) == [A, B, C]
+    data = json.loads(page.split('id="dpc-data">', 1)[1].split("</script>", 1)[0])
+    assert data["graph"]["accounts"] == [A, B, C]
 
 
 # -- the command ----------------------------------------------------------------------

@@ -205,12 +205,20 @@ def test_page_labels_edges_with_the_statuses_children_wait_for(browser: Browser,
     browser.load(case_study_page.as_uri())
     edges = browser.evaluate(
         "Array.from(document.querySelectorAll('g.edge')).map(function (g) {"
-        "  return [g.dataset.parent, g.dataset.child, g.textContent]; })")
+        "  return [g.dataset.from, g.dataset.to, g.textContent,"
+        "          g.querySelector('path').getAttribute('class')]; })")
+    # pipeline-x's allOf of two parents meets at an "all of" junction; the fallback's
+    # single anyOf parent is one dashed edge.
+    junction = "j:333333333333/pipeline-x:0"
     assert sorted(edges) == [
-        ["111111111111/listings", "333333333333/listings-fallback", "FAILED|TIMED_OUT (any)"],
-        ["111111111111/listings", "333333333333/pipeline-x", "SUCCEEDED"],
-        ["222222222222/searches", "333333333333/pipeline-x", "SUCCEEDED"],
+        ["111111111111/listings", "333333333333/listings-fallback", "FAILED|TIMED_OUT",
+         "dashed"],
+        ["111111111111/listings", junction, "SUCCEEDED", ""],
+        ["222222222222/searches", junction, "SUCCEEDED", ""],
+        [junction, "333333333333/pipeline-x", "", ""],
     ]
+    assert browser.evaluate(
+        f"document.querySelector('g.junction[data-id=\"{junction}\"]').textContent") == "all of"
 
 
 def test_clicking_a_pipeline_shows_what_it_waits_for(browser: Browser,

@@ -175,7 +175,7 @@
       lane.nodes = {};
       lane.ids.forEach(function (id) {
         var p = g.node(id);
-        lane.nodes[id] = {x: LEFT + p.x - p.width / 2 - x0, y: p.y - minY, w: p.width,
+        lane.nodes[id] = {x: LEFT + p.x - p.width / 2 - x0, y: p.y - p.height / 2 - minY, w: p.width,
                           h: p.height};
         right = Math.max(right, LEFT + p.x + p.width / 2 - x0);
       });
