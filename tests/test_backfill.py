@@ -53,6 +53,8 @@ def test_a_backfill_runs_each_date_once_and_children_follow_per_date(ws: Path) -
                             "-w", ws).stdout)
     (bf,) = status["backfills"]
     assert [d["status"] for d in bf["dates"]] == ["SUCCEEDED"] * 3
+    lineage = dpc("lineage", "-w", ws).stdout
+    assert f"{DAYS[0]} SUCCEEDED  {DAYS[1]} SUCCEEDED  {DAYS[2]} SUCCEEDED" in lineage
 
 
 def test_the_same_command_again_starts_only_what_is_not_done(ws: Path) -> None:

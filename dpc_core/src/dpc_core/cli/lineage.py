@@ -155,9 +155,33 @@ def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None
     graph = load_graph(pipelines, workspace, day, store)
     graph = graph.restrict(upstream=upstream, downstream=downstream)
     text = json.dumps(graph.to_dict(), indent=2) if fmt == "json" else render(graph, fmt)
+    if fmt == "text" and store is None and workspace is not None:
+        text += _backfills_text(workspace)
     if output is None:
         click.echo(text)
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     click.echo(f"wrote {output} ({len(graph.nodes)} pipeline(s))", err=True)
+
+
+def _backfills_text(workspace: Path) -> str:
+    """The workspace's backfills and each date's state (``dpc backfill``), for the text
+    view; empty when there are none."""
+    import sqlite3
+
+    from dpc_core.local.backfill import list_backfills
+
+    path = state_file(workspace)
+    if not path.is_file():
+        return ""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = list_backfills(conn)
+    except sqlite3.Error:
+        return ""
+    finally:
+        conn.close()
+    lines = [f"backfill {b.id}: {b.line()}\n  "
+             + "  ".join(f"{d.date} {d.status}" for d in b.dates) for b in found]
+    return "".join("\n" + line for line in lines)
