@@ -163,3 +163,34 @@ def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path:
         assert len(notice_roots) == 1 and notice_roots[0].updates == 1  # root rewritten
         assert "RECOVERED" in notice_roots[0].text
         assert ["RECOVERED" in m.text for m in slack.replies(notice_roots[0])] == [True]
+
+
+def test_a_notice_that_fails_never_costs_the_event_its_trigger(tmp_path: Path) -> None:
+    """An error while deciding notices undoes only the notices (a savepoint) and is set
+    aside: the engine's decisions and records of the same event stay."""
+    from dpc_core.engine import Engine
+    from dpc_core.events import make_status_event
+    from dpc_core.local import state
+
+    store = SqliteStore(sqlite3.connect(tmp_path / "s.db", check_same_thread=False,
+                                        isolation_level=None))
+    state.init(store.conn)  # and no notice tables: writing a notice fails
+    eng = Engine(store)
+    eng.register(PipelineSpec(A, "p"))
+    eng.register(PipelineSpec(C, "x", {"allOf": [{"name": "p", "account": A,
+                                                  "status": ["SUCCEEDED"]}]},
+                              parents=(f"{A}/p",)))
+    eng.register(PipelineSpec(C, "f", {"anyOf": [{"name": "p", "account": A,
+                                                  "status": ["FAILED"]}]},
+                              parents=(f"{A}/p",)))
+    event = make_status_event(account=A, region="local", pipeline="p", execution="r1",
+                              status="FAILED", start_ms=1_795_662_000_000)
+    with store.transaction():
+        outcome = eng.handle(event)
+        queued = notices.after_event(store, outcome)
+    assert queued == 0
+    assert [d.pipeline for d in outcome.decisions] == ["f"]
+    assert store.get_run(f"arn:aws:states:local:{A}:execution:p:r1") is not None
+    assert [c.child for c in store.claims()] == [f"{C}/f"]  # the fallback's claim was kept
+    (problem,) = state.list_problems(store.conn)
+    assert problem.source == "notices" and "lr_notices" in problem.error

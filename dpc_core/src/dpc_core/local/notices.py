@@ -143,10 +143,36 @@ def resolve(conn: sqlite3.Connection, spec: PipelineSpec, window: str, run: RunR
 def after_event(store: SqliteStore, outcome: Outcome) -> int:
     """What a handled status event means for notices, in the engine's transaction: a run
     ending FAILED, TIMED_OUT or ABORTED opens BLOCKED notices downstream; a run ending
-    SUCCEEDED resolves its own window's notices. How many notices were queued."""
+    SUCCEEDED resolves its own window's notices. How many notices were queued.
+
+    Never costs the event its trigger decisions: an unexpected error undoes only the
+    notices' writes (a savepoint) and is set aside (``dpc local problems``); a storage
+    failure (disk full) is raised, for the runtime to retry the whole event."""
     run = outcome.run
     if run is None or outcome.recorded is not Recorded.NEW:
         return 0
+    conn = store.conn
+    # The store writes the engine's changes behind, on its next read: read now, so they
+    # are written before the savepoint, which must cover the notices' writes only.
+    store.get_run(run.arn)
+    conn.execute("SAVEPOINT dpc_notices")
+    try:
+        queued = _after_event(store, run)
+    except Exception as exc:
+        from dpc_core.local.state import record_problem, storage_cause
+
+        if storage_cause(exc) is not None:
+            raise
+        conn.execute("ROLLBACK TO dpc_notices")
+        conn.execute("RELEASE dpc_notices")
+        record_problem(conn, "notices", f"notices after {run.arn} {run.status}",
+                       f"{type(exc).__name__}: {exc}")
+        return 0
+    conn.execute("RELEASE dpc_notices")
+    return queued
+
+
+def _after_event(store: SqliteStore, run: RunRecord) -> int:
     if run.status in FAILED:
         return sum(open_notice(store.conn, b.key, b.window, "BLOCKED", b.text())
                    for b in blocked_downstream(store, run))
