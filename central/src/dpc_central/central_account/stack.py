@@ -21,7 +21,7 @@ from dpc_central.central_account.reconciler import Reconciler
 from dpc_central.central_account.registration_api import RegistrationApi
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.central_account.trigger_manager import TriggerManager
-from dpc_central.common.alarms import subscription_dead_letters
+from dpc_central.common.alarms import allow_alarms_to_publish, subscription_dead_letters
 
 
 class CentralStack(Stack):
@@ -46,6 +46,7 @@ class CentralStack(Stack):
                                      master_key=key, enforce_ssl=True)
         # CloudWatch alarms publish to the encrypted topic.
         key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        allow_alarms_to_publish(self.alarm_topic)
         if alarm_email:
             from aws_cdk import aws_sns_subscriptions as subs
 

@@ -33,10 +33,28 @@ class AlarmTopic(Construct):
                                enforce_ssl=True)
         self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"),
                        "kms:GenerateDataKey*", "kms:Decrypt")
+        allow_alarms_to_publish(self.topic)
         if email:
             from aws_cdk import aws_sns_subscriptions as subs
 
             self.topic.add_subscription(subs.EmailSubscription(email))
+
+
+def allow_alarms_to_publish(topic: sns.Topic) -> None:
+    """Admit this account's CloudWatch alarms to ``topic``'s policy.
+
+    CloudWatch publishes as its service principal, and a topic policy (``enforce_ssl``
+    writes one that only denies plain HTTP) replaces SNS's default policy: without this
+    statement no alarm can notify (AWS Knowledge Center, "Why didn't I receive an SNS
+    notification for my CloudWatch alarm trigger?")."""
+    stack = Stack.of(topic)
+    topic.add_to_resource_policy(iam.PolicyStatement(
+        sid="CloudWatchAlarmsMayPublish", actions=["sns:Publish"],
+        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+        resources=[topic.topic_arn],
+        conditions={"StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:"
+                                                 f"{stack.region}:{stack.account}:alarm:*"}}))
 
 
 def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
