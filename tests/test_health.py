@@ -7,6 +7,7 @@ data the health functions read is exactly what the engine wrote.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -346,3 +347,25 @@ def test_the_owner_is_shown_in_every_lineage_view() -> None:
     assert "owner bi" in render(graph, "dot")
     owners = {n["name"]: n["info"].get("owner") for n in graph.to_dict()["nodes"]}
     assert owners["listings"] == "core-data-availability"  # JSON: the registry info
+
+
+def test_editors_see_deadline_and_owner_in_the_schema() -> None:
+    """`dpc schema` (what editors validate with) takes what the model takes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import jsonschema
+
+    dpc = Path(sys.executable).parent / "dpc"
+    schema = json.loads(subprocess.run([str(dpc), "schema"], capture_output=True, text=True,
+                                       timeout=120, check=True).stdout)
+    base = {"name": "x", "account": C, "steps": [{"name": "a", "type": "shell",
+                                                  "command": "true"}]}
+    ok = [{"deadline": "06:00", "owner": {"team": "bi", "contact": "bi@example.com"}},
+          {"deadline": "+1h30m", "owner": "bi"}]
+    for extra in ok:
+        jsonschema.validate({**base, **extra}, schema)
+    for extra in ({"deadline": "6am"}, {"deadline": "24:00"}, {"owner": {"contact": "x"}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**base, **extra}, schema)
