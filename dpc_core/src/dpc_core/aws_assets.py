@@ -32,6 +32,11 @@ def upload_project_file(ctx: AwsStepContext, relative: str, kind: str) -> str:
     return f"s3://{ctx.artifacts_bucket.bucket_name}/{prefix}{source.name}"
 
 
+#: Id of the BucketDeployment handler's singleton in the stack (SingletonFunction: the
+#: purpose plus CDK's UUID for default memory, storage and no VPC, without dashes).
+BUCKET_DEPLOYMENT_HANDLER = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC9EB8756C"
+
+
 def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     """cdk-nag findings of CDK's own BucketDeployment handler (one per stack)."""
     from aws_cdk import Acknowledgment, Stack, Token, Validations
@@ -43,7 +48,11 @@ def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     shown = f"<{name['Ref']}>" if isinstance(name, dict) and "Ref" in name else str(name)
     reason = "CDK's BucketDeployment copies the script from the CDK asset bucket into the " \
              "artifacts bucket with its generated grant; it runs only at deploy"
-    for child in stack.node.children:
+    # CDK names the handler's singleton after a fixed UUID (default memory and storage, no
+    # VPC: how upload_project_file builds it); looking it up is one jsii round trip, where
+    # reading the id of every child of the stack is two per child.
+    known = stack.node.try_find_child(BUCKET_DEPLOYMENT_HANDLER)
+    for child in [known] if known is not None else stack.node.children:
         if not child.node.id.startswith("Custom::CDKBucketDeployment"):
             continue
         acks = [Acknowledgment(id="AwsSolutions-L1", reason="CDK pins the BucketDeployment "

@@ -124,7 +124,10 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     cluster_id = jp.string_at(ctx.cluster_id_path)
     teardown = _terminate(scope, "Terminate cluster", cluster_id)
     catch_teardown = _terminate(scope, "Terminate cluster after failure", cluster_id)
-    Aspects.of(stack).add(ScopeEmrToPipelineClusters(pipeline.name))
+    # On the pipeline's state machine construct (the compute scope's parent: its role and
+    # the service role's policy live there), not the whole stack: the aspect is Python,
+    # so every node it visits is a jsii callback; the stack has ~2.5x as many nodes.
+    Aspects.of(scope.node.scope or stack).add(ScopeEmrToPipelineClusters(pipeline.name))
     _acknowledge(scope, pipeline.name)
     return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown)
 
