@@ -75,7 +75,12 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> N
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
                  out=lambda s: click.echo(s))
     rt.open()
-    rt.start()
+    try:
+        rt.start()
+    except KeyboardInterrupt:  # a stop signal while runs were being started
+        click.echo("stopping: running steps are terminated, their runs end ABORTED")
+        rt.shutdown()
+        return
     click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
                f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
     rt.serve(until_idle=until_idle)

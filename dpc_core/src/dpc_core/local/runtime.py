@@ -226,6 +226,7 @@ class Runtime:
         self.stopping = threading.Event()
         # Set by shutdown() once every run has ended: the outbox loops drain until then.
         self.runs_done = threading.Event()
+        self.events_done = threading.Event()  # the engine loop has drained and ended
         self.wake_engine = threading.Event()
         self.wake_notify = threading.Event()
         self.wake_sched = threading.Event()
@@ -605,7 +606,8 @@ class Runtime:
         self.pool.submit(self._execute_guarded, arn)
 
     def _outbox_loop(self, kind: str, limit: int, wake: threading.Event,
-                     handle: Callable[[int, str], None]) -> None:
+                     handle: Callable[[int, str], None],
+                     producers_done: threading.Event | None = None) -> None:
         """Take ``kind`` items from the outbox in order and hand each to ``handle`` (which
         marks it done); sleep until woken when there are none; drain before stopping."""
         source = {"event": "engine", "notify": "notifications"}.get(kind, kind)
@@ -624,8 +626,8 @@ class Runtime:
                 continue
             if not items:
                 self.changed.set()
-                if self.runs_done.is_set():
-                    return  # stopping, and no run can add an item any more
+                if (producers_done or self.runs_done).is_set():
+                    return  # stopping, and nothing can add an item any more
                 wake.wait(1.0)
                 wake.clear()
                 continue
@@ -764,7 +766,11 @@ class Runtime:
         return kept
 
     def _engine_loop(self) -> None:
-        self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event)
+        try:
+            self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event)
+        finally:
+            self.events_done.set()
+            self.wake_notify.set()
 
     def _dispatch_event(self, seq: int, payload: str) -> None:
         started: list[str] = []
@@ -791,7 +797,8 @@ class Runtime:
             self._submit(arn)
 
     def _notify_loop(self) -> None:
-        self._outbox_loop("notify", 100, self.wake_notify, self._notify_one)
+        # The engine's events add notices (blocked downstream, …): drain after it.
+        self._outbox_loop("notify", 100, self.wake_notify, self._notify_one, self.events_done)
 
     def _notify_one(self, seq: int, payload: str) -> None:
         item = json.loads(payload)
