@@ -238,6 +238,9 @@ def _module_path(module: str) -> Path:
 
 #: Modules that receive a client instead of creating one: their service.
 CLIENT_PARAMETERS = {"dpc_core.stores.dynamodb": {"dynamodb"}}
+#: The services dpc's run-time code uses (to name a client met only as ``x.client``).
+KNOWN_SERVICES = ("dynamodb", "events", "sns", "sqs", "sts", "stepfunctions",
+                  "secretsmanager")
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -266,6 +269,9 @@ def boto3_calls(module: str) -> set[str]:
                     and isinstance(node.args[0].value, str):
                 services.add(node.args[0].value)
     ops = {svc: _operations(svc) for svc in services}
+    # A client handed over in an attribute (``store.client.put_item``): the operation
+    # names the service when exactly one service dpc uses has it.
+    known = {svc: _operations(svc) for svc in KNOWN_SERVICES}
     # A helper of an imported module named like an operation (``common.send_message``)
     # is not a client call; clients are never imported names.
     imported = {a.asname or a.name.split(".")[0] for node in ast.walk(tree)
@@ -280,6 +286,11 @@ def boto3_calls(module: str) -> set[str]:
             getattr(node.func, "id", "")
         literal = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) \
             else None
+        receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
+        if method and isinstance(receiver, ast.Attribute) and receiver.attr == "client":
+            owners = [svc for svc, table in known.items() if name in table]
+            if len(owners) == 1:
+                found.add(f"{owners[0]}.{known[owners[0]][name]}")
         for svc, table in ops.items():
             if method and name in table:
                 found.add(f"{svc}.{table[name]}")
@@ -325,9 +336,11 @@ def test_every_call_in_the_manifest_is_in_the_code() -> None:
 
 
 def test_every_handler_module_with_a_lambda_is_in_the_manifest() -> None:
+    # A handler module is one with a top-level handle(); the others are its helpers.
     handlers = set(manifest()["handlers"])
-    modules = {m for m in scanned_modules() if ".handlers." in m
-               and not m.rsplit(".", 1)[1].startswith("_")}
+    modules = {m for m in scanned_modules() if ".handlers." in m and any(
+        isinstance(n, ast.FunctionDef) and n.name == "handle"
+        for n in ast.parse(_module_path(m).read_text()).body)}
     assert modules <= handlers, sorted(modules - handlers)
 
 
@@ -463,11 +476,15 @@ class World:
     def __init__(self, templates: Mapping[str, dict[str, Any]], pipeline: str = "pipeline-x"):
         self.central = Stack("central", CENTRAL, templates["central"], Resolver(
             templates["central"], account=CENTRAL, region=REGION, stack_name="dpc-central"))
-        self.team = Stack("team", TEAM, templates["team"], Resolver(
-            templates["team"], account=TEAM, region=REGION, stack_name="dpc-user-account",
+        account = PIPELINE_ACCOUNTS[pipeline]
+        # The team stack is synthesized once, for TEAM; another account's is the same
+        # template with its own account id (every account runs setup-user-account).
+        team = templates["team"] if account == TEAM else \
+            json.loads(json.dumps(templates["team"]).replace(TEAM, account))
+        self.team = Stack("team", account, team, Resolver(
+            team, account=account, region=REGION, stack_name="dpc-user-account",
             parameters={"VpcId": "vpc-0team", "SubnetId": "subnet-0team",
                         "RegistrationUrl": self.registration_url()}))
-        account = PIPELINE_ACCOUNTS[pipeline]
         self.pipeline_name = pipeline
         tp = templates[pipeline]
         self.pipeline = Stack(pipeline, account, tp, Resolver(
@@ -891,7 +908,7 @@ def test_every_rule_target_alarm_and_subscription_is_allowed(
                             resource_policy=policies, resource_account=owner)
         if not decision.allowed:
             problems.append(f"{what}: {decision.reason}")
-    assert seen >= 3
+    assert seen or stack not in ("central", "team")
     assert not problems, "\n".join(problems)
 
 
