@@ -23,10 +23,15 @@ class _Fake(dict[str, str]):
     PSEUDO: ClassVar[dict[str, str]] = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1",
               "AWS::AccountId": "111111111111", "AWS::URLSuffix": "amazonaws.com"}
 
+    def __init__(self, resources: set[str]) -> None:
+        super().__init__()
+        self.resources = resources
+
     def __missing__(self, key: str) -> str:
         if key in self.PSEUDO:
             return self.PSEUDO[key]
-        if key.endswith(".Arn"):
+        # Attributes and Refs of resources stand where ARNs go; parameters are names.
+        if key.endswith(".Arn") or key in self.resources:
             return f"arn:aws:sqs:eu-west-1:111111111111:{key.split('.')[0]}"
         return "111111111111"
 
@@ -55,7 +60,7 @@ def bare_app(template: dict[str, Any], *, scripts: Path, outdir: Path, account: 
 
     from dpc_central.testing import resolve
 
-    refs = _Fake()
+    refs = _Fake(set(template["Resources"]))
     app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, "bare-pipeline", env=cdk.Environment(account=account, region=region))
     central = ssm.StringParameter.value_for_string_parameter(stack, "/dpc/central-account")
