@@ -31,6 +31,7 @@ from dpc_core.health import (
     late_text,
     waiting_on,
     who,
+    window_succeeded,
 )
 from dpc_core.local.state import now_ms
 from dpc_core.store import PipelineSpec, Recorded, RunRecord, split_pkey
@@ -186,12 +187,6 @@ def _after_event(store: SqliteStore, run: RunRecord) -> int:
     return 0
 
 
-def succeeded(conn: sqlite3.Connection, key: str, window: str) -> bool:
-    """Has a run of ``key`` for ``window`` succeeded (the local runs table)?"""
-    return conn.execute("SELECT 1 FROM lr_runs WHERE pipeline = ? AND logical_date = ? AND "
-                        "status = 'SUCCEEDED' LIMIT 1", (key, window)).fetchone() is not None
-
-
 def check_deadlines(store: SqliteStore, specs: Iterable[PipelineSpec], now: int) -> int:
     """The runtime's periodic check (one transaction, the caller's): put the current
     window's deadline of each of ``specs`` on record, then fire every recorded deadline
@@ -216,7 +211,7 @@ def check_deadlines(store: SqliteStore, specs: Iterable[PipelineSpec], now: int)
         if found is None:
             continue  # the pipeline was removed from the workspace
         spec = found[0]
-        if succeeded(conn, key, window):
+        if window_succeeded(store, spec, window):  # the engine's run log, as on AWS
             continue
         fired += open_notice(conn, key, window, "LATE",
                              late_text(spec, window, waiting_on(store, spec, window)))
