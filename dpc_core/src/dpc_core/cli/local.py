@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from dpc_core.cli.options import WORKSPACE, output_format
+from dpc_core.cli.ui import HOST as UI_HOST
+from dpc_core.cli.ui import PORT as UI_PORT
 
 if TYPE_CHECKING:
     from dpc_core.stores.sqlite import SqliteStore
@@ -42,7 +44,11 @@ def local() -> None:
 @click.option("--until-idle", is_flag=True, help="Exit when no run is queued or running.")
 @click.option("--no-schedule", is_flag=True, help="Do not fire schedules.")
 @click.option("--parallel", default=8, show_default=True, help="Runs executed at once.")
-def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> None:
+@click.option("--ui", "with_ui", is_flag=True, help="Also serve the web UI (as `dpc ui`).")
+@UI_HOST
+@UI_PORT
+def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with_ui: bool,
+       host: str, port: int) -> None:
     """Run the runtime in the foreground (Ctrl-C or SIGTERM stops cleanly).
 
     The runtime follows the workspace: adding, changing or removing a pipeline.yaml takes
@@ -83,6 +89,10 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int) -> N
         return
     click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
                f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
+    if with_ui:
+        from dpc_core.cli.ui import serve_in_background
+
+        serve_in_background(workspace, host, port)
     rt.serve(until_idle=until_idle)
     if until_idle:
         failed = rt.unsuccessful()

@@ -38,3 +38,21 @@ def serve(workspace: Path, host: str, port: int) -> None:
 def ui(workspace: Path, host: str, port: int) -> None:
     """Serve the web UI of a local workspace: landscape, health, pipelines, live."""
     serve(workspace, host, port)
+
+
+def serve_in_background(workspace: Path, host: str, port: int) -> object:
+    """Start the UI server on a daemon thread (``dpc local up --ui``), print its URL, and
+    return the uvicorn server (set ``should_exit`` to stop it)."""
+    import threading
+
+    try:
+        from dpc_core.ui.server import bind, make_server, url_of
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"--ui needs the ui extra: pip install 'dpc-core[ui]' "
+                                   f"({exc})") from None
+    sock = bind(host, port)
+    server = make_server(workspace.resolve())
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dpc-ui",
+                     daemon=True).start()
+    click.echo(f"dpc ui: {url_of(sock)}")
+    return server

@@ -679,7 +679,10 @@
       var m = st.model;
       Object.keys(m.nodes).forEach(function (k) {
         var was = m.nodes[k].status, now = s[k] ? s[k][0] : null;
-        if (was !== now) { m.nodes[k].status = now; m.nodes[k].run = s[k] ? s[k][1] : null; }
+        if (was !== now) {
+          m.nodes[k].status = now; m.nodes[k].run = s[k] ? s[k][1] : null;
+          window.dpcLastChange = Date.now();  // read by bench/ui_paint.py
+        }
       });
       paint();
     });
@@ -718,7 +721,7 @@
     route();
     window.addEventListener("hashchange", route);
     var t2 = performance.now();
-    window.dpcTimings = {layoutMs: t1 - t0, renderMs: t2 - t1};
+    window.dpcTimings = {layoutMs: t1 - t0, renderMs: t2 - t1, readyAt: t2};
     document.body.setAttribute("data-ready", String(st.graph.nodes.length));
     if (LIVE && window.EventSource) {
       var es = new EventSource("/api/events");
