@@ -158,7 +158,11 @@
       lane.ids.forEach(function (id) {
         var pipe = !!m.nodes[id];
         g.setNode(id, {width: pipe ? NODE_W : J_W, height: pipe ? NODE_H : J_H});
-        if (pipe) { g.setEdge("^0", id, {minlen: COLS_PER_DEPTH * m.depth[id] + 2, weight: 1}); }
+        // Tied to the ruler just left of its column: a short edge (no dummy nodes for
+        // dagre to order, which made long anchor edges cost seconds at 700 pipelines).
+        if (pipe) {
+          g.setEdge("^" + (COLS_PER_DEPTH * m.depth[id] + 1), id, {minlen: 1, weight: 1});
+        }
       });
       lane.ids.forEach(function (id) {
         (m.out[id] || []).forEach(function (l) {
@@ -714,6 +718,8 @@
     var t0 = performance.now();
     st.model = buildModel(st.graph);
     st.layout = layoutModel(st.model);
+    // A large organisation opens as an overview; + and − zoom.
+    if (st.graph.nodes.length > 200) { st.scale = 0.6; }
     var t1 = performance.now();
     var app = document.getElementById("app");
     app.appendChild(header());
