@@ -26,6 +26,36 @@ from dpc_central.conventions import (
 TOPIC_PREFIX = "dpc-"
 
 
+def grant_publish_to_pipeline_topics(handler: DpcFunction, member_accounts: Sequence[str], *,
+                                     why: str) -> None:
+    """Let ``handler`` publish to any pipeline's ``dpc-<pipeline>`` topic in the member
+    accounts (every account when none are listed), encrypting with the topic's key.
+
+    Pipeline topics are encrypted with their own customer keys: publishing across
+    accounts needs the key actions in this identity policy too (the key policies grant
+    the central account), and only through SNS in this region.
+    """
+    stack = Stack.of(handler)
+    accounts = sorted(set(member_accounts)) or ["*"]
+    handler.function.add_to_role_policy(iam.PolicyStatement(
+        sid="PublishToPipelineTopics", actions=["sns:Publish"],
+        resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
+                   for a in accounts]))
+    handler.function.add_to_role_policy(iam.PolicyStatement(
+        sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+        resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
+        conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
+    region = region_in_finding(handler)
+    suppress(handler, [("AwsSolutions-IAM5", f"{why}, encrypting with that topic's key "
+                        "(kms:ViaService SNS only); topics and keys are created by pipeline "
+                        "stacks after this stack",
+                        [f"Resource::arn:<AWS::Partition>:sns:{region}:{a}:{TOPIC_PREFIX}*"
+                         for a in accounts]
+                        + [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*"
+                           for a in accounts]
+                        + ["Action::kms:GenerateDataKey*"])])
+
+
 class ExecutionTracker(Construct):
     """Formats run and step events by the pipeline's notification type and publishes
     them to the pipeline's SNS topic (``dpc-<pipeline>`` in the pipeline's account).
@@ -46,29 +76,9 @@ class ExecutionTracker(Construct):
         # Run records (start time, logical date) complete the notes it formats.
         tables.runs.grant_read_data(self.handler.function)
         tables.acknowledge_index_access(self.handler.function)
-        stack = Stack.of(self)
-        accounts = sorted(set(member_accounts)) or ["*"]
-        self.handler.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sns:Publish"],
-            resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
-                       for a in accounts]))
-        # Pipeline topics are encrypted with their own customer keys: publishing across
-        # accounts needs the key actions in this identity policy too (the key policies
-        # grant the central account), and only through SNS in this region.
-        self.handler.function.add_to_role_policy(iam.PolicyStatement(
-            sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
-            conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
-        region = region_in_finding(self)
-        suppress(self.handler, [("AwsSolutions-IAM5", "publishes to the dpc-<pipeline> topic "
-                                 "of whichever pipeline an event is about, encrypting with that "
-                                 "topic's key (kms:ViaService SNS only); topics and keys are "
-                                 "created by pipeline stacks after this stack",
-                                 [f"Resource::arn:<AWS::Partition>:sns:{region}:"
-                                  f"{a}:{TOPIC_PREFIX}*" for a in accounts]
-                                 + [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*"
-                                    for a in accounts]
-                                 + ["Action::kms:GenerateDataKey*"])])
+        grant_publish_to_pipeline_topics(
+            self.handler, member_accounts,
+            why="publishes to the dpc-<pipeline> topic of whichever pipeline an event is about")
         self.dlq = dead_letter_queue(self, "RuleDlq")
         self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,
                                               topic=alarm_topic)

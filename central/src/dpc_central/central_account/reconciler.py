@@ -13,9 +13,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.execution_tracker import grant_publish_to_pipeline_topics
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
-from dpc_central.common.nag import region_in_finding, suppress
+from dpc_central.common.nag import suppress
 from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_READ_ROLE_NAME,
@@ -56,27 +57,10 @@ class Reconciler(Construct):
                  or [f"arn:{stack.partition}:iam::*:role/{RECONCILER_READ_ROLE}"])
         self.handler.function.add_to_role_policy(iam.PolicyStatement(
             actions=["sts:AssumeRole"], resources=roles))
-        # LATE/BLOCKED/RECOVERED notices go out the execution tracker's way: publish to the
-        # pipeline's topic in its account, encrypting with that topic's key (the key
-        # policy admits the central account; this identity policy must too).
-        notified = accounts or ["*"]
-        self.handler.function.add_to_role_policy(iam.PolicyStatement(
-            sid="PublishHealthNotices", actions=["sns:Publish"],
-            resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:dpc-*" for a in notified]))
-        self.handler.function.add_to_role_policy(iam.PolicyStatement(
-            sid="EncryptHealthNotices", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in notified],
-            conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
-        region = region_in_finding(self)
-        suppress(self.handler, [("AwsSolutions-IAM5", "health notices go to the dpc-<pipeline> "
-                                 "topic of the pipeline concerned, encrypted with its key "
-                                 "(kms:ViaService SNS only); topics and keys are created by "
-                                 "pipeline stacks after this stack",
-                                 [f"Resource::arn:<AWS::Partition>:sns:{region}:{a}:dpc-*"
-                                  for a in notified]
-                                 + [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*"
-                                    for a in notified]
-                                 + ["Action::kms:GenerateDataKey*"])])
+        # LATE/BLOCKED/RECOVERED notices go out the execution tracker's way.
+        grant_publish_to_pipeline_topics(
+            self.handler, accounts,
+            why="health notices go to the dpc-<pipeline> topic of the pipeline concerned")
         if not accounts:
             suppress(self.handler, [("AwsSolutions-IAM5", "organisation mode: member accounts "
                                      "are not known at synth; the role name is fixed and each "
