@@ -43,7 +43,12 @@ def test_case_study_sends_all_three_kinds_of_notification(
 
     # Slack (listings, FULL_EXECUTION): one root per run, the rest replies in its thread.
     (listings,) = runs_of(ws, "listings")
-    roots = slack.roots("data-pipeline-alerts")
+    # The same channel also gets pipeline-x's BLOCKED notice (listings failed): its own
+    # thread, one per window.
+    all_roots = slack.roots("data-pipeline-alerts")
+    blocked = [r for r in all_roots if "blocked" in r.text.lower()]
+    assert len(blocked) == 1 and "pipeline-x" in blocked[0].text, [r.text for r in all_roots]
+    roots = [r for r in all_roots if r not in blocked]
     assert len(roots) == 1
     assert listings["run_id"] in roots[0].text or "listings" in roots[0].text
     assert roots[0].updates >= 1 and "FAILED" in roots[0].text
