@@ -14,7 +14,6 @@ import pytest
 from local_helpers import (
     CASE_STUDY_EVENTS,
     DPC,
-    REPO,
     SHELL_CASE_STUDY,
     A,
     C,
@@ -256,19 +255,6 @@ def test_kill_9_at_random_moments_loses_nothing_and_duplicates_no_trigger(tmp_pa
 
 
 @pytest.mark.spark
-def test_case_study_with_spark_prints_metric_x_and_timeline(tmp_path: Path) -> None:
-    ws = copy_workspace(REPO / "examples" / "case-study", tmp_path / "case-study")
-    proc = subprocess.run(["bash", str(ws / "run.sh"), DAY], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "DPC": DPC})
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "== metric X for 2026-11-26" in proc.stdout and "X = " in proc.stdout
-    assert "triggered by listings@111111111111 SUCCEEDED" in proc.stdout
-    (x,) = runs_of(ws, "pipeline-x")
-    assert x["status"] == "SUCCEEDED"
-    assert {p["pipeline"] for p in x["parents"]} == {"listings", "searches"}
-    assert C in x["pipeline"]
-
-
 def test_ctrl_c_stops_cleanly_and_the_running_run_ends_aborted(tmp_path: Path) -> None:
     ws = noop_case_study(tmp_path / "ws")
     write_pipeline(ws, "listings", A, "trigger:\n  schedule: {hour: 3}\nsteps:\n"

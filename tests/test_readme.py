@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from local_helpers import runs_of
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 
@@ -115,3 +117,7 @@ def test_the_main_command_runs_the_case_study() -> None:
         timeline)}
     assert set(rows) == {"listings", "searches", "pipeline-x"}, timeline
     assert rows["pipeline-x"][0] >= max(rows["listings"][1], rows["searches"][1])
+    assert "triggered by listings@111111111111 SUCCEEDED" in proc.stdout
+    (x,) = runs_of(REPO / "examples" / "case-study", "pipeline-x")
+    assert x["status"] == "SUCCEEDED"
+    assert {p["pipeline"] for p in x["parents"]} == {"listings", "searches"}
