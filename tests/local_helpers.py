@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,14 @@ def pending_outbox(ws: Path) -> int:
     n = conn.execute("SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL").fetchone()[0]
     conn.close()
     return int(n)
+
+
+def wait_for(predicate: Callable[[], object], what: str = "condition",
+             timeout: float = 60.0) -> None:
+    """Poll until ``predicate()`` holds (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {timeout:.0f}s: {what}")

@@ -24,21 +24,13 @@ from local_helpers import (
     pending_outbox,
     runs,
     runs_of,
+    wait_for,
     write_pipeline,
 )
 
 DAY = "2026-11-26"
 pytestmark = pytest.mark.case_study
 
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    """Poll until ``predicate()`` holds (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {timeout:.0f}s: {what}")
 
 
 class Up:

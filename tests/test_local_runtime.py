@@ -23,6 +23,7 @@ from local_helpers import (
     pending_outbox,
     runs,
     runs_of,
+    wait_for,
     write_pipeline,
 )
 
@@ -149,15 +150,6 @@ def test_scenario_7_with_rerun_on_new_parent_run_runs_pipeline_x_again(tmp_path:
     assert xs[1]["logical_date"] == xs[0]["logical_date"] == DAY
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def _status_of(ws: Path, name: str) -> str | None:
     try:
         rs = runs_of(ws, name)
@@ -176,10 +168,10 @@ def test_kill_9_then_up_fails_the_running_run_with_an_event_so_the_fallback_fire
     proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
+        wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
         # RUNNING is recorded before the step starts: poll (with a deadline) until the step
         # has written its pid file, and until the write is complete.
-        _wait_for(lambda: any(p.read_text().strip().isdigit()
+        wait_for(lambda: any(p.read_text().strip().isdigit()
                               for p in (ws / ".dpc" / "runs").rglob("pid")))
         step_pid = int(next((ws / ".dpc" / "runs").rglob("pid")).read_text())
     finally:
@@ -263,7 +255,7 @@ def test_ctrl_c_stops_cleanly_and_the_running_run_ends_aborted(tmp_path: Path) -
     proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
+        wait_for(lambda: _status_of(ws, "listings") == "RUNNING")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

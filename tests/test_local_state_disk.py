@@ -7,12 +7,11 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_helpers import DPC, A, C, dpc, noop_case_study, runs_of, write_pipeline
+from local_helpers import DPC, A, C, dpc, noop_case_study, runs_of, wait_for, write_pipeline
 
 DAY = "2026-11-26"
 pytestmark = pytest.mark.case_study
@@ -32,14 +31,6 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {timeout:.0f}s: {what}")
 
 
 def fill(directory: Path) -> Path:
