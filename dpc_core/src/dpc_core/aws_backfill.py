@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from dpc_core.aws_runs import _client, _errors, state_machine_arn
+from dpc_core.aws_runs import _client, _errors, sfn_error, state_machine_arn
 from dpc_core.errors import DpcError
 
 _NAME = re.compile(r"backfill-(\d{4}-\d{2}-\d{2})-a(\d+)")
@@ -51,11 +51,8 @@ def run_backfill(pipeline: str, days: list[str], *, region: str | None = None,
     try:
         latest = _existing(sfn, sm)
     except _errors() as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code == "StateMachineDoesNotExist":
-            raise DpcError(f"no pipeline {pipeline!r} deployed in account {account} "
-                           f"({region_name}); `dpc deploy` it first") from None
-        raise DpcError(f"cannot list runs of {pipeline!r}: {exc}") from None
+        raise sfn_error(exc, f"cannot list runs of {pipeline!r}", pipeline, account,
+                        region_name) from None
     running = sum(1 for d, (_, status, _) in latest.items() if d in days and status == "RUNNING")
     free = max(0, max_parallel - running)
     yield (f"{'plan' if dry_run else 'backfill'}: {pipeline} ({account}, {region_name}) for "

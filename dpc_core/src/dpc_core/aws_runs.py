@@ -65,12 +65,20 @@ def start_run(pipeline: str, logical_date: str, *, region: str | None = None,
             stateMachineArn=state_machine_arn(account, region_name, pipeline), name=name,
             input=json.dumps({"dpc": dpc}))
     except _errors() as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code == "StateMachineDoesNotExist":
-            raise DpcError(f"no pipeline {pipeline!r} deployed in account {account} "
-                           f"({region_name}); `dpc deploy` it first") from None
-        raise DpcError(f"cannot start {pipeline!r}: {exc}") from None
+        raise sfn_error(exc, f"cannot start {pipeline!r}", pipeline, account,
+                        region_name) from None
     return str(out["executionArn"])
+
+
+def sfn_error(exc: Exception, doing: str, pipeline: str, account: str,
+              region_name: str) -> DpcError:
+    """The user error for a failed Step Functions call on ``pipeline``'s state machine:
+    one that says to deploy it when it does not exist, else ``doing`` and the cause."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if code == "StateMachineDoesNotExist":
+        return DpcError(f"no pipeline {pipeline!r} deployed in account {account} "
+                        f"({region_name}); `dpc deploy` it first")
+    return DpcError(f"{doing}: {exc}")
 
 
 def list_runs(pipeline: str, *, region: str | None = None, limit: int = 50) -> list[AwsRun]:
