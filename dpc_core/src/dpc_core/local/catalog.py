@@ -1,7 +1,7 @@
 """The pipeline.yaml files of a workspace, read incrementally.
 
-Parsing and validating a pipeline.yaml costs ~3 ms (PyYAML with positions, then pydantic
-and the plugins' models): 30 s for 10,000 files. A workspace remembers, in its state
+Parsing and validating a pipeline.yaml costs ~0.6 ms (libyaml with positions, then pydantic
+and the plugins' models): 6 s for 10,000 files. A workspace remembers, in its state
 database (``lr_sources``), each file's size and modification time and the pipeline it
 defined (pickled), so ``dpc local up`` and the commands that only need pipeline names
 re-read only the files that changed. A change of dpc or of a plugin (version or source
