@@ -31,7 +31,29 @@ from dpc_core.model import (
 from dpc_core.plugins import KNOWN_PROVIDERS, Registry, get_registry
 from dpc_core.types import StepConfig
 
-_CLoader: Any = getattr(yaml, "CSafeLoader", None)  # libyaml (in PyYAML's wheels on PyPI)
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)  # libyaml (in PyYAML's wheels on PyPI)
+#: Tags of plain scalars by their text, as the resolver's regexes decide them (the same few
+#: words fill every file: keys, statuses, `true`).
+_PLAIN_TAGS: dict[str, str] = {}
+
+_CLoader: Any = None
+if _CSafeLoader is not None:
+    class _FastLoader(_CSafeLoader):  # type: ignore[misc]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            # PyYAML's Resolver.resolve, remembered for plain scalars (SafeLoader has no
+            # path resolvers); libyaml calls it for every node.
+            if kind is yaml.ScalarNode:
+                if not implicit[0]:
+                    return STR_TAG
+                tag = _PLAIN_TAGS.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(_PLAIN_TAGS) < 10_000 and len(value) < 100:
+                        _PLAIN_TAGS[value] = tag
+                return tag
+            return super().resolve(kind, value, implicit)
+
+    _CLoader = _FastLoader
 
 PIPELINE_FILE = "pipeline.yaml"
 Path_ = tuple[str | int, ...]
@@ -191,7 +213,8 @@ def _fast_parse(text: str) -> tuple[Any, Positions]:
                             or id(k_node) in seen or len(k_node.value) > MAX_STRING):
                         raise _Unusual
                     seen.add(id(k_node))
-                    k: str | int = construct(k_node)
+                    k: str | int = (k_node.value if k_node.tag == STR_TAG
+                                    else construct(k_node))
                     if k in out or not isinstance(k, str | int):  # (floats, nulls: rare)
                         raise _Unusual
                     kmark = k_node.start_mark
