@@ -9,12 +9,15 @@ health counts change the moment the runtime writes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dpc_core.lineage import LineageGraph, build_graph
 from dpc_core.local.state import RUN_COLUMNS, RunRow, run_row
 from dpc_core.local.views import list_runs, reason_text
 from dpc_core.stores.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from dpc_core.store import PipelineSpec
 
 #: Health categories, in the order the page shows them.
 CATEGORIES = ("failed", "late", "blocked", "waiting", "running", "succeeded")
@@ -63,15 +66,22 @@ def health(store: SqliteStore, date: str, now_ms: int) -> dict[str, Any]:
     is a flag on top (past its deadline without a succeeded run, :func:`dpc_core.health.
     is_late`), counted in its own column.
     """
+    specs = {s.key: s for s in store.pipelines()}
+    latest = {k: (r.status, r.arn) for k, r in latest_statuses(store, date).items()}
+    return health_of(store, specs, latest, date, now_ms)
+
+
+def health_of(store: Any, specs: dict[str, PipelineSpec], latest: dict[str, tuple[str, str]],
+              date: str, now_ms: int) -> dict[str, Any]:
+    """:func:`health` from the registered ``specs`` and each one's latest ``(status,
+    arn)`` for ``date``; ``store`` (any trigger store) answers what a failure blocks."""
     from dpc_core import health as h
 
-    specs = {s.key: s for s in store.pipelines()}
-    latest = latest_statuses(store, date)
     blocked: dict[str, str] = {}
-    for key, row in latest.items():
-        if row.status not in FAILED or key not in specs:
+    for key, (latest_status, arn) in latest.items():
+        if latest_status not in FAILED or key not in specs:
             continue
-        record = store.get_run(row.arn)
+        record = store.get_run(arn)
         if record is None:
             continue
         try:
@@ -81,8 +91,7 @@ def health(store: SqliteStore, date: str, now_ms: int) -> dict[str, Any]:
             continue  # an unreadable condition is the engine's report, not the page's
     items: list[dict[str, Any]] = []
     for key, spec in sorted(specs.items()):
-        latest_row = latest.get(key)
-        status = latest_row.status if latest_row else None
+        status = latest[key][0] if key in latest else None
         if status in FAILED:
             cat = "failed"
         elif status in ("RUNNING", "PENDING"):
@@ -152,7 +161,24 @@ def pipeline(store: SqliteStore, key: str, date: str) -> dict[str, Any] | None:
             waits = {"error": str(exc)}
     return {"key": key, "name": spec.name, "account": spec.account, "info": dict(spec.info),
             "condition": spec.condition, "window": spec.window, "date": date, "runs": runs,
-            "waits": waits, "notifications": list_notifications(store, pipeline=key)}
+            "waits": waits, "notifications": list_notifications(store, pipeline=key),
+            "backfills": backfills(store, key)}
+
+
+def backfill_dict(b: Any) -> dict[str, Any]:
+    """A :class:`dpc_core.local.backfill.Backfill` as the page shows its progress."""
+    return {"id": b.id, "pipeline": b.pipeline, "from": b.date_from, "to": b.date_to,
+            "downstream": b.downstream, "max_parallel": b.max_parallel,
+            "counts": b.counts(), "line": b.line(),
+            "dates": [{"date": d.date, "status": d.status, "attempt": d.attempt,
+                       "run_id": d.run_id} for d in b.dates]}
+
+
+def backfills(store: SqliteStore, key: str) -> list[dict[str, Any]]:
+    """The backfills of pipeline ``key`` with each date's state, newest first."""
+    from dpc_core.local.backfill import list_backfills
+
+    return [backfill_dict(b) for b in reversed(list_backfills(store.conn)) if b.pipeline == key]
 
 
 def log_chunk(store: SqliteStore, arn: str, idx: int, offset: int,
@@ -187,3 +213,115 @@ def change_marker(store: SqliteStore) -> tuple[int, ...]:
     ``data_version``: one page read, no table scanned)."""
     version = store.conn.execute("PRAGMA data_version").fetchone()[0]
     return (int(version),)
+
+
+def registry_marker(store: SqliteStore) -> int:
+    """The registry's version: bumped by every pipeline registered, replaced or removed
+    (so the runtime's catalog changes are told from status changes)."""
+    row = store.conn.execute("SELECT version FROM registry_version WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+class LocalWatch:
+    """A page's watch on a local state: ``data_version`` every 150 ms (one page
+    read); on a change, the registry version says whether the graph changed too."""
+
+    interval = 0.15
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        self.last = change_marker(store)
+        self.registry = registry_marker(store)
+
+    def poll(self) -> list[str]:
+        """``[]``, ``["change"]`` or ``["graph", "change"]``."""
+        now = change_marker(self.store)
+        if now == self.last:
+            return []
+        self.last = now
+        events = []
+        registry = registry_marker(self.store)
+        if registry != self.registry:
+            self.registry = registry
+            events.append("graph")
+        return [*events, "change"]
+
+    def close(self) -> None:
+        """Close the watch's connection."""
+        self.store.close()
+
+
+class LocalSource:
+    """The UI's data source over a local workspace (``.dpc/state.db``); every read opens
+    its own connection (WAL: readers never block the runtime)."""
+
+    blocking = False
+
+    def __init__(self, workspace: Path) -> None:
+        from dpc_core.local.runtime import Workspace
+
+        self.ws = Workspace(workspace.resolve())
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        store = self.ws.connect()
+        try:
+            return fn(store, *args)
+        finally:
+            store.close()
+
+    def graph(self, date: str) -> LineageGraph:
+        """:func:`graph_of`."""
+        return cast("LineageGraph", self._read(graph_of, date))
+
+    def statuses(self, date: str) -> dict[str, Any]:
+        """:func:`statuses`."""
+        return cast("dict[str, Any]", self._read(statuses, date))
+
+    def health(self, date: str, now_ms: int) -> dict[str, Any]:
+        """:func:`health`."""
+        return cast("dict[str, Any]", self._read(health, date, now_ms))
+
+    def pipeline(self, key: str, date: str) -> dict[str, Any] | None:
+        """:func:`pipeline`."""
+        return cast("dict[str, Any] | None", self._read(pipeline, key, date))
+
+    def log_chunk(self, arn: str, idx: int, offset: int) -> dict[str, Any]:
+        """:func:`log_chunk`."""
+        return cast("dict[str, Any]", self._read(log_chunk, arn, idx, offset))
+
+    def watch(self) -> LocalWatch:
+        """A watch on its own connection."""
+        return LocalWatch(self.ws.connect())
+
+    def action(self, action: str, pipeline: str, date: str) -> str:
+        """Queue the run as ``dpc local start`` / ``dpc rerun [--downstream]`` do."""
+        from dpc_core.cli.local import queue_run
+
+        reason, downstream = ACTIONS[action]
+        return queue_run(self.ws.root, pipeline, date, reason, downstream)
+
+    def backfill(self, pipeline: str, first: str, last: str,
+                 downstream: bool) -> dict[str, Any]:
+        """Record (or resume) the backfill as ``dpc backfill`` does; a running runtime
+        is woken and releases its dates (at most 4 at once, the command's default)."""
+        from dpc_core.local import backfill as bf
+        from dpc_core.local.state import guarded
+
+        days = bf.dates(first, last)
+        key = self.ws.resolve(self.ws.keys(), pipeline)
+        store = self.ws.connect()
+        try:
+            with guarded(self.ws.db_path), store.transaction():
+                found = bf.record(store.conn, key, days, downstream, 4)
+        finally:
+            store.close()
+        running = self.ws.poke()
+        where = "the running runtime starts its dates" if running else \
+            "its dates run when `dpc local up` starts"
+        return {"message": f"backfill {found.id}: {found.line()}; {where}",
+                "backfill": backfill_dict(found)}
+
+
+#: Action name -> (reason of the run, downstream).
+ACTIONS = {"run": ("manual", False), "rerun": ("rerun", False),
+           "rerun-downstream": ("rerun-downstream", True)}

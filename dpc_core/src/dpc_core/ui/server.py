@@ -1,23 +1,31 @@
 """The ``dpc ui`` web server: the page, JSON reads of the state, live changes, actions.
 
-Starlette on uvicorn, bound to 127.0.0.1 by default. Reads open their own SQLite
-connection per request (WAL: readers never block the runtime). Live changes are
-server-sent events: each open page has one stream that polls ``PRAGMA data_version``
-every 150 ms (one page read) and says "changed" when another connection committed.
-Actions queue runs exactly as ``dpc local start`` and ``dpc rerun`` do
-(:func:`dpc_core.cli.local.queue_run`).
+Starlette on uvicorn, bound to 127.0.0.1 by default. What it serves comes from a data
+source (:class:`dpc_core.ui.source.DataSource`): a local workspace
+(:class:`dpc_core.ui.data.LocalSource`: reads open their own SQLite connection, WAL:
+readers never block the runtime) or the central account
+(:class:`dpc_core.ui.central_data.CentralSource`, ``dpc ui --central``).
+
+Live changes are server-sent events: each open page has one stream that polls the
+source's watch (locally ``PRAGMA data_version`` every 150 ms, one page read) and sends
+``change`` when runs or statuses changed, and ``graph`` first when pipelines were added,
+removed or edited (the page then re-reads the graph). Actions (run, rerun,
+rerun-downstream, backfill) go to the source: locally they queue runs exactly as ``dpc
+local start``, ``dpc rerun`` and ``dpc backfill`` do; a refusal for lack of rights is a
+403 with a message the page shows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,27 +35,31 @@ from starlette.staticfiles import StaticFiles
 
 from dpc_core.ui import data
 from dpc_core.ui.page import page_data, render_page
+from dpc_core.ui.source import ActionDenied, DataSource
 
-#: How often an open page's stream looks for a change (seconds).
-POLL_S = 0.15
 #: A comment line this often keeps proxies and the browser from closing an idle stream.
 KEEPALIVE_S = 15.0
-ACTIONS = {"run": ("manual", False), "rerun": ("rerun", False),
-           "rerun-downstream": ("rerun-downstream", True)}
+ACTIONS = data.ACTIONS
+T = TypeVar("T")
 
 
 def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-def create_app(workspace: Path) -> Starlette:
-    """The ASGI app over ``workspace`` (a directory with ``.dpc/state.db``)."""
-    from dpc_core.local.runtime import Workspace
+def create_app(source: DataSource | Path) -> Starlette:
+    """The ASGI app over ``source``: a data source (:mod:`dpc_core.ui.data`,
+    :mod:`dpc_core.ui.central_data`) or a workspace directory (``.dpc/state.db``)."""
+    src: DataSource = data.LocalSource(source) if isinstance(source, Path) else source
 
-    ws = Workspace(workspace.resolve())
+    async def call(fn: Callable[..., T], *args: Any) -> T:
+        # Reads run on a worker thread: the loop keeps serving the streams meanwhile.
+        return await asyncio.to_thread(fn, *args)
 
-    def store() -> Any:
-        return ws.connect()
+    async def poll(fn: Callable[..., T]) -> T:
+        # A local watch is one page read on its own connection (made on the loop's
+        # thread); a central one reads the tables, on a worker thread.
+        return await asyncio.to_thread(fn) if src.blocking else fn()
 
     def date_of(request: Request) -> str:
         day = request.query_params.get("date") or _today()
@@ -56,57 +68,36 @@ def create_app(workspace: Path) -> Starlette:
         except ValueError:
             return _today()
 
-    def index(request: Request) -> Response:
-        s = store()
-        try:
-            graph = data.graph_of(s, date_of(request))
-        finally:
-            s.close()
+    async def index(request: Request) -> Response:
+        graph = await call(src.graph, date_of(request))
         return HTMLResponse(render_page(page_data(graph, live=True), inline=False),
                             headers={"Cache-Control": "no-store"})
 
-    def api_graph(request: Request) -> Response:
-        s = store()
-        try:
-            return JSONResponse(page_data(data.graph_of(s, date_of(request)), live=True))
-        finally:
-            s.close()
+    async def api_graph(request: Request) -> Response:
+        graph = await call(src.graph, date_of(request))
+        return JSONResponse(page_data(graph, live=True))
 
-    def api_statuses(request: Request) -> Response:
-        s = store()
-        try:
-            return JSONResponse(data.statuses(s, date_of(request)))
-        finally:
-            s.close()
+    async def api_statuses(request: Request) -> Response:
+        return JSONResponse(await call(src.statuses, date_of(request)))
 
-    def api_health(request: Request) -> Response:
-        s = store()
-        try:
-            return JSONResponse(data.health(s, date_of(request), int(time.time() * 1000)))
-        finally:
-            s.close()
+    async def api_health(request: Request) -> Response:
+        return JSONResponse(await call(src.health, date_of(request),
+                                       int(time.time() * 1000)))
 
-    def api_pipeline(request: Request) -> Response:
-        s = store()
-        try:
-            found = data.pipeline(s, request.query_params.get("key", ""), date_of(request))
-        finally:
-            s.close()
+    async def api_pipeline(request: Request) -> Response:
+        found = await call(src.pipeline, request.query_params.get("key", ""),
+                           date_of(request))
         if found is None:
             return JSONResponse({"error": "no such pipeline"}, status_code=404)
         return JSONResponse(found)
 
-    def api_log(request: Request) -> Response:
+    async def api_log(request: Request) -> Response:
         q = request.query_params
         try:
             idx, offset = int(q.get("idx", "0")), int(q.get("offset", "0"))
         except ValueError:
             return JSONResponse({"error": "idx and offset are numbers"}, status_code=400)
-        s = store()
-        try:
-            return JSONResponse(data.log_chunk(s, q.get("arn", ""), idx, offset))
-        finally:
-            s.close()
+        return JSONResponse(await call(src.log_chunk, q.get("arn", ""), idx, offset))
 
     async def api_action(request: Request) -> Response:
         # A page of another site cannot post here: the Origin must be this server, and
@@ -117,18 +108,29 @@ def create_app(workspace: Path) -> Starlette:
             return JSONResponse({"error": "cross-origin request refused"}, status_code=403)
         if not request.headers.get("content-type", "").startswith("application/json"):
             return JSONResponse({"error": "send JSON"}, status_code=415)
-        body = await request.json()
-        action = ACTIONS.get(str(body.get("action")))
-        if action is None:
-            return JSONResponse({"error": f"unknown action {body.get('action')!r}"},
-                                status_code=400)
-        from dpc_core.cli.local import queue_run
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "send a JSON object"}, status_code=400)
+        name = str(body.get("action"))
+        pipeline = str(body.get("pipeline", ""))
         from dpc_core.errors import DpcError
 
         try:
-            line = await asyncio.to_thread(queue_run, ws.root, str(body.get("pipeline", "")),
-                                           str(body.get("date") or _today()), action[0],
-                                           action[1])
+            if name == "backfill":
+                result = await asyncio.to_thread(
+                    src.backfill, pipeline, str(body.get("from", "")),
+                    str(body.get("to", "")), bool(body.get("downstream", False)))
+                return JSONResponse({"ok": True, **result})
+            if name not in ACTIONS:
+                return JSONResponse({"error": f"unknown action {body.get('action')!r}"},
+                                    status_code=400)
+            line = await asyncio.to_thread(src.action, name, pipeline,
+                                           str(body.get("date") or _today()))
+        except ActionDenied as exc:
+            return JSONResponse({"error": str(exc), "denied": True}, status_code=403)
         except DpcError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except Exception as exc:  # click.BadParameter for a bad date
@@ -139,25 +141,28 @@ def create_app(workspace: Path) -> Starlette:
 
     async def api_events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
-            s = store()
+            watch = await poll(src.watch)
             try:
-                last = data.change_marker(s)
                 quiet = 0.0
                 yield "retry: 500\nevent: hello\ndata: {}\n\n"
                 while not await request.is_disconnected():
-                    await asyncio.sleep(POLL_S)
-                    now = data.change_marker(s)
-                    if now != last:
-                        last = now
+                    await asyncio.sleep(watch.interval)
+                    try:
+                        events = await poll(watch.poll)
+                    except Exception as exc:  # a failed poll is said on the stream, not fatal
+                        yield f"event: problem\ndata: {json.dumps(str(exc))}\n\n"
+                        continue
+                    if events:
                         quiet = 0.0
-                        yield f"event: change\ndata: {int(time.time() * 1000)}\n\n"
+                        for event in events:
+                            yield f"event: {event}\ndata: {int(time.time() * 1000)}\n\n"
                     else:
-                        quiet += POLL_S
+                        quiet += watch.interval
                         if quiet >= KEEPALIVE_S:
                             quiet = 0.0
                             yield ": keep-alive\n\n"
             finally:
-                s.close()
+                watch.close()
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
@@ -197,10 +202,11 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def make_server(workspace: Path, *, log_level: str = "warning") -> Any:
-    """A uvicorn server for ``workspace`` (not started); ``server.run(sockets=[sock])``."""
+def make_server(source: DataSource | Path, *, log_level: str = "warning") -> Any:
+    """A uvicorn server for ``source`` (a data source or a workspace directory), not
+    started; ``server.run(sockets=[sock])``."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(workspace), log_level=log_level,
+    config = uvicorn.Config(create_app(source), log_level=log_level,
                             timeout_graceful_shutdown=1, lifespan="off")
     return uvicorn.Server(config)
