@@ -31,12 +31,59 @@ def serve(workspace: Path, host: str, port: int) -> None:
     server.run(sockets=[sock])
 
 
+def serve_central(tables: str | None, region: str | None, poll: float, host: str,
+                  port: int) -> None:
+    """``dpc ui --central``: check the tables are readable (a clear error now, exit 2),
+    then serve them."""
+    try:
+        from dpc_core.ui.server import bind, make_server, url_of
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"`dpc ui` needs the ui extra: pip install 'dpc-core[ui]' "
+                                   f"({exc})") from None
+    from dpc_core.cli.lineage import central_store
+    from dpc_core.errors import DpcError
+    from dpc_core.ui.central_data import CentralSource
+
+    store = central_store(tables, region)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        count = sum(1 for _ in store.pipelines())
+        store.runs_of("-")  # the run log and its index answer too
+    except (BotoCoreError, ClientError) as exc:
+        raise DpcError(f"cannot read the central account's tables ({store.tables.registry}, "
+                       f"{store.tables.runs}): {exc}") from None
+    from dpc_core.aws_session import aws_session
+
+    session = aws_session(region)  # the caller's: actions run with its rights
+    sock = bind(host, port)
+    click.echo(f"dpc ui for the central account ({count} pipeline(s), "
+               f"{session.region_name}): {url_of(sock)}  (Ctrl-C stops)")
+    server = make_server(CentralSource(store, session, poll_s=poll))
+    server.run(sockets=[sock])
+
+
 @click.command("ui")
 @WORKSPACE
 @HOST
 @PORT
-def ui(workspace: Path, host: str, port: int) -> None:
-    """Serve the web UI of a local workspace: landscape, health, pipelines, live."""
+@click.option("--central", is_flag=True,
+              help="Serve the central account's registry and run log (DynamoDB, with your AWS "
+                   "credentials; table names from the dpc-central stack's outputs).")
+@click.option("--central-tables", metavar="REGISTRY,RUNS,WINDOWS", default=None,
+              help="With --central: the table names, instead of the stack's outputs.")
+@click.option("--region", default=None,
+              help="With --central: the central account's region (default: AWS_REGION).")
+@click.option("--poll", type=click.FloatRange(0.2, 3600), default=5.0, show_default=True,
+              help="With --central: seconds between two reads of the tables for live "
+                   "changes.")
+def ui(workspace: Path, host: str, port: int, central: bool, central_tables: str | None,
+       region: str | None, poll: float) -> None:
+    """Serve the web UI of a local workspace (or, with --central, of the whole
+    Organization): landscape, health, pipelines, actions, live."""
+    if central:
+        serve_central(central_tables, region, poll, host, port)
+        return
     serve(workspace, host, port)
 
 
