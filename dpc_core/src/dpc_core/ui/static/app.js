@@ -521,6 +521,7 @@
       });
       view.appendChild(meta);
       view.appendChild(actions(p));
+      view.appendChild(backfillProgress(p));  // see "backfill, graph changes"
       if (p.waits) {
         var w = el("div", {"class": "waits"});
         w.appendChild(el("h3", {text: "Condition for " + p.date + ": " + (p.waits.triggered ?
@@ -624,6 +625,7 @@
         box.appendChild(el("button", {"data-action": a[0], text: a[1] + " for " + st.date,
                                       on: {click: function () { confirmAction(a, p, msg); }}}));
       });
+    box.appendChild(backfillButton(p, msg));  // see "backfill, graph changes"
     box.appendChild(msg);
     return box;
   }
@@ -732,6 +734,7 @@
     if (LIVE && window.EventSource) {
       var es = new EventSource("/api/events");
       es.addEventListener("change", onChange);
+      es.addEventListener("graph", onGraph);  // see "backfill, graph changes"
       es.addEventListener("hello", function () {
         document.getElementById("live").classList.add("on");
         document.body.setAttribute("data-live", "1");
@@ -739,5 +742,78 @@
       es.onerror = function () { document.getElementById("live").classList.remove("on"); };
     }
   }
+  // -- backfill, graph changes (issue #15) ---------------------------------------------
+  // The backfill action of a pipeline's page (a date range, confirmed, then its progress
+  // per date, redrawn live), and the "graph" event: pipelines added, removed or edited
+  // while the page is open are drawn without a reload.
+  function backfillButton(p, msg) {
+    return el("button", {"data-action": "backfill", text: "Backfill…",
+                         on: {click: function () { confirmBackfill(p, msg); }}});
+  }
+
+  function confirmBackfill(p, msg) {
+    var dlg = el("div", {"class": "modal", id: "confirm"});
+    var card = el("div", {"class": "card"});
+    var from = el("input", {type: "date", id: "backfill-from", value: st.date || ""});
+    var to = el("input", {type: "date", id: "backfill-to", value: st.date || ""});
+    var down = el("input", {type: "checkbox", id: "backfill-downstream"});
+    card.appendChild(el("p", {text: "Backfill " + p.name + " (account " + p.account +
+                                    "): one run per logical date, children follow."}));
+    card.appendChild(el("label", {}, ["from ", from]));
+    card.appendChild(el("label", {}, [" to ", to]));
+    card.appendChild(el("label", {}, [" ", down, " re-run children too (--downstream)"]));
+    card.appendChild(el("p", {}));
+    card.appendChild(el("button", {id: "confirm-yes", text: "Yes, backfill",
+      on: {click: function () {
+        dlg.remove();
+        msg.textContent = "starting backfill…";
+        fetch("/api/action", {method: "POST", headers: {"Content-Type": "application/json"},
+                              body: JSON.stringify({action: "backfill", pipeline: p.key,
+                                                    from: from.value, to: to.value,
+                                                    downstream: down.checked})})
+          .then(function (r) { return r.json(); })
+          .then(function (res) { msg.textContent = res.message || res.error; });
+      }}}));
+    card.appendChild(el("button", {id: "confirm-no", text: "Cancel",
+                                   on: {click: function () { dlg.remove(); }}}));
+    dlg.appendChild(card);
+    document.body.appendChild(dlg);
+  }
+
+  function backfillProgress(p) {
+    var box = el("div", {"class": "backfills"});
+    (p.backfills || []).forEach(function (b) {
+      var done = (b.counts.SUCCEEDED || 0), all = b.dates.length;
+      var head = el("h3", {text: "Backfill " + b.from + ".." + b.to +
+                                 (b.downstream ? " (children too)" : "") + ": " + done + "/" +
+                                 all + " succeeded"});
+      var bar = el("progress", {max: String(all), value: String(done)});
+      var table = el("table", {"class": "backfill", "data-backfill": b.id});
+      b.dates.forEach(function (d) {
+        table.appendChild(el("tr", {"data-date": d.date}, [
+          el("td", {text: d.date}),
+          el("td", {"class": "s-" + d.status, text: d.status === "HELD" ? "waiting" : d.status}),
+          el("td", {text: (d.run_id || "") + (d.attempt > 1 ? " (attempt " + d.attempt + ")" : "")})
+        ]));
+      });
+      box.appendChild(el("div", {"class": "backfill-box"}, [head, bar, table]));
+    });
+    return box;
+  }
+
+  function onGraph() {
+    st.graphChanges = (st.graphChanges || 0) + 1;
+    reloadGraph().then(function () {
+      var counts = document.getElementById("counts"), g = st.graph;
+      if (counts) {
+        counts.textContent = g.nodes.length + " pipeline(s) in " + g.accounts.length +
+                             " account(s)";
+      }
+      var h = location.hash.slice(1);
+      if (h.indexOf("p/") !== 0) { route(); }
+      document.body.setAttribute("data-graph-changes", String(st.graphChanges));
+    });
+  }
+
   start();
 })();
