@@ -122,6 +122,29 @@ def test_an_edit_takes_effect_and_an_invalid_edit_keeps_the_last_good_definition
     assert "Traceback" not in up.text()
 
 
+def test_an_edit_with_a_misspelled_parent_is_refused_while_up_runs(tmp_path: Path) -> None:
+    ws = noop_case_study(tmp_path / "ws")
+    up = Up(ws, tmp_path / "up.log")
+    project = ws / f"{C}-pipeline-x" / "pipeline.yaml"
+    try:
+        # `listingss`: one letter away from listings of account A, which the workspace
+        # defines: the check `dpc validate` and the start-up make, applied to the edit.
+        project.write_text(project.read_text().replace("{name: listings,",
+                                                       "{name: listingss,"))
+        wait_for(lambda: "did you mean 'listings'" in up.text(), "the typo reported")
+        assert f"{project}:7:" in up.text()
+        # The last good definition stays in force: pipeline-x still waits on listings.
+        dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+        dpc("local", "start", "searches", "--date", DAY, "-w", ws)
+        wait_for(lambda: status_of(ws, "pipeline-x") == "SUCCEEDED", "pipeline-x ran")
+        # Fixing the typo applies the file again.
+        project.write_text(project.read_text().replace("listingss", "listings") + "\n")
+        wait_for(lambda: f"~{C}/pipeline-x" in up.text(), "the fixed file applied")
+    finally:
+        assert up.stop() == 0
+    assert "Traceback" not in up.text()
+
+
 def test_a_removed_project_is_unregistered_and_refused(tmp_path: Path) -> None:
     ws = noop_case_study(tmp_path / "ws")
     up = Up(ws, tmp_path / "up.log")

@@ -818,6 +818,7 @@ def check_references(
     pipelines: Iterable[Pipeline], *, strict: bool = False,
     warn: Callable[[Problem], None] | None = None,
     positions: Mapping[str, Positions] | None = None,
+    defined: Mapping[tuple[str | None, str], str] | None = None,
 ) -> list[Problem]:
     """Problems about parents (``trigger.executions`` references) no given pipeline defines.
 
@@ -825,10 +826,11 @@ def check_references(
     did-you-mean. Any other undefined parent is a problem when ``strict`` (simulation:
     every parent must be given) and otherwise passed to ``warn`` (another team's
     repository may define it). ``positions`` by source file (else each file with a
-    problem is read again for its positions).
+    problem is read again for its positions). ``defined``: the file of every pipeline
+    (account, name) that parents may be, when ``pipelines`` are only the ones to check.
     """
     pipelines = list(pipelines)
-    seen: dict[tuple[str | None, str], str] = {}
+    seen: dict[tuple[str | None, str], str] = dict(defined or {})
     for p in pipelines:
         seen.setdefault((p.account, p.name), p.source)
     names: dict[str | None, set[str]] = {}

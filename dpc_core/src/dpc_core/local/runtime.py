@@ -379,6 +379,23 @@ class Runtime:
                 self._invalid.pop(p, None)
                 entries[p] = entry
                 read.append(entry)
+            if read:
+                # `dpc validate`'s check, on what changed: a parent one typo away from a
+                # pipeline of the same account makes that file invalid (names come from the
+                # catalog's keys: nothing is unpickled).
+                defined = {(k[0], k[1]): q for q, e in entries.items()
+                           for k in [e.key.split("/", 1)]}
+                for entry in list(read):
+                    typos = check_references([entry.pipeline], defined=defined)
+                    if not typos:
+                        continue
+                    problems.extend(typos)
+                    self._invalid[entry.path] = entry.stat
+                    read.remove(entry)
+                    if entry.path in self.entries:
+                        entries[entry.path] = self.entries[entry.path]
+                    else:
+                        del entries[entry.path]
             old = self.pipelines
             pipelines = catalog.Pipelines(entries.values())
             removed = sorted(set(old) - set(pipelines))
