@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from local_latency import percentile, rss_mib
 from orggen import generate_org, write_org
 
+from dpc_core.cli.local import queue_run
+
 DPC = str(Path(sys.executable).parent / "dpc")
 DAY = "2026-11-26"
 
@@ -79,6 +81,12 @@ def main() -> None:
     ap.add_argument("--pipelines", type=int, default=10_000)
     ap.add_argument("--roots", type=int, default=60, help="root pipelines started by hand")
     ap.add_argument("--edits", type=int, default=5)
+    ap.add_argument("--via", choices=("api", "cli"), default="api",
+                    help="start roots through dpc_core's queue_run (what `dpc local start` "
+                    "calls) in this process, or by running `dpc local start` for each (each "
+                    "Python start-up then competes with the runtime for the 2 cores)")
+    ap.add_argument("--spacing", type=float, default=0.2,
+                    help="seconds between two roots started through the API")
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{args.pipelines} pipelines")
@@ -127,8 +135,12 @@ def main() -> None:
         sampler.start()
         roots = [d for d in docs if "schedule" in d["trigger"]][:args.roots]
         for d in roots:
-            subprocess.run([DPC, "local", "start", d["name"], "--date", DAY, "-w", str(ws)],
-                           capture_output=True, check=True)
+            if args.via == "cli":
+                subprocess.run([DPC, "local", "start", d["name"], "--date", DAY, "-w", str(ws)],
+                               capture_output=True, check=True)
+            else:  # what `dpc local start` does, without starting a Python process each time
+                queue_run(ws, d["name"], DAY, "manual")
+                time.sleep(args.spacing)
         conn = sqlite3.connect(ws / ".dpc" / "state.db")
         while True:
             time.sleep(1)
