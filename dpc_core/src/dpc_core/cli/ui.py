@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,35 +32,41 @@ def serve(workspace: Path, host: str, port: int) -> None:
     server.run(sockets=[sock])
 
 
-def serve_central(tables: str | None, region: str | None, poll: float, host: str,
-                  port: int) -> None:
-    """``dpc ui --central``: check the tables are readable (a clear error now, exit 2),
-    then serve them."""
-    try:
-        from dpc_core.ui.server import bind, make_server, url_of
-    except ModuleNotFoundError as exc:
-        raise click.ClickException(f"`dpc ui` needs the ui extra: pip install 'dpc-core[ui]' "
-                                   f"({exc})") from None
+def central_source(tables: str | None, region: str | None, poll: float) -> tuple[Any, int]:
+    """The central account's data source, after checking its tables are readable with
+    the caller's credentials (a clear :class:`DpcError` now, exit 2, not in the page);
+    and how many pipelines it registers."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dpc_core.aws_session import aws_session
     from dpc_core.cli.lineage import central_store
     from dpc_core.errors import DpcError
     from dpc_core.ui.central_data import CentralSource
 
     store = central_store(tables, region)
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         count = sum(1 for _ in store.pipelines())
         store.runs_of("-")  # the run log and its index answer too
     except (BotoCoreError, ClientError) as exc:
         raise DpcError(f"cannot read the central account's tables ({store.tables.registry}, "
                        f"{store.tables.runs}): {exc}") from None
-    from dpc_core.aws_session import aws_session
-
     session = aws_session(region)  # the caller's: actions run with its rights
+    return CentralSource(store, session, poll_s=poll), count
+
+
+def serve_central(tables: str | None, region: str | None, poll: float, host: str,
+                  port: int) -> None:
+    """``dpc ui --central``: check the tables, bind, print the URL, serve."""
+    try:
+        from dpc_core.ui.server import bind, make_server, url_of
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"`dpc ui` needs the ui extra: pip install 'dpc-core[ui]' "
+                                   f"({exc})") from None
+    source, count = central_source(tables, region, poll)
     sock = bind(host, port)
     click.echo(f"dpc ui for the central account ({count} pipeline(s), "
-               f"{session.region_name}): {url_of(sock)}  (Ctrl-C stops)")
-    server = make_server(CentralSource(store, session, poll_s=poll))
+               f"{source.session.region_name}): {url_of(sock)}  (Ctrl-C stops)")
+    server = make_server(source)
     server.run(sockets=[sock])
 
 

@@ -18,7 +18,9 @@ credentials; what they may not do becomes :class:`~dpc_core.ui.source.ActionDeni
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
 import threading
 import time
 import uuid
@@ -43,8 +45,21 @@ DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
 READERS = 8
 
 
-def _code(exc: BaseException) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+def _error(exc: BaseException) -> tuple[str, str, bool]:
+    """``(code, message, denied)`` of a botocore error. An endpoint that answers a JSON
+    protocol call with an XML error body leaves botocore only the HTTP status: the code
+    and message are then read from the body's ``<Code>``/``<Message>``; any 403 is a
+    refusal."""
+    response = getattr(exc, "response", {}) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    message = str(response.get("Error", {}).get("Message", "")) or str(exc)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    xml_code = re.search(r"<Code>([^<]+)</Code>", str(exc))
+    if xml_code and (not code or code.isdigit()):
+        code = xml_code[1]
+        xml_message = re.search(r"<Message>([^<]*)</Message>", str(exc))
+        message = html.unescape(xml_message[1]) if xml_message else message
+    return code, message, code in DENIED or status == 403 or code == "403"
 
 
 def _day(value: str) -> str:
@@ -229,11 +244,11 @@ class CentralSource:
                        f"{pipeline!r} is in several accounts; write account/name")
 
     def _denied(self, exc: BaseException, doing: str, spec: PipelineSpec) -> DpcError:
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message", "") or str(exc)
-        if _code(exc) in DENIED:
+        code, message, denied = _error(exc)
+        if denied:
             return ActionDenied(f"your AWS credentials may not {doing} {spec.name} (account "
-                                f"{spec.account}): {_code(exc)}: {message}")
-        if _code(exc) == "StateMachineDoesNotExist":
+                                f"{spec.account}): {code}: {message}")
+        if code == "StateMachineDoesNotExist":
             return DpcError(f"no state machine {spec.name!r} in account {spec.account} "
                             f"({self.session.region_name}); `dpc deploy` it first")
         return DpcError(f"cannot {doing} {spec.name}: {exc}")
