@@ -127,63 +127,101 @@
   }
 
   // -- layout: dagre per account lane, lanes stacked ---------------------------------
+  // Columns are fixed: a pipeline of depth d sits in column cpd*d + cpd-1, the AND/OR
+  // junctions feeding it in the columns just left of it, so every column is at the same
+  // x in all lanes. Dagre (ranker "none": the columns are its ranks) orders and places
+  // the nodes of each lane vertically, crossing-minimised. No ruler nodes and no network
+  // simplex: a lane's graph holds only its own nodes, which made the layout 4x cheaper.
   function accountOf(m, id) { return (m.nodes[id] || m.junctions[id]).account; }
+  function columnsOf(m) {
+    // Column of every node; a junction sits one column left of what it feeds.
+    var next = {}, col = {}, chain = 1;
+    m.links.forEach(function (l) { if (m.junctions[l.from]) { next[l.from] = l.to; } });
+    function hops(id) {  // junctions between id and the pipeline it feeds (bounded)
+      var k = 0;
+      while (m.junctions[id] && k < 50) { id = next[id]; k++; }
+      return k;
+    }
+    Object.keys(m.junctions).forEach(function (j) { chain = Math.max(chain, hops(j)); });
+    var cpd = Math.max(COLS_PER_DEPTH, chain + 1);
+    Object.keys(m.nodes).forEach(function (k) { col[k] = cpd * m.depth[k] + cpd - 1; });
+    Object.keys(m.junctions).forEach(function (j) {
+      var k = hops(j), p = j;
+      while (m.junctions[p]) { p = next[p]; }
+      col[j] = (p && col[p] !== undefined && m.nodes[p] ? col[p] : cpd - 1) - k;
+    });
+    return {col: col, cpd: cpd};
+  }
+  var laneCache = {};  // lane signature -> positions (a re-read graph re-lays changed lanes only)
+  function layoutLane(m, lane, col) {
+    var acct = lane.account, edges = [];
+    lane.ids.forEach(function (id) {
+      (m.out[id] || []).forEach(function (l) {
+        // Only forward edges inside the lane (a cycle cannot make dagre loop).
+        if (accountOf(m, l.to) === acct && col[l.to] > col[id]) { edges.push([id, l.to]); }
+      });
+    });
+    var sig = lane.ids.map(function (id) { return id + "@" + col[id]; }).join(",") + "|" +
+              edges.map(function (e) { return e[0] + ">" + e[1]; }).join(",");
+    if (laneCache[sig]) { return laneCache[sig]; }
+    var g = new dagre.graphlib.Graph({multigraph: false});
+    g.setGraph({rankdir: "LR", ranker: "none", ranksep: RANK_SEP, nodesep: NODE_SEP,
+                marginx: 0, marginy: 4});
+    g.setDefaultEdgeLabel(function () { return {}; });
+    // Ranks: the lane's own columns, in order, empty ones left out (x does not come from
+    // dagre, and fewer ranks mean fewer dummy nodes on long edges); 2 per column, as
+    // dagre doubles every edge's length to make room for edge labels.
+    var used = {}, rank = {};
+    lane.ids.forEach(function (id) { used[col[id]] = true; });
+    Object.keys(used).map(Number).sort(function (a, b) { return a - b; })
+      .forEach(function (c, i) { rank[c] = 2 * i; });
+    lane.ids.forEach(function (id) {
+      var pipe = !!m.nodes[id];
+      g.setNode(id, {width: pipe ? NODE_W : J_W, height: pipe ? NODE_H : J_H, rank: rank[col[id]]});
+    });
+    edges.forEach(function (e) { g.setEdge(e[0], e[1], {minlen: 1, weight: 4}); });
+    dagre.layout(g);
+    var minY = 1e9, maxY = -1e9, ys = {};
+    lane.ids.forEach(function (id) {
+      var p = g.node(id);
+      minY = Math.min(minY, p.y - p.height / 2); maxY = Math.max(maxY, p.y + p.height / 2);
+    });
+    lane.ids.forEach(function (id) { ys[id] = g.node(id).y - g.node(id).height / 2 - minY; });
+    var out = {ys: ys, height: lane.ids.length ? maxY - minY : 0};
+    laneCache[sig] = out;
+    return out;
+  }
   function layoutModel(m) {
-    var lanes = {};
+    var lanes = {}, cols = columnsOf(m), col = cols.col, cpd = cols.cpd;
     m.accounts.forEach(function (a) { lanes[a] = {account: a, ids: [], minDepth: 1e9}; });
     Object.keys(m.nodes).forEach(function (k) {
       var lane = lanes[m.nodes[k].account]; lane.ids.push(k);
       lane.minDepth = Math.min(lane.minDepth, m.depth[k]);
     });
     Object.keys(m.junctions).forEach(function (k) { lanes[m.junctions[k].account].ids.push(k); });
+    // x of each column: pipeline columns as wide as a pipeline, junction columns narrower;
+    // the roots' column is the left edge of every lane.
+    var top = 0, colX = [];
+    Object.keys(col).forEach(function (id) { top = Math.max(top, col[id]); });
+    for (var c = 0, x = LEFT; c <= top; c++) {
+      colX[c] = x;
+      if (c >= cpd - 1) { x += (c % cpd === cpd - 1 ? NODE_W : J_W) + RANK_SEP; }
+    }
     var right = 0;
     var order = m.accounts.slice().sort(function (a, b) {
       return (lanes[a].minDepth - lanes[b].minDepth) || (a < b ? -1 : a > b ? 1 : 0);
     });
     order.forEach(function (acct) {
-      var lane = lanes[acct];
-      var g = new dagre.graphlib.Graph({multigraph: false});
-      g.setGraph({rankdir: "LR", ranksep: RANK_SEP, nodesep: NODE_SEP, marginx: 0, marginy: 4});
-      g.setDefaultEdgeLabel(function () { return {}; });
-      // A ruler of invisible nodes, one per column, each as wide as a pipeline: every rank
-      // of every lane then has the same width, so a column is at the same x in all lanes.
-      var top = 0;
-      lane.ids.forEach(function (id) {
-        if (m.nodes[id]) { top = Math.max(top, COLS_PER_DEPTH * m.depth[id] + 2); }
-      });
-      for (var c = 0; c <= top; c++) {
-        g.setNode("^" + c, {width: c % COLS_PER_DEPTH === 2 ? NODE_W : J_W, height: 0});
-        if (c) { g.setEdge("^" + (c - 1), "^" + c, {minlen: 1, weight: 50}); }
-      }
-      lane.ids.forEach(function (id) {
-        var pipe = !!m.nodes[id];
-        g.setNode(id, {width: pipe ? NODE_W : J_W, height: pipe ? NODE_H : J_H});
-        // Tied to the ruler just left of its column: a short edge (no dummy nodes for
-        // dagre to order, which made long anchor edges cost seconds at 700 pipelines).
-        if (pipe) {
-          g.setEdge("^" + (COLS_PER_DEPTH * m.depth[id] + 1), id, {minlen: 1, weight: 1});
-        }
-      });
-      lane.ids.forEach(function (id) {
-        (m.out[id] || []).forEach(function (l) {
-          if (accountOf(m, l.to) === acct) { g.setEdge(id, l.to, {minlen: 1, weight: 4}); }
-        });
-      });
-      dagre.layout(g);
-      // Column 2 holds the roots: it is the left edge of every lane.
-      var x0 = g.node("^2").x - NODE_W / 2, minY = 1e9, maxY = -1e9;
-      lane.ids.forEach(function (id) {
-        var p = g.node(id);
-        minY = Math.min(minY, p.y - p.height / 2); maxY = Math.max(maxY, p.y + p.height / 2);
-      });
+      var lane = lanes[acct], laid = layoutLane(m, lane, col);
       lane.nodes = {};
       lane.ids.forEach(function (id) {
-        var p = g.node(id);
-        lane.nodes[id] = {x: LEFT + p.x - p.width / 2 - x0, y: p.y - p.height / 2 - minY, w: p.width,
-                          h: p.height};
-        right = Math.max(right, LEFT + p.x + p.width / 2 - x0);
+        var pipe = !!m.nodes[id], w = pipe ? NODE_W : J_W, c = Math.max(col[id], 0);
+        // A junction is centred in its (narrower) column, a pipeline fills its own.
+        var x = colX[c] + (pipe || c % cpd === cpd - 1 ? 0 : 0);
+        lane.nodes[id] = {x: x, y: laid.ys[id], w: w, h: pipe ? NODE_H : J_H};
+        right = Math.max(right, x + w);
       });
-      lane.height = lane.ids.length ? maxY - minY : 0;
+      lane.height = laid.height;
     });
     var width = right + LEFT + 20;
     return {lanes: lanes, order: order, width: Math.max(width, 400)};
@@ -746,7 +784,9 @@
   // The backfill action of a pipeline's page (a date range, confirmed, then its progress
   // per date, redrawn live), and the "graph" event: pipelines added, removed or edited
   // while the page is open are drawn without a reload.
+  var backfillMsgs = {};  // what the last backfill said, kept across live redraws
   function backfillButton(p, msg) {
+    if (backfillMsgs[p.key]) { msg.textContent = backfillMsgs[p.key]; }
     return el("button", {"data-action": "backfill", text: "Backfill…",
                          on: {click: function () { confirmBackfill(p, msg); }}});
   }
@@ -772,7 +812,11 @@
                                                     from: from.value, to: to.value,
                                                     downstream: down.checked})})
           .then(function (r) { return r.json(); })
-          .then(function (res) { msg.textContent = res.message || res.error; });
+          .then(function (res) {
+            backfillMsgs[p.key] = res.message || res.error;
+            var now = document.getElementById("action-msg") || msg;
+            now.textContent = backfillMsgs[p.key];
+          });
       }}}));
     card.appendChild(el("button", {id: "confirm-no", text: "Cancel",
                                    on: {click: function () { dlg.remove(); }}}));
