@@ -12,7 +12,7 @@
   var COLOURS = boot.colours || {};
   var SVGNS = "http://www.w3.org/2000/svg";
   var NODE_W = 168, NODE_H = 34, J_W = 50, J_H = 18, LANE_HEAD = 24, LANE_GAP = 8;
-  var RANK_SEP = 26, NODE_SEP = 8, LEFT = 12, COLS_PER_DEPTH = 3;
+  var RANK_SEP = 26, NODE_SEP = 16, LEFT = 12, COLS_PER_DEPTH = 3;
 
   var st = {date: boot.date, graph: boot.graph, model: null, layout: null, collapsed: {},
             focus: null, focusMode: "both", search: "", scale: 1, changes: 0};
@@ -216,8 +216,7 @@
       lane.nodes = {};
       lane.ids.forEach(function (id) {
         var pipe = !!m.nodes[id], w = pipe ? NODE_W : J_W, c = Math.max(col[id], 0);
-        // A junction is centred in its (narrower) column, a pipeline fills its own.
-        var x = colX[c] + (pipe || c % cpd === cpd - 1 ? 0 : 0);
+        var x = colX[c];  // a junction's column is as wide as a junction
         lane.nodes[id] = {x: x, y: laid.ys[id], w: w, h: pipe ? NODE_H : J_H};
         right = Math.max(right, x + w);
       });
