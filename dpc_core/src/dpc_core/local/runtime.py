@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,20 @@ Printer = Callable[[str], None]
 
 class RuntimeBusy(DpcError):
     """Another ``dpc local up`` holds the workspace."""
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside: loading a workspace allocates objects by the
+    million and frees almost none, so every collection would scan them all for nothing
+    (30-50% of a cold start of 10,000 pipelines)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fmt_ms(ms: int | None) -> str:
@@ -275,10 +290,15 @@ class Runtime:
         reg = self.ws.registry
         self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
                                                    for t in reg.trigger_sources.values()])
-        with state.guarded(self.ws.db_path):
+        with state.guarded(self.ws.db_path), _no_gc():
             self._load_workspace()
             with self.store.transaction():
                 self._recover()
+        # What start-up built (10,000 pipelines are ~1 million objects) lives as long as
+        # the runtime: take it out of the cyclic collector's reach, whose full passes over
+        # it would otherwise pause every thread for tens of milliseconds (trigger latency).
+        # Reference counting still frees what is replaced later (an edited pipeline).
+        gc.freeze()
         with contextlib.suppress(OSError):
             self._kept_path().unlink()  # recorded by _recover (or already recorded)
         self._open_socket()
