@@ -254,6 +254,100 @@ def test_cluster_terminates_itself_when_idle_and_is_tagged_with_its_run(
         params["Tags"]
 
 
+def _cluster_of_run(emr: Any, create: dict[str, Any], execution: str,
+                    pipeline: str | None = None) -> str:
+    """RunJobFlow with the name and tags the run's ``Create cluster`` state sends
+    (``$$.Execution.Name`` = ``execution``; ``pipeline`` renames it as another's)."""
+    params = create["Parameters"]
+    name, tags = params["Name"], []
+    for tag in params["Tags"]:
+        value = execution if tag.get("Value.$") == "$$.Execution.Name" else tag["Value"]
+        if pipeline and tag["Key"] == "dpc-pipeline":
+            value, name = pipeline, f"dpc-{pipeline}"
+        tags.append({"Key": tag["Key"], "Value": value})
+    return str(emr.run_job_flow(
+        Name=name, ReleaseLabel=params["ReleaseLabel"], Tags=tags,
+        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge",
+                   "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="dpc-emr-instance-role", ServiceRole="dpc-emr-service-role")["JobFlowId"])
+
+
+def _status_event(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    """The ``Step Functions Execution Status Change`` event of an execution, as AWS
+    puts it on the account's default bus."""
+    d = sfn.describe_execution(executionArn=execution_arn)
+    ms = lambda t: int(t.timestamp() * 1000) if t else None  # noqa: E731
+    return {"version": "0", "id": "e-1", "source": "aws.states",
+            "detail-type": "Step Functions Execution Status Change",
+            "account": execution_arn.split(":")[4], "region": "eu-west-1",
+            "resources": [execution_arn],
+            "detail": {"executionArn": execution_arn, "stateMachineArn": d["stateMachineArn"],
+                       "name": d["name"], "status": d["status"],
+                       "startDate": ms(d["startDate"]), "stopDate": ms(d.get("stopDate"))}}
+
+
+def test_clusters_of_stopped_runs_are_terminated_by_the_reaper(
+        case_study: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step Functions terminates no cluster when a run is stopped or times out: the team
+    account's cluster reaper finds the run's clusters by the tags the synthesized
+    ``Create cluster`` state puts on them (moto: EMR and Step Functions)."""
+    import boto3
+    from moto import mock_aws
+
+    from dpc_central.handlers import _common, cluster_reaper
+
+    create = definition(load(case_study, "listings"), "listings")["States"]["Create cluster"]
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "eu-west-1"), ("AWS_REGION", "eu-west-1")):
+        monkeypatch.setenv(key, value)
+    _common.reset()
+    try:
+        with mock_aws():
+            emr = boto3.client("emr", region_name="eu-west-1")
+            sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+            machine = sfn.create_state_machine(
+                name="listings", roleArn="arn:aws:iam::123456789012:role/sfn",
+                definition=json.dumps({"StartAt": "w", "States": {
+                    "w": {"Type": "Wait", "Seconds": 3600, "End": True}}}))["stateMachineArn"]
+            stopped = sfn.start_execution(stateMachineArn=machine,
+                                          name="dpc-2026-11-26-stopped")["executionArn"]
+            running = sfn.start_execution(stateMachineArn=machine,
+                                          name="dpc-2026-11-26-running")["executionArn"]
+            mine = _cluster_of_run(emr, create, "dpc-2026-11-26-stopped")
+            other_run = _cluster_of_run(emr, create, "dpc-2026-11-26-running")
+            other_pipeline = _cluster_of_run(emr, create, "dpc-2026-11-26-stopped",
+                                             pipeline="searches")
+            adhoc = emr.run_job_flow(
+                Name="adhoc", ReleaseLabel="emr-7.5.0", JobFlowRole="r", ServiceRole="s",
+                Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
+                           "KeepJobFlowAliveWhenNoSteps": True})["JobFlowId"]
+            sfn.stop_execution(executionArn=stopped)
+
+            def state(cid: str) -> str:
+                return str(emr.describe_cluster(ClusterId=cid)["Cluster"]["Status"]["State"])
+
+            # A run that ended otherwise (SUCCEEDED: its teardown ran) is left alone.
+            ok = {**_status_event(sfn, stopped)}
+            ok["detail"] = {**ok["detail"], "status": "SUCCEEDED"}
+            assert cluster_reaper.handle(ok)["terminated"] == []
+            event = _status_event(sfn, stopped)
+            assert event["detail"]["status"] == "ABORTED"
+            assert cluster_reaper.handle(event)["terminated"] == [mine]
+            assert state(mine).startswith("TERMINAT")
+            assert {c: state(c) for c in (other_run, other_pipeline, adhoc)} == dict.fromkeys(
+                (other_run, other_pipeline, adhoc), "WAITING")
+            # Status events are best effort: the sweep finds a cluster of the stopped run
+            # whose event was lost, and leaves the running run's cluster alone.
+            lost = _cluster_of_run(emr, create, "dpc-2026-11-26-stopped")
+            swept = cluster_reaper.handle({"source": "aws.events",
+                                           "detail-type": "Scheduled Event"})
+            assert swept["terminated"] == [lost]
+            assert state(other_run) == "WAITING"
+            assert sfn.describe_execution(executionArn=running)["status"] == "RUNNING"
+    finally:
+        _common.reset()
+
+
 def test_emr_tasks_have_time_limits_within_the_runs_and_teardown_retries(
         case_study: dict[str, Path]) -> None:
     asl = definition(load(case_study, "listings"), "listings")

@@ -40,7 +40,8 @@ def test_pipeline_bus_admits_only_trigger_events_from_the_central_account(templa
 
 def test_step_functions_status_changes_are_forwarded_to_the_central_bus(template: Any) -> None:
     (rule,) = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
-               if r["Properties"]["EventPattern"].get("source") == ["aws.states"]]
+               if (r["Properties"].get("EventPattern") or {}).get("source") == ["aws.states"]
+               and "dpc-central" in json.dumps(r["Properties"]["Targets"])]
     assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
     assert "EventBusName" not in rule  # the default bus, where AWS puts aws.states events
     (target,) = rule["Targets"]
@@ -125,6 +126,51 @@ def test_central_reconciler_may_only_read_executions(template: Any) -> None:
                for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
     assert actions == {"states:ListExecutions", "states:DescribeStateMachine",
                        "states:DescribeExecution"}
+
+
+def _reaper(template: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The cluster reaper's function and its role's policy statements."""
+    (fn,) = [r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values()
+             if r["Properties"].get("Handler") == "dpc_central.handlers.cluster_reaper.handle"]
+    role = fn["Role"]["Fn::GetAtt"][0]
+    statements = [s for p in template.find_resources("AWS::IAM::Policy").values()
+                  if {"Ref": role} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    return fn, statements
+
+
+def test_runs_that_end_without_teardown_wake_the_cluster_reaper(template: Any) -> None:
+    """TIMED_OUT/ABORTED runs run no catch path, and Step Functions terminates no cluster
+    when a run stops: their status events (and a schedule, as those are best effort)
+    run the reaper in the team account."""
+    rules = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
+             if "ClusterReaper" in json.dumps(r["Properties"]["Targets"])]
+    patterns = [r["EventPattern"] for r in rules if "EventPattern" in r]
+    assert patterns == [{"source": ["aws.states"],
+                         "detail-type": ["Step Functions Execution Status Change"],
+                         "detail": {"status": ["TIMED_OUT", "ABORTED", "FAILED"]}}]
+    assert [r["ScheduleExpression"] for r in rules if "ScheduleExpression" in r] == \
+        ["rate(30 minutes)"]
+    assert all("EventBusName" not in r for r in rules)  # the default bus
+    assert all("DeadLetterConfig" in t for r in rules for t in r["Targets"])
+
+
+def test_cluster_reaper_may_terminate_only_clusters_tagged_as_dpcs(template: Any) -> None:
+    _, statements = _reaper(template)
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["ListClusters"]["Action"] == "elasticmapreduce:ListClusters"
+    assert by_sid["ListClusters"]["Resource"] == "*"  # no resource type
+    terminate = by_sid["TerminateDpcClusters"]
+    assert sorted(terminate["Action"]) == ["elasticmapreduce:DescribeCluster",
+                                           "elasticmapreduce:TerminateJobFlows"]
+    assert ":cluster/*" in json.dumps(terminate["Resource"])
+    assert terminate["Condition"] == {"Null": {"aws:ResourceTag/dpc-pipeline": "false",
+                                               "aws:ResourceTag/dpc-execution": "false"}}
+    assert by_sid["ReadRunStatus"]["Action"] == "states:DescribeExecution"
+    emr = [a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                           else s["Action"]) if a.startswith("elasticmapreduce")]
+    assert sorted(emr) == ["elasticmapreduce:DescribeCluster", "elasticmapreduce:ListClusters",
+                           "elasticmapreduce:TerminateJobFlows"]
 
 
 def test_template_passes_cfn_lint(synthesized: tuple[Any, Path]) -> None:

@@ -49,6 +49,12 @@ EMR_INSTANCE_ROLE = "dpc-emr-instance-role"
 #: The instance profile has the role's name (CDK's EmrCreateCluster passes the role name as
 #: JobFlowRole, which EMR reads as an instance profile name).
 EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
+#: Tags and name of every cluster a run creates (``dpc_compute_emr.aws``: ``dpc-<pipeline>``,
+#: ``dpc-pipeline=<pipeline>``, ``dpc-execution=<execution name>``); the cluster reaper
+#: finds a run's clusters by them.
+EMR_TAG_PIPELINE = "dpc-pipeline"
+EMR_TAG_EXECUTION = "dpc-execution"
+EMR_CLUSTER_PREFIX = "dpc-"
 
 #: Lambda entry points (modules under dpc_central.handlers, written with the handlers).
 HANDLER_TRIGGER_MANAGER = "dpc_central.handlers.trigger_manager.handle"
@@ -56,6 +62,7 @@ HANDLER_REGISTRATION = "dpc_central.handlers.registration.handle"
 HANDLER_RECONCILER = "dpc_central.handlers.reconciler.handle"
 HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
 HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
+HANDLER_CLUSTER_REAPER = "dpc_central.handlers.cluster_reaper.handle"
 
 #: Environment variables of the central Lambdas. The trigger manager builds
 #: ``DynamoStore(client, DynamoTables(registry=..., runs=..., windows=...))`` from them.

@@ -14,6 +14,7 @@ from constructs import Construct
 from dpc_central import conventions as names
 from dpc_central.common.alarms import AlarmTopic, route_alarms, subscription_dead_letters
 from dpc_central.user_account.artifacts import ArtifactsBucket
+from dpc_central.user_account.cluster_reaper import ClusterReaper
 from dpc_central.user_account.emr import EmrFoundation
 from dpc_central.user_account.pipeline_bus import PipelineBus
 from dpc_central.user_account.reconciler_role import ReconcilerReadRole
@@ -23,8 +24,8 @@ from dpc_central.user_account.status_forwarding import StatusForwarding
 
 class UserAccountStack(Stack):
     """Pipeline bus, status forwarding, artifacts bucket, EMR roles and security groups,
-    the reconciler's read role and the registration provider. What pipeline stacks need
-    is published as SSM parameters under ``/dpc/``."""
+    the cluster reaper, the reconciler's read role and the registration provider. What
+    pipeline stacks need is published as SSM parameters under ``/dpc/``."""
 
     def __init__(self, scope: Construct, id: str, *, central_account: str, code_dir: Path,
                  layer_arns: Sequence[str] = (), vpc_id: str | None = None,
@@ -51,6 +52,10 @@ class UserAccountStack(Stack):
                                            central_account=central_account)
         self.artifacts = ArtifactsBucket(self, "Artifacts")
         self.emr = EmrFoundation(self, "Emr", vpc_id=vpc, artifacts=self.artifacts.bucket)
+        # Runs that are stopped or time out run no catch path: their clusters are
+        # terminated here.
+        self.cluster_reaper = ClusterReaper(self, "ClusterReaper", code_dir=code_dir,
+                                            layers=layers)
         self.reconciler_role = ReconcilerReadRole(self, "ReconcilerRead",
                                                   central_account=central_account)
         self.registration = RegistrationProvider(
