@@ -248,7 +248,35 @@ def test_slack_token_lives_in_secrets_manager_and_the_poster_reads_it(template: 
     # Pipeline topics of the member accounts may invoke it.
     permissions = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission")
                    .values() if p["Properties"].get("Principal") == "sns.amazonaws.com"]
-    assert sorted(p["SourceAccount"] for p in permissions) == MEMBERS
+    assert sorted(p["SourceAccount"] for p in permissions if "SourceAccount" in p) == MEMBERS
+    # ... and those of organisation accounts set up later: only dpc-* topics (the poster
+    # checks that a note's topic is in the account it names).
+    (org,) = [p for p in permissions if "SourceAccount" not in p]
+    assert org["SourceArn"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                                  f":sns:{REGION}:*:dpc-*"]]}
+    assert all(json.dumps(p["SourceArn"]).endswith(':dpc-*"]]}') for p in permissions)
+
+
+@pytest.mark.parametrize("handler", ["execution_tracker", "reconciler"])
+def test_notices_may_go_to_pipeline_topics_of_any_organisation_account(
+        template: Any, handler: str) -> None:
+    """Accounts of the organisation not listed at setup get notifications without a
+    central redeploy: wildcard account, limited by aws:ResourceOrgID (and SNS-only keys)."""
+    by_sid = {st.get("Sid"): st for st in role_statements(template, handler)}
+    sns_ = by_sid["PublishToOrganisationPipelineTopics"]
+    assert sns_["Action"] == "sns:Publish"
+    assert json.dumps(sns_["Resource"]).endswith(f':sns:{REGION}:*:dpc-*"]]}}')
+    assert sns_["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123"}}
+    kms = by_sid["EncryptForOrganisationPipelineTopics"]
+    assert kms["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    assert json.dumps(kms["Resource"]).endswith(f':kms:{REGION}:*:key/*"]]}}')
+    assert kms["Condition"] == {"StringEquals": {
+        "kms:ViaService": f"sns.{REGION}.amazonaws.com", "aws:ResourceOrgID": "o-abc123"}}
+    # No grant on every account's topics without the organisation condition.
+    for st in by_sid.values():
+        if ":*:" in json.dumps(st.get("Resource")) and st["Action"] in (
+                "sns:Publish", ["kms:GenerateDataKey*", "kms:Decrypt"]):
+            assert "aws:ResourceOrgID" in json.dumps(st["Condition"]), st
 
 
 def test_reconciler_runs_on_a_schedule(template: Any) -> None:

@@ -240,7 +240,7 @@ def _module_path(module: str) -> Path:
 CLIENT_PARAMETERS = {"dpc_core.stores.dynamodb": {"dynamodb"}}
 #: The services dpc's run-time code uses (to name a client met only as ``x.client``).
 KNOWN_SERVICES = ("dynamodb", "events", "sns", "sqs", "sts", "stepfunctions",
-                  "secretsmanager")
+                  "secretsmanager", "emr")
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -473,10 +473,14 @@ compute:
 class World:
     """The test accounts with their stacks: callers, resources and their policies."""
 
-    def __init__(self, templates: Mapping[str, dict[str, Any]], pipeline: str = "pipeline-x"):
+    def __init__(self, templates: Mapping[str, dict[str, Any]], pipeline: str = "pipeline-x",
+                 account: str | None = None):
+        """``account``: deploy the pipeline (and its team stack) in another account than
+        its own, e.g. one of the organisation not listed at central setup."""
         self.central = Stack("central", CENTRAL, templates["central"], Resolver(
             templates["central"], account=CENTRAL, region=REGION, stack_name="dpc-central"))
-        account = PIPELINE_ACCOUNTS[pipeline]
+        own = PIPELINE_ACCOUNTS[pipeline]
+        account = account or own
         # The team stack is synthesized once, for TEAM; another account's is the same
         # template with its own account id (every account runs setup-user-account).
         team = templates["team"] if account == TEAM else \
@@ -486,7 +490,8 @@ class World:
             parameters={"VpcId": "vpc-0team", "SubnetId": "subnet-0team",
                         "RegistrationUrl": self.registration_url()}))
         self.pipeline_name = pipeline
-        tp = templates[pipeline]
+        tp = templates[pipeline] if account == own else \
+            json.loads(json.dumps(templates[pipeline]).replace(own, account))
         self.pipeline = Stack(pipeline, account, tp, Resolver(
             tp, account=account, region=REGION, stack_name=f"dpc-pipeline-{pipeline}",
             parameters=self._ssm_parameters(tp)))
@@ -748,6 +753,9 @@ class World:
             ctx["kms:EncryptionContext:aws:sns:topicArn"] = self.resource(
                 "member:pipeline-topic")[0]
         ctx.update(context or {})
+        # A key given as None is absent from the request (e.g. aws:ResourceOrgID of an
+        # account in no organisation).
+        ctx = {k: v for k, v in ctx.items() if v is not None}
         req = Request(principal, action, arn, ctx)
         return evaluate(req, identity=identity, resource_policy=policies,
                         resource_account=owner, requires_resource_policy=needs_rp)
@@ -1118,3 +1126,67 @@ def test_an_org_condition_is_evaluated_not_string_matched(
     inside = Request(outsider, "events:PutEvents", arn, {"aws:PrincipalOrgID": ORG,
                                                          "events:source": "aws.states"})
     assert evaluate(inside, identity=identity, resource_policy=policies, resource_account=owner)
+
+
+# -- organisation accounts not listed at setup -----------------------------------------
+
+#: An account of the organisation that was not listed at ``setup-central-account`` (it
+#: joined later), and one outside the organisation.
+LATE_MEMBER = "444444444444"
+OUTSIDER = "555555555555"
+
+
+@pytest.mark.parametrize(("caller", "resource"), [
+    ("lambda dpc_central.handlers.execution_tracker", "member:pipeline-topic"),
+    ("lambda dpc_central.handlers.execution_tracker", "member:pipeline-topic-key"),
+    ("lambda dpc_central.handlers.reconciler", "member:pipeline-topic"),
+    ("lambda dpc_central.handlers.reconciler", "member:pipeline-topic-key"),
+])
+def test_notifications_reach_organisation_accounts_not_listed_at_setup(
+        templates: dict[str, dict[str, Any]], caller: str, resource: str) -> None:
+    """The central stack lists 111..., 222..., 333... and the organisation: a pipeline of
+    an organisation account set up later gets its notifications (no central redeploy);
+    one in an account outside the organisation does not (``aws:ResourceOrgID``)."""
+    assert LATE_MEMBER not in MEMBERS and OUTSIDER not in MEMBERS
+    kms = {"kms:ViaService": f"sns.{REGION}.amazonaws.com", "kms:CallerAccount": CENTRAL}
+    actions = ["kms:GenerateDataKey", "kms:Decrypt"] if resource.endswith("-key") \
+        else ["sns:Publish"]
+    ctx = kms if resource.endswith("-key") else {}
+    late = World(templates, account=LATE_MEMBER)
+    outsider = World(templates, account=OUTSIDER)
+    for action in actions:
+        decision = late.check(caller, action, resource, ctx)
+        assert decision.allowed, decision.reason
+        denied = outsider.check(caller, action, resource, {**ctx, "aws:ResourceOrgID": "o-other"})
+        assert not denied.allowed, denied.reason
+        alone = outsider.check(caller, action, resource, {**ctx, "aws:ResourceOrgID": None})
+        assert not alone.allowed, alone.reason  # an account in no organisation at all
+
+
+def test_slack_poster_may_be_invoked_by_the_topic_of_an_organisation_account_set_up_later(
+        templates: dict[str, dict[str, Any]]) -> None:
+    # The function permission cannot carry aws:SourceOrgID (AddPermission takes only
+    # SourceArn/SourceAccount for a service): it admits dpc-* topics of any account, and
+    # the poster refuses a note naming another account than its topic's
+    # (central/tests: test_slack_poster_refuses_a_note_from_a_topic_of_another_account).
+    world = World(templates, account=LATE_MEMBER)
+    decision = world.check("service sns.amazonaws.com", "lambda:InvokeFunction",
+                           "central:function/dpc_notify_slack.poster",
+                           source="member:pipeline-topic")
+    assert decision.allowed, decision.reason
+    arn, policies, owner, _ = world.resource("central:function/dpc_notify_slack.poster")
+    other = Request("sns.amazonaws.com", "lambda:InvokeFunction", arn, {
+        "aws:SourceArn": f"arn:aws:sns:{REGION}:{LATE_MEMBER}:not-a-pipeline-topic",
+        "aws:SourceAccount": LATE_MEMBER})
+    assert not evaluate(other, resource_policy=policies, resource_account=owner)
+
+
+def test_the_cluster_reaper_may_not_touch_a_cluster_not_tagged_as_dpcs(world: World) -> None:
+    for action in ("elasticmapreduce:TerminateJobFlows", "elasticmapreduce:DescribeCluster"):
+        ok = world.check("lambda dpc_central.handlers.cluster_reaper", action,
+                         "member:emr-cluster", {"aws:ResourceTag/dpc-pipeline": "pipeline-x",
+                                                "aws:ResourceTag/dpc-execution": "r1"})
+        assert ok.allowed, ok.reason
+        untagged = world.check("lambda dpc_central.handlers.cluster_reaper", action,
+                               "member:emr-cluster", {"aws:ResourceTag/team": "analytics"})
+        assert not untagged.allowed, untagged.reason

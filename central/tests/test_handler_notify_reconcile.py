@@ -91,11 +91,14 @@ def test_tracker_publishes_to_sns_with_the_note_attribute(central: World) -> Non
     assert envelope["Subject"].startswith("[RUNNING] pipeline-x")
 
 
-def _sns_record(note: dict[str, Any]) -> dict[str, Any]:
+def _sns_record(note: dict[str, Any], topic_account: str | None = None) -> dict[str, Any]:
+    """What SNS delivers from the pipeline's topic (in ``topic_account``, by default the
+    pipeline's own account)."""
+    topic = f"arn:aws:sns:{REGION}:{topic_account or note['account']}:dpc-{note['pipeline']}"
     return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0",
-                         "EventSubscriptionArn": "arn:aws:sns:eu-west-1:1:t:1",
+                         "EventSubscriptionArn": f"{topic}:1",
                          "Sns": {"Type": "Notification", "MessageId": "m", "Message": "text",
-                                 "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+                                 "TopicArn": topic,
                                  "MessageAttributes": {"dpc-notification": {
                                      "Type": "String", "Value": json.dumps(note)}}}}]}
 
@@ -124,6 +127,25 @@ def test_slack_poster_threads_a_run_and_never_logs_the_token(
         (reply,) = slack.replies(root)
         assert "FAILED" in reply.text
     assert SLACK_TOKEN not in caplog.text
+
+
+def test_slack_poster_refuses_a_note_from_a_topic_of_another_account(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The poster admits the dpc-* topics of any account (organisation accounts join after
+    setup): a topic speaks only for its own account's registered pipelines."""
+    from fakes.slack_server import FakeSlack
+
+    register_case_study(central)
+    with FakeSlack(token=SLACK_TOKEN) as slack:
+        monkeypatch.setenv("DPC_SLACK_API_URL", slack.api_url)
+        # An outsider's dpc-pipeline-x topic names pipeline-x of account C: refused.
+        out = slack_poster.handle(_sns_record(_note("PIPELINE_STARTED", "RUNNING"),
+                                              topic_account="555555555555"), None)
+        assert out == {"posted": 0}
+        assert slack.roots("data-pipeline-alerts") == []
+        # The same note from C's own topic is posted.
+        out = slack_poster.handle(_sns_record(_note("PIPELINE_STARTED", "RUNNING")), None)
+        assert out["posted"] == 1
 
 
 def test_slack_poster_ignores_records_without_a_note(central: World) -> None:

@@ -27,33 +27,52 @@ TOPIC_PREFIX = "dpc-"
 
 
 def grant_publish_to_pipeline_topics(handler: DpcFunction, member_accounts: Sequence[str], *,
-                                     why: str) -> None:
-    """Let ``handler`` publish to any pipeline's ``dpc-<pipeline>`` topic in the member
-    accounts (every account when none are listed), encrypting with the topic's key.
+                                     org_id: str | None, why: str) -> None:
+    """Let ``handler`` publish to any pipeline's ``dpc-<pipeline>`` topic in the listed
+    member accounts and in every account of the organisation ``org_id`` (also those that
+    join after this stack: ``aws:ResourceOrgID``), encrypting with the topic's key.
 
     Pipeline topics are encrypted with their own customer keys: publishing across
     accounts needs the key actions in this identity policy too (the key policies grant
     the central account), and only through SNS in this region.
     """
     stack = Stack.of(handler)
-    accounts = sorted(set(member_accounts)) or ["*"]
-    handler.function.add_to_role_policy(iam.PolicyStatement(
-        sid="PublishToPipelineTopics", actions=["sns:Publish"],
-        resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
-                   for a in accounts]))
-    handler.function.add_to_role_policy(iam.PolicyStatement(
-        sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-        resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
-        conditions={"StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
+    accounts = sorted(set(member_accounts))
     region = region_in_finding(handler)
-    suppress(handler, [("AwsSolutions-IAM5", f"{why}, encrypting with that topic's key "
-                        "(kms:ViaService SNS only); topics and keys are created by pipeline "
-                        "stacks after this stack",
-                        [f"Resource::arn:<AWS::Partition>:sns:{region}:{a}:{TOPIC_PREFIX}*"
-                         for a in accounts]
-                        + [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*"
-                           for a in accounts]
-                        + ["Action::kms:GenerateDataKey*"])])
+    via_sns = {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}
+    findings: list[str] = []
+    fn = handler.function
+    if org_id:
+        in_org = {"aws:ResourceOrgID": org_id}
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="PublishToOrganisationPipelineTopics", actions=["sns:Publish"],
+            resources=[f"arn:{stack.partition}:sns:{stack.region}:*:{TOPIC_PREFIX}*"],
+            conditions={"StringEquals": in_org}))
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="EncryptForOrganisationPipelineTopics",
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            resources=[f"arn:{stack.partition}:kms:{stack.region}:*:key/*"],
+            conditions={"StringEquals": {**via_sns, **in_org}}))
+        findings += [f"Resource::arn:<AWS::Partition>:sns:{region}:*:{TOPIC_PREFIX}*",
+                     f"Resource::arn:<AWS::Partition>:kms:{region}:*:key/*"]
+    if accounts:
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="PublishToPipelineTopics", actions=["sns:Publish"],
+            resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
+                       for a in accounts]))
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
+            conditions={"StringEquals": via_sns}))
+        findings += [f"Resource::arn:<AWS::Partition>:sns:{region}:{a}:{TOPIC_PREFIX}*"
+                     for a in accounts]
+        findings += [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*" for a in accounts]
+    if findings:
+        suppress(handler, [("AwsSolutions-IAM5", f"{why}, encrypting with that topic's key "
+                            "(kms:ViaService SNS only); topics and keys are created by pipeline "
+                            "stacks after this stack, in listed accounts or in any account of "
+                            "the organisation (aws:ResourceOrgID)",
+                            [*findings, "Action::kms:GenerateDataKey*"])])
 
 
 class ExecutionTracker(Construct):
@@ -65,7 +84,8 @@ class ExecutionTracker(Construct):
 
     def __init__(self, scope: Construct, id: str, *, bus: events.IEventBus,
                  tables: TriggerTables, member_accounts: Sequence[str], code_dir: Path,
-                 alarm_topic: sns.ITopic, layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
+                 alarm_topic: sns.ITopic, org_id: str | None = None,
+                 layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
         super().__init__(scope, id)
         self.handler = DpcFunction(
             self, "Handler", handler=HANDLER_EXECUTION_TRACKER, code_dir=code_dir,
@@ -77,7 +97,7 @@ class ExecutionTracker(Construct):
         tables.runs.grant_read_data(self.handler.function)
         tables.acknowledge_index_access(self.handler.function)
         grant_publish_to_pipeline_topics(
-            self.handler, member_accounts,
+            self.handler, member_accounts, org_id=org_id,
             why="publishes to the dpc-<pipeline> topic of whichever pipeline an event is about")
         self.dlq = dead_letter_queue(self, "RuleDlq")
         self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,

@@ -39,7 +39,7 @@ class Reconciler(Construct):
     def __init__(self, scope: Construct, id: str, *, tables: TriggerTables,
                  bus: events.IEventBus,
                  member_accounts: Sequence[str], code_dir: Path, alarm_topic: sns.ITopic,
-                 interval: Duration | None = None,
+                 org_id: str | None = None, interval: Duration | None = None,
                  layers: Sequence[lambda_.ILayerVersion] = ()) -> None:
         super().__init__(scope, id)
         self.handler = DpcFunction(
@@ -59,7 +59,7 @@ class Reconciler(Construct):
             actions=["sts:AssumeRole"], resources=roles))
         # LATE/BLOCKED/RECOVERED notices go out the execution tracker's way.
         grant_publish_to_pipeline_topics(
-            self.handler, accounts,
+            self.handler, accounts, org_id=org_id,
             why="health notices go to the dpc-<pipeline> topic of the pipeline concerned")
         if not accounts:
             suppress(self.handler, [("AwsSolutions-IAM5", "organisation mode: member accounts "

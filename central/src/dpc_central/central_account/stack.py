@@ -70,11 +70,12 @@ class CentralStack(Stack):
                                             org_id=org_id, member_accounts=members, **common)
         self.reconciler = Reconciler(self, "Reconciler", tables=self.tables,
                                      bus=self.bus, member_accounts=members,
-                                     **common)
+                                     org_id=org_id, **common)
         # Its sweep re-sends unacknowledged triggers the same way.
         self.delivery.grant_deliver(self.reconciler.handler.function)
         self.tracker = ExecutionTracker(self, "ExecutionTracker", bus=self.bus,
-                                        tables=self.tables, member_accounts=members, **common)
+                                        tables=self.tables, member_accounts=members,
+                                        org_id=org_id, **common)
         # An alarm email that bounces is kept, not dropped.
         subscription_dead_letters(self, "AlarmSubscriptionsDlq", topic=self.alarm_topic,
                                   alarm_topic=self.alarm_topic)

@@ -20,6 +20,8 @@ from constructs import Construct
 
 from dpc_notify_slack.poster import ENV_SLACK_SECRET_ARN, ENV_TABLE_SLACK_THREADS
 
+#: Pipeline topics are named ``dpc-<pipeline>`` in their accounts.
+TOPIC_PREFIX = "dpc-"
 #: The poster's function name: user accounts' pipeline stacks build its ARN from it.
 POSTER_FUNCTION = "dpc-slack-poster"
 POSTER_HANDLER = "dpc_notify_slack.poster.handle"
@@ -52,13 +54,23 @@ class SlackService(Construct):
         self.secret.grant_read(self.poster.function)
         self.threads.grant_read_write_data(self.poster.function)
         central.tables.registry.grant_read_data(self.poster.function)
-        # Pipeline topics in member accounts deliver to the poster (SNS → Lambda).
+        # Pipeline topics (``dpc-<pipeline>``) deliver to the poster (SNS → Lambda).
         stack = central.stack
+        topics = f"arn:{stack.partition}:sns:{stack.region}"
         for account in sorted(set(central.member_accounts)):
             self.poster.function.add_permission(
                 f"Sns{account}", principal=iam.ServicePrincipal("sns.amazonaws.com"),
-                source_account=account,
-                source_arn=f"arn:{stack.partition}:sns:{stack.region}:{account}:*")
+                source_account=account, source_arn=f"{topics}:{account}:{TOPIC_PREFIX}*")
+        if central.org_id:
+            # Accounts that join the organisation after this stack: a Lambda permission
+            # takes only SourceArn/SourceAccount for a service principal (no
+            # aws:SourceOrgID condition), so it admits the dpc-* topics of any account and
+            # the poster itself refuses a note whose topic is not in the account of the
+            # registered pipeline it names (registration is limited to the organisation
+            # by the registration API's resource policy).
+            self.poster.function.add_permission(
+                "SnsOrganisation", principal=iam.ServicePrincipal("sns.amazonaws.com"),
+                source_arn=f"{topics}:*:{TOPIC_PREFIX}*")
 
 
 def add_slack_service(scope: Any, central: Any) -> SlackService:

@@ -150,7 +150,7 @@ def backend() -> Any:
 def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """Lambda entry point; raises when a channel could not be told (SNS retries the
     delivery; channels already told are not told again)."""
-    notes: list[str] = []
+    notes: list[tuple[str, str | None]] = []  # (note, the SNS topic that delivered it)
     records = event.get("Records") if isinstance(event, Mapping) else None
     if isinstance(records, list):
         for record in records:
@@ -159,22 +159,30 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
             attr = attrs.get(NOTE_ATTRIBUTE) if isinstance(attrs, Mapping) else None
             value = attr.get("Value") if isinstance(attr, Mapping) else None
             if isinstance(value, str):
-                notes.append(value)
+                notes.append((value, str(sns.get("TopicArn") or "") if isinstance(sns, Mapping)
+                              else ""))
             else:
                 common.emit(logging.WARNING, "slack-ignored",
                             reason=f"record without the {NOTE_ATTRIBUTE} attribute")
     elif isinstance(event, Mapping) and event.get("detail-type") == NOTIFICATION_DETAIL_TYPE \
             and isinstance(event.get("detail"), Mapping):
-        notes.append(json.dumps(event["detail"]))
+        notes.append((json.dumps(event["detail"]), None))
     else:
         common.emit(logging.WARNING, "slack-ignored", reason="not an SNS or notification event")
     posted = 0
     problems: list[str] = []
-    for text in notes:
+    for text, topic in notes:
         try:
             note = note_from_json(text)
         except (TypeError, ValueError) as exc:
             common.emit(logging.WARNING, "slack-ignored", reason=f"bad note: {exc}")
+            continue
+        if topic is not None and not topic_may_speak_for(topic, note.account):
+            # The function admits the dpc-* topics of any account (organisation accounts
+            # join later; a Lambda permission has no aws:SourceOrgID): a topic speaks only
+            # for pipelines of its own account, which the registry then must know.
+            common.emit(logging.WARNING, "slack-ignored", reason="topic of another account",
+                        topic=topic, account=note.account, pipeline=note.pipeline)
             continue
         count, failed = post(note)
         posted += count
@@ -185,6 +193,13 @@ def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         raise RuntimeError(redact("Slack delivery failed: " + "; ".join(problems),
                                   [bot_token()]))
     return {"posted": posted}
+
+
+def topic_may_speak_for(topic_arn: str, account: str) -> bool:
+    """Whether the SNS topic that delivered a note may speak for ``account``'s pipelines:
+    only a topic of that very account (``arn:aws:sns:<region>:<account>:<name>``)."""
+    parts = topic_arn.split(":")
+    return len(parts) == 6 and parts[2] == "sns" and parts[4] == str(account)
 
 
 def post(note: Any) -> tuple[int, list[str]]:
