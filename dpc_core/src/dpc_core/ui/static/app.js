@@ -126,12 +126,14 @@
             accounts: graph.accounts.slice()};
   }
 
-  // -- layout: dagre per account lane, lanes stacked ---------------------------------
+  // -- layout: dagre per connected piece of an account lane, lanes stacked -------------
   // Columns are fixed: a pipeline of depth d sits in column cpd*d + cpd-1, the AND/OR
   // junctions feeding it in the columns just left of it, so every column is at the same
-  // x in all lanes. Dagre (ranker "none": the columns are its ranks) orders and places
-  // the nodes of each lane vertically, crossing-minimised. No ruler nodes and no network
-  // simplex: a lane's graph holds only its own nodes, which made the layout 4x cheaper.
+  // x in all lanes. Inside a lane, each connected piece (the lane's own edges) is ordered
+  // and placed vertically by dagre (ranker "none": the columns are its ranks), then the
+  // pieces are packed. A dagre run costs ~2 ms however small the graph, so a piece with
+  // one node per column (most: a pipeline and the junctions into it) is put on one line,
+  // as dagre would, without a run; at 700 pipelines ~110 runs remain of ~700 pieces.
   function accountOf(m, id) { return (m.nodes[id] || m.junctions[id]).account; }
   function columnsOf(m) {
     // Column of every node; a junction sits one column left of what it feeds.
@@ -155,7 +157,7 @@
   // Lane layouts by a hash of the lane (its nodes, columns and edges): a re-read graph
   // re-lays only the lanes that changed, and a reload takes them from localStorage.
   var laneCache = null, laneCacheUsed = {}, laneCacheDirty = false;
-  var LAYOUT_KEY = "dpc-layout-v1";  // a new version when the lane layout changes
+  var LAYOUT_KEY = "dpc-layout-v2";  // a new version when the lane layout changes
   function hashText(text) {  // two 32-bit FNV-1a hashes: a short, collision-safe key
     var a = 0x811c9dc5, b = 0x9747b28c;
     for (var i = 0; i < text.length; i++) {
@@ -181,45 +183,101 @@
       catch (e) { /* full or unavailable: the next load lays out again */ }
     }, 0);
   }
-  function layoutLane(m, lane, col) {
-    var acct = lane.account, edges = [];
+  function laneGroups(ids, edges) {
+    // The connected pieces of a lane (its own edges only), by union-find.
+    var up = {}, groups = {}, out = [];
+    ids.forEach(function (id) { up[id] = id; });
+    function root(x) { while (up[x] !== x) { up[x] = up[up[x]]; x = up[x]; } return x; }
+    edges.forEach(function (e) { up[root(e[0])] = root(e[1]); });
+    ids.forEach(function (id) {
+      var r = root(id);
+      if (!groups[r]) { groups[r] = []; out.push(groups[r]); }
+      groups[r].push(id);
+    });
+    return out;
+  }
+  function layoutGroup(m, ids, edges, col) {
+    // One connected piece laid out by dagre: y of each node from the piece's top.
+    var pipeH = function (id) { return m.nodes[id] ? NODE_H : J_H; };
+    var perCol = {}, path = true, tallest = 0;
+    ids.forEach(function (id) {
+      path = path && !perCol[col[id]]; perCol[col[id]] = true; tallest = Math.max(tallest, pipeH(id));
+    });
+    if (path) {
+      // One node per column (a pipeline, or a chain of junctions into it): dagre would put
+      // them on one line, centred; so does this, without a layout run.
+      var line = {};
+      ids.forEach(function (id) { line[id] = (tallest - pipeH(id)) / 2; });
+      return {ys: line, height: tallest};
+    }
+    var g = new dagre.graphlib.Graph({multigraph: false});
+    g.setGraph({rankdir: "LR", ranker: "none", ranksep: RANK_SEP, nodesep: NODE_SEP,
+                marginx: 0, marginy: 0});
+    g.setDefaultEdgeLabel(function () { return {}; });
+    // Ranks: the piece's own columns, in order, empty ones left out (x does not come from
+    // dagre, and fewer ranks mean fewer dummy nodes on long edges); 2 per column, as
+    // dagre doubles every edge's length to make room for edge labels.
+    var used = {}, rank = {};
+    ids.forEach(function (id) { used[col[id]] = true; });
+    Object.keys(used).map(Number).sort(function (a, b) { return a - b; })
+      .forEach(function (c, i) { rank[c] = 2 * i; });
+    ids.forEach(function (id) {
+      g.setNode(id, {width: m.nodes[id] ? NODE_W : J_W, height: pipeH(id), rank: rank[col[id]]});
+    });
+    edges.forEach(function (e) { g.setEdge(e[0], e[1], {minlen: 1, weight: 4}); });
+    dagre.layout(g);
+    var minY = 1e9, maxY = -1e9, ys = {};
+    ids.forEach(function (id) {
+      var p = g.node(id);
+      minY = Math.min(minY, p.y - p.height / 2); maxY = Math.max(maxY, p.y + p.height / 2);
+    });
+    ids.forEach(function (id) { ys[id] = g.node(id).y - g.node(id).height / 2 - minY; });
+    return {ys: ys, height: maxY - minY};
+  }
+  function layoutLane(m, lane, col, laneAt) {
+    // Each connected piece of the lane laid out by dagre, then the pieces packed top-down:
+    // those whose other-lane neighbours are in lanes above first, each as high as the
+    // pieces already placed in its columns allow.
+    var acct = lane.account, edges = [], pull = {};
     lane.ids.forEach(function (id) {
+      var sum = 0, n = 0;
+      function other(x) { var a = accountOf(m, x); if (a !== acct) { sum += laneAt[a]; n++; } }
       (m.out[id] || []).forEach(function (l) {
         // Only forward edges inside the lane (a cycle cannot make dagre loop).
-        if (accountOf(m, l.to) === acct && col[l.to] > col[id]) { edges.push([id, l.to]); }
+        if (accountOf(m, l.to) === acct) { if (col[l.to] > col[id]) { edges.push([id, l.to]); } }
+        else { other(l.to); }
       });
+      (m.inn[id] || []).forEach(function (l) { other(l.from); });
+      pull[id] = [sum, n];
     });
-    var sig = lane.ids.map(function (id) { return id + "@" + col[id]; }).join(",") + "|" +
-              edges.map(function (e) { return e[0] + ">" + e[1]; }).join(",");
+    var sig = lane.ids.map(function (id) { return id + "@" + col[id] + "~" + pull[id]; }).join(",") +
+              "|" + edges.map(function (e) { return e[0] + ">" + e[1]; }).join(",");
     var key = hashText(sig), hit = laneCache[key];
     if (hit && hit.ys && lane.ids.every(function (id) { return typeof hit.ys[id] === "number"; })) {
       laneCacheUsed[key] = hit;
       return hit;
     }
-    var g = new dagre.graphlib.Graph({multigraph: false});
-    g.setGraph({rankdir: "LR", ranker: "none", ranksep: RANK_SEP, nodesep: NODE_SEP,
-                marginx: 0, marginy: 4});
-    g.setDefaultEdgeLabel(function () { return {}; });
-    // Ranks: the lane's own columns, in order, empty ones left out (x does not come from
-    // dagre, and fewer ranks mean fewer dummy nodes on long edges); 2 per column, as
-    // dagre doubles every edge's length to make room for edge labels.
-    var used = {}, rank = {};
-    lane.ids.forEach(function (id) { used[col[id]] = true; });
-    Object.keys(used).map(Number).sort(function (a, b) { return a - b; })
-      .forEach(function (c, i) { rank[c] = 2 * i; });
-    lane.ids.forEach(function (id) {
-      var pipe = !!m.nodes[id];
-      g.setNode(id, {width: pipe ? NODE_W : J_W, height: pipe ? NODE_H : J_H, rank: rank[col[id]]});
+    var own = laneAt[acct], pieces = laneGroups(lane.ids, edges).map(function (ids, i) {
+      var sum = 0, n = 0, lo = 1e9, hi = -1;
+      ids.forEach(function (id) {
+        sum += pull[id][0]; n += pull[id][1]; lo = Math.min(lo, col[id]); hi = Math.max(hi, col[id]);
+      });
+      var inner = edges.filter(function (e) { return ids.indexOf(e[0]) >= 0; });
+      return {ids: ids, i: i, lo: lo, hi: hi, pull: n ? sum / n - own : 0,
+              laid: layoutGroup(m, ids, inner, col)};
     });
-    edges.forEach(function (e) { g.setEdge(e[0], e[1], {minlen: 1, weight: 4}); });
-    dagre.layout(g);
-    var minY = 1e9, maxY = -1e9, ys = {};
-    lane.ids.forEach(function (id) {
-      var p = g.node(id);
-      minY = Math.min(minY, p.y - p.height / 2); maxY = Math.max(maxY, p.y + p.height / 2);
+    pieces.sort(function (a, b) { return (a.pull - b.pull) || (a.i - b.i); });
+    var bottom = {}, ys = {}, height = 0;
+    pieces.forEach(function (p) {
+      var y = 0;
+      for (var c = p.lo; c <= p.hi; c++) {
+        if (bottom[c] !== undefined) { y = Math.max(y, bottom[c] + NODE_SEP); }
+      }
+      for (c = p.lo; c <= p.hi; c++) { bottom[c] = y + p.laid.height; }
+      p.ids.forEach(function (id) { ys[id] = y + p.laid.ys[id]; });
+      height = Math.max(height, y + p.laid.height);
     });
-    lane.ids.forEach(function (id) { ys[id] = g.node(id).y - g.node(id).height / 2 - minY; });
-    var out = {ys: ys, height: lane.ids.length ? maxY - minY : 0};
+    var out = {ys: ys, height: height};
     laneCache[key] = laneCacheUsed[key] = out; laneCacheDirty = true;
     return out;
   }
@@ -244,8 +302,10 @@
     var order = m.accounts.slice().sort(function (a, b) {
       return (lanes[a].minDepth - lanes[b].minDepth) || (a < b ? -1 : a > b ? 1 : 0);
     });
+    var laneAt = {};
+    order.forEach(function (acct, i) { laneAt[acct] = i; });
     order.forEach(function (acct) {
-      var lane = lanes[acct], laid = layoutLane(m, lane, col);
+      var lane = lanes[acct], laid = layoutLane(m, lane, col, laneAt);
       lane.nodes = {};
       lane.ids.forEach(function (id) {
         var pipe = !!m.nodes[id], w = pipe ? NODE_W : J_W, c = Math.max(col[id], 0);
