@@ -15,6 +15,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
+from dpc_central.common.values import stack_info
 
 
 class AlarmTopic(Construct):
@@ -47,7 +48,7 @@ def allow_alarms_to_publish(topic: sns.Topic) -> None:
     writes one that only denies plain HTTP) replaces SNS's default policy: without this
     statement no alarm can notify (AWS Knowledge Center, "Why didn't I receive an SNS
     notification for my CloudWatch alarm trigger?")."""
-    stack = Stack.of(topic)
+    stack = stack_info(topic)
     topic.add_to_resource_policy(iam.PolicyStatement(
         sid="CloudWatchAlarmsMayPublish", actions=["sns:Publish"],
         principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],

@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.nag import LAMBDA_BASICS, suppress
+from dpc_central.common.values import days, minutes
 
 RUNTIME_NAME = "python3.14"
 
@@ -23,7 +24,7 @@ RUNTIME_NAME = "python3.14"
 def dead_letter_queue(scope: Construct, id: str, *, fifo: bool = False) -> sqs.Queue:
     """An encrypted, TLS-only queue that keeps failed messages for 14 days."""
     queue = sqs.Queue(
-        scope, id, fifo=fifo or None, retention_period=Duration.days(14),
+        scope, id, fifo=fifo or None, retention_period=days(14),
         encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
     )
     suppress(queue, [("AwsSolutions-SQS3", "this queue is itself a dead-letter queue")])
@@ -35,7 +36,7 @@ def alarm_on_queue_depth(scope: Construct, id: str, *, queue: sqs.IQueue,
     """Alarm as soon as one message waits in a dead-letter queue."""
     alarm = cw.Alarm(
         scope, id, metric=queue.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5), statistic="Maximum"),
+            period=minutes(5), statistic="Maximum"),
         threshold=1, evaluation_periods=1,
         comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
@@ -75,7 +76,7 @@ class DpcFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
         )
         self.errors_alarm = cw.Alarm(
-            self, "ErrorsAlarm", metric=self.function.metric_errors(period=Duration.minutes(5)),
+            self, "ErrorsAlarm", metric=self.function.metric_errors(period=minutes(5)),
             threshold=1, evaluation_periods=1,
             comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,

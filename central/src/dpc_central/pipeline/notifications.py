@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.common.values import stack_info
 from dpc_central.errors import SynthError
 
 
@@ -26,8 +26,9 @@ class PipelineTopic(Construct):
         super().__init__(scope, id)
         # Context the notifier plugins read (e.g. the Slack poster's ARN); set before any
         # child exists, as CDK requires.
+        node = self.node
         for key, value in (context or {}).items():
-            self.node.set_context(key, value)
+            node.set_context(key, value)
         self.key = kms.Key(self, "Key", enable_key_rotation=True,
                            description=f"dpc topic of {pipeline.name}")
         central = iam.AccountPrincipal(central_account)
@@ -38,7 +39,7 @@ class PipelineTopic(Construct):
             actions=["kms:GenerateDataKey*", "kms:Decrypt"], principals=[central],
             resources=["*"],
             conditions={"StringEquals": {
-                "kms:ViaService": f"sns.{Stack.of(self).region}.amazonaws.com"}}))
+                "kms:ViaService": f"sns.{stack_info(self).region}.amazonaws.com"}}))
         self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
                                master_key=self.key, enforce_ssl=True,
                                display_name=f"dpc {pipeline.name}")

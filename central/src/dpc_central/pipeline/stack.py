@@ -16,6 +16,7 @@ from dpc_central.common.alarms import (
     route_alarms,
     subscription_dead_letters,
 )
+from dpc_central.common.values import stack_info
 from dpc_central.pipeline.notifications import PipelineTopic
 from dpc_central.pipeline.registration import PipelineRegistration
 from dpc_central.pipeline.state_machine import PipelineStateMachine
@@ -40,15 +41,17 @@ class PipelineStack(Stack):
         bucket_name = ssm.StringParameter.value_for_string_parameter(
             self, names.SSM_ARTIFACTS_BUCKET)
         artifacts = s3.Bucket.from_bucket_name(self, "Artifacts", bucket_name)
+        info = stack_info(self)
+        partition, region = info.partition, info.region
         central_bus = events.EventBus.from_event_bus_arn(
-            self, "CentralBus", f"arn:{self.partition}:events:{self.region}:{central_account}:"
+            self, "CentralBus", f"arn:{partition}:events:{region}:{central_account}:"
             f"event-bus/{names.CENTRAL_BUS_NAME}")
         self.topic = PipelineTopic(self, "Notifications", pipeline=pipeline, registry=registry,
                                    central_account=central_account,
                                    context={
                                        CTX_CENTRAL_ACCOUNT: central_account,
                                        CTX_SLACK_POSTER_ARN: (
-                                           f"arn:{self.partition}:lambda:{self.region}:"
+                                           f"arn:{partition}:lambda:{region}:"
                                            f"{central_account}:function:"
                                            f"{names.SLACK_POSTER_FUNCTION}")})
         self.machine = PipelineStateMachine(self, "Pipeline", pipeline=pipeline,

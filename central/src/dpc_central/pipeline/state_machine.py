@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from dpc_central.common.values import discard, minutes, string_at
 from dpc_central.errors import SynthError
 from dpc_central.pipeline.status_report import run_status, step_status
 from dpc_core.deployability import aws_compute, aws_problems
@@ -92,7 +94,7 @@ class PipelineStateMachine(Construct):
                           error_path="$.error.Error")
         failure_path = report_failed.next(failed)
 
-        steps = sfn.Parallel(self, "Run steps", result_path=JP.DISCARD)
+        steps = sfn.Parallel(self, "Run steps", result_path=discard())
         steps.branch(branch)  # type: ignore[arg-type]
         after_failure: sfn.IChainable = failure_path
         if compute is not None:
@@ -110,8 +112,7 @@ class PipelineStateMachine(Construct):
 
         default_date = sfn.Pass(
             self, "Default logical date", result_path="$.dpc",
-            parameters={"logicalDate": JP.array_get_item(
-                JP.string_split(JP.string_at("$$.Execution.StartTime"), "T"), 0)})
+            parameters={"logicalDate": _start_date()})
         has_date = sfn.Choice(self, "Has logical date?")
         body: Any
         if compute is not None:
@@ -130,7 +131,7 @@ class PipelineStateMachine(Construct):
         self.state_machine = sfn.StateMachine(
             self, "StateMachine", state_machine_name=pipeline.name,
             definition_body=sfn.DefinitionBody.from_chainable(self.definition),
-            timeout=Duration.minutes(self.timeout_minutes), tracing_enabled=True,
+            timeout=minutes(self.timeout_minutes), tracing_enabled=True,
             # Every state transition, but not the data: inputs and outputs may hold
             # whatever a plugin passes (and the logs are kept three months).
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
@@ -147,9 +148,16 @@ class PipelineStateMachine(Construct):
                                        ["Resource::*"])])
 
 
+@functools.cache
+def _start_date() -> str:
+    """The execution's start date (``YYYY-MM-DD``): an intrinsic, the same in every stack."""
+    return JP.array_get_item(JP.string_split(string_at("$$.Execution.StartTime"), "T"), 0)
+
+
 def _catch_all(chainable: Any, handler: sfn.IChainable) -> None:
     """Add a catch-all to every task state of ``chainable`` that has none."""
-    start = chainable.start_state if hasattr(chainable, "start_state") else chainable
+    # A state is its own start state: reading ``start_state`` is a round trip.
+    start = chainable if isinstance(chainable, sfn.State) else chainable.start_state
     for state in sfn.State.find_reachable_states(start):
         if isinstance(state, sfn.TaskStateBase) and not _has_catch(state):
             state.add_catch(handler, errors=["States.ALL"], result_path="$.error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_cdk import aws_events as events
@@ -14,6 +15,14 @@ from constructs import Construct
 from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
 from dpc_central.conventions import PIPELINE_BUS_NAME, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE
 from dpc_central.pipeline.starter import TriggerStarter
+
+
+@functools.cache
+def _schedule_input() -> events.RuleTargetInput:
+    """The run's input from a schedule rule: the same in every stack, so made once per
+    process (each jsii call is a round trip)."""
+    return events.RuleTargetInput.from_object({"dpc": {
+        "logicalDate": events.EventField.time, "trigger": "schedule"}})
 
 
 class ScheduleTrigger(Construct):
@@ -39,8 +48,7 @@ class ScheduleTrigger(Construct):
                 description=f"schedule of {pipeline.name}",
                 targets=[targets.SfnStateMachine(
                     state_machine, dead_letter_queue=self.dlq, retry_attempts=185,
-                    input=events.RuleTargetInput.from_object({"dpc": {
-                        "logicalDate": events.EventField.time, "trigger": "schedule"}}))])
+                    input=_schedule_input())])
         else:
             role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal(
                 "scheduler.amazonaws.com"), description=f"starts {pipeline.name} on schedule")

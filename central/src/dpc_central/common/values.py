@@ -1,0 +1,130 @@
+"""CDK values that are the same in every stack, made once per process.
+
+Nearly all synth time is spent waiting on the jsii Node process, one round trip per
+call: ``Duration.minutes(5)`` or ``JsonPath.string_at("$$.Execution.Id")`` is a call
+each time it is written. These values are immutable (a duration; a JSONPath token,
+which CDK's global token map resolves the same way in any stack and any app), so each
+distinct one is asked for once and shared by every state, alarm and queue that uses it.
+Stack attributes (region, account, partition) are per stack: :func:`stack_info` reads
+them once per stack.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any
+
+#: CDK's marker of an unresolved string (``${Token[...]}``): what ``Token.is_unresolved``
+#: looks for in a string, checked here without a round trip.
+_TOKEN_MARK = "${Token["
+
+
+def is_unresolved(value: str) -> bool:
+    """``Token.is_unresolved`` of a string, without asking Node."""
+    return _TOKEN_MARK in value
+
+
+@functools.cache
+def minutes(n: int) -> Any:
+    from aws_cdk import Duration
+
+    return Duration.minutes(n)
+
+
+@functools.cache
+def seconds(n: int) -> Any:
+    from aws_cdk import Duration
+
+    return Duration.seconds(n)
+
+
+@functools.cache
+def days(n: int) -> Any:
+    from aws_cdk import Duration
+
+    return Duration.days(n)
+
+
+@functools.cache
+def timeout_minutes(n: int) -> Any:
+    """``sfn.Timeout.duration(Duration.minutes(n))``."""
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.Timeout.duration(minutes(n))
+
+
+@functools.cache
+def string_at(path: str) -> str:
+    """``JsonPath.string_at(path)`` (a token string, the same in every stack)."""
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.string_at(path)
+
+
+@functools.cache
+def number_at(path: str) -> Any:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.number_at(path)
+
+
+@functools.cache
+def json_to_string_of_object_at(path: str) -> str:
+    """``JsonPath.json_to_string(JsonPath.object_at(path))``."""
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.json_to_string(sfn.JsonPath.object_at(path))
+
+
+@functools.cache
+def discard() -> str:
+    """``JsonPath.DISCARD`` (a static property: a round trip on every read)."""
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.DISCARD
+
+
+class StackInfo:
+    """A stack's attributes as strings (tokens where the environment is not concrete),
+    each read from Node at most once."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+
+    @functools.cached_property
+    def region(self) -> str:
+        return str(self.stack.region)
+
+    @functools.cached_property
+    def account(self) -> str:
+        return str(self.stack.account)
+
+    @functools.cached_property
+    def partition(self) -> str:
+        return str(self.stack.partition)
+
+    @property
+    def region_in_finding(self) -> str:
+        """How cdk-nag prints the region inside a finding (concrete or a pseudo)."""
+        return "<AWS::Region>" if is_unresolved(self.region) else self.region
+
+    @property
+    def account_in_finding(self) -> str:
+        """How cdk-nag prints the account inside a finding (concrete or a pseudo)."""
+        return "<AWS::AccountId>" if is_unresolved(self.account) else self.account
+
+
+#: StackInfo of each stack (``Stack.of`` returns the same Python object for a stack).
+_STACKS: weakref.WeakKeyDictionary[Any, StackInfo] = weakref.WeakKeyDictionary()
+
+
+def stack_info(scope: Any) -> StackInfo:
+    """Region, account and partition of ``scope``'s stack, read once per stack."""
+    from aws_cdk import Stack
+
+    stack = scope if isinstance(scope, Stack) else Stack.of(scope)
+    info = _STACKS.get(stack)
+    if info is None:
+        info = _STACKS[stack] = StackInfo(stack)
+    return info
