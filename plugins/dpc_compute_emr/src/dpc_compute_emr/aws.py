@@ -16,6 +16,7 @@ What keeps a cluster from outliving its run:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jsii
@@ -41,6 +42,48 @@ _HIVE_PROPERTIES = (("url", "javax.jdo.option.ConnectionURL"),
                     ("password", "javax.jdo.option.ConnectionPassword"))
 
 
+# Values that are the same in every stack, made once per process: every jsii call is a
+# round trip to the Node process, and nearly all synth time is spent waiting on them.
+@functools.cache
+def _minutes(n: int) -> Any:
+    from aws_cdk import Duration
+
+    return Duration.minutes(n)
+
+
+@functools.cache
+def _seconds(n: int) -> Any:
+    from aws_cdk import Duration
+
+    return Duration.seconds(n)
+
+
+@functools.cache
+def _timeout(minutes: int) -> Any:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.Timeout.duration(_minutes(minutes))
+
+
+@functools.cache
+def _string_at(path: str) -> str:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.string_at(path)
+
+
+@functools.cache
+def _discard() -> str:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.DISCARD
+
+
+def _unresolved(value: str) -> bool:
+    """``Token.is_unresolved`` of a string, without a round trip: CDK's ``${Token[``."""
+    return "${Token[" in value
+
+
 def _ssm(scope: Any, name: str) -> str:
     from aws_cdk import aws_ssm as ssm
 
@@ -62,14 +105,12 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     """Provision (``createCluster.sync``, tagged, auto-terminating when idle) and teardown
     (``terminateCluster.sync``, after the steps and in the catch path), with timeouts and
     retries."""
-    from aws_cdk import Aspects, Duration, Stack
+    from aws_cdk import Aspects
     from aws_cdk import aws_iam as iam
     from aws_cdk import aws_stepfunctions as sfn
     from aws_cdk import aws_stepfunctions_tasks as tasks
 
     scope, cfg, pipeline = ctx.scope, ctx.compute, ctx.pipeline
-    jp = sfn.JsonPath
-    stack = Stack.of(scope)
     group = tasks.EmrCreateCluster.InstanceGroupConfigProperty
     role = tasks.EmrCreateCluster.InstanceRoleType
     groups = [group(instance_count=1, instance_role=role.MASTER, instance_type=cfg.instance_type,
@@ -103,8 +144,8 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         visible_to_all_users=True,
         # Steps are added after the cluster is up, so it must stay alive without steps;
         # EMR terminates it once idle, whatever happened to the run.
-        auto_termination_policy_idle_timeout=Duration.minutes(cfg.idle_timeout_minutes),
-        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: jp.string_at("$$.Execution.Name"),
+        auto_termination_policy_idle_timeout=_minutes(cfg.idle_timeout_minutes),
+        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: _string_at("$$.Execution.Name"),
               EMR_MANAGED_TAG[0]: EMR_MANAGED_TAG[1]},
         instances=tasks.EmrCreateCluster.InstancesConfigProperty(
             instance_groups=groups,
@@ -114,34 +155,35 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             service_access_security_group=_ssm(scope, "/dpc/emr/service-security-group"),
             termination_protected=False),
         integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-        task_timeout=sfn.Timeout.duration(Duration.minutes(PROVISION_TIMEOUT_MINUTES)),
-        result_selector={"ClusterId": jp.string_at("$.ClusterId")},
+        task_timeout=_timeout(PROVISION_TIMEOUT_MINUTES),
+        result_selector={"ClusterId": _string_at("$.ClusterId")},
         result_path="$.cluster")
     # A cluster that failed to start (capacity, a bootstrap error) is already terminated by
     # EMR; one more try with a fresh cluster is cheap next to a failed daily run.
     create.add_retry(errors=["States.TaskFailed"], max_attempts=1,
-                     interval=Duration.minutes(2), backoff_rate=2)
-    cluster_id = jp.string_at(ctx.cluster_id_path)
+                     interval=_minutes(2), backoff_rate=2)
+    cluster_id = _string_at(ctx.cluster_id_path)
     teardown = _terminate(scope, "Terminate cluster", cluster_id)
     catch_teardown = _terminate(scope, "Terminate cluster after failure", cluster_id)
-    # On the pipeline's state machine construct (the compute scope's parent: its role and
-    # the service role's policy live there), not the whole stack: the aspect is Python,
-    # so every node it visits is a jsii callback; the stack has ~2.5x as many nodes.
-    Aspects.of(scope.node.scope or stack).add(ScopeEmrToPipelineClusters(pipeline.name))
+    # The policies to rewrite are those below the pipeline's state machine construct (the
+    # compute scope's parent: its role and the service role's policy live there). The
+    # aspect is Python, so every node it visits is a jsii callback (~45 below the
+    # state machine construct): it is attached to a leaf, visited once, and finds the
+    # policies there itself.
+    Aspects.of(catch_teardown).add(ScopeEmrToPipelineClusters(
+        pipeline.name, scope.node.scope or scope))
     _acknowledge(scope, pipeline.name)
     return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown)
 
 
 def _terminate(scope: Any, id: str, cluster_id: str) -> Any:
-    from aws_cdk import Duration
-    from aws_cdk import aws_stepfunctions as sfn
     from aws_cdk import aws_stepfunctions_tasks as tasks
 
     task = tasks.EmrTerminateCluster(
-        scope, id, cluster_id=cluster_id, result_path=sfn.JsonPath.DISCARD,
-        task_timeout=sfn.Timeout.duration(Duration.minutes(TEARDOWN_TIMEOUT_MINUTES)))
+        scope, id, cluster_id=cluster_id, result_path=_discard(),
+        task_timeout=_timeout(TEARDOWN_TIMEOUT_MINUTES))
     # Terminating is idempotent; a throttled or failed call must not leave a cluster.
-    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=Duration.seconds(30),
+    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=_seconds(30),
                    backoff_rate=2)
     return task
 
@@ -191,36 +233,49 @@ def _aspect_base() -> Any:
 
 @jsii.implements(_aspect_base())
 class ScopeEmrToPipelineClusters:
-    """CDK aspect applying :func:`scope_emr_statements` to every IAM policy of the stack
-    that holds EMR actions (the state machine's role policy)."""
+    """CDK aspect applying :func:`scope_emr_statements` to every IAM policy below
+    ``owner`` that holds EMR actions (the state machine's role policy).
 
-    def __init__(self, pipeline: str) -> None:
+    Attach it to a construct without children: it does its work on its first visit,
+    once the app is complete (aspects run when synth starts), whatever node that is."""
+
+    def __init__(self, pipeline: str, owner: Any) -> None:
         self.pipeline = pipeline
+        self.owner = owner
+        self.done = False
 
     def visit(self, node: Any) -> None:
-        """Override the policy document of an ``AWS::IAM::Policy`` with EMR actions."""
+        """Override the policy document of each ``AWS::IAM::Policy`` with EMR actions."""
         from aws_cdk import Stack
         from aws_cdk import aws_iam as iam
 
-        if not isinstance(node, iam.CfnPolicy):
+        if self.done:
             return
-        stack = Stack.of(node)
-        document = stack.resolve(node.policy_document)
-        if "elasticmapreduce:" not in str(document):
-            return
-        clusters = stack.resolve(stack.format_arn(service="elasticmapreduce",
-                                                  resource="cluster", resource_name="*"))
-        node.add_property_override("PolicyDocument",
-                                   scope_emr_statements(document, self.pipeline, clusters))
+        self.done = True
+        stack: Any = None
+        clusters: Any = None
+        for policy in self.owner.node.find_all():
+            if not isinstance(policy, iam.CfnPolicy):
+                continue
+            stack = stack or Stack.of(policy)
+            document = stack.resolve(policy.policy_document)
+            if "elasticmapreduce:" not in str(document):
+                continue
+            if clusters is None:
+                clusters = stack.resolve(stack.format_arn(
+                    service="elasticmapreduce", resource="cluster", resource_name="*"))
+            policy.add_property_override(
+                "PolicyDocument", scope_emr_statements(document, self.pipeline, clusters))
 
 
 def _acknowledge(scope: Any, pipeline: str) -> None:
     """cdk-nag findings of CDK's EMR task grants on the state machine's role."""
-    from aws_cdk import Acknowledgment, Stack, Token, Validations
+    from aws_cdk import Acknowledgment, Stack, Validations
 
     stack = Stack.of(scope)
-    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    region, account = stack.region, stack.account
+    region = "<AWS::Region>" if _unresolved(region) else region
+    account = "<AWS::AccountId>" if _unresolved(account) else account
     Validations.of(stack).acknowledge(
         Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:elasticmapreduce:{region}:"
