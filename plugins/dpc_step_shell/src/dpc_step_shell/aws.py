@@ -7,6 +7,7 @@ with ``bash -c`` through command-runner. Imported only while a CDK app is built.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,31 @@ def step_timeout(ctx: AwsStepContext) -> Any:
     """The EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
     run's), so a stuck step fails into the catch path, which terminates the cluster,
     instead of the run timing out, which skips it. None when the compute sets none."""
+    minutes = getattr(ctx.compute, "step_timeout_minutes", None)
+    return _timeout(minutes) if minutes else None
+
+
+# The same in every stack, so made once per process (each jsii call is a round trip).
+@functools.cache
+def _timeout(minutes: int) -> Any:
     from aws_cdk import Duration
     from aws_cdk import aws_stepfunctions as sfn
 
-    minutes = getattr(ctx.compute, "step_timeout_minutes", None)
-    return sfn.Timeout.duration(Duration.minutes(minutes)) if minutes else None
+    return sfn.Timeout.duration(Duration.minutes(minutes))
+
+
+@functools.cache
+def _string_at(path: str) -> str:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.string_at(path)
+
+
+@functools.cache
+def _discard() -> str:
+    from aws_cdk import aws_stepfunctions as sfn
+
+    return sfn.JsonPath.DISCARD
 
 
 def _project_script(command: str, project_dir: Path) -> tuple[str, list[str]] | None:
@@ -58,7 +79,7 @@ def shell_states(ctx: AwsStepContext) -> Any:
         jar = "command-runner.jar"
         args = ["env", *env, "bash", "-c", step.command]
     return tasks.EmrAddStep(
-        ctx.scope, step.name, cluster_id=sfn.JsonPath.string_at(ctx.cluster_id_path),
+        ctx.scope, step.name, cluster_id=_string_at(ctx.cluster_id_path),
         name=step.name, jar=jar, args=args, action_on_failure=tasks.ActionOnFailure.CONTINUE,
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=sfn.JsonPath.DISCARD,
+        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=_discard(),
         task_timeout=step_timeout(ctx))
