@@ -39,11 +39,14 @@ BUCKET_DEPLOYMENT_HANDLER = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC
 
 def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     """cdk-nag findings of CDK's own BucketDeployment handler (one per stack)."""
-    from aws_cdk import Acknowledgment, Stack, Token, Validations
+    from aws_cdk import Acknowledgment, Stack, Validations
 
     stack = Stack.of(scope)
-    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    # Each read of a stack attribute is a jsii round trip; an unresolved string carries
+    # CDK's "${Token[" marker (what Token.is_unresolved looks for), checked here.
+    region, account = stack.region, stack.account
+    region = "<AWS::Region>" if "${Token[" in region else region
+    account = "<AWS::AccountId>" if "${Token[" in account else account
     name = stack.resolve(bucket.bucket_name)
     shown = f"<{name['Ref']}>" if isinstance(name, dict) and "Ref" in name else str(name)
     reason = "CDK's BucketDeployment copies the script from the CDK asset bucket into the " \
