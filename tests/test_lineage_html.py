@@ -11,6 +11,7 @@ import base64
 import json
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -244,6 +245,62 @@ def test_screenshot_of_the_case_study_is_kept(browser: Browser, case_study_page:
     browser.screenshot(shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a blank page compresses to far less
+
+
+@pytest.fixture(scope="module")
+def org_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dpc lineage --format html`` of 150 pipelines over 20 accounts (bench/orggen.py)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from orggen import generate_org, write_org
+
+    tmp = tmp_path_factory.mktemp("org")
+    ws = write_org(generate_org(150, 20), tmp / "ws")
+    out = tmp / "org.html"
+    res = CliRunner().invoke(lineage, ["--pipelines", str(ws), "--format", "html",
+                                       "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+#: Every pipeline and junction as [id, x, y, width, height], and every edge as [from, to].
+BOXES = ("Array.from(document.querySelectorAll('g.node, g.junction')).map(function (g) {"
+         "  var r = g.querySelector('rect');"
+         "  return [g.dataset.key || g.dataset.id].concat(['x', 'y', 'width', 'height'].map("
+         "    function (a) { return Number(r.getAttribute(a)); })); })")
+EDGES = ("Array.from(document.querySelectorAll('g.edge')).map(function (g) {"
+         "  return [g.dataset.from, g.dataset.to]; })")
+
+
+def test_org_layout_has_columns_no_overlap_and_parents_left(browser: Browser,
+                                                             org_page: Path) -> None:
+    load = browser.load(org_page.as_uri(), width=1400, height=900)
+    assert load.errors == []
+    boxes = {b[0]: b[1:] for b in browser.evaluate(BOXES)}
+    assert len(boxes) > 150  # pipelines and their junctions
+    items = sorted(boxes.values())
+    for i, (x, y, w, h) in enumerate(items):
+        for x2, y2, _w2, h2 in items[i + 1:]:
+            if x2 >= x + w:
+                break
+            assert not (y < y2 + h2 and y2 < y + h), "two nodes overlap"
+    for parent, child in browser.evaluate(EDGES):
+        px, _, pw, _ = boxes[parent]
+        assert px + pw < boxes[child][0], f"{parent} is not left of {child}"
+    # Fixed columns: every pipeline sits at one of a few x, the same in every lane.
+    pipes = {k: v for k, v in boxes.items() if not k.startswith("j:")}
+    assert len({x for x, _, _, _ in pipes.values()}) <= 8
+
+
+def test_org_reload_takes_the_layout_from_the_browser(browser: Browser,
+                                                       org_page: Path) -> None:
+    browser.load(org_page.as_uri(), width=1400, height=900)
+    browser.evaluate("localStorage.clear()")
+    browser.load(org_page.as_uri(), width=1400, height=900)
+    first = browser.evaluate(BOXES)
+    assert browser.evaluate("Object.keys(localStorage).length") == 1
+    load = browser.load(org_page.as_uri(), width=1400, height=900)
+    assert load.errors == []
+    assert browser.evaluate(BOXES) == first
 
 
 def test_console_check_catches_a_script_error(browser: Browser, tmp_path: Path) -> None:
