@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -60,7 +59,7 @@ def allow_alarms_to_publish(topic: sns.Topic) -> None:
 
 def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
     """Every CloudWatch alarm below ``scope`` that notifies nobody."""
-    stack = Stack.of(scope)
+    stack = stack_info(scope).stack
     found = []
     for node in scope.node.find_all():
         if isinstance(node, cw.Alarm):

@@ -39,7 +39,7 @@ class PipelineTopic(Construct):
             actions=["kms:GenerateDataKey*", "kms:Decrypt"], principals=[central],
             resources=["*"],
             conditions={"StringEquals": {
-                "kms:ViaService": f"sns.{stack_info(self).region}.amazonaws.com"}}))
+                "kms:ViaService": f"sns.{stack_info(scope).region}.amazonaws.com"}}))
         self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
                                master_key=self.key, enforce_ssl=True,
                                display_name=f"dpc {pipeline.name}")
