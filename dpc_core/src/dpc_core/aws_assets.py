@@ -56,7 +56,7 @@ def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     # reading the id of every child of the stack is two per child.
     known = stack.node.try_find_child(BUCKET_DEPLOYMENT_HANDLER)
     for child in [known] if known is not None else stack.node.children:
-        if not child.node.id.startswith("Custom::CDKBucketDeployment"):
+        if child is not known and not child.node.id.startswith("Custom::CDKBucketDeployment"):
             continue
         acks = [Acknowledgment(id="AwsSolutions-L1", reason="CDK pins the BucketDeployment "
                                "handler's runtime; it runs only at deploy"),
