@@ -158,7 +158,7 @@
   // re-lays only the lanes that changed, and a reload takes them from localStorage.
   var laneCache = null, laneCacheUsed = {}, laneCacheDirty = false;
   var LAYOUT_KEY = "dpc-layout-v2";  // a new version when the lane layout changes
-  function hashText(text) {  // two 32-bit FNV-1a hashes: a short, collision-safe key
+  function hashText(text) {  // two 32-bit FNV-style hashes: a short key, collisions unlikely
     var a = 0x811c9dc5, b = 0x9747b28c;
     for (var i = 0; i < text.length; i++) {
       var c = text.charCodeAt(i);
