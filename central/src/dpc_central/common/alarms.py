@@ -84,17 +84,20 @@ def subscription_dead_letters(scope: Construct, id: str, *, topic: sns.ITopic,
     none: SNS keeps a message it could not deliver (an email address that bounces, an
     HTTPS endpoint or a Lambda that is down past the retries) instead of dropping it.
     The queue lets only SNS, for this topic, send; its depth alarms ``alarm_topic``."""
+    # Each attribute read is a jsii round trip: the ARNs are read once.
+    topic_arn = topic.topic_arn
     subscriptions = [n for n in scope.node.find_all() if isinstance(n, sns.CfnSubscription)
-                     and n.topic_arn == topic.topic_arn and n.redrive_policy is None]
+                     and n.topic_arn == topic_arn and n.redrive_policy is None]
     if not subscriptions:
         return None
     queue = dead_letter_queue(scope, id)
+    queue_arn = queue.queue_arn
     queue.add_to_resource_policy(iam.PolicyStatement(
         sid="TopicMaySendUndelivered", actions=["sqs:SendMessage"],
-        principals=[iam.ServicePrincipal("sns.amazonaws.com")], resources=[queue.queue_arn],
-        conditions={"ArnEquals": {"aws:SourceArn": topic.topic_arn}}))
+        principals=[iam.ServicePrincipal("sns.amazonaws.com")], resources=[queue_arn],
+        conditions={"ArnEquals": {"aws:SourceArn": topic_arn}}))
     for sub in subscriptions:
-        sub.redrive_policy = {"deadLetterTargetArn": queue.queue_arn}
+        sub.redrive_policy = {"deadLetterTargetArn": queue_arn}
     alarm_on_queue_depth(scope, f"{id}Alarm", queue=queue, topic=alarm_topic)
     return queue
 

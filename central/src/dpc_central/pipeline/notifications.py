@@ -18,7 +18,7 @@ class PipelineTopic(Construct):
     central account's execution tracker; each ``notifications.targets`` entry is handed
     to its channel plugin's ``aws_subscriptions(scope, topic, addresses)``.
 
-    Attributes: ``topic``, ``key``.
+    Attributes: ``topic``, ``key``, ``topic_arn``.
     """
 
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
@@ -43,9 +43,11 @@ class PipelineTopic(Construct):
         self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
                                master_key=self.key, enforce_ssl=True,
                                display_name=f"dpc {pipeline.name}")
+        #: The topic's ARN (a token), read once: each read is a jsii round trip.
+        self.topic_arn = self.topic.topic_arn
         self.topic.add_to_resource_policy(iam.PolicyStatement(
             sid="CentralTrackerMayPublish", actions=["sns:Publish"], principals=[central],
-            resources=[self.topic.topic_arn]))
+            resources=[self.topic_arn]))
         for i, target in enumerate(pipeline.notifications.targets):
             notifier = registry.notifiers.get(target.channel)
             if notifier is None or notifier.aws_subscriptions is None:

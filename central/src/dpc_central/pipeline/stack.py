@@ -67,7 +67,7 @@ class PipelineStack(Stack):
                                              account=pipeline.account or self.account,
                                              state_machine=sm)
         self.registration = PipelineRegistration(
-            self, "Registration", pipeline=pipeline, topic_arn=self.topic.topic.topic_arn,
+            self, "Registration", pipeline=pipeline, topic_arn=self.topic.topic_arn,
             service_token=ssm.StringParameter.value_for_string_parameter(
                 self, names.SSM_REGISTRATION_PROVIDER))
         registry.hook.dpc_pipeline_stack(stack=self, pipeline=pipeline)
