@@ -773,7 +773,11 @@
                               body: JSON.stringify({action: a[0], pipeline: p.key,
                                                     date: st.date})})
           .then(function (r) { return r.json(); })
-          .then(function (res) { msg.textContent = res.message || res.error; });
+          .then(function (res) {
+            // The run it queued redraws the page live: keep the message across redraws.
+            actionMsgs[p.key] = res.message || res.error;
+            (document.getElementById("action-msg") || msg).textContent = actionMsgs[p.key];
+          });
       }}}));
     card.appendChild(el("button", {id: "confirm-no", text: "Cancel",
                                    on: {click: function () { dlg.remove(); }}}));
@@ -881,9 +885,9 @@
   // The backfill action of a pipeline's page (a date range, confirmed, then its progress
   // per date, redrawn live), and the "graph" event: pipelines added, removed or edited
   // while the page is open are drawn without a reload.
-  var backfillMsgs = {};  // what the last backfill said, kept across live redraws
+  var actionMsgs = {};  // what the last action said, kept across live redraws
   function backfillButton(p, msg) {
-    if (backfillMsgs[p.key]) { msg.textContent = backfillMsgs[p.key]; }
+    if (actionMsgs[p.key]) { msg.textContent = actionMsgs[p.key]; }
     return el("button", {"data-action": "backfill", text: "Backfill…",
                          on: {click: function () { confirmBackfill(p, msg); }}});
   }
@@ -910,9 +914,9 @@
                                                     downstream: down.checked})})
           .then(function (r) { return r.json(); })
           .then(function (res) {
-            backfillMsgs[p.key] = res.message || res.error;
+            actionMsgs[p.key] = res.message || res.error;
             var now = document.getElementById("action-msg") || msg;
-            now.textContent = backfillMsgs[p.key];
+            now.textContent = actionMsgs[p.key];
           });
       }}}));
     card.appendChild(el("button", {id: "confirm-no", text: "Cancel",
