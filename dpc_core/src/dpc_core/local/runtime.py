@@ -63,14 +63,20 @@ class RuntimeBusy(DpcError):
 
 @contextlib.contextmanager
 def _no_gc() -> Iterator[None]:
-    """No cyclic garbage collection inside: loading a workspace allocates objects by the
-    million and frees almost none, so every collection would scan them all for nothing
-    (30-50% of a cold start of 10,000 pipelines)."""
+    """No cyclic garbage collection inside, and what was built inside is then frozen.
+
+    Loading a workspace allocates objects by the million (10,000 pipelines) and frees
+    almost none, so every collection would scan them all for nothing; and they live as
+    long as the runtime, so later full collections would scan them again, pausing every
+    thread (the engine's trigger latency) for tens of milliseconds. ``gc.freeze()`` takes
+    them out of the collector's reach before it is enabled again (which would otherwise
+    start with a full pass); reference counting still frees what is replaced later."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -294,11 +300,6 @@ class Runtime:
             self._load_workspace()
             with self.store.transaction():
                 self._recover()
-        # What start-up built (10,000 pipelines are ~1 million objects) lives as long as
-        # the runtime: take it out of the cyclic collector's reach, whose full passes over
-        # it would otherwise pause every thread for tens of milliseconds (trigger latency).
-        # Reference counting still frees what is replaced later (an edited pipeline).
-        gc.freeze()
         with contextlib.suppress(OSError):
             self._kept_path().unlink()  # recorded by _recover (or already recorded)
         self._open_socket()
