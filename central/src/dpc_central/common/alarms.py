@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
-from dpc_central.common.values import stack_info
+from dpc_core.cdk_values import stack_info
 
 
 class AlarmTopic(Construct):

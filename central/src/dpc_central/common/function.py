@@ -16,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.nag import LAMBDA_BASICS, suppress
-from dpc_central.common.values import days, minutes
+from dpc_core.cdk_values import days, minutes
 
 RUNTIME_NAME = "python3.14"
 

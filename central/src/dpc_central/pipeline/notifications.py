@@ -9,8 +9,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from dpc_central.common.values import stack_info
 from dpc_central.errors import SynthError
+from dpc_core.cdk_values import stack_info
 
 
 class PipelineTopic(Construct):

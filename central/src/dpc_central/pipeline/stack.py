@@ -16,11 +16,11 @@ from dpc_central.common.alarms import (
     route_alarms,
     subscription_dead_letters,
 )
-from dpc_central.common.values import stack_info
 from dpc_central.pipeline.notifications import PipelineTopic
 from dpc_central.pipeline.registration import PipelineRegistration
 from dpc_central.pipeline.state_machine import PipelineStateMachine
 from dpc_central.pipeline.trigger import ExecutionsTrigger, ScheduleTrigger
+from dpc_core.cdk_values import stack_info
 
 #: CDK context keys a plugin may read while its states or subscriptions are built.
 CTX_CENTRAL_ACCOUNT = "dpc:centralAccount"

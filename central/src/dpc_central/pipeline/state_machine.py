@@ -13,9 +13,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from dpc_central.common.values import discard, minutes, string_at
 from dpc_central.errors import SynthError
 from dpc_central.pipeline.status_report import run_status, step_status
+from dpc_core.cdk_values import discard, minutes, string_at
 from dpc_core.deployability import aws_compute, aws_problems
 from dpc_core.types import AwsComputeContext, AwsStepContext
 

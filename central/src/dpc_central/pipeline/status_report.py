@@ -10,17 +10,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from dpc_central.common.values import (
+from dpc_central.conventions import (
+    RUN_STATUS_DETAIL_TYPE,
+    RUN_STATUS_SOURCE,
+    STEP_STATUS_DETAIL_TYPE,
+)
+from dpc_core.cdk_values import (
     discard,
     json_to_string_of_object_at,
     number_at,
     seconds,
     string_at,
-)
-from dpc_central.conventions import (
-    RUN_STATUS_DETAIL_TYPE,
-    RUN_STATUS_SOURCE,
-    STEP_STATUS_DETAIL_TYPE,
 )
 
 
@@ -39,7 +39,7 @@ def _put(scope: Construct, id: str, bus: events.IEventBus, detail_type: str,
 
 
 # The details hold only JSONPath tokens and constants, so each distinct one is one
-# TaskInput per process, shared by every stack (see dpc_central.common.values).
+# TaskInput per process, shared by every stack (see dpc_core.cdk_values).
 @functools.cache
 def _run_detail(status: str) -> Any:
     detail: dict[str, Any] = {

@@ -16,11 +16,18 @@ What keeps a cluster from outliving its run:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jsii
 
+from dpc_core.cdk_values import (
+    discard,
+    minutes,
+    seconds,
+    stack_info,
+    string_at,
+    timeout_minutes,
+)
 from dpc_core.types import AwsCompute, AwsComputeContext
 
 SERVICE_ROLE = "dpc-emr-service-role"
@@ -40,48 +47,6 @@ TEARDOWN_TIMEOUT_MINUTES = 30
 _HIVE_PROPERTIES = (("url", "javax.jdo.option.ConnectionURL"),
                     ("username", "javax.jdo.option.ConnectionUserName"),
                     ("password", "javax.jdo.option.ConnectionPassword"))
-
-
-# Values that are the same in every stack, made once per process: every jsii call is a
-# round trip to the Node process, and nearly all synth time is spent waiting on them.
-@functools.cache
-def _minutes(n: int) -> Any:
-    from aws_cdk import Duration
-
-    return Duration.minutes(n)
-
-
-@functools.cache
-def _seconds(n: int) -> Any:
-    from aws_cdk import Duration
-
-    return Duration.seconds(n)
-
-
-@functools.cache
-def _timeout(minutes: int) -> Any:
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.Timeout.duration(_minutes(minutes))
-
-
-@functools.cache
-def _string_at(path: str) -> str:
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.JsonPath.string_at(path)
-
-
-@functools.cache
-def _discard() -> str:
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.JsonPath.DISCARD
-
-
-def _unresolved(value: str) -> bool:
-    """``Token.is_unresolved`` of a string, without a round trip: CDK's ``${Token[``."""
-    return "${Token[" in value
 
 
 def _ssm(scope: Any, name: str) -> str:
@@ -144,8 +109,8 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         visible_to_all_users=True,
         # Steps are added after the cluster is up, so it must stay alive without steps;
         # EMR terminates it once idle, whatever happened to the run.
-        auto_termination_policy_idle_timeout=_minutes(cfg.idle_timeout_minutes),
-        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: _string_at("$$.Execution.Name"),
+        auto_termination_policy_idle_timeout=minutes(cfg.idle_timeout_minutes),
+        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: string_at("$$.Execution.Name"),
               EMR_MANAGED_TAG[0]: EMR_MANAGED_TAG[1]},
         instances=tasks.EmrCreateCluster.InstancesConfigProperty(
             instance_groups=groups,
@@ -155,14 +120,14 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             service_access_security_group=_ssm(scope, "/dpc/emr/service-security-group"),
             termination_protected=False),
         integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-        task_timeout=_timeout(PROVISION_TIMEOUT_MINUTES),
-        result_selector={"ClusterId": _string_at("$.ClusterId")},
+        task_timeout=timeout_minutes(PROVISION_TIMEOUT_MINUTES),
+        result_selector={"ClusterId": string_at("$.ClusterId")},
         result_path="$.cluster")
     # A cluster that failed to start (capacity, a bootstrap error) is already terminated by
     # EMR; one more try with a fresh cluster is cheap next to a failed daily run.
     create.add_retry(errors=["States.TaskFailed"], max_attempts=1,
-                     interval=_minutes(2), backoff_rate=2)
-    cluster_id = _string_at(ctx.cluster_id_path)
+                     interval=minutes(2), backoff_rate=2)
+    cluster_id = string_at(ctx.cluster_id_path)
     teardown = _terminate(scope, "Terminate cluster", cluster_id)
     catch_teardown = _terminate(scope, "Terminate cluster after failure", cluster_id)
     # The policies to rewrite are those below the pipeline's state machine construct (the
@@ -180,10 +145,10 @@ def _terminate(scope: Any, id: str, cluster_id: str) -> Any:
     from aws_cdk import aws_stepfunctions_tasks as tasks
 
     task = tasks.EmrTerminateCluster(
-        scope, id, cluster_id=cluster_id, result_path=_discard(),
-        task_timeout=_timeout(TEARDOWN_TIMEOUT_MINUTES))
+        scope, id, cluster_id=cluster_id, result_path=discard(),
+        task_timeout=timeout_minutes(TEARDOWN_TIMEOUT_MINUTES))
     # Terminating is idempotent; a throttled or failed call must not leave a cluster.
-    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=_seconds(30),
+    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=seconds(30),
                    backoff_rate=2)
     return task
 
@@ -273,9 +238,8 @@ def _acknowledge(scope: Any, pipeline: str) -> None:
     from aws_cdk import Acknowledgment, Stack, Validations
 
     stack = Stack.of(scope)
-    region, account = stack.region, stack.account
-    region = "<AWS::Region>" if _unresolved(region) else region
-    account = "<AWS::AccountId>" if _unresolved(account) else account
+    info = stack_info(stack)
+    region, account = info.region_in_finding, info.account_in_finding
     Validations.of(stack).acknowledge(
         Acknowledgment(
             id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:elasticmapreduce:{region}:"

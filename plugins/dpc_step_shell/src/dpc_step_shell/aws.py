@@ -7,43 +7,12 @@ with ``bash -c`` through command-runner. Imported only while a CDK app is built.
 
 from __future__ import annotations
 
-import functools
 import shlex
 from pathlib import Path
 from typing import Any
 
+from dpc_core.cdk_values import discard, step_timeout, string_at
 from dpc_core.types import AwsStepContext
-
-
-def step_timeout(ctx: AwsStepContext) -> Any:
-    """The EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
-    run's), so a stuck step fails into the catch path, which terminates the cluster,
-    instead of the run timing out, which skips it. None when the compute sets none."""
-    minutes = getattr(ctx.compute, "step_timeout_minutes", None)
-    return _timeout(minutes) if minutes else None
-
-
-# The same in every stack, so made once per process (each jsii call is a round trip).
-@functools.cache
-def _timeout(minutes: int) -> Any:
-    from aws_cdk import Duration
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.Timeout.duration(Duration.minutes(minutes))
-
-
-@functools.cache
-def _string_at(path: str) -> str:
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.JsonPath.string_at(path)
-
-
-@functools.cache
-def _discard() -> str:
-    from aws_cdk import aws_stepfunctions as sfn
-
-    return sfn.JsonPath.DISCARD
 
 
 def _project_script(command: str, project_dir: Path) -> tuple[str, list[str]] | None:
@@ -79,7 +48,7 @@ def shell_states(ctx: AwsStepContext) -> Any:
         jar = "command-runner.jar"
         args = ["env", *env, "bash", "-c", step.command]
     return tasks.EmrAddStep(
-        ctx.scope, step.name, cluster_id=_string_at(ctx.cluster_id_path),
+        ctx.scope, step.name, cluster_id=string_at(ctx.cluster_id_path),
         name=step.name, jar=jar, args=args, action_on_failure=tasks.ActionOnFailure.CONTINUE,
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=_discard(),
+        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=discard(),
         task_timeout=step_timeout(ctx))

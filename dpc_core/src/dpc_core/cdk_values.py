@@ -1,4 +1,5 @@
-"""CDK values that are the same in every stack, made once per process.
+"""CDK values that are the same in every stack, made once per process (for the central
+stacks and for plugins' AWS forms alike; aws_cdk is imported only when one is asked for).
 
 Nearly all synth time is spent waiting on the jsii Node process, one round trip per
 call: ``Duration.minutes(5)`` or ``JsonPath.string_at("$$.Execution.Id")`` is a call
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dpc_core.types import AwsStepContext
 
 #: CDK's marker of an unresolved string (``${Token[...]}``): what ``Token.is_unresolved``
 #: looks for in a string, checked here without a round trip.
@@ -52,6 +56,14 @@ def timeout_minutes(n: int) -> Any:
     from aws_cdk import aws_stepfunctions as sfn
 
     return sfn.Timeout.duration(minutes(n))
+
+
+def step_timeout(ctx: AwsStepContext) -> Any:
+    """An EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
+    run's), so a stuck step fails into the catch path, which terminates the cluster,
+    instead of the run timing out, which skips it. None when the compute sets none."""
+    n = getattr(ctx.compute, "step_timeout_minutes", None)
+    return timeout_minutes(n) if n else None
 
 
 @functools.cache
