@@ -171,8 +171,8 @@ class CentralSource:
     def pipeline(self, key: str, date: str) -> dict[str, Any] | None:
         """A pipeline's page: definition, runs of the run log (no steps or logs: those
         are in the pipeline's own account), what its condition for ``date`` waits on."""
-        from dpc_core.engine import explain
         from dpc_core.lineage import day_of
+        from dpc_core.ui.data import waits_of
 
         spec = self.specs().get(key)
         if spec is None:
@@ -182,20 +182,10 @@ class CentralSource:
             "status": r.status, "reason": "", "why": "", "parents": [],
             "created_ms": r.start_ms, "start_ms": r.start_ms, "stop_ms": r.stop_ms,
             "error": r.error, "steps": []} for r in reversed(self.runs().get(key, []))]
-        waits: dict[str, Any] | None = None
-        if spec.condition is not None:
-            window = self.store.window_state(key, date)
-            try:
-                holds, refs = explain(spec.condition, window.slots, spec.account)
-                waits = {"holds": holds, "triggered": window.generation > 0,
-                         "parts": [{"pipeline": r.pipeline, "account": r.account,
-                                    "statuses": list(r.statuses), "current": r.current,
-                                    "holds": r.holds} for r in refs]}
-            except ValueError as exc:
-                waits = {"error": str(exc)}
         return {"key": key, "name": spec.name, "account": spec.account,
                 "info": dict(spec.info), "condition": spec.condition, "window": spec.window,
-                "date": date, "runs": runs, "waits": waits, "notifications": [],
+                "date": date, "runs": runs, "waits": waits_of(self.store, spec, date),
+                "notifications": [],
                 "backfills": [], "central": True}
 
     def log_chunk(self, arn: str, idx: int, offset: int) -> dict[str, Any]:

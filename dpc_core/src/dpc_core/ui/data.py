@@ -135,12 +135,29 @@ def _run(store: SqliteStore, r: RunRow) -> dict[str, Any]:
             "error": r.error, "steps": _steps(store, r.arn)}
 
 
+def waits_of(store: Any, spec: Any, date: str) -> dict[str, Any] | None:
+    """What ``spec``'s condition for ``date`` waits on, each part held or not (None for a
+    pipeline without one); any trigger store (SQLite here, DynamoDB for --central)."""
+    from dpc_core.engine import explain
+
+    if spec.condition is None:
+        return None
+    window = store.window_state(spec.key, date)
+    try:
+        holds, refs = explain(spec.condition, window.slots, spec.account)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {"holds": holds, "triggered": window.generation > 0,
+            "parts": [{"pipeline": r.pipeline, "account": r.account,
+                       "statuses": list(r.statuses), "current": r.current,
+                       "holds": r.holds} for r in refs]}
+
+
 def pipeline(store: SqliteStore, key: str, date: str) -> dict[str, Any] | None:
     """A pipeline's page: its definition, runs (newest first), why its run for ``date``
     ran or what it waits on (each part of its condition ✓ or waiting), and the
     notifications sent about it. None when ``key`` is not registered."""
     from dpc_core.address_secrets import public_spec
-    from dpc_core.engine import explain
     from dpc_core.local.notifications import list_notifications
 
     spec = store.get_pipeline(key)
@@ -148,20 +165,10 @@ def pipeline(store: SqliteStore, key: str, date: str) -> dict[str, Any] | None:
         return None
     spec = public_spec(spec)
     runs = [_run(store, r) for r in reversed(list_runs(store, key))]
-    waits: dict[str, Any] | None = None
-    if spec.condition is not None:
-        window = store.window_state(key, date)
-        try:
-            holds, refs = explain(spec.condition, window.slots, spec.account)
-            waits = {"holds": holds, "triggered": window.generation > 0,
-                     "parts": [{"pipeline": r.pipeline, "account": r.account,
-                                "statuses": list(r.statuses), "current": r.current,
-                                "holds": r.holds} for r in refs]}
-        except ValueError as exc:
-            waits = {"error": str(exc)}
     return {"key": key, "name": spec.name, "account": spec.account, "info": dict(spec.info),
             "condition": spec.condition, "window": spec.window, "date": date, "runs": runs,
-            "waits": waits, "notifications": list_notifications(store, pipeline=key),
+            "waits": waits_of(store, spec, date),
+            "notifications": list_notifications(store, pipeline=key),
             "backfills": backfills(store, key)}
 
 
