@@ -132,14 +132,20 @@ class Browser:
             self.proc.wait()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """One Chromium for the module, on a fresh profile."""
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """One Chromium on a fresh profile, closed after (the browser fixture of each module
+    that drives a page)."""
     assert Path(CHROMIUM).is_file(), (
         f"{CHROMIUM} not found: install Debian's browser (apt-get install -y chromium)")
     b = Browser(tmp_path_factory.mktemp("chromium-profile"))
     yield b
     b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """One Chromium for the module, on a fresh profile."""
+    yield from chromium(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

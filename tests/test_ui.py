@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace, dpc
-from test_lineage_html import ARTIFACTS, CHROMIUM, Browser
+from test_lineage_html import ARTIFACTS, Browser, chromium
 
 # A page that never loads must fail its test, not hang the suite.
 pytestmark = pytest.mark.timeout(300)
@@ -104,10 +104,7 @@ def server(workspace: Path) -> Iterator[UiServer]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """One Chromium for the module, on a fresh profile."""
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} not found (apt-get install -y chromium)"
-    b = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield b
-    b.close()
+    yield from chromium(tmp_path_factory)
 
 
 _loads = iter(range(1_000_000))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace
-from test_lineage_html import CHROMIUM, Browser
+from test_lineage_html import Browser, chromium
 from test_ui import UiServer, page, wait_for
 from test_ui_central import Stream
 
@@ -131,10 +131,8 @@ def test_a_pipeline_added_while_the_runtime_runs_is_a_graph_event(server: UiServ
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} not found (apt-get install -y chromium)"
-    b = Browser(tmp_path_factory.mktemp("chromium-profile"))
-    yield b
-    b.close()
+    """One Chromium for the module, on a fresh profile."""
+    yield from chromium(tmp_path_factory)
 
 
 def test_the_page_draws_a_pipeline_added_while_it_is_open(browser: Browser, server: UiServer,
