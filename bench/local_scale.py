@@ -164,11 +164,10 @@ def main() -> None:
         # Where the time goes: the parent's terminal event waits in the outbox until the
         # engine loop takes it (queue), then the engine decides and creates the child in
         # one transaction (done_ms of the event = created_ms of the child).
-        waits = []
-        for queued, done, _payload in conn.execute(
-                "SELECT created_ms, done_ms, payload FROM lr_outbox WHERE kind = 'event' AND "
-                "payload LIKE '%SUCCEEDED%' AND done_ms IS NOT NULL"):
-            waits.append(done - queued)
+        # (a RUNNING event names its parents' SUCCEEDED too: the status is read, not matched)
+        waits = [done - queued for queued, done, payload in conn.execute(
+            "SELECT created_ms, done_ms, payload FROM lr_outbox WHERE kind = 'event' AND "
+            "done_ms IS NOT NULL") if json.loads(payload)["detail"]["status"] == "SUCCEEDED"]
         total = conn.execute("SELECT COUNT(*) FROM lr_runs").fetchone()[0]
         conn.close()
         up.stop()
