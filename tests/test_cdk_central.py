@@ -279,6 +279,23 @@ def test_notices_may_go_to_pipeline_topics_of_any_organisation_account(
             assert "aws:ResourceOrgID" in json.dumps(st["Condition"]), st
 
 
+def test_reconciler_may_assume_the_read_role_in_any_organisation_account(
+        template: Any) -> None:
+    """Accounts of the organisation not listed at setup are reconciled without a central
+    redeploy: the role name in any account, limited by aws:ResourceOrgID; the listed
+    accounts by ARN; no unconditioned wildcard."""
+    assumes = [st for st in role_statements(template, "reconciler")
+               if "sts:AssumeRole" in as_list(st["Action"])]
+    by_sid = {st.get("Sid"): st for st in assumes}
+    assert set(by_sid) == {"AssumeListedReadRoles", "AssumeOrganisationReadRoles"}
+    org = by_sid["AssumeOrganisationReadRoles"]
+    assert json.dumps(org["Resource"]).endswith(':iam::*:role/dpc-central-reconciler-read"]]}')
+    assert org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123"}}
+    listed = json.dumps(by_sid["AssumeListedReadRoles"]["Resource"])
+    assert all(f":iam::{m}:role/dpc-central-reconciler-read" in listed for m in MEMBERS)
+    assert "Condition" not in by_sid["AssumeListedReadRoles"]
+
+
 def test_reconciler_runs_on_a_schedule(template: Any) -> None:
     from aws_cdk.assertions import Match
 

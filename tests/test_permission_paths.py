@@ -1163,6 +1163,31 @@ def test_notifications_reach_organisation_accounts_not_listed_at_setup(
         assert not alone.allowed, alone.reason  # an account in no organisation at all
 
 
+def test_reconciler_may_assume_the_read_role_of_an_organisation_account_set_up_later(
+        templates: dict[str, dict[str, Any]]) -> None:
+    """The central stack lists 111..., 222..., 333... and the organisation: the
+    reconciler's role may assume ``dpc-central-reconciler-read`` in an organisation
+    account set up later (no central redeploy), not in an account outside the
+    organisation (``aws:ResourceOrgID`` of the role's account, IAM User Guide "AWS global
+    condition context keys") nor in one in no organisation, although that account's
+    trust policy (the same team stack) admits the central account."""
+    caller = "lambda dpc_central.handlers.reconciler"
+    role = "member:reconciler-read-role"
+    decision = World(templates, account=LATE_MEMBER).check(caller, "sts:AssumeRole", role)
+    assert decision.allowed, decision.reason
+    outsider = World(templates, account=OUTSIDER)
+    for org in ("o-other", None):
+        denied = outsider.check(caller, "sts:AssumeRole", role, {"aws:ResourceOrgID": org})
+        assert not denied.allowed, denied.reason
+        assert "identity policy does not" in denied.reason
+    # Then the read role's own policy lets it list and describe that account's runs.
+    late = World(templates, account=LATE_MEMBER)
+    for action, resource in [("states:ListExecutions", "member:state-machine"),
+                             ("states:DescribeExecution", "member:execution")]:
+        decision = late.check("role member:ReconcilerReadRole", action, resource)
+        assert decision.allowed, decision.reason
+
+
 def test_slack_poster_may_be_invoked_by_the_topic_of_an_organisation_account_set_up_later(
         templates: dict[str, dict[str, Any]]) -> None:
     # The function permission cannot carry aws:SourceOrgID (AddPermission takes only

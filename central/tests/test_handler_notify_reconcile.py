@@ -191,6 +191,41 @@ def test_reconciler_skips_what_the_run_log_has(central: World) -> None:
     assert CENTRAL
 
 
+def test_reconciler_visits_an_account_known_only_from_the_registry(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An organisation account that joined after the central stack was deployed (listed
+    nowhere at setup, not one of the harness's members) ran setup-user-account and
+    registered a parent pipeline: the reconciler assumes its read role and repairs the
+    parent's lost SUCCEEDED, so the child in A is triggered."""
+    from central_harness import api_event
+
+    from dpc_central.handlers import registration
+
+    late = "444444444444"
+    central.set_up_account(late)  # its pipeline bus, and PUT /accounts/444...
+    for account, name, body in [
+            (late, "late-parent", {"condition": None, "window": "daily"}),
+            (A, "late-child", {"condition": {"operator": "AND", "allOf": [
+                {"account": late, "name": "late-parent", "status": ["SUCCEEDED"]}]},
+                "window": "daily"})]:
+        answer = registration.handle(api_event("PUT", account, name, account, body), None)
+        assert answer["statusCode"] == 200, answer
+    _finished_run(central, late, "late-parent", "SUCCEEDED")
+    assumed: list[str] = []
+    real = reconciler._session
+
+    def session(account: str) -> Any:
+        assumed.append(account)
+        return real(account)
+
+    monkeypatch.setattr(reconciler, "_session", session)
+    result = reconciler.handle({}, None)
+    assert assumed == [late]
+    assert (result["accounts"], result["fed"], result["failedAccounts"]) == (1, 1, [])
+    assert [(t["detail"]["account"], t["detail"]["pipeline"]) for t in central.triggers()] == \
+        [(A, "late-child")]
+
+
 def test_tracker_never_publishes_to_another_accounts_topic(
         central: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """A registration stored before the API refused info.topicArn (or written around it):

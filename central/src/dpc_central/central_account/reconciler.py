@@ -25,6 +25,48 @@ from dpc_central.conventions import (
 )
 
 
+def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
+                            org_id: str | None) -> None:
+    """Let ``handler`` assume ``RECONCILER_READ_ROLE`` in the listed accounts and, with
+    ``org_id``, in every account of the organisation, also those that join after this
+    stack: the role ARN's account is a wildcard and ``aws:ResourceOrgID`` (the
+    organisation of the account that owns the role) must be ``org_id``. An account
+    outside the organisation is refused by this policy whatever its trust policy says.
+
+    Without an organisation and without listed accounts (only possible when the construct
+    is built directly: setup requires one or the other) the grant is the role name in any
+    account, as before; each read role's trust policy admits only the central account.
+    """
+    stack = Stack.of(handler)
+    fn = handler.function
+
+    def role(account: str) -> str:
+        return f"arn:{stack.partition}:iam::{account}:role/{RECONCILER_READ_ROLE}"
+
+    if accounts:
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="AssumeListedReadRoles", actions=["sts:AssumeRole"],
+            resources=[role(a) for a in accounts]))
+    if org_id:
+        fn.add_to_role_policy(iam.PolicyStatement(
+            sid="AssumeOrganisationReadRoles", actions=["sts:AssumeRole"],
+            resources=[role("*")],
+            conditions={"StringEquals": {"aws:ResourceOrgID": org_id}}))
+    elif not accounts:
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=["sts:AssumeRole"], resources=[role("*")]))
+    if org_id or not accounts:
+        why = ("organisation mode: accounts that join the organisation after this stack "
+               "are reconciled without a redeploy; the role name is fixed, "
+               "aws:ResourceOrgID limits it to the organisation's accounts and each "
+               "account's trust policy admits only this account") if org_id else (
+               "no account listed: the role name is fixed and each account's trust "
+               "policy admits only this account")
+        suppress(handler, [("AwsSolutions-IAM5", why,
+                            [f"Resource::arn:<AWS::Partition>:iam::*:role/"
+                             f"{RECONCILER_READ_ROLE}"])])
+
+
 class Reconciler(Construct):
     """Every ``interval`` the reconciler lists recent executions of registered pipelines
     through each account's read-only role and feeds missing terminal statuses to the
@@ -51,22 +93,12 @@ class Reconciler(Construct):
         )
         tables.grant_engine(self.handler.function)
         bus.grant_put_events_to(self.handler.function)
-        stack = Stack.of(self)
         accounts = sorted(set(member_accounts))
-        roles = ([f"arn:{stack.partition}:iam::{a}:role/{RECONCILER_READ_ROLE}" for a in accounts]
-                 or [f"arn:{stack.partition}:iam::*:role/{RECONCILER_READ_ROLE}"])
-        self.handler.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["sts:AssumeRole"], resources=roles))
+        grant_assume_read_roles(self.handler, accounts, org_id=org_id)
         # LATE/BLOCKED/RECOVERED notices go out the execution tracker's way.
         grant_publish_to_pipeline_topics(
             self.handler, accounts, org_id=org_id,
             why="health notices go to the dpc-<pipeline> topic of the pipeline concerned")
-        if not accounts:
-            suppress(self.handler, [("AwsSolutions-IAM5", "organisation mode: member accounts "
-                                     "are not known at synth; the role name is fixed and each "
-                                     "account's trust policy admits only this account",
-                                     [f"Resource::arn:<AWS::Partition>:iam::*:role/"
-                                      f"{RECONCILER_READ_ROLE}"])])
         self.dlq = dead_letter_queue(self, "RuleDlq")
         self.dlq_alarm = alarm_on_queue_depth(self, "RuleDlqAlarm", queue=self.dlq,
                                               topic=alarm_topic)
