@@ -214,9 +214,9 @@ def test_reconciler_visits_an_account_known_only_from_the_registry(
     assumed: list[str] = []
     real = reconciler._session
 
-    def session(account: str) -> Any:
+    def session(account: str, region: str) -> Any:
         assumed.append(account)
-        return real(account)
+        return real(account, region)
 
     monkeypatch.setattr(reconciler, "_session", session)
     result = reconciler.handle({}, None)
@@ -224,6 +224,27 @@ def test_reconciler_visits_an_account_known_only_from_the_registry(
     assert (result["accounts"], result["fed"], result["failedAccounts"]) == (1, 1, [])
     assert [(t["detail"]["account"], t["detail"]["pipeline"]) for t in central.triggers()] == \
         [(A, "late-child")]
+
+
+@pytest.mark.parametrize(("region", "partition"), [
+    ("eu-west-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")])
+def test_reconciler_assumes_the_read_role_in_the_partition_of_its_region(
+        central: World, monkeypatch: pytest.MonkeyPatch, region: str, partition: str) -> None:
+    """The read role's ARN is the one the team stack creates (``arn:${AWS::Partition}``),
+    also outside the commercial partition."""
+    from dpc_central.handlers import _common
+
+    asked: list[str] = []
+
+    class Sts:
+        def assume_role(self, **kw: Any) -> dict[str, Any]:
+            asked.append(kw["RoleArn"])
+            return {"Credentials": {"AccessKeyId": "a", "SecretAccessKey": "s",
+                                    "SessionToken": "t"}}
+
+    monkeypatch.setattr(_common, "client", lambda service: Sts())
+    reconciler._session(A, region)
+    assert asked == [f"arn:{partition}:iam::{A}:role/dpc-central-reconciler-read"]
 
 
 def test_tracker_never_publishes_to_another_accounts_topic(

@@ -117,9 +117,13 @@ def pipeline_bus_arn(account: str, region: str | None = None) -> str:
     """
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
         or client("events").meta.region_name
-    partition = "aws-cn" if region.startswith("cn-") else \
+    return f"arn:{partition(region)}:events:{region}:{account}:event-bus/{PIPELINE_BUS_NAME}"
+
+
+def partition(region: str) -> str:
+    """The ARN partition of ``region`` (``aws``, ``aws-cn`` or ``aws-us-gov``)."""
+    return "aws-cn" if region.startswith("cn-") else \
         "aws-us-gov" if region.startswith("us-gov-") else "aws"
-    return f"arn:{partition}:events:{region}:{account}:event-bus/{PIPELINE_BUS_NAME}"
 
 
 def trigger_entry(decision: Decision, bus: str) -> dict[str, Any]:

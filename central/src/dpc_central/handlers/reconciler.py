@@ -3,7 +3,8 @@
 Step Functions delivers its status events best effort, and a run that times out or is
 aborted cannot report itself. On a schedule, for every registered pipeline that has
 children, the reconciler assumes the read-only role of the pipeline's account
-(``arn:aws:iam::<account>:role/<DPC_READ_ROLE_NAME>``), lists the executions started in
+(``arn:<partition>:iam::<account>:role/<DPC_READ_ROLE_NAME>``, the partition of the
+function's region), lists the executions started in
 the last ``DPC_RECONCILE_HOURS`` hours (default 48), and for each terminal one the run
 log does not hold in that status (and redrive) it builds the status event AWS would
 have sent — the real shape, with ``account`` = the pipeline's account — and hands it to
@@ -88,13 +89,13 @@ def reconcile(now: datetime | None = None) -> dict[str, Any]:
     return result
 
 
-def _session(account: str) -> Any:
+def _session(account: str, region: str) -> Any:
+    """A session with the read role of ``account`` (in the partition of ``region``)."""
     import boto3
 
     role = os.environ.get(ENV_READ_ROLE_NAME) or RECONCILER_READ_ROLE
-    partition = "aws"
     creds = common.client("sts").assume_role(
-        RoleArn=f"arn:{partition}:iam::{account}:role/{role}",
+        RoleArn=f"arn:{common.partition(region)}:iam::{account}:role/{role}",
         RoleSessionName="dpc-reconciler", DurationSeconds=900)["Credentials"]
     return boto3.Session(aws_access_key_id=creds["AccessKeyId"],
                          aws_secret_access_key=creds["SecretAccessKey"],
@@ -105,13 +106,13 @@ def _reconcile_account(account: str, names: list[str], region: str,
                        since: datetime) -> tuple[int, int]:
     from botocore.exceptions import ClientError
 
-    session = _session(account)
+    session = _session(account, region or common.client("sts").meta.region_name)
     sfn = session.client("stepfunctions", region_name=region or None)
     region = sfn.meta.region_name
     store, engine = common.store(), common.engine()
     fed = decided = 0
     for name in names:
-        sm = f"arn:aws:states:{region}:{account}:stateMachine:{name}"
+        sm = f"arn:{common.partition(region)}:states:{region}:{account}:stateMachine:{name}"
         try:
             executions = list(_recent(sfn, sm, since))
         except ClientError as exc:
