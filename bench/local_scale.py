@@ -118,8 +118,9 @@ def main() -> None:
             done = up.wait_line(f"~{doc['account']}/{doc['name']}", t)
             took.append(done - t)
             time.sleep(0.5)
-        print(f"one-file edit applied: median {statistics.median(took) * 1000:.0f} ms, "
-              f"max {max(took) * 1000:.0f} ms ({len(took)} edits)")
+        if took:
+            print(f"one-file edit applied: median {statistics.median(took) * 1000:.0f} ms, "
+                  f"max {max(took) * 1000:.0f} ms ({len(took)} edits)")
 
         # Trigger latency over the organisation's own conditions: start root pipelines by
         # hand; their children (and theirs) are triggered as the conditions hold.

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_helpers import (
@@ -315,3 +316,81 @@ def test_the_runtime_reads_unchanged_files_from_its_state_after_a_restart(
     assert "changed-while-down" in dpc("local", "logs", listings["run_id"], "-w", ws).stdout
     os.utime(ws / f"{A}-listings" / "pipeline.yaml")  # same content, new mtime: read again
     dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+
+
+# -- the trigger path: decided where the parent's end is committed ---------------------
+
+def _in_process(ws: Path, lines: list[str]) -> Any:
+    from dpc_core.local.runtime import Runtime
+
+    rt = Runtime(ws, schedules=False, out=lines.append)
+    rt.open()
+    return rt
+
+
+def test_a_parents_end_and_the_child_runs_it_starts_are_committed_together(
+        tmp_path: Path) -> None:
+    """The executor that commits a run's end has the engine decide it in the same
+    transaction: with the engine thread kept from deciding anything, pipeline-x is still
+    started by its parents' SUCCEEDED (before, each event waited for that thread)."""
+    from dpc_core.cli.local import queue_run
+
+    ws = noop_case_study(tmp_path / "ws")
+    lines: list[str] = []
+    rt = _in_process(ws, lines)
+
+    def no_engine_loop() -> None:  # only the shutdown handshake of the real one
+        rt.stopping.wait()
+        rt.events_done.set()
+        rt.wake_notify.set()
+
+    rt._engine_loop = no_engine_loop  # type: ignore[method-assign]
+    try:
+        rt.start()
+        queue_run(ws, "listings", DAY, "manual")
+        queue_run(ws, "searches", DAY, "manual")
+        rt._submit_pending()
+        wait_for(lambda: status_of(ws, "pipeline-x") == "SUCCEEDED", "pipeline-x succeeded")
+    finally:
+        rt.shutdown()
+    every = {r["name"]: r for r in runs(ws)}
+    assert every["pipeline-x"]["reason"] == "trigger"
+    assert every["pipeline-x"]["created_ms"] >= max(every["listings"]["stop_ms"],
+                                                    every["searches"]["stop_ms"])
+    assert pending_outbox(ws) == 0
+
+
+def test_a_decision_that_fails_where_a_run_ends_neither_fails_the_run_nor_is_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deciding in the executor's transaction must not turn a failure of the engine into
+    a failure of the run that ended: the decision's writes are undone, the run's end is
+    kept, and the engine loop sets the event aside (`dpc local problems`)."""
+    from dpc_core.cli.local import queue_run
+    from dpc_core.local import notices
+
+    real = notices.after_event
+
+    def after_event(store: Any, outcome: Any) -> bool:
+        if any(d.pipeline == "pipeline-x" for d in outcome.decisions):
+            raise RuntimeError("engine bug while deciding pipeline-x")
+        return real(store, outcome)
+
+    monkeypatch.setattr(notices, "after_event", after_event)
+    ws = noop_case_study(tmp_path / "ws")
+    lines: list[str] = []
+    rt = _in_process(ws, lines)
+    try:
+        rt.start()
+        queue_run(ws, "listings", DAY, "manual")
+        queue_run(ws, "searches", DAY, "manual")
+        rt._submit_pending()
+        rt.serve(until_idle=True)
+    finally:
+        rt.shutdown()
+    assert status_of(ws, "listings") == "SUCCEEDED"
+    assert status_of(ws, "searches") == "SUCCEEDED"
+    assert status_of(ws, "pipeline-x") is None  # its decision was undone, not half-kept
+    assert pending_outbox(ws) == 0
+    problems = dpc("local", "problems", "-w", ws).stdout
+    assert "engine bug while deciding pipeline-x" in problems
+    assert not any("internal error" in line for line in lines), lines

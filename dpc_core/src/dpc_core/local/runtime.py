@@ -267,6 +267,9 @@ class Runtime:
         self.entries: dict[str, Any] = {}
         self._invalid: dict[str, tuple[int, int]] = {}
         self._catalog_lock = threading.Lock()
+        #: Held by whoever is deciding queued events (the engine loop, or an executor
+        #: thread committing a run's end); see _durably_deciding.
+        self._engine_turn = threading.Lock()
         self._catalog_version = 0
         # Runs this process executed (for `up --until-idle`'s exit code).
         self.ran: list[str] = []
@@ -645,41 +648,55 @@ class Runtime:
 
     def _outbox_loop(self, kind: str, limit: int, wake: threading.Event,
                      handle: Callable[[int, str], None],
-                     producers_done: threading.Event | None = None) -> None:
+                     producers_done: threading.Event | None = None,
+                     turn: threading.Lock | None = None) -> None:
         """Take ``kind`` items from the outbox in order and hand each to ``handle`` (which
-        marks it done); sleep until woken when there are none; drain before stopping."""
+        marks it done); sleep until woken when there are none; drain before stopping.
+        ``turn``, when given, is held over each batch (never while sleeping): another
+        thread holding it may handle the queue's items meanwhile (see
+        :meth:`_durably_deciding`)."""
         source = {"event": "engine", "notify": "notifications"}.get(kind, kind)
         while True:
-            try:
-                with self.store.transaction():
-                    items = self.store.conn.execute(
-                        "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
-                        "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
-            except Exception as exc:
-                if not self._storage_failed(exc, f"the {source} loop's queue"):
-                    self._set_aside(source, "reading the outbox", exc)
-                if self.stopping.is_set():
-                    return  # nothing can be drained from a state that cannot be read
-                self.stopping.wait(1.0)
+            with turn or contextlib.nullcontext():
+                then = self._outbox_batch(kind, limit, handle, source)
+            if then == "more":
                 continue
-            if not items:
+            if then == "idle":
                 self.changed.set()
                 if (producers_done or self.runs_done).is_set():
                     return  # stopping, and nothing can add an item any more
                 wake.wait(1.0)
                 wake.clear()
                 continue
-            for seq, payload in items:
-                try:
-                    handle(seq, payload)
-                except Exception as exc:
-                    if self._storage_failed(exc, f"{kind} #{seq} (it stays queued)"):
-                        if self.stopping.is_set():
-                            return
-                        self.stopping.wait(1.0)
-                        break
-                    # One bad item must not stop the loop: set it aside, go on with the next.
-                    self._set_aside(source, f"outbox {kind} #{seq}: {payload[:300]}", exc, seq)
+            # "retry": the state cannot be read or written now
+            if self.stopping.is_set():
+                return  # nothing can be drained from a state that cannot be read
+            self.stopping.wait(1.0)
+
+    def _outbox_batch(self, kind: str, limit: int, handle: Callable[[int, str], None],
+                      source: str) -> str:
+        """Handle up to ``limit`` queued items in order: "more" when some were handled,
+        "idle" when there were none, "retry" when the state failed."""
+        try:
+            with self.store.transaction():
+                items = self.store.conn.execute(
+                    "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
+                    "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
+        except Exception as exc:
+            if not self._storage_failed(exc, f"the {source} loop's queue"):
+                self._set_aside(source, "reading the outbox", exc)
+            return "retry"
+        if not items:
+            return "idle"
+        for seq, payload in items:
+            try:
+                handle(seq, payload)
+            except Exception as exc:
+                if self._storage_failed(exc, f"{kind} #{seq} (it stays queued)"):
+                    return "retry"
+                # One bad item must not stop the loop: set it aside, go on with the next.
+                self._set_aside(source, f"outbox {kind} #{seq}: {payload[:300]}", exc, seq)
+        return "more"
 
     # -- failures of background work ----------------------------------------------
 
@@ -805,13 +822,66 @@ class Runtime:
 
     def _engine_loop(self) -> None:
         try:
-            self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event)
+            self._outbox_loop("event", 200, self.wake_engine, self._dispatch_event,
+                              turn=self._engine_turn)
         finally:
             self.events_done.set()
             self.wake_notify.set()
 
-    def _dispatch_event(self, seq: int, payload: str) -> None:
+    @contextlib.contextmanager
+    def _deciding(self) -> Iterator[Callable[[], None]]:
+        """For a thread about to commit status events: yields ``decide``, which, called
+        inside that transaction, has the engine decide the queued events there and then,
+        so a parent's SUCCEEDED and the child runs it starts are committed together. The
+        hand-over to the engine thread it saves (a wake-up, then waits for the GIL and the
+        store) was nearly all of the trigger latency. The engine's turn keeps the events
+        in order: whoever holds it decides the queue from its head; when the engine loop
+        holds it past a moment, ``decide`` does nothing and the loop takes the events.
+        Deciding never fails the caller's write: what it wrote is undone (a savepoint)
+        and the engine loop meets the event again, and sets it aside if it fails there."""
+        turn = self._engine_turn.acquire(timeout=0.02)  # turn, then store: the loop's order
         started: list[str] = []
+
+        def decide() -> None:
+            started.clear()  # a retried transaction decides again
+            if not turn:
+                return
+            try:
+                with self.store.savepoint():
+                    for seq, payload in self.store.conn.execute(
+                            "SELECT seq, payload FROM lr_outbox WHERE kind = 'event' AND "
+                            "done_ms IS NULL ORDER BY seq LIMIT 200").fetchall():
+                        self._dispatch_event(seq, payload, started)
+            except Exception:  # undone by the savepoint; the engine loop records it
+                started.clear()
+
+        try:
+            yield decide
+        finally:
+            if turn:
+                self._engine_turn.release()
+            if started:
+                self._submit_created(started)
+            self.wake_engine.set()
+
+    def _submit_created(self, arns: list[str]) -> None:
+        """Submit the runs of ``arns`` that exist: a transaction that decided them may
+        have failed after all (the pending-run check submits what this leaves out)."""
+        with contextlib.suppress(Exception):
+            with self.store.transaction():
+                marks = ",".join("?" * len(arns))
+                exist = {a for (a,) in self.store.conn.execute(
+                    f"SELECT arn FROM lr_runs WHERE arn IN ({marks})", arns)}
+            for arn in arns:
+                if arn in exist:
+                    self._submit(arn)
+
+    def _dispatch_event(self, seq: int, payload: str,
+                        started: list[str] | None = None) -> None:
+        """Decide one queued event in one transaction (or the caller's, which then submits
+        the child runs in ``started`` once it has committed)."""
+        submit = started is None
+        started = [] if started is None else started
         with self.store.transaction():
             outcome = self.engine.handle(json.loads(payload))
             # BLOCKED notices downstream of a failure, resolution on success: decided with
@@ -831,8 +901,9 @@ class Runtime:
                                     (now_ms(), seq))
         if outcome.rejected:
             self.out(f"event rejected: {outcome.rejected}")
-        for arn in started:
-            self._submit(arn)
+        if submit:
+            for arn in started:
+                self._submit(arn)
 
     def _notify_loop(self) -> None:
         # The engine's events add notices (blocked downstream, …): drain after it.
@@ -1014,7 +1085,7 @@ class Runtime:
             # the engine must know the pipeline for).
             self.apply_changes()
         try:
-            with self.store.transaction():
+            with self._deciding() as decide, self.store.transaction():
                 start = now_ms()
                 cur = self.store.conn.execute(
                     "UPDATE lr_runs SET status = 'RUNNING', start_ms = ?, owner_pid = ? "
@@ -1024,6 +1095,7 @@ class Runtime:
                 row = self._get_run(arn)
                 self._event(row, "RUNNING")
                 self._notify(row, "PIPELINE_STARTED", "RUNNING")
+                decide()
         except Exception as exc:
             if not self._storage_failed(exc, f"start of {arn} (it stays PENDING)"):
                 raise
@@ -1047,14 +1119,16 @@ class Runtime:
         else:
             status, error, failed_step = self._run_steps(row, pipeline)
 
-        def finish() -> None:
-            current = self._get_run(arn)
-            if current.status not in TERMINAL:
-                self._finish(current, status, error, failed_step)
+        with self._deciding() as decide:
+            def finish() -> None:
+                current = self._get_run(arn)
+                if current.status not in TERMINAL:
+                    self._finish(current, status, error, failed_step)
+                decide()
 
-        if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
-            self._keep_result(arn, status, error, failed_step)
-            return
+            if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
+                self._keep_result(arn, status, error, failed_step)
+                return
         self.wake_engine.set()
         self.wake_notify.set()
         done = self._get_run(arn)

@@ -7,6 +7,7 @@ processes on one file never claim the same trigger.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -202,6 +203,23 @@ class SqliteStore:
             self.conn.execute("DELETE FROM edges WHERE child = ?", (key,))
             self._bump()
         return cur.rowcount > 0
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction: a block whose writes are all undone, those kept in memory
+        included, when it raises; what the transaction wrote before it is kept."""
+        with self.transaction():
+            if self._dirty:
+                self._flush()  # so that undoing the block undoes nothing from before it
+            self.conn.execute("SAVEPOINT dpc_block")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK TO dpc_block")
+                self.conn.execute("RELEASE dpc_block")
+                self._forget()
+                raise
+            self.conn.execute("RELEASE dpc_block")
 
     def _forget(self) -> None:
         """Drop every cache (after a rollback the database no longer matches them)."""
