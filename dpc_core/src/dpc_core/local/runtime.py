@@ -2,10 +2,12 @@
 
 Threads, all sharing one SQLite connection under the store's lock:
 
-- the *engine loop* takes status events from the outbox in order, calls the trigger
-  engine and, in the same transaction, creates the child runs it decides (PENDING);
 - the *executor pool* runs each run's steps as subprocesses (PENDING → RUNNING →
-  terminal), writing each state change and the events it causes in one transaction;
+  terminal), writing each state change and the events it causes in one transaction, in
+  which the trigger engine also decides those events and creates the child runs it
+  decides (PENDING): no hand-over on the trigger path;
+- the *engine loop* decides, in order, the status events nobody decided yet (those of
+  other sources, or of an executor that found the engine busy);
 - the *notify loop* delivers notifications from the outbox through the notifier
   plugins (slow or failing channels never hold up triggering);
 - the *scheduler* fires cron/rate schedules at their instants.
