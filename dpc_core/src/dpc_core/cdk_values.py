@@ -97,6 +97,15 @@ def discard() -> str:
     return sfn.JsonPath.DISCARD
 
 
+@functools.cache
+def partition() -> str:
+    """``Aws.PARTITION`` (a token string, the same in every stack; a static property, so
+    a round trip on every read)."""
+    from aws_cdk import Aws
+
+    return Aws.PARTITION
+
+
 class StackInfo:
     """A stack's attributes as strings (tokens where the environment is not concrete),
     each read from Node at most once."""

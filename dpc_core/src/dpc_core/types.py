@@ -119,7 +119,26 @@ class AwsStepContext:
         return upload_project_file(self, relative, kind)
 
 
-#: Returns a CDK ``IChainable`` (one state or a chain) for a step.
+@dataclass(frozen=True)
+class AslState:
+    """One Step Functions state as plain Amazon States Language: the AWS form a step or
+    compute plugin may return instead of CDK constructs.
+
+    ``state`` is the state's JSON without ``Next``/``End`` (dpc chains the states);
+    strings may hold CDK tokens (an SSM parameter, the partition), resolved at synth.
+    ``policy`` holds the IAM statements (JSON) the state machine's role needs to run it.
+    Building a state this way costs no jsii round trip, where every CDK state, task, retry
+    and chain call is one (issue #12: nearly all synth time). A step returns one
+    ``AslState``, a sequence of them (run in order) or a CDK ``IChainable``.
+    """
+
+    name: str
+    state: Mapping[str, Any]
+    policy: Sequence[Mapping[str, Any]] = ()
+
+
+#: Returns a CDK ``IChainable`` (one state or a chain), an :class:`AslState` or a sequence
+#: of them for a step.
 AwsStepStates = Callable[[AwsStepContext], Any]
 
 
@@ -161,11 +180,19 @@ class AwsComputeContext:
 
 @dataclass(frozen=True)
 class AwsCompute:
-    """States a compute plugin contributes: provision before the steps, teardown after."""
+    """States a compute plugin contributes: provision before the steps, teardown after.
+
+    Each is a CDK ``IChainable`` or an :class:`AslState`. ``scope_policy`` (optional)
+    rewrites the IAM statements of the ``AslState`` forms (the compute's and the steps')
+    before they are granted, e.g. to confine them to the run's own cluster;
+    ``on_cdk_states`` (optional) is called with the state machine construct when some
+    step's states are CDK constructs, whose grants CDK writes itself."""
 
     provision: Any
     teardown: Any
     catch_teardown: Any
+    scope_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+    on_cdk_states: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,8 @@ from typing import Any
 
 import jsii
 
-from dpc_core.cdk_values import (
-    discard,
-    minutes,
-    seconds,
-    stack_info,
-    string_at,
-    timeout_minutes,
-)
-from dpc_core.types import AwsCompute, AwsComputeContext
+from dpc_core.cdk_values import partition, stack_info
+from dpc_core.types import AslState, AwsCompute, AwsComputeContext
 
 SERVICE_ROLE = "dpc-emr-service-role"
 INSTANCE_ROLE = "dpc-emr-instance-role"
@@ -69,25 +62,23 @@ def hive_configurations(cfg: Any) -> list[dict[str, Any]]:
 def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     """Provision (``createCluster.sync``, tagged, auto-terminating when idle) and teardown
     (``terminateCluster.sync``, after the steps and in the catch path), with timeouts and
-    retries."""
-    from aws_cdk import Aspects
+    retries.
+
+    The states are plain ASL (:class:`~dpc_core.types.AslState`): what CDK's
+    ``EmrCreateCluster``/``EmrTerminateCluster`` render, with the grants they make, built
+    without a jsii round trip per state, retry and grant (issue #12)."""
     from aws_cdk import aws_iam as iam
-    from aws_cdk import aws_stepfunctions as sfn
-    from aws_cdk import aws_stepfunctions_tasks as tasks
 
     scope, cfg, pipeline = ctx.scope, ctx.compute, ctx.pipeline
-    group = tasks.EmrCreateCluster.InstanceGroupConfigProperty
-    role = tasks.EmrCreateCluster.InstanceRoleType
-    groups = [group(instance_count=1, instance_role=role.MASTER, instance_type=cfg.instance_type,
-                    name="primary")]
+    info = stack_info(scope)
+    arn = _Arns(partition(), info.region, info.account)
+    groups = [{"InstanceCount": 1, "InstanceRole": "MASTER", "InstanceType": cfg.instance_type,
+               "Name": "primary"}]
     if cfg.core_instance_count:
-        groups.append(group(instance_count=cfg.core_instance_count, instance_role=role.CORE,
-                            instance_type=cfg.instance_type, name="core"))
+        groups.append({"InstanceCount": cfg.core_instance_count, "InstanceRole": "CORE",
+                       "InstanceType": cfg.instance_type, "Name": "core"})
+    # The service role is the user-account stack's: EMR passes the instance role with it.
     service_role = iam.Role.from_role_name(scope, "ServiceRole", SERVICE_ROLE)
-    configurations = [
-        tasks.EmrCreateCluster.ConfigurationProperty(classification=c["Classification"],
-                                                     properties=c["Properties"])
-        for c in hive_configurations(cfg)]
     if cfg.hive_metastore is not None:
         # EMR reads the secrets with its service role while it configures the nodes
         # (not the run, not the instances): only this pipeline's three secrets.
@@ -95,62 +86,125 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             sid="ReadHiveMetastoreSecrets", actions=["secretsmanager:GetSecretValue"],
             resources=[cfg.hive_metastore.url, cfg.hive_metastore.username,
                        cfg.hive_metastore.password]))
-    create = tasks.EmrCreateCluster(
-        scope, "Create cluster", name=f"dpc-{pipeline.name}",
-        release_label=cfg.release_label,
-        applications=[tasks.EmrCreateCluster.ApplicationConfigProperty(name=a)
-                      for a in cfg.applications],
-        service_role=service_role,
+    service_role.add_to_principal_policy(iam.PolicyStatement(
+        actions=["iam:PassRole"], resources=[arn.role(INSTANCE_ROLE)]))
+    parameters: dict[str, Any] = {
+        "Instances": {
+            "Ec2SubnetId": cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
+            "EmrManagedMasterSecurityGroup": _ssm(scope, "/dpc/emr/master-security-group"),
+            "EmrManagedSlaveSecurityGroup": _ssm(scope, "/dpc/emr/worker-security-group"),
+            "InstanceGroups": groups,
+            # Steps are added after the cluster is up, so it must stay alive without
+            # steps; EMR terminates it once idle, whatever happened to the run.
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "ServiceAccessSecurityGroup": _ssm(scope, "/dpc/emr/service-security-group"),
+            "TerminationProtected": False},
+        "JobFlowRole": INSTANCE_ROLE,
+        "Name": f"dpc-{pipeline.name}",
+        "ServiceRole": SERVICE_ROLE,
+        "Applications": [{"Name": a} for a in cfg.applications],
         # No automatic scaling policies are defined; EMR never assumes this role.
-        auto_scaling_role=service_role,
-        cluster_role=iam.Role.from_role_name(scope, "InstanceRole", INSTANCE_ROLE),
-        log_uri=f"s3://{ctx.artifacts_bucket.bucket_name}/emr-logs/{pipeline.name}/",
-        configurations=configurations or None,
-        visible_to_all_users=True,
-        # Steps are added after the cluster is up, so it must stay alive without steps;
-        # EMR terminates it once idle, whatever happened to the run.
-        auto_termination_policy_idle_timeout=minutes(cfg.idle_timeout_minutes),
-        tags={TAG_PIPELINE: pipeline.name, TAG_EXECUTION: string_at("$$.Execution.Name"),
-              EMR_MANAGED_TAG[0]: EMR_MANAGED_TAG[1]},
-        instances=tasks.EmrCreateCluster.InstancesConfigProperty(
-            instance_groups=groups,
-            ec2_subnet_id=cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
-            emr_managed_master_security_group=_ssm(scope, "/dpc/emr/master-security-group"),
-            emr_managed_slave_security_group=_ssm(scope, "/dpc/emr/worker-security-group"),
-            service_access_security_group=_ssm(scope, "/dpc/emr/service-security-group"),
-            termination_protected=False),
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-        task_timeout=timeout_minutes(PROVISION_TIMEOUT_MINUTES),
-        result_selector={"ClusterId": string_at("$.ClusterId")},
-        result_path="$.cluster")
-    # A cluster that failed to start (capacity, a bootstrap error) is already terminated by
-    # EMR; one more try with a fresh cluster is cheap next to a failed daily run.
-    create.add_retry(errors=["States.TaskFailed"], max_attempts=1,
-                     interval=minutes(2), backoff_rate=2)
-    cluster_id = string_at(ctx.cluster_id_path)
-    teardown = _terminate(scope, "Terminate cluster", cluster_id)
-    catch_teardown = _terminate(scope, "Terminate cluster after failure", cluster_id)
-    # The policies to rewrite are those below the pipeline's state machine construct (the
-    # compute scope's parent: its role and the service role's policy live there). The
-    # aspect is Python, so every node it visits is a jsii callback (~45 below the
-    # state machine construct): it is attached to a leaf, visited once, and finds the
-    # policies there itself.
-    Aspects.of(catch_teardown).add(ScopeEmrToPipelineClusters(
-        pipeline.name, scope.node.scope or scope))
+        "AutoScalingRole": SERVICE_ROLE,
+    }
+    configurations = hive_configurations(cfg)
+    if configurations:
+        parameters["Configurations"] = configurations
+    parameters.update({
+        "LogUri": f"s3://{ctx.artifacts_bucket.bucket_name}/emr-logs/{pipeline.name}/",
+        "ReleaseLabel": cfg.release_label,
+        "Tags": [{"Key": TAG_PIPELINE, "Value": pipeline.name},
+                 {"Key": TAG_EXECUTION, "Value.$": "$$.Execution.Name"},
+                 {"Key": EMR_MANAGED_TAG[0], "Value": EMR_MANAGED_TAG[1]}],
+        "VisibleToAllUsers": True,
+        "AutoTerminationPolicy": {"IdleTimeout": cfg.idle_timeout_minutes * 60},
+    })
+    create = AslState("Create cluster", {
+        # A cluster that failed to start (capacity, a bootstrap error) is already
+        # terminated by EMR; one more try with a fresh cluster is cheap next to a failed
+        # daily run.
+        "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 120,
+                   "MaxAttempts": 1, "BackoffRate": 2}],
+        "Type": "Task",
+        "TimeoutSeconds": PROVISION_TIMEOUT_MINUTES * 60,
+        "ResultPath": "$.cluster",
+        "ResultSelector": {"ClusterId.$": "$.ClusterId"},
+        "Resource": f"arn:{arn.partition}:states:::elasticmapreduce:createCluster.sync",
+        "Parameters": parameters,
+    }, policy=[
+        # CDK's EmrCreateCluster grants (RUN_JOB, service and auto-scaling role given,
+        # tags set); scope_policy below confines them to this pipeline's clusters.
+        {"Action": ["elasticmapreduce:RunJobFlow", "elasticmapreduce:DescribeCluster",
+                    "elasticmapreduce:TerminateJobFlows", "elasticmapreduce:AddTags"],
+         "Effect": "Allow", "Resource": "*"},
+        {"Action": "iam:PassRole", "Effect": "Allow",
+         "Resource": [arn.role(SERVICE_ROLE), arn.role(INSTANCE_ROLE)]},
+        {"Action": "iam:CreateServiceLinkedRole",
+         "Condition": {"StringEquals": {"iam:AWSServiceName": [
+             "elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn"]}},
+         "Effect": "Allow",
+         "Resource": f"arn:{arn.partition}:iam::{arn.account}:role/aws-service-role/"
+                     "elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*",
+         "Sid": "ElasticMapReduceServiceLinkedRole"},
+        {"Action": "iam:PassRole", "Effect": "Allow", "Resource": arn.role(SERVICE_ROLE)},
+        {"Action": "elasticmapreduce:AddTags", "Effect": "Allow", "Resource": arn.clusters},
+        arn.sync_rule("StepFunctionsGetEventForEMRRunJobFlowRule"),
+    ])
+    teardown = _terminate("Terminate cluster", ctx.cluster_id_path, arn)
+    catch_teardown = _terminate("Terminate cluster after failure", ctx.cluster_id_path, arn)
     _acknowledge(scope, pipeline.name)
-    return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown)
+
+    def scope_policy(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return list(scope_emr_statements({"Statement": statements}, pipeline.name,
+                                         arn.clusters)["Statement"])
+
+    def on_cdk_states(machine: Any) -> None:
+        # A step of another plugin built CDK tasks: CDK writes their grants, so they are
+        # rewritten where CDK renders them. The aspect is Python, so every node it visits
+        # is a jsii callback: it is attached to a leaf, visited once, and finds the
+        # policies below the state machine construct itself.
+        from aws_cdk import Aspects
+        from constructs import Construct
+
+        Aspects.of(Construct(scope, "ScopeEmr")).add(
+            ScopeEmrToPipelineClusters(pipeline.name, machine))
+
+    return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown,
+                      scope_policy=scope_policy, on_cdk_states=on_cdk_states)
 
 
-def _terminate(scope: Any, id: str, cluster_id: str) -> Any:
-    from aws_cdk import aws_stepfunctions_tasks as tasks
+class _Arns:
+    """ARNs of this stack's account and region (strings; the partition is a token)."""
 
-    task = tasks.EmrTerminateCluster(
-        scope, id, cluster_id=cluster_id, result_path=discard(),
-        task_timeout=timeout_minutes(TEARDOWN_TIMEOUT_MINUTES))
-    # Terminating is idempotent; a throttled or failed call must not leave a cluster.
-    task.add_retry(errors=["States.ALL"], max_attempts=3, interval=seconds(30),
-                   backoff_rate=2)
-    return task
+    def __init__(self, partition: str, region: str, account: str) -> None:
+        self.partition, self.region, self.account = partition, region, account
+        self.clusters = f"arn:{partition}:elasticmapreduce:{region}:{account}:cluster/*"
+
+    def role(self, name: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{name}"
+
+    def sync_rule(self, rule: str) -> dict[str, Any]:
+        """The grant of a ``.sync`` integration on the EventBridge rule it manages."""
+        return {"Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                "Effect": "Allow",
+                "Resource": f"arn:{self.partition}:events:{self.region}:{self.account}:"
+                            f"rule/{rule}"}
+
+
+def _terminate(name: str, cluster_id_path: str, arn: _Arns) -> AslState:
+    return AslState(name, {
+        # Terminating is idempotent; a throttled or failed call must not leave a cluster.
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 30, "MaxAttempts": 3,
+                   "BackoffRate": 2}],
+        "Type": "Task",
+        "TimeoutSeconds": TEARDOWN_TIMEOUT_MINUTES * 60,
+        "ResultPath": None,
+        "Resource": f"arn:{arn.partition}:states:::elasticmapreduce:terminateCluster.sync",
+        "Parameters": {"ClusterId.$": cluster_id_path},
+    }, policy=[
+        {"Action": ["elasticmapreduce:DescribeCluster", "elasticmapreduce:TerminateJobFlows"],
+         "Effect": "Allow", "Resource": arn.clusters},
+        arn.sync_rule("StepFunctionsGetEventForEMRTerminateJobFlowsRule"),
+    ])
 
 
 def scope_emr_statements(document: dict[str, Any], pipeline: str,

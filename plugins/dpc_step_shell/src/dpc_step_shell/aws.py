@@ -11,7 +11,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from dpc_core.cdk_values import discard, step_timeout, string_at
+from dpc_core.aws_assets import emr_add_step
+from dpc_core.cdk_values import stack_info
 from dpc_core.types import AwsStepContext
 
 
@@ -27,11 +28,8 @@ def _project_script(command: str, project_dir: Path) -> tuple[str, list[str]] | 
 
 
 def shell_states(ctx: AwsStepContext) -> Any:
-    """``addStep.sync`` running the command on the cluster."""
-    from aws_cdk import Stack
-    from aws_cdk import aws_stepfunctions as sfn
-    from aws_cdk import aws_stepfunctions_tasks as tasks
-
+    """``addStep.sync`` running the command on the cluster (an ASL state: see
+    :class:`dpc_core.types.AslState`)."""
     step = ctx.step
     if not ctx.cluster_id_path:
         raise ValueError("shell steps run on the pipeline's cluster on AWS; add "
@@ -41,14 +39,10 @@ def shell_states(ctx: AwsStepContext) -> Any:
     script = _project_script(step.command, Path(ctx.project_dir))
     if script is not None:
         uri = ctx.upload(script[0], "script")
-        region = Stack.of(ctx.scope).region
+        region = stack_info(ctx.scope).region
         jar = f"s3://{region}.elasticmapreduce/libs/script-runner/script-runner.jar"
         args = [uri, *script[1]]
     else:
         jar = "command-runner.jar"
         args = ["env", *env, "bash", "-c", step.command]
-    return tasks.EmrAddStep(
-        ctx.scope, step.name, cluster_id=string_at(ctx.cluster_id_path),
-        name=step.name, jar=jar, args=args, action_on_failure=tasks.ActionOnFailure.CONTINUE,
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=discard(),
-        task_timeout=step_timeout(ctx))
+    return emr_add_step(ctx, jar=jar, args=args)

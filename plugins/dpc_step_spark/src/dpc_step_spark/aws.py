@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpc_core.cdk_values import discard, step_timeout, string_at
+from dpc_core.aws_assets import emr_add_step
 from dpc_core.types import AwsStepContext
 
 
 def spark_states(ctx: AwsStepContext) -> Any:
-    """``addStep.sync`` of ``spark-submit --deploy-mode cluster`` on the compute's cluster."""
-    from aws_cdk import aws_stepfunctions as sfn
-    from aws_cdk import aws_stepfunctions_tasks as tasks
-
+    """``addStep.sync`` of ``spark-submit --deploy-mode cluster`` on the compute's cluster
+    (an ASL state: see :class:`dpc_core.types.AslState`)."""
     step = ctx.step
     if not ctx.cluster_id_path:
         raise ValueError("spark steps run on a cluster on AWS; add `compute: {type: emr}` "
@@ -29,9 +27,4 @@ def spark_states(ctx: AwsStepContext) -> Any:
     if step.main_class:
         args += ["--class", step.main_class]
     args += [script, *step.args]
-    return tasks.EmrAddStep(
-        ctx.scope, step.name, cluster_id=string_at(ctx.cluster_id_path),
-        name=step.name, jar="command-runner.jar", args=args,
-        action_on_failure=tasks.ActionOnFailure.CONTINUE,
-        integration_pattern=sfn.IntegrationPattern.RUN_JOB, result_path=discard(),
-        task_timeout=step_timeout(ctx))
+    return emr_add_step(ctx, jar="command-runner.jar", args=args)
