@@ -136,7 +136,8 @@ class StackInfo:
         return "<AWS::AccountId>" if is_unresolved(self.account) else self.account
 
 
-#: StackInfo of each stack (``Stack.of`` returns the same Python object for a stack).
+#: StackInfo of each stack (``Stack.of`` returns the same Python object for a stack), and
+#: of each construct already asked about (``Stack.of`` is a round trip).
 _STACKS: weakref.WeakKeyDictionary[Any, StackInfo] = weakref.WeakKeyDictionary()
 
 
@@ -144,8 +145,24 @@ def stack_info(scope: Any) -> StackInfo:
     """Region, account and partition of ``scope``'s stack, read once per stack."""
     from aws_cdk import Stack
 
+    info = _STACKS.get(scope)
+    if info is not None:
+        return info
     stack = scope if isinstance(scope, Stack) else Stack.of(scope)
     info = _STACKS.get(stack)
     if info is None:
         info = _STACKS[stack] = StackInfo(stack)
+    _STACKS[scope] = info
     return info
+
+
+#: The name of each bucket already asked about (a token for an imported bucket).
+_BUCKET_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def bucket_name(bucket: Any) -> str:
+    """``bucket.bucket_name``, read from Node once per bucket."""
+    name = _BUCKET_NAMES.get(bucket)
+    if name is None:
+        name = _BUCKET_NAMES[bucket] = str(bucket.bucket_name)
+    return name

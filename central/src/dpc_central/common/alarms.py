@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
+from dpc_central.common.function import UNROUTED, alarm_on_queue_depth, dead_letter_queue
 from dpc_core.cdk_values import stack_info
 
 
@@ -62,10 +62,14 @@ def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
     stack = stack_info(scope).stack
     found = []
     for node in scope.node.find_all():
-        if isinstance(node, cw.Alarm):
-            cfn = node.node.default_child
-            if not stack.resolve(cfn.alarm_actions):  # type: ignore[union-attr]
-                found.append(node)
+        if not isinstance(node, cw.Alarm):
+            continue
+        if node in UNROUTED:  # made without an action by alarm_on_queue_depth
+            found.append(node)
+            continue
+        cfn = node.node.default_child
+        if not stack.resolve(cfn.alarm_actions):  # type: ignore[union-attr]
+            found.append(node)
     return found
 
 
@@ -75,6 +79,7 @@ def route_alarms(scope: Construct, topic: sns.ITopic) -> int:
     alarms = alarms_without_action(scope)
     for alarm in alarms:
         alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        UNROUTED.discard(alarm)
     return len(alarms)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,15 @@ def alarm_on_queue_depth(scope: Construct, id: str, *, queue: sqs.IQueue,
     )
     if topic is not None:
         alarm.add_alarm_action(cw_actions.SnsAction(topic))
+    else:
+        UNROUTED.add(alarm)
     return alarm
+
+
+#: Alarms made by :func:`alarm_on_queue_depth` without an action, not yet routed
+#: (``dpc_central.common.alarms.route_alarms`` then knows them without reading their
+#: actions back: three round trips each).
+UNROUTED: weakref.WeakSet[cw.Alarm] = weakref.WeakSet()
 
 
 class DpcFunction(Construct):

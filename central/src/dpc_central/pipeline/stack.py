@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk import aws_events as events
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -43,9 +42,10 @@ class PipelineStack(Stack):
         artifacts = s3.Bucket.from_bucket_name(self, "Artifacts", bucket_name)
         info = stack_info(self)
         partition, region = info.partition, info.region
-        central_bus = events.EventBus.from_event_bus_arn(
-            self, "CentralBus", f"arn:{partition}:events:{region}:{central_account}:"
-            f"event-bus/{names.CENTRAL_BUS_NAME}")
+        # The state machine's reports name the bus by ARN (a string: no construct to
+        # import, no attribute to read back).
+        central_bus_arn = (f"arn:{partition}:events:{region}:{central_account}:"
+                           f"event-bus/{names.CENTRAL_BUS_NAME}")
         self.topic = PipelineTopic(self, "Notifications", pipeline=pipeline, registry=registry,
                                    central_account=central_account,
                                    context={
@@ -55,7 +55,7 @@ class PipelineStack(Stack):
                                            f"{central_account}:function:"
                                            f"{names.SLACK_POSTER_FUNCTION}")})
         self.machine = PipelineStateMachine(self, "Pipeline", pipeline=pipeline,
-                                            registry=registry, central_bus=central_bus,
+                                            registry=registry, central_bus_arn=central_bus_arn,
                                             artifacts=artifacts)
         sm = self.machine.state_machine
         trig = pipeline.trigger

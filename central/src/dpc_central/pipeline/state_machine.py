@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import RemovalPolicy
-from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -52,7 +51,7 @@ class PipelineStateMachine(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
-                 central_bus: events.IEventBus, artifacts: s3.IBucket) -> None:
+                 central_bus_arn: str, artifacts: s3.IBucket) -> None:
         super().__init__(scope, id)
         project_dir = Path(pipeline.project_dir or ".")
         # The same checks and messages as `dpc validate`'s warnings, here as errors.
@@ -77,7 +76,7 @@ class PipelineStateMachine(Construct):
                                  f"{exc}") from None
 
         aws = partition()
-        bus_arn = central_bus.event_bus_arn
+        bus_arn = central_bus_arn
         graph = _Graph(self)
         provision = teardown = catch_teardown = None
         if compute is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import jsii
 
-from dpc_core.cdk_values import partition, stack_info
+from dpc_core.cdk_values import bucket_name, partition, stack_info
 from dpc_core.types import AslState, AwsCompute, AwsComputeContext
 
 SERVICE_ROLE = "dpc-emr-service-role"
@@ -86,8 +86,11 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             sid="ReadHiveMetastoreSecrets", actions=["secretsmanager:GetSecretValue"],
             resources=[cfg.hive_metastore.url, cfg.hive_metastore.username,
                        cfg.hive_metastore.password]))
-    service_role.add_to_principal_policy(iam.PolicyStatement(
-        actions=["iam:PassRole"], resources=[arn.role(INSTANCE_ROLE)]))
+    # What EmrCreateCluster's clusterRole.grantPassRole(serviceRole) writes; a Grant is
+    # one round trip where add_to_principal_policy is four (the statement, the call and
+    # the two fields of its result).
+    iam.Grant.add_to_principal(grantee=service_role, actions=["iam:PassRole"],
+                               resource_arns=[arn.role(INSTANCE_ROLE)])
     parameters: dict[str, Any] = {
         "Instances": {
             "Ec2SubnetId": cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
@@ -110,7 +113,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     if configurations:
         parameters["Configurations"] = configurations
     parameters.update({
-        "LogUri": f"s3://{ctx.artifacts_bucket.bucket_name}/emr-logs/{pipeline.name}/",
+        "LogUri": f"s3://{bucket_name(ctx.artifacts_bucket)}/emr-logs/{pipeline.name}/",
         "ReleaseLabel": cfg.release_label,
         "Tags": [{"Key": TAG_PIPELINE, "Value": pipeline.name},
                  {"Key": TAG_EXECUTION, "Value.$": "$$.Execution.Name"},
@@ -289,10 +292,10 @@ class ScopeEmrToPipelineClusters:
 
 def _acknowledge(scope: Any, pipeline: str) -> None:
     """cdk-nag findings of CDK's EMR task grants on the state machine's role."""
-    from aws_cdk import Acknowledgment, Stack, Validations
+    from aws_cdk import Acknowledgment, Validations
 
-    stack = Stack.of(scope)
-    info = stack_info(stack)
+    info = stack_info(scope)
+    stack = info.stack
     region, account = info.region_in_finding, info.account_in_finding
     Validations.of(stack).acknowledge(
         Acknowledgment(
