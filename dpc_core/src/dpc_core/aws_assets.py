@@ -106,8 +106,8 @@ def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     # CDK names the handler's singleton after a fixed UUID (default memory and storage, no
     # VPC: how upload_project_file builds it); looking it up is one jsii round trip, where
     # reading the id of every child of the stack is two per child.
-    known = stack.node.try_find_child(BUCKET_DEPLOYMENT_HANDLER)
-    for child in [known] if known is not None else stack.node.children:
+    known = info.node.try_find_child(BUCKET_DEPLOYMENT_HANDLER)
+    for child in [known] if known is not None else info.node.children:
         if child is not known and not child.node.id.startswith("Custom::CDKBucketDeployment"):
             continue
         acks = [Acknowledgment(id="AwsSolutions-L1", reason="CDK pins the BucketDeployment "

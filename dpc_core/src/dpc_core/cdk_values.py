@@ -125,6 +125,11 @@ class StackInfo:
     def partition(self) -> str:
         return str(self.stack.partition)
 
+    @functools.cached_property
+    def node(self) -> Any:
+        """The stack's construct node (reading ``.node`` is a round trip too)."""
+        return self.stack.node
+
     @property
     def region_in_finding(self) -> str:
         """How cdk-nag prints the region inside a finding (concrete or a pseudo)."""
@@ -154,6 +159,13 @@ def stack_info(scope: Any) -> StackInfo:
         info = _STACKS[stack] = StackInfo(stack)
     _STACKS[scope] = info
     return info
+
+
+def in_stack_of(child: Any, scope: Any) -> Any:
+    """``child``, a construct just made in ``scope``: :func:`stack_info` then knows its
+    stack without asking Node (a construct's stack is its scope's, unless it is one)."""
+    _STACKS[child] = stack_info(scope)
+    return child
 
 
 #: The name of each bucket already asked about (a token for an imported bucket).

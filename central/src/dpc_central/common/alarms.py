@@ -13,7 +13,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dpc_central.common.function import UNROUTED, alarm_on_queue_depth, dead_letter_queue
+from dpc_central.common.function import (
+    ROUTED,
+    UNROUTED,
+    alarm_on_queue_depth,
+    dead_letter_queue,
+)
 from dpc_core.cdk_values import stack_info
 
 
@@ -59,13 +64,16 @@ def allow_alarms_to_publish(topic: sns.Topic) -> None:
 
 def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
     """Every CloudWatch alarm below ``scope`` that notifies nobody."""
-    stack = stack_info(scope).stack
+    info = stack_info(scope)
+    stack = info.stack
     found = []
-    for node in scope.node.find_all():
+    for node in (info.node if scope is stack else scope.node).find_all():
         if not isinstance(node, cw.Alarm):
             continue
         if node in UNROUTED:  # made without an action by alarm_on_queue_depth
             found.append(node)
+            continue
+        if node in ROUTED:  # made with one
             continue
         cfn = node.node.default_child
         if not stack.resolve(cfn.alarm_actions):  # type: ignore[union-attr]
@@ -80,17 +88,20 @@ def route_alarms(scope: Construct, topic: sns.ITopic) -> int:
     for alarm in alarms:
         alarm.add_alarm_action(cw_actions.SnsAction(topic))
         UNROUTED.discard(alarm)
+        ROUTED.add(alarm)
     return len(alarms)
 
 
 def subscription_dead_letters(scope: Construct, id: str, *, topic: sns.ITopic,
-                              alarm_topic: sns.ITopic | None) -> sqs.Queue | None:
+                              alarm_topic: sns.ITopic | None,
+                              topic_arn: str | None = None) -> sqs.Queue | None:
     """One dead-letter queue for every subscription of ``topic`` below ``scope`` that has
     none: SNS keeps a message it could not deliver (an email address that bounces, an
     HTTPS endpoint or a Lambda that is down past the retries) instead of dropping it.
-    The queue lets only SNS, for this topic, send; its depth alarms ``alarm_topic``."""
+    The queue lets only SNS, for this topic, send; its depth alarms ``alarm_topic``.
+    ``topic_arn``: the topic's ARN when the caller has read it already."""
     # Each attribute read is a jsii round trip: the ARNs are read once.
-    topic_arn = topic.topic_arn
+    topic_arn = topic_arn or topic.topic_arn
     subscriptions = [n for n in scope.node.find_all() if isinstance(n, sns.CfnSubscription)
                      and n.topic_arn == topic_arn and n.redrive_policy is None]
     if not subscriptions:

@@ -45,15 +45,17 @@ def alarm_on_queue_depth(scope: Construct, id: str, *, queue: sqs.IQueue,
     )
     if topic is not None:
         alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        ROUTED.add(alarm)
     else:
         UNROUTED.add(alarm)
     return alarm
 
 
-#: Alarms made by :func:`alarm_on_queue_depth` without an action, not yet routed
-#: (``dpc_central.common.alarms.route_alarms`` then knows them without reading their
-#: actions back: three round trips each).
+#: Alarms made by :func:`alarm_on_queue_depth` without an action, not yet routed, and
+#: those made with one (``dpc_central.common.alarms.route_alarms`` then knows them
+#: without reading their actions back: three round trips each).
 UNROUTED: weakref.WeakSet[cw.Alarm] = weakref.WeakSet()
+ROUTED: weakref.WeakSet[cw.Alarm] = weakref.WeakSet()
 
 
 class DpcFunction(Construct):

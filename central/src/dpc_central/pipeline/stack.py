@@ -74,5 +74,6 @@ class PipelineStack(Stack):
         # After the plugins' hook, so their subscriptions and alarms are covered too.
         alarms = imported_alarm_topic(self, "AlarmTopic", names.SSM_ALARM_TOPIC)
         subscription_dead_letters(self.topic, "UndeliveredNotifications",
-                                  topic=self.topic.topic, alarm_topic=alarms)
+                                  topic=self.topic.topic, topic_arn=self.topic.topic_arn,
+                                  alarm_topic=alarms)
         route_alarms(self, alarms)

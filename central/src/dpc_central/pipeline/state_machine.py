@@ -24,7 +24,7 @@ from constructs import Construct
 
 from dpc_central.errors import SynthError
 from dpc_central.pipeline.status_report import run_status, step_status
-from dpc_core.cdk_values import minutes, partition
+from dpc_core.cdk_values import in_stack_of, minutes, partition
 from dpc_core.deployability import aws_compute, aws_problems
 from dpc_core.types import AslState, AwsComputeContext, AwsStepContext
 
@@ -53,6 +53,7 @@ class PipelineStateMachine(Construct):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
                  central_bus_arn: str, artifacts: s3.IBucket) -> None:
         super().__init__(scope, id)
+        in_stack_of(self, scope)
         project_dir = Path(pipeline.project_dir or ".")
         # The same checks and messages as `dpc validate`'s warnings, here as errors.
         problems = aws_problems(pipeline, registry)
@@ -68,7 +69,7 @@ class PipelineStateMachine(Construct):
             cluster_path = CLUSTER_ID_PATH
             try:
                 compute = registry.computes[chosen.type].aws(AwsComputeContext(
-                    scope=Construct(self, "Compute"), pipeline=pipeline,
+                    scope=in_stack_of(Construct(self, "Compute"), self), pipeline=pipeline,
                     compute=compute_config, artifacts_bucket=artifacts,
                     cluster_id_path=cluster_path))
             except (ValueError, TypeError) as exc:
@@ -89,7 +90,7 @@ class PipelineStateMachine(Construct):
         for step in pipeline.steps:
             step_type = registry.steps[step.type]
             where = f"{pipeline.source}: step {step.name!r} (type {step.type})"
-            step_scope = Construct(self, f"Step-{step.name}")
+            step_scope = in_stack_of(Construct(self, f"Step-{step.name}"), self)
             try:
                 states = step_type.aws_states(AwsStepContext(
                     scope=step_scope, pipeline=pipeline, step=step, compute=compute_config,
