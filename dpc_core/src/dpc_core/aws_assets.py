@@ -57,10 +57,10 @@ def emr_add_step(ctx: AwsStepContext, *, jar: str, args: list[str]) -> AslState:
     return AslState(ctx.step.name, state, policy=[
         {"Action": ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:DescribeStep",
                     "elasticmapreduce:CancelSteps"], "Effect": "Allow",
-         "Resource": f"arn:{aws}:elasticmapreduce:{where}:cluster/*"},
+         "Resource": f"arn:{info.partition}:elasticmapreduce:{where}:cluster/*"},
         {"Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
          "Effect": "Allow",
-         "Resource": f"arn:{aws}:events:{where}:rule/"
+         "Resource": f"arn:{info.partition}:events:{where}:rule/"
                      "StepFunctionsGetEventForEMRAddJobFlowStepsRule"}])
 
 

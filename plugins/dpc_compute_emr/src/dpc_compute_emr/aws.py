@@ -71,7 +71,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
 
     scope, cfg, pipeline = ctx.scope, ctx.compute, ctx.pipeline
     info = stack_info(scope)
-    arn = _Arns(partition(), info.region, info.account)
+    arn = _Arns(info.partition, info.region, info.account)
     groups = [{"InstanceCount": 1, "InstanceRole": "MASTER", "InstanceType": cfg.instance_type,
                "Name": "primary"}]
     if cfg.core_instance_count:
@@ -131,7 +131,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
         "TimeoutSeconds": PROVISION_TIMEOUT_MINUTES * 60,
         "ResultPath": "$.cluster",
         "ResultSelector": {"ClusterId.$": "$.ClusterId"},
-        "Resource": f"arn:{arn.partition}:states:::elasticmapreduce:createCluster.sync",
+        "Resource": f"arn:{arn.aws}:states:::elasticmapreduce:createCluster.sync",
         "Parameters": parameters,
     }, policy=[
         # CDK's EmrCreateCluster grants (RUN_JOB, service and auto-scaling role given,
@@ -145,7 +145,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
          "Condition": {"StringEquals": {"iam:AWSServiceName": [
              "elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn"]}},
          "Effect": "Allow",
-         "Resource": f"arn:{arn.partition}:iam::{arn.account}:role/aws-service-role/"
+         "Resource": f"arn:{arn.aws}:iam::{arn.account}:role/aws-service-role/"
                      "elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*",
          "Sid": "ElasticMapReduceServiceLinkedRole"},
         {"Action": "iam:PassRole", "Effect": "Allow", "Resource": arn.role(SERVICE_ROLE)},
@@ -176,11 +176,14 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
 
 
 class _Arns:
-    """ARNs of this stack's account and region (strings; the partition is a token)."""
+    """ARNs of this stack's account and region, with the partitions CDK's tasks use: the
+    stack's where they format an ARN of the stack (``Stack.format_arn``), ``Aws.PARTITION``
+    in integration ARNs and the service-linked role's."""
 
-    def __init__(self, partition: str, region: str, account: str) -> None:
-        self.partition, self.region, self.account = partition, region, account
-        self.clusters = f"arn:{partition}:elasticmapreduce:{region}:{account}:cluster/*"
+    def __init__(self, stack_partition: str, region: str, account: str) -> None:
+        self.partition, self.region, self.account = stack_partition, region, account
+        self.aws = partition()
+        self.clusters = f"arn:{stack_partition}:elasticmapreduce:{region}:{account}:cluster/*"
 
     def role(self, name: str) -> str:
         return f"arn:{self.partition}:iam::{self.account}:role/{name}"
@@ -201,7 +204,7 @@ def _terminate(name: str, cluster_id_path: str, arn: _Arns) -> AslState:
         "Type": "Task",
         "TimeoutSeconds": TEARDOWN_TIMEOUT_MINUTES * 60,
         "ResultPath": None,
-        "Resource": f"arn:{arn.partition}:states:::elasticmapreduce:terminateCluster.sync",
+        "Resource": f"arn:{arn.aws}:states:::elasticmapreduce:terminateCluster.sync",
         "Parameters": {"ClusterId.$": cluster_id_path},
     }, policy=[
         {"Action": ["elasticmapreduce:DescribeCluster", "elasticmapreduce:TerminateJobFlows"],
