@@ -50,7 +50,7 @@ from dpc_core.model import Pipeline
 from dpc_core.notify import Secrets
 from dpc_core.plugins import Registry, get_registry
 from dpc_core.schedule import Rate
-from dpc_core.store import pkey
+from dpc_core.store import pkey, spec_from_json
 from dpc_core.stores.sqlite import SqliteStore, connect
 from dpc_core.types import Notification, RunContext
 
@@ -617,7 +617,14 @@ class Runtime:
         if self.stopping.is_set():
             return
         if self._deadline_version != self._catalog_version:  # the workspace changed
-            self._deadline_specs = [s for s in self.store.pipelines() if s.info.get("deadline")]
+            # Only the specs that can have a deadline are decoded (decoding all 10,000 took
+            # ~0.25 s of CPU before the runtime was ready).
+            with self.store.transaction():
+                rows = self.store.conn.execute(
+                    "SELECT spec FROM pipelines WHERE spec LIKE '%\"deadline\"%' "
+                    "ORDER BY key").fetchall()
+            self._deadline_specs = [s for s in (spec_from_json(t) for (t,) in rows)
+                                    if s.info.get("deadline")]
             self._deadline_version = self._catalog_version
         if not self._deadline_specs:
             return
