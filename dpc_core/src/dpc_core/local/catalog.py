@@ -69,6 +69,12 @@ class Entry:
             self._blob = pickle.dumps(self._pipeline, protocol=pickle.HIGHEST_PROTOCOL)
         return self._blob
 
+    def written(self) -> None:
+        """The pickle is stored: drop it when the pipeline object is kept anyway (10,000
+        pickles are tens of MiB)."""
+        if self._pipeline is not None:
+            self._blob = None
+
 
 def meta_of(pipeline: Pipeline) -> dict[str, Any]:
     """What the runtime needs of every pipeline without unpickling it."""
@@ -162,6 +168,8 @@ def remember(conn: sqlite3.Connection, entries: list[Entry], gone: list[str],
         [(e.path, e.stat[0], e.stat[1], e.key, fp, e.blob(), json.dumps(e.meta))
          for e in entries])
     conn.executemany("DELETE FROM lr_catalog WHERE path = ?", [(p,) for p in gone])
+    for e in entries:
+        e.written()
 
 
 def blob_reader(conn: sqlite3.Connection, lock: Any) -> Callable[[str], bytes]:

@@ -268,6 +268,7 @@ class Runtime:
         self._invalid: dict[str, tuple[int, int]] = {}
         self._catalog_lock = threading.Lock()
         self._catalog_version = 0
+        self._unremembered: list[Any] = []  # read at start-up, not remembered yet
         # Runs this process executed (for `up --until-idle`'s exit code).
         self.ran: list[str] = []
         # Storage trouble (disk full, read-only state): reported once per outage.
@@ -337,10 +338,12 @@ class Runtime:
             todo = {e.key for e in fresh} | (set(pipelines) - registered)
             if todo:
                 self.engine.register_many([pipelines[k] for k in sorted(todo)])
-            catalog.remember(self.store.conn, fresh, [p for p in cache if p not in entries],
+            catalog.remember(self.store.conn, [], [p for p in cache if p not in entries],
                              self._fp)
         self.entries = entries
         self.pipelines = pipelines
+        # What was read is remembered once the runtime is ready (_remember_read).
+        self._unremembered = fresh
 
     def apply_changes(self, hinted: Iterable[str] | None = None) -> None:
         """Bring the runtime in line with the workspace's files: added, changed and removed
@@ -584,6 +587,43 @@ class Runtime:
         t = threading.Thread(target=self._watch, name="dpc-watch", daemon=True)
         t.start()
         self.threads.append(t)
+        if self._unremembered:
+            t = threading.Thread(target=self._guarded_call, name="dpc-remember", daemon=True,
+                                 args=("workspace", "remembering the files read at start-up",
+                                       self._remember_read))
+            t.start()
+            self.threads.append(t)
+
+    def _remember_read(self) -> None:
+        """Remember the pipelines that the start-up read (pickled in lr_catalog), after the
+        runtime is ready: on a first start, pickling 10,000 took over a second before it.
+        Until remembered, a file is simply read again by the next start (after a crash),
+        which then also checks it again. In batches, between which the engine gets the
+        store; an entry that an applied edit replaced meanwhile is not written (the edit
+        remembered its own). A clean stop waits for the rest (shutdown joins this thread);
+        while the state cannot be written, retried until the runtime stops."""
+        from dpc_core.local import catalog
+
+        todo: list[catalog.Entry] = self._unremembered
+        self._unremembered = []
+        for i in range(0, len(todo), 250):
+            batch = todo[i:i + 250]
+            for entry in batch:
+                entry.blob()  # pickled before the store is taken
+
+            while True:
+                try:
+                    with self._catalog_lock, self.store.transaction():
+                        current = [e for e in batch if self.entries.get(e.path) is e]
+                        catalog.remember(self.store.conn, current, [], self._fp)
+                    self._storage_ok()
+                    break
+                except Exception as exc:
+                    if not self._storage_failed(exc, "remembering the files read at "
+                                                     "start-up (they are read again next time)"):
+                        raise
+                if self.stopping.wait(1.0):
+                    return
 
     def _listen(self) -> None:
         while not self.stopping.is_set() and self._sock is not None:
