@@ -5,6 +5,7 @@ shutdown (its state connection and workspace lock simply closed)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -186,3 +187,90 @@ def test_register_many_writes_what_registering_one_by_one_writes(
     Engine(many).register_many(batch)
     assert state(many) == state(one)
     assert [c.key for c in many.lookup(f"{A}/c")[1]] == [f"{A}/d"]  # type: ignore[index]
+
+
+def a_workspace_with_problems(ws: Path) -> Path:
+    """The case study, plus an invalid file, a duplicate and a misspelled parent."""
+    noop_case_study(ws)
+    step = "steps:\n  - {name: s, type: shell, command: 'true'}\n"
+    write_pipeline(ws, "broken", A, "trigger: {rerun: sometimes}\n" + step)
+    write_pipeline(ws, "typo", C, "trigger:\n  executions:\n    allOf:\n      - {name: listings, "
+                   f"account: \"{A}\", status: [SUCCESS]}}\n      - {{name: searchs, account: "
+                   "\"222222222222\", status: [SUCCESS]}\n      - {name: elsewhere, account: "
+                   "\"444444444444\", status: [SUCCESS]}\n" + step)
+    d = ws / "zz-copy-of-listings"
+    d.mkdir()
+    (d / "pipeline.yaml").write_text((ws / f"{A}-listings" / "pipeline.yaml").read_text())
+    return ws
+
+
+def test_files_read_in_worker_processes_give_what_reading_them_here_gives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpc_core.plugins import get_registry
+
+    ws = a_workspace_with_problems(tmp_path / "ws")
+    reg = get_registry()
+    files = catalog.scan(ws)
+    here = catalog.load(files, {}, "fp", reg)
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(catalog, "CHUNK_MIN", 1)  # several chunks per worker
+    there = catalog.load(files, {}, "fp", reg, workers=2)
+
+    def view(loaded: Any) -> Any:
+        entries, fresh, problems = loaded
+        return ([(p, e.key, e.stat, e.spec, e.meta) for p, e in entries.items()],
+                [e.path for e in fresh], [str(p) for p in problems])
+
+    assert view(there) == view(here)
+    assert len(here[0]) == 6 and len(here[2]) == 1  # the invalid file's problem
+    # Read there: as if remembered, the pipeline comes from its pickle when used.
+    entry = there[0][str(ws / f"{C}-pipeline-x" / "pipeline.yaml")]
+    assert entry._pipeline is None
+    assert entry.pipeline == here[0][entry.path].pipeline
+
+
+def test_the_reference_check_over_entries_finds_what_checking_every_pipeline_finds(
+        tmp_path: Path) -> None:
+    from dpc_core.loader import check_references
+    from dpc_core.plugins import get_registry
+
+    ws = a_workspace_with_problems(tmp_path / "ws")
+    reg = get_registry()
+    files = catalog.scan(ws)
+    entries, _, _ = catalog.load(files, {}, "fp", reg)
+    expected = [str(p) for p in check_references(e.pipeline for e in entries.values())]
+    assert len(expected) == 1 and "'searchs'" in expected[0]
+    assert [str(p) for p in catalog.reference_problems(entries)] == expected
+    # The same from remembered entries (nothing unpickled but the suspect).
+    conn = sqlite3.connect(tmp_path / "c.db")
+    from dpc_core.local import state
+
+    state.init(conn)
+    catalog.remember(conn, list(entries.values()), [], "fp")
+    cached, fresh, _ = catalog.load(files, catalog.remembered(conn), "fp", reg,
+                                    catalog.blob_reader(conn, contextlib.nullcontext()))
+    assert fresh == []
+    assert [str(p) for p in catalog.reference_problems(cached)] == expected
+    assert [p for p, e in cached.items() if e._pipeline is not None] == [
+        str(ws / f"{C}-typo" / "pipeline.yaml")]
+
+
+def test_an_invalid_file_stops_a_start_that_reads_in_worker_processes_with_its_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpc_core.errors import ValidationFailed
+
+    ws = a_workspace_with_problems(tmp_path / "ws")
+    texts = []
+    for parallel in (False, True):
+        if parallel:
+            monkeypatch.setattr(catalog, "PARALLEL_FROM", 1)
+            monkeypatch.setattr(catalog, "parse_workers", lambda: 2)
+        rt = Runtime(ws, schedules=False, out=lambda _: None)
+        with pytest.raises(ValidationFailed) as caught:
+            rt.open()
+        rt._lock_file.close()
+        rt.store.close()
+        texts.append(str(caught.value))
+    assert texts[1] == texts[0]
+    assert f"{ws / f'{A}-broken' / 'pipeline.yaml'}:3:18: trigger.rerun" in texts[0]
+    assert "also defined in" in texts[0] and "'searchs'" in texts[0]

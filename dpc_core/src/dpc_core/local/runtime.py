@@ -320,14 +320,14 @@ class Runtime:
                                             "no pipeline.yaml found")])
         cache = catalog.remembered(self.store.conn)
         entries, fresh, problems = catalog.load(
-            files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock))
+            files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock),
+            workers=catalog.parse_workers())
         problems += catalog.duplicates(entries)
         # The check of `dpc validate`: a parent one typo away from a pipeline of the same
-        # account stops the start-up (other undefined parents are normal). It reads every
-        # pipeline, so it runs when a file changed since the last start (unchanged files
-        # passed it then; unpickling 10,000 pipelines for nothing costs seconds).
+        # account stops the start-up (other undefined parents are normal). It runs when a
+        # file changed since the last start (unchanged files passed it then).
         if fresh or set(cache) != set(entries):
-            problems += check_references(e.pipeline for e in entries.values())
+            problems += catalog.reference_problems(entries)
         if problems:
             raise ValidationFailed(problems)
         pipelines = catalog.Pipelines(entries.values())
@@ -337,7 +337,7 @@ class Runtime:
                 self.store.delete_pipeline(*key.split("/", 1))
             todo = {e.key for e in fresh} | (set(pipelines) - registered)
             if todo:
-                self.engine.register_many([pipelines[k] for k in sorted(todo)])
+                self.engine.register_many([pipelines.entries[k].spec for k in sorted(todo)])
             catalog.remember(self.store.conn, [], [p for p in cache if p not in entries],
                              self._fp)
         self.entries = entries
