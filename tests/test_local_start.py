@@ -274,3 +274,20 @@ def test_an_invalid_file_stops_a_start_that_reads_in_worker_processes_with_its_l
     assert texts[1] == texts[0]
     assert f"{ws / f'{A}-broken' / 'pipeline.yaml'}:3:18: trigger.rerun" in texts[0]
     assert "also defined in" in texts[0] and "'searchs'" in texts[0]
+
+
+def test_files_are_read_in_worker_processes_only_with_idle_cpus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(catalog.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
+    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert catalog.parse_workers() == 4
+    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (2.1, 0.0, 0.0))
+    assert catalog.parse_workers() == 2
+    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    assert catalog.parse_workers() == 1
+    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(threading, "active_count", lambda: 2)  # forking would be unsafe
+    assert catalog.parse_workers() == 1
