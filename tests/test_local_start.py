@@ -291,3 +291,30 @@ def test_files_are_read_in_worker_processes_only_with_idle_cpus(
     monkeypatch.setattr(catalog.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(threading, "active_count", lambda: 2)  # forking would be unsafe
     assert catalog.parse_workers() == 1
+
+
+PARENT, READ_CHUNK = os.getpid(), catalog._read_chunk
+
+
+def dies_in_a_worker(paths: list[str]) -> Any:
+    """catalog._read_chunk, but a worker given pipeline-x dies (as if killed)."""
+    if os.getpid() != PARENT and any("pipeline-x" in p for p in paths):
+        os._exit(9)
+    return READ_CHUNK(paths)
+
+
+def test_a_worker_process_that_dies_loses_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpc_core.plugins import get_registry
+
+    ws = a_workspace_with_problems(tmp_path / "ws")
+    reg = get_registry()
+    files = catalog.scan(ws)
+    here = catalog.load(files, {}, "fp", reg)
+    monkeypatch.setattr(catalog, "_read_chunk", dies_in_a_worker)
+    monkeypatch.setattr(catalog, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(catalog, "CHUNK_MIN", 1)
+    there = catalog.load(files, {}, "fp", reg, workers=2)
+    assert [(p, e.key, e.spec) for p, e in there[0].items()] == [
+        (p, e.key, e.spec) for p, e in here[0].items()]
+    assert [str(p) for p in there[2]] == [str(p) for p in here[2]]

@@ -298,15 +298,23 @@ def _read_chunk(paths: list[str]) -> list[Sent]:
 def _read_in_processes(todo: list[str], files: dict[str, Stat], registry: Registry,
                        workers: int, read_blob: Callable[[str], bytes] | None,
                        ) -> Iterator[tuple[Entry | None, list[Problem]]]:
+    """A worker that dies (killed, out of memory) stops none of it: what the workers did
+    not send back is read here."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     global _WORK
     size = max(CHUNK_MIN, len(todo) // (workers * 8))  # a slow worker holds up less
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    results: list[list[Sent]] = []
     _WORK = (files, registry)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            results = pool.map(_read_chunk, chunks)  # in order
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+            for chunk in ex.map(_read_chunk, chunks):  # in order
+                results.append(chunk)
+    except BrokenProcessPool:
+        results += [_read_chunk(chunk) for chunk in chunks[len(results):]]
     finally:
         _WORK = None
     for chunk in results:
