@@ -318,3 +318,39 @@ def test_a_worker_process_that_dies_loses_no_file(
     assert [(p, e.key, e.spec) for p, e in there[0].items()] == [
         (p, e.key, e.spec) for p, e in here[0].items()]
     assert [str(p) for p in there[2]] == [str(p) for p in here[2]]
+
+
+def test_a_stop_signal_right_after_the_ready_line_still_stops_cleanly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before serve() takes over, a Ctrl-C used to end the process without shutdown():
+    the files the start-up read were then never remembered (nor runs recorded ABORTED)."""
+    import faulthandler
+    import signal
+
+    from click.testing import CliRunner
+
+    from dpc_core.cli.local import up
+
+    ws = noop_case_study(tmp_path / "ws")
+    stopped: list[Runtime] = []
+    real_shutdown = Runtime.shutdown
+
+    def serve(self: Runtime, until_idle: bool = False) -> None:
+        raise KeyboardInterrupt  # the signal, just before serve()'s own handling
+
+    def shutdown(self: Runtime) -> None:
+        stopped.append(self)
+        real_shutdown(self)
+
+    monkeypatch.setattr(Runtime, "serve", serve)
+    monkeypatch.setattr(Runtime, "shutdown", shutdown)
+    monkeypatch.setattr(faulthandler, "register", lambda *a, **k: None)  # needs a real fd
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(up, ["-w", str(ws), "--no-schedule"])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    assert "ready in" in result.output and "stopping" in result.output, result.output
+    assert len(stopped) == 1
+    assert sorted(remembered(ws).values()) == sorted(KEYS)
