@@ -7,7 +7,7 @@ defined (pickled), so ``dpc local up`` and the commands that only need pipeline 
 re-read only the files that changed. A change of dpc or of a plugin (version or source
 file) invalidates every remembered pipeline. Remembered pipelines are unpickled only when
 used (a run, a notification, a schedule): unpickling 10,000 takes seconds. Many files to
-read (a first start) are read by forked worker processes, one per CPU.
+read (a first start) are read by forked worker processes, one per idle CPU.
 """
 
 from __future__ import annotations
