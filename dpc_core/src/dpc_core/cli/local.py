@@ -83,17 +83,20 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     rt.open()
     try:
         rt.start()
-    except KeyboardInterrupt:  # a stop signal while runs were being started
+        click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
+                   f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
+        if with_ui:
+            from dpc_core.cli.ui import serve_in_background
+
+            serve_in_background(workspace, host, port)
+        rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
+    except KeyboardInterrupt:
+        # A stop signal before serve() took over (while runs were being started, or right
+        # after the ready line): as clean a stop. Without it the process just exited, and
+        # what the start-up left to its threads (remembering the files it read) was lost.
         click.echo("stopping: running steps are terminated, their runs end ABORTED")
         rt.shutdown()
         return
-    click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
-               f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
-    if with_ui:
-        from dpc_core.cli.ui import serve_in_background
-
-        serve_in_background(workspace, host, port)
-    rt.serve(until_idle=until_idle)
     if until_idle:
         failed = rt.unsuccessful()
         if failed:

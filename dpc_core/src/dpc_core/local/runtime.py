@@ -52,7 +52,7 @@ from dpc_core.model import Pipeline
 from dpc_core.notify import Secrets
 from dpc_core.plugins import Registry, get_registry
 from dpc_core.schedule import Rate
-from dpc_core.store import pkey
+from dpc_core.store import pkey, spec_from_json
 from dpc_core.stores.sqlite import SqliteStore, connect
 from dpc_core.types import Notification, RunContext
 
@@ -273,6 +273,7 @@ class Runtime:
         #: thread committing a run's end); see _durably_deciding.
         self._engine_turn = threading.Lock()
         self._catalog_version = 0
+        self._unremembered: list[Any] = []  # read at start-up, not remembered yet
         # Runs this process executed (for `up --until-idle`'s exit code).
         self.ran: list[str] = []
         # Storage trouble (disk full, read-only state): reported once per outage.
@@ -324,14 +325,14 @@ class Runtime:
                                             "no pipeline.yaml found")])
         cache = catalog.remembered(self.store.conn)
         entries, fresh, problems = catalog.load(
-            files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock))
+            files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock),
+            workers=catalog.parse_workers())
         problems += catalog.duplicates(entries)
         # The check of `dpc validate`: a parent one typo away from a pipeline of the same
-        # account stops the start-up (other undefined parents are normal). It reads every
-        # pipeline, so it runs when a file changed since the last start (unchanged files
-        # passed it then; unpickling 10,000 pipelines for nothing costs seconds).
+        # account stops the start-up (other undefined parents are normal). It runs when a
+        # file changed since the last start (unchanged files passed it then).
         if fresh or set(cache) != set(entries):
-            problems += check_references(e.pipeline for e in entries.values())
+            problems += catalog.reference_problems(entries)
         if problems:
             raise ValidationFailed(problems)
         pipelines = catalog.Pipelines(entries.values())
@@ -341,11 +342,13 @@ class Runtime:
                 self.store.delete_pipeline(*key.split("/", 1))
             todo = {e.key for e in fresh} | (set(pipelines) - registered)
             if todo:
-                self.engine.register_many([pipelines[k] for k in sorted(todo)])
-            catalog.remember(self.store.conn, fresh, [p for p in cache if p not in entries],
+                self.engine.register_many([pipelines.entries[k].spec for k in sorted(todo)])
+            catalog.remember(self.store.conn, [], [p for p in cache if p not in entries],
                              self._fp)
         self.entries = entries
         self.pipelines = pipelines
+        # What was read is remembered once the runtime is ready (_remember_read).
+        self._unremembered = fresh
 
     def apply_changes(self, hinted: Iterable[str] | None = None) -> None:
         """Bring the runtime in line with the workspace's files: added, changed and removed
@@ -570,8 +573,7 @@ class Runtime:
         self.pool = ThreadPoolExecutor(max_workers=self.max_parallel,
                                        thread_name_prefix="dpc-run")
         for target, name in ((self._engine_loop, "dpc-engine"), (self._notify_loop, "dpc-notify"),
-                             (self._listen, "dpc-wake"), (self._watch_pending, "dpc-pending"),
-                             (self._watch, "dpc-watch")):
+                             (self._listen, "dpc-wake"), (self._watch_pending, "dpc-pending")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self.threads.append(t)
@@ -583,6 +585,50 @@ class Runtime:
         # Deadlines that passed while no runtime ran fire now, before `--until-idle` can end.
         self._guarded_call("deadline check", "deadlines", self._check_deadlines)
         self._guarded_call("backfills", "held dates", self._release_backfills)
+        # The watcher last: placing its inotify watches (one per directory, 10,000
+        # projects) holds the GIL for ~0.5 s (watchfiles' RustNotify), which stopped every
+        # other thread, the start-up included. A file changed meanwhile is not missed: the
+        # watcher reads what changed once its watches are in place (catch-up).
+        t = threading.Thread(target=self._watch, name="dpc-watch", daemon=True)
+        t.start()
+        self.threads.append(t)
+        if self._unremembered:
+            t = threading.Thread(target=self._guarded_call, name="dpc-remember", daemon=True,
+                                 args=("workspace", "remembering the files read at start-up",
+                                       self._remember_read))
+            t.start()
+            self.threads.append(t)
+
+    def _remember_read(self) -> None:
+        """Remember the pipelines that the start-up read (pickled in lr_catalog), after the
+        runtime is ready: on a first start, pickling 10,000 took over a second before it.
+        Until remembered, a file is simply read again by the next start (after a crash),
+        which then also checks it again. In batches, between which the engine gets the
+        store; an entry that an applied edit replaced meanwhile is not written (the edit
+        remembered its own). A clean stop waits for the rest (shutdown joins this thread);
+        while the state cannot be written, retried until the runtime stops."""
+        from dpc_core.local import catalog
+
+        todo: list[catalog.Entry] = self._unremembered
+        self._unremembered = []
+        for i in range(0, len(todo), 250):
+            batch = todo[i:i + 250]
+            for entry in batch:
+                entry.blob()  # pickled before the store is taken
+
+            while True:
+                try:
+                    with self._catalog_lock, self.store.transaction():
+                        current = [e for e in batch if self.entries.get(e.path) is e]
+                        catalog.remember(self.store.conn, current, [], self._fp)
+                    self._storage_ok()
+                    break
+                except Exception as exc:
+                    if not self._storage_failed(exc, "remembering the files read at "
+                                                     "start-up (they are read again next time)"):
+                        raise
+                if self.stopping.wait(1.0):
+                    return
 
     def _listen(self) -> None:
         while not self.stopping.is_set() and self._sock is not None:
@@ -622,7 +668,14 @@ class Runtime:
         if self.stopping.is_set():
             return
         if self._deadline_version != self._catalog_version:  # the workspace changed
-            self._deadline_specs = [s for s in self.store.pipelines() if s.info.get("deadline")]
+            # Only the specs that can have a deadline are decoded (decoding all 10,000 took
+            # ~0.25 s of CPU before the runtime was ready).
+            with self.store.transaction():
+                rows = self.store.conn.execute(
+                    "SELECT spec FROM pipelines WHERE spec LIKE '%\"deadline\"%' "
+                    "ORDER BY key").fetchall()
+            self._deadline_specs = [s for s in (spec_from_json(t) for (t,) in rows)
+                                    if s.info.get("deadline")]
             self._deadline_version = self._catalog_version
         if not self._deadline_specs:
             return

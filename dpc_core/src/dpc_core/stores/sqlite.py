@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -194,6 +194,30 @@ class SqliteStore:
             self.conn.executemany("INSERT OR IGNORE INTO edges (parent, child) VALUES (?, ?)",
                                   [(p, spec.key) for p in spec.parents])
             self._bump()
+
+    def put_pipelines(self, specs: Sequence[PipelineSpec]) -> None:
+        """:meth:`put_pipeline` for many at once: one statement per table (10,000 one by
+        one took over a second of a first ``dpc local up``)."""
+        latest = {spec.key: spec for spec in specs}  # a key given twice: the last one wins
+        with self.transaction():
+            now = time.time()
+            self.conn.executemany(
+                "INSERT INTO pipelines (key, spec, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET spec = excluded.spec, "
+                "updated_at = excluded.updated_at",
+                [(key, spec.to_json(), now) for key, spec in latest.items()])
+            self.conn.executemany("DELETE FROM edges WHERE child = ?", [(k,) for k in latest])
+            self.conn.executemany("INSERT OR IGNORE INTO edges (parent, child) VALUES (?, ?)",
+                                  [(p, key) for key, spec in latest.items()
+                                   for p in spec.parents])
+            self._bump()
+
+    def pipeline_parents(self, skip: Container[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Every registered pipeline's parents by key, in key order (what
+        :meth:`pipelines` gives, without decoding the specs of the keys in ``skip``: those
+        map to ``()``, for a caller about to replace them)."""
+        rows = self.conn.execute("SELECT key, spec FROM pipelines ORDER BY key").fetchall()
+        return {key: () if key in skip else self._spec(text).parents for key, text in rows}
 
     def delete_pipeline(self, account: str, name: str) -> bool:
         """Unregister a pipeline and its edges as a child."""
