@@ -36,10 +36,11 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Write a file until the disk is full; return it."""
     filler = directory / "filler"
-    with filler.open("wb") as f, contextlib.suppress(OSError):
+    # Unbuffered: a buffered file that met ENOSPC raises it again when closed (the bytes
+    # left in its buffer), outside the suppress.
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
     return filler
 
 

@@ -884,17 +884,20 @@ class Runtime:
             self.wake_notify.set()
 
     @contextlib.contextmanager
-    def _deciding(self) -> Iterator[Callable[[], None]]:
+    def _deciding(self, wait: float = 0.0) -> Iterator[Callable[[], None]]:
         """For a thread about to commit status events: yields ``decide``, which, called
         inside that transaction, has the engine decide the queued events there and then,
         so a parent's SUCCEEDED and the child runs it starts are committed together. The
         hand-over to the engine thread it saves (a wake-up, then waits for the GIL and the
         store) was nearly all of the trigger latency. The engine's turn keeps the events
-        in order: whoever holds it decides the queue from its head; when the engine loop
-        holds it past a moment, ``decide`` does nothing and the loop takes the events.
+        in order: whoever holds it decides the queue from its head; when another thread
+        holds it longer than ``wait`` seconds, ``decide`` does nothing and the engine loop
+        takes the events.
         Deciding never fails the caller's write: what it wrote is undone (a savepoint)
         and the engine loop meets the event again, and sets it aside if it fails there."""
-        turn = self._engine_turn.acquire(timeout=0.02)  # turn, then store: the loop's order
+        # The turn, then the store: the engine loop's order.
+        turn = self._engine_turn.acquire(timeout=wait) if wait else \
+            self._engine_turn.acquire(blocking=False)
         started: list[str] = []
 
         def decide() -> None:
@@ -1174,7 +1177,9 @@ class Runtime:
         else:
             status, error, failed_step = self._run_steps(row, pipeline)
 
-        with self._deciding() as decide:
+        # The end of a run waits a moment for the turn (its children wait on it); a start
+        # does not (the step waits on it).
+        with self._deciding(wait=0.02) as decide:
             def finish() -> None:
                 current = self._get_run(arn)
                 if current.status not in TERMINAL:
