@@ -158,8 +158,11 @@ def _status_of(ws: Path, name: str) -> str | None:
     return rs[-1]["status"] if rs else None
 
 
+@pytest.mark.parametrize("pid_row", [True, False], ids=["pid-recorded", "pid-not-recorded"])
 def test_kill_9_then_up_fails_the_running_run_with_an_event_so_the_fallback_fires(
-        tmp_path: Path) -> None:
+        tmp_path: Path, pid_row: bool) -> None:
+    """Also when the runtime died before the step's pid reached its row (the row waits
+    for the store): the pid file beside the step's log is enough to end the orphan."""
     ws = noop_case_study(tmp_path / "ws")
     write_pipeline(ws, "listings", A, "trigger:\n  schedule: {hour: 3}\nsteps:\n"
                    "  - {name: slow, type: shell, command: 'echo $$ > \"$DPC_WORK_DIR/pid\"; "
@@ -178,6 +181,11 @@ def test_kill_9_then_up_fails_the_running_run_with_an_event_so_the_fallback_fire
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     os.kill(step_pid, 0)  # the orphaned step is still alive after the runtime died
+    if not pid_row:
+        conn = sqlite3.connect(ws / ".dpc" / "state.db")
+        with conn:
+            conn.execute("UPDATE lr_steps SET pid = NULL")
+        conn.close()
 
     out = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws).stdout
     assert "RUNNING -> FAILED" in out

@@ -554,11 +554,15 @@ class Runtime:
                 self.out(f"recovered {row.name}@{row.account} {row.run_id}: RUNNING -> {status} "
                          "(its result was kept while the state could not be written)")
                 continue
-            for (pid,) in self.store.conn.execute(
-                    "SELECT pid FROM lr_steps WHERE arn = ? AND status = 'RUNNING' AND pid "
-                    "IS NOT NULL", (row.arn,)).fetchall():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)  # steps run in their own session
+            for pid, log_path in self.store.conn.execute(
+                    "SELECT pid, log_path FROM lr_steps WHERE arn = ? AND status = 'RUNNING'",
+                    (row.arn,)).fetchall():
+                if pid is None and log_path:  # killed before the pid's row was written
+                    with contextlib.suppress(OSError, ValueError):
+                        pid = int(Path(log_path).with_suffix(".pid").read_text())
+                if pid:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)  # steps run in their own session
             self.store.conn.execute(
                 "UPDATE lr_steps SET status = 'FAILED', stop_ms = ? WHERE arn = ? AND "
                 "status = 'RUNNING'", (now_ms(), row.arn))
@@ -1274,6 +1278,10 @@ class Runtime:
             except OSError as exc:
                 log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
                 return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
+            # Beside the log at once, for the recovery after a kill -9: the pid's row below
+            # waits for the store, which another thread may hold for a while.
+            with contextlib.suppress(OSError):
+                log_path.with_suffix(".pid").write_text(str(proc.pid))
             assert proc.stdout is not None
             copier = start_copy(proc.stdout, log, self.secrets)  # redacts on the way
             try:
