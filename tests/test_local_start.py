@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -282,15 +283,33 @@ def test_files_are_read_in_worker_processes_only_with_idle_cpus(
 
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     monkeypatch.setattr(catalog.os, "sched_getaffinity", lambda _: {0, 1, 2, 3})
-    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    monkeypatch.setattr(catalog, "_busy_cpus", lambda: 0.2)
     assert catalog.parse_workers() == 4
-    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (2.1, 0.0, 0.0))
+    monkeypatch.setattr(catalog, "_busy_cpus", lambda: 2.1)
     assert catalog.parse_workers() == 2
-    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (7.0, 0.0, 0.0))
+    monkeypatch.setattr(catalog, "_busy_cpus", lambda: 7.0)
     assert catalog.parse_workers() == 1
-    monkeypatch.setattr(catalog.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(catalog, "_busy_cpus", lambda: 0.0)
     monkeypatch.setattr(threading, "active_count", lambda: 2)  # forking would be unsafe
     assert catalog.parse_workers() == 1
+
+
+def test_busy_cpus_are_measured_now_not_a_minute_ago() -> None:
+    """A CPU kept busy by another process during the sample counts; the figure is within
+    the machine's CPUs."""
+    import subprocess
+    import sys
+
+    idle = catalog._busy_cpus(0.3)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = catalog._busy_cpus(0.5)
+    finally:
+        burner.kill()
+        burner.wait()
+    assert 0 <= idle <= (os.cpu_count() or 1) and busy <= (os.cpu_count() or 1) + 0.01
+    assert busy >= 0.8  # the burner's CPU, whatever else the machine does
 
 
 PARENT, READ_CHUNK = os.getpid(), catalog._read_chunk

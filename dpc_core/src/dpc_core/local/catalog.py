@@ -19,6 +19,7 @@ import pickle
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -223,17 +224,40 @@ PARALLEL_FROM, CHUNK_MIN = 400, 50
 
 def parse_workers() -> int:
     """Processes to read many files with: the CPUs this process may use that nothing else
-    keeps busy (the 1-minute load average; at most 8), or 1 where forking is not safe (not
-    Linux, or other threads already running). On busy CPUs, workers cost more than they
-    save (2 workers: 6.3 -> 3.4 s with 2 idle cores, 4.5 -> 6.5 s with both busy)."""
+    keeps busy right now (at most 8), or 1 where forking is not safe (not Linux, or other
+    threads already running). On busy CPUs, workers cost more than they save (2 workers:
+    6.3 -> 3.4 s with 2 idle cores, 4.5 -> 6.5 s with both busy)."""
     if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 1
-    idle = len(os.sched_getaffinity(0)) - os.getloadavg()[0]
+    idle = len(os.sched_getaffinity(0)) - _busy_cpus()
     return max(1, min(8, int(idle + 0.5)))
 
 
+def _busy_cpus(sample_s: float = 0.05) -> float:
+    """How many CPUs are busy now: /proc/stat sampled over ``sample_s`` (the load average
+    lags by a minute: right after other work it still counts it, e.g. the previous
+    start-up); the 1-minute load average where /proc/stat cannot be read."""
+    def times() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total0, idle0 = times()
+        time.sleep(sample_s)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    total = total1 - total0
+    if total <= 0:
+        return os.getloadavg()[0]
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / total)
+
+
 def load(files: dict[str, Stat], cache: Remembered, fp: str, registry: Registry,
-         read_blob: Callable[[str], bytes] | None = None, workers: int = 1,
+         read_blob: Callable[[str], bytes] | None = None,
+         workers: int | Callable[[], int] = 1,
          ) -> tuple[dict[str, Entry], list[Entry], list[Problem]]:
     """Entries for ``files``: remembered ones as they were, the others read. Returns
     (entries by path, the entries that were read, problems of the files that are invalid).
@@ -241,7 +265,8 @@ def load(files: dict[str, Stat], cache: Remembered, fp: str, registry: Registry,
     With ``workers`` > 1 and many files to read (a first start: 10,000 files take ~5 s
     of CPU), forked processes read them; each sends back what the start-up needs (key,
     spec, meta, the pickle), so the entries are as if remembered: nothing is unpickled
-    here, and the same problems come back in the same order.
+    here, and the same problems come back in the same order. ``workers`` may be a
+    function (:func:`parse_workers`), then called only when there is much to read.
     """
     entries: dict[str, Entry] = {}
     fresh: list[Entry] = []
@@ -255,7 +280,9 @@ def load(files: dict[str, Stat], cache: Remembered, fp: str, registry: Registry,
                                   read_blob=read_blob)
         else:
             todo.append(path)
-    if workers > 1 and len(todo) >= PARALLEL_FROM:
+    if len(todo) >= PARALLEL_FROM and callable(workers):
+        workers = workers()  # asked only when there is much to read (a first start)
+    if not callable(workers) and workers > 1 and len(todo) >= PARALLEL_FROM:
         read = _read_in_processes(todo, files, registry, workers, read_blob)
     else:
         read = (_read_one(path, files[path], registry) for path in todo)

@@ -326,7 +326,7 @@ class Runtime:
         cache = catalog.remembered(self.store.conn)
         entries, fresh, problems = catalog.load(
             files, cache, self._fp, reg, catalog.blob_reader(self.store.conn, self.store._lock),
-            workers=catalog.parse_workers())
+            workers=catalog.parse_workers)
         problems += catalog.duplicates(entries)
         # The check of `dpc validate`: a parent one typo away from a pipeline of the same
         # account stops the start-up (other undefined parents are normal). It runs when a
