@@ -270,7 +270,7 @@ class Runtime:
         self._invalid: dict[str, tuple[int, int]] = {}
         self._catalog_lock = threading.Lock()
         #: Held by whoever is deciding queued events (the engine loop, or an executor
-        #: thread committing a run's end); see _durably_deciding.
+        #: thread committing a run's start or end); see _deciding.
         self._engine_turn = threading.Lock()
         self._catalog_version = 0
         self._unremembered: list[Any] = []  # read at start-up, not remembered yet
@@ -712,8 +712,7 @@ class Runtime:
         """Take ``kind`` items from the outbox in order and hand each to ``handle`` (which
         marks it done); sleep until woken when there are none; drain before stopping.
         ``turn``, when given, is held over each batch (never while sleeping): another
-        thread holding it may handle the queue's items meanwhile (see
-        :meth:`_durably_deciding`)."""
+        thread holding it may handle the queue's items meanwhile (see :meth:`_deciding`)."""
         source = {"event": "engine", "notify": "notifications"}.get(kind, kind)
         while True:
             with turn or contextlib.nullcontext():
@@ -732,15 +731,20 @@ class Runtime:
                 return  # nothing can be drained from a state that cannot be read
             self.stopping.wait(1.0)
 
+    def _queued(self, kind: str, limit: int) -> list[tuple[int, str]]:
+        """The first ``limit`` outbox items of ``kind`` not yet handled, in order (inside
+        the caller's transaction)."""
+        return self.store.conn.execute(
+            "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
+            "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
+
     def _outbox_batch(self, kind: str, limit: int, handle: Callable[[int, str], None],
                       source: str) -> str:
         """Handle up to ``limit`` queued items in order: "more" when some were handled,
         "idle" when there were none, "retry" when the state failed."""
         try:
             with self.store.transaction():
-                items = self.store.conn.execute(
-                    "SELECT seq, payload FROM lr_outbox WHERE kind = ? AND done_ms IS NULL "
-                    "ORDER BY seq LIMIT ?", (kind, limit)).fetchall()
+                items = self._queued(kind, limit)
         except Exception as exc:
             if not self._storage_failed(exc, f"the {source} loop's queue"):
                 self._set_aside(source, "reading the outbox", exc)
@@ -899,7 +903,8 @@ class Runtime:
         takes the events.
         Deciding never fails the caller's write: what it wrote is undone (a savepoint)
         and the engine loop meets the event again, and sets it aside if it fails there."""
-        # The turn, then the store: the engine loop's order.
+        # The turn, then the store: the engine loop's order. On the way out the engine
+        # loop is woken for whatever was not decided here.
         turn = self._engine_turn.acquire(timeout=wait) if wait else \
             self._engine_turn.acquire(blocking=False)
         started: list[str] = []
@@ -910,9 +915,7 @@ class Runtime:
                 return
             try:
                 with self.store.savepoint():
-                    for seq, payload in self.store.conn.execute(
-                            "SELECT seq, payload FROM lr_outbox WHERE kind = 'event' AND "
-                            "done_ms IS NULL ORDER BY seq LIMIT 200").fetchall():
+                    for seq, payload in self._queued("event", 200):
                         self._dispatch_event(seq, payload, started)
             except Exception:  # undone by the savepoint; the engine loop records it
                 started.clear()
@@ -1165,7 +1168,6 @@ class Runtime:
                 self.submitted.discard(arn)  # the pending-run check submits it again
             return
         self.ran.append(arn)
-        self.wake_engine.set()
         self.wake_notify.set()
         why = reason_text(row)
         self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
@@ -1193,7 +1195,6 @@ class Runtime:
             if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
                 self._keep_result(arn, status, error, failed_step)
                 return
-        self.wake_engine.set()
         self.wake_notify.set()
         done = self._get_run(arn)
         self.out(f"{_fmt_ms(done.stop_ms)}  {row.name}@{row.account}  {status:<10} {row.run_id}"
