@@ -12,10 +12,8 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
+from dpc_central.testing import central_engine_with_listings_succeeded
 from dpc_core.cli.main import cli
-from dpc_core.engine import Engine
-from dpc_core.loader import load_pipelines
-from dpc_core.stores.dynamodb import DynamoStore, create_tables
 
 SPEC = Path(__file__).resolve().parents[1] / "examples" / "seed"
 REGION = "eu-west-1"
@@ -24,12 +22,8 @@ REGION = "eu-west-1"
 @pytest.fixture
 def central(aws_credentials: str) -> Iterator[None]:
     with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        tables = create_tables(client, "dpc-")
-        engine = Engine(DynamoStore(client, tables))
-        engine.register_many(load_pipelines([SPEC], require_account=True))
-        for line in (SPEC / "events" / "s01_happy_path.jsonl").read_text().splitlines()[:2]:
-            engine.handle(json.loads(line))  # listings RUNNING, SUCCEEDED
+        central_engine_with_listings_succeeded(boto3.client("dynamodb", region_name=REGION),
+                                               SPEC)
         yield
 
 

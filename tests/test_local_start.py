@@ -205,17 +205,24 @@ def a_workspace_with_problems(ws: Path) -> Path:
     return ws
 
 
-def test_files_read_in_worker_processes_give_what_reading_them_here_gives(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def read_here_and_in_workers(ws: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """:func:`a_workspace_with_problems` at ``ws``, loaded in this process and then by two
+    worker processes (several chunks each): (here, there)."""
     from dpc_core.plugins import get_registry
 
-    ws = a_workspace_with_problems(tmp_path / "ws")
+    a_workspace_with_problems(ws)
     reg = get_registry()
     files = catalog.scan(ws)
     here = catalog.load(files, {}, "fp", reg)
     monkeypatch.setattr(catalog, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(catalog, "CHUNK_MIN", 1)  # several chunks per worker
-    there = catalog.load(files, {}, "fp", reg, workers=2)
+    monkeypatch.setattr(catalog, "CHUNK_MIN", 1)
+    return here, catalog.load(files, {}, "fp", reg, workers=2)
+
+
+def test_files_read_in_worker_processes_give_what_reading_them_here_gives(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = tmp_path / "ws"
+    here, there = read_here_and_in_workers(ws, monkeypatch)
 
     def view(loaded: Any) -> Any:
         entries, fresh, problems = loaded
@@ -324,16 +331,8 @@ def dies_in_a_worker(paths: list[str]) -> Any:
 
 def test_a_worker_process_that_dies_loses_no_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dpc_core.plugins import get_registry
-
-    ws = a_workspace_with_problems(tmp_path / "ws")
-    reg = get_registry()
-    files = catalog.scan(ws)
-    here = catalog.load(files, {}, "fp", reg)
     monkeypatch.setattr(catalog, "_read_chunk", dies_in_a_worker)
-    monkeypatch.setattr(catalog, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(catalog, "CHUNK_MIN", 1)
-    there = catalog.load(files, {}, "fp", reg, workers=2)
+    here, there = read_here_and_in_workers(tmp_path / "ws", monkeypatch)
     assert [(p, e.key, e.spec) for p, e in there[0].items()] == [
         (p, e.key, e.spec) for p, e in here[0].items()]
     assert [str(p) for p in there[2]] == [str(p) for p in here[2]]

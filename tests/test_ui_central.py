@@ -26,10 +26,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from dpc_central.testing import central_engine_with_listings_succeeded
 from dpc_core.cli.ui import central_source
 from dpc_core.engine import Engine
 from dpc_core.loader import load_pipelines
-from dpc_core.stores.dynamodb import DynamoStore, create_tables
 from dpc_core.ui.server import bind, make_server, url_of
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,13 +57,9 @@ def aws() -> Iterator[pytest.MonkeyPatch]:
 @pytest.fixture(scope="module")
 def engine(aws: pytest.MonkeyPatch) -> Engine:
     """The central tables with the seed registered and listings' run of DAY succeeded."""
-    ddb = boto3.client("dynamodb", region_name=REGION)
-    tables = create_tables(ddb, "dpc-")
-    eng = Engine(DynamoStore(ddb, tables))
-    eng.register_many(load_pipelines([SEED], require_account=True))
-    for line in (SEED / "events" / "s01_happy_path.jsonl").read_text().splitlines()[:2]:
-        eng.handle(json.loads(line))  # listings RUNNING, SUCCEEDED
-    return eng
+    engine: Engine = central_engine_with_listings_succeeded(
+        boto3.client("dynamodb", region_name=REGION), SEED)
+    return engine
 
 
 class Ui:

@@ -71,3 +71,18 @@ def state_machine_definitions(template: Mapping[str, Any], refs: Mapping[str, st
         if res["Type"] == "AWS::StepFunctions::StateMachine":
             out[lid] = json.loads(resolve(res["Properties"]["DefinitionString"], refs))
     return out
+
+
+def central_engine_with_listings_succeeded(client: Any, seed: Path) -> Any:
+    """The central tables (prefix ``dpc-``) on DynamoDB ``client`` (moto in tests) with
+    ``seed``'s pipelines registered and the first two events of its happy path decided
+    (listings RUNNING, then SUCCEEDED): the engine over them."""
+    from dpc_core.engine import Engine
+    from dpc_core.loader import load_pipelines
+    from dpc_core.stores.dynamodb import DynamoStore, create_tables
+
+    engine = Engine(DynamoStore(client, create_tables(client, "dpc-")))
+    engine.register_many(load_pipelines([seed], require_account=True))
+    for line in (seed / "events" / "s01_happy_path.jsonl").read_text().splitlines()[:2]:
+        engine.handle(json.loads(line))
+    return engine
