@@ -214,10 +214,9 @@ class PipelineApp(cdk.App):
         if outdir is not None:
             kwargs["outdir"] = str(outdir)
         super().__init__(**kwargs)
-        if nag:
-            from dpc_central.common.nag import apply_stack_checks
+        from dpc_central.common.nag import apply_stack_checks
 
-            apply_stack_checks(self)
+        apply_stack_checks(self, enabled=nag)
 
     def synth(self, **kwargs: Any) -> Any:
         """Write the cloud assembly; a CDK error (a cdk-nag finding among them) exits 1

@@ -45,11 +45,10 @@ def new_app(outdir: Path, *, nag: bool = True) -> Any:
     prepare_jsii()
     import aws_cdk as cdk
 
-    app = cdk.App(outdir=str(outdir))
-    if nag:
-        from dpc_central.common.nag import apply_stack_checks
+    from dpc_central.common.nag import apply_stack_checks
 
-        apply_stack_checks(app)
+    app = cdk.App(outdir=str(outdir))
+    apply_stack_checks(app, enabled=nag)
     return app
 
 

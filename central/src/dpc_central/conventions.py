@@ -24,9 +24,8 @@ STEP_STATUS_DETAIL_TYPE = "dpc Step Status"
 SFN_SOURCE = "aws.states"
 SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
 
-#: Function names in the central account (user accounts build ARNs from them). The
-#: Slack poster is dpc-notify-slack's (``dpc_notify_slack.central``); pipeline stacks name it.
-SLACK_POSTER_FUNCTION = "dpc-slack-poster"
+#: Names in the central account that user accounts build ARNs from. Channel plugins name
+#: their own (e.g. dpc-notify-slack's poster, ``dpc_notify_slack.aws``).
 REGISTRATION_API_NAME = "dpc-registration"
 
 #: SSM parameters written by the user-account stack and read by pipeline stacks.

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dpc_core.cdk_values import bucket_name, stack_info
+from dpc_core.cdk_values import acknowledge, bucket_name, stack_info
 from dpc_core.types import AslState, AwsStepContext
 
 
@@ -93,10 +93,12 @@ BUCKET_DEPLOYMENT_HANDLER = "Custom::CDKBucketDeployment8693BB64968944B69AAFB0CC
 
 def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
     """cdk-nag findings of CDK's own BucketDeployment handler (one per stack)."""
-    from aws_cdk import Acknowledgment, Validations
+    from aws_cdk import Acknowledgment
 
     # Each read of a stack attribute is a jsii round trip: read once per stack.
     info = stack_info(scope)
+    if not info.checked:
+        return
     stack = info.stack
     region, account = info.region_in_finding, info.account_in_finding
     name = stack.resolve(bucket_name(bucket))
@@ -120,4 +122,4 @@ def _acknowledge_deployment(scope: Any, bucket: Any) -> None:
                         f"Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-{account}-"
                         f"{region}/*", f"Resource::arn:<AWS::Partition>:s3:::{shown}/*"):
             acks.append(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
-        Validations.of(child).acknowledge(*acks)
+        acknowledge(child, *acks)

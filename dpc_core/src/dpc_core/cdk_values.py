@@ -126,6 +126,14 @@ class StackInfo:
         return str(self.stack.partition)
 
     @functools.cached_property
+    def checked(self) -> bool:
+        """Whether the stack's app runs policy-validation checks (cdk-nag) at synth, so
+        acknowledgements matter. Set by :func:`in_app` for an app dpc made; otherwise the
+        app is looked up (two round trips) and an app dpc did not make counts as checked:
+        its owner may add checks at any time."""
+        return _APP_CHECKS.get(self.node.root, True)
+
+    @functools.cached_property
     def node(self) -> Any:
         """The stack's construct node (reading ``.node`` is a round trip too)."""
         return self.stack.node
@@ -159,6 +167,41 @@ def stack_info(scope: Any) -> StackInfo:
         info = _STACKS[stack] = StackInfo(stack)
     _STACKS[scope] = info
     return info
+
+
+#: Apps made by dpc (``new_app``, ``PipelineApp``): whether cdk-nag runs on them at synth.
+_APP_CHECKS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def record_checks(app: Any, checked: bool) -> None:
+    """Remember whether ``app`` runs cdk-nag at synth (call it before adding stacks)."""
+    _APP_CHECKS[app] = checked
+
+
+def in_app(stack: Any, scope: Any, env: Any = None) -> None:
+    """Called by a stack's constructor with its scope and ``env``: what Python knows
+    already is not asked of Node. :attr:`StackInfo.checked` when the scope is an app dpc
+    made; the region and account where ``env`` gives them as plain strings (CDK's stack
+    takes them from its ``env`` before anything else)."""
+    info = stack_info(stack)
+    checked = _APP_CHECKS.get(scope)
+    if checked is not None:
+        info.checked = checked
+    for attr in ("region", "account"):
+        value = getattr(env, attr, None) if env is not None else None
+        if isinstance(value, str) and value and not is_unresolved(value):
+            setattr(info, attr, value)
+
+
+def acknowledge(scope: Any, *acks: Any) -> None:
+    """``Validations.of(scope).acknowledge(*acks)``: accept cdk-nag findings on ``scope``
+    and below. Skipped when the app runs no checks: an acknowledgement is metadata that
+    only a check reads, and recording one costs two round trips."""
+    if not acks or not stack_info(scope).checked:
+        return
+    from aws_cdk import Validations
+
+    Validations.of(scope).acknowledge(*acks)
 
 
 def in_stack_of(child: Any, scope: Any) -> Any:

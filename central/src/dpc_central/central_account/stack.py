@@ -22,6 +22,7 @@ from dpc_central.central_account.registration_api import RegistrationApi
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.central_account.trigger_manager import TriggerManager
 from dpc_central.common.alarms import allow_alarms_to_publish, subscription_dead_letters
+from dpc_core.cdk_values import in_app
 
 
 class CentralStack(Stack):
@@ -37,6 +38,7 @@ class CentralStack(Stack):
                  plugin_handlers: Sequence[tuple[str, str]] = (), registry: Any = None,
                  **kwargs: Any) -> None:
         super().__init__(scope, id, description="dpc central account", **kwargs)
+        in_app(self, scope, kwargs.get("env"))
         members = sorted(set(member_accounts))
         layers = [lambda_.LayerVersion.from_layer_version_arn(self, f"Layer{i}", arn)
                   for i, arn in enumerate(layer_arns)]

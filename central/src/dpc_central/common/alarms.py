@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -18,6 +17,7 @@ from dpc_central.common.function import (
     UNROUTED,
     alarm_on_queue_depth,
     dead_letter_queue,
+    sns_action,
 )
 from dpc_core.cdk_values import stack_info
 
@@ -62,12 +62,19 @@ def allow_alarms_to_publish(topic: sns.Topic) -> None:
                                                  f"{stack.region}:{stack.account}:alarm:*"}}))
 
 
-def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
-    """Every CloudWatch alarm below ``scope`` that notifies nobody."""
+def below(scope: Construct) -> list[Any]:
+    """Every construct below ``scope`` (and itself): one round trip, but one proxy per
+    construct, so a stack's list is worth reading once and handing to each check."""
     info = stack_info(scope)
-    stack = info.stack
+    return list((info.node if scope is info.stack else scope.node).find_all())
+
+
+def alarms_without_action(scope: Construct, nodes: list[Any] | None = None) -> list[cw.Alarm]:
+    """Every CloudWatch alarm below ``scope`` that notifies nobody (``nodes``: what
+    :func:`below` returned for ``scope``, if read already)."""
+    stack = stack_info(scope).stack
     found = []
-    for node in (info.node if scope is stack else scope.node).find_all():
+    for node in below(scope) if nodes is None else nodes:
         if not isinstance(node, cw.Alarm):
             continue
         if node in UNROUTED:  # made without an action by alarm_on_queue_depth
@@ -81,37 +88,40 @@ def alarms_without_action(scope: Construct) -> list[cw.Alarm]:
     return found
 
 
-def route_alarms(scope: Construct, topic: sns.ITopic) -> int:
+def route_alarms(scope: Construct, topic: sns.ITopic, nodes: list[Any] | None = None) -> int:
     """Make every alarm below ``scope`` without an action notify ``topic``; call it once
-    the stack is complete. Returns how many alarms it routed."""
-    alarms = alarms_without_action(scope)
+    the stack is complete (``nodes``: see :func:`alarms_without_action`; an alarm made
+    after they were read is not seen). Returns how many alarms it routed."""
+    alarms = alarms_without_action(scope, nodes)
     for alarm in alarms:
-        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        alarm.add_alarm_action(sns_action(topic))
         UNROUTED.discard(alarm)
         ROUTED.add(alarm)
     return len(alarms)
 
 
 def subscription_dead_letters(scope: Construct, id: str, *, topic: sns.ITopic,
-                              alarm_topic: sns.ITopic | None,
-                              topic_arn: str | None = None) -> sqs.Queue | None:
+                              alarm_topic: sns.ITopic | None, topic_arn: str | None = None,
+                              nodes: list[Any] | None = None) -> sqs.Queue | None:
     """One dead-letter queue for every subscription of ``topic`` below ``scope`` that has
     none: SNS keeps a message it could not deliver (an email address that bounces, an
     HTTPS endpoint or a Lambda that is down past the retries) instead of dropping it.
     The queue lets only SNS, for this topic, send; its depth alarms ``alarm_topic``.
-    ``topic_arn``: the topic's ARN when the caller has read it already."""
+    ``topic_arn``: the topic's ARN when the caller has read it already; ``nodes``: what
+    :func:`below` returned for ``scope`` or a scope above it, if read already."""
     # Each attribute read is a jsii round trip: the ARNs are read once.
     topic_arn = topic_arn or topic.topic_arn
-    subscriptions = [n for n in scope.node.find_all() if isinstance(n, sns.CfnSubscription)
+    subscriptions = [n for n in (below(scope) if nodes is None else nodes)
+                     if isinstance(n, sns.CfnSubscription)
                      and n.topic_arn == topic_arn and n.redrive_policy is None]
     if not subscriptions:
         return None
     queue = dead_letter_queue(scope, id)
     queue_arn = queue.queue_arn
-    queue.add_to_resource_policy(iam.PolicyStatement(
-        sid="TopicMaySendUndelivered", actions=["sqs:SendMessage"],
-        principals=[iam.ServicePrincipal("sns.amazonaws.com")], resources=[queue_arn],
-        conditions={"ArnEquals": {"aws:SourceArn": topic_arn}}))
+    queue.add_to_resource_policy(iam.PolicyStatement.from_json({
+        "Action": "sqs:SendMessage", "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+        "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+        "Resource": queue_arn, "Sid": "TopicMaySendUndelivered"}))
     for sub in subscriptions:
         sub.redrive_policy = {"deadLetterTargetArn": queue_arn}
     alarm_on_queue_depth(scope, f"{id}Alarm", queue=queue, topic=alarm_topic)

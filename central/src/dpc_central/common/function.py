@@ -17,17 +17,17 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from dpc_central.common.nag import LAMBDA_BASICS, suppress
-from dpc_core.cdk_values import days, minutes
+from dpc_core.cdk_values import days, in_stack_of, minutes
 
 RUNTIME_NAME = "python3.14"
 
 
 def dead_letter_queue(scope: Construct, id: str, *, fifo: bool = False) -> sqs.Queue:
     """An encrypted, TLS-only queue that keeps failed messages for 14 days."""
-    queue = sqs.Queue(
+    queue = in_stack_of(sqs.Queue(
         scope, id, fifo=fifo or None, retention_period=days(14),
         encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-    )
+    ), scope)
     suppress(queue, [("AwsSolutions-SQS3", "this queue is itself a dead-letter queue")])
     return queue
 
@@ -44,11 +44,24 @@ def alarm_on_queue_depth(scope: Construct, id: str, *, queue: sqs.IQueue,
         alarm_description=f"messages in dead-letter queue {id}: inspect and redrive",
     )
     if topic is not None:
-        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        alarm.add_alarm_action(sns_action(topic))
         ROUTED.add(alarm)
     else:
         UNROUTED.add(alarm)
     return alarm
+
+
+#: The alarm action of each topic (stateless: one serves every alarm of the app).
+_SNS_ACTIONS: weakref.WeakKeyDictionary[sns.ITopic, cw_actions.SnsAction] = \
+    weakref.WeakKeyDictionary()
+
+
+def sns_action(topic: sns.ITopic) -> cw_actions.SnsAction:
+    """``cw_actions.SnsAction(topic)``, made once per topic (each is a round trip)."""
+    action = _SNS_ACTIONS.get(topic)
+    if action is None:
+        action = _SNS_ACTIONS[topic] = cw_actions.SnsAction(topic)
+    return action
 
 
 #: Alarms made by :func:`alarm_on_queue_depth` without an action, not yet routed, and
@@ -94,7 +107,7 @@ class DpcFunction(Construct):
             alarm_description=f"{handler} raised errors",
         )
         if alarm_topic is not None:
-            self.errors_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+            self.errors_alarm.add_alarm_action(sns_action(alarm_topic))
         self.dlq_alarm = alarm_on_queue_depth(self, "DlqAlarm", queue=self.dlq, topic=alarm_topic)
         suppress(self, LAMBDA_BASICS)
         suppress(self.function, [

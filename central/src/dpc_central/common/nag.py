@@ -7,8 +7,9 @@ resource (in the construct that creates it), so a reader sees the exception and 
 reason in one place. A finding is ``RULE`` or ``RULE[finding]`` (e.g.
 ``AwsSolutions-IAM5[Resource::*]``), which narrows it to the accepted wildcard.
 
-cdk-nag is a development dependency: without it, synth skips the checks and the
-acknowledgements are recorded as CDK metadata only.
+cdk-nag is a development dependency: without it (or with ``nag=False``) synth skips the
+checks, and the acknowledgements of an app dpc made are not recorded at all (they are
+metadata only a check reads; see ``dpc_core.cdk_values.acknowledge``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from dpc_core.cdk_values import acknowledge, record_checks
+
 Rule = tuple[str, str] | tuple[str, str, Sequence[str]]
 
 
 def suppress(scope: Any, rules: Sequence[Rule]) -> None:
     """Acknowledge cdk-nag findings on ``scope`` and everything below it:
     ``(rule_id, reason)`` or ``(rule_id, reason, findings)``."""
-    from aws_cdk import Acknowledgment, Validations
+    from aws_cdk import Acknowledgment
 
     acks = []
     for rule in rules:
@@ -32,7 +35,7 @@ def suppress(scope: Any, rules: Sequence[Rule]) -> None:
             acks.extend(Acknowledgment(id=f"{rid}[{f}]", reason=reason) for f in findings)
         else:
             acks.append(Acknowledgment(id=rid, reason=reason))
-    Validations.of(scope).acknowledge(*acks)
+    acknowledge(scope, *acks)
 
 
 #: Acknowledgements every dpc Lambda shares (applied by DpcFunction).
@@ -43,17 +46,23 @@ LAMBDA_BASICS: list[Rule] = [
 ]
 
 
-def apply_stack_checks(app: Any) -> bool:
-    """Run the AwsSolutions pack on every stack of ``app`` at synth; False when cdk-nag is
-    not installed."""
-    try:
-        from cdk_nag import AwsSolutionsChecks
-    except ImportError:
-        return False
-    from aws_cdk import Validations
+def apply_stack_checks(app: Any, *, enabled: bool = True) -> bool:
+    """Run the AwsSolutions pack on every stack of ``app`` at synth when ``enabled`` and
+    cdk-nag is installed, and remember whether it runs (call it before adding stacks);
+    False when it does not."""
+    checked = False
+    if enabled:
+        try:
+            from cdk_nag import AwsSolutionsChecks
+        except ImportError:
+            pass
+        else:
+            from aws_cdk import Validations
 
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=False))
-    return True
+            Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=False))
+            checked = True
+    record_checks(app, checked)
+    return checked
 
 
 def region_in_finding(scope: Any) -> str:

@@ -10,7 +10,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dpc_central.errors import SynthError
-from dpc_core.cdk_values import stack_info
+from dpc_core.cdk_values import in_stack_of, stack_info
 
 
 class PipelineTopic(Construct):
@@ -24,30 +24,43 @@ class PipelineTopic(Construct):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
                  central_account: str, context: dict[str, str] | None = None) -> None:
         super().__init__(scope, id)
+        in_stack_of(self, scope)
         # Context the notifier plugins read (e.g. the Slack poster's ARN); set before any
         # child exists, as CDK requires.
         node = self.node
         for key, value in (context or {}).items():
             node.set_context(key, value)
+        info = stack_info(scope)
+
+        def root(account: str) -> str:
+            # How CDK renders AccountRootPrincipal/AccountPrincipal: the account's root ARN.
+            return f"arn:{info.partition}:iam::{account}:root"
+
+        # The key policy as one document (one round trip; adding statements to CDK's
+        # default policy is four each). The first statement is CDK's default: the
+        # account administers its key through IAM. A publisher of another account needs
+        # the second in the key policy as well as in its own IAM policy (the execution
+        # tracker's role); only through SNS.
         self.key = kms.Key(self, "Key", enable_key_rotation=True,
-                           description=f"dpc topic of {pipeline.name}")
-        central = iam.AccountPrincipal(central_account)
-        # A publisher of another account needs these on the key in its own IAM policy
-        # (the execution tracker's role) and here, in the key policy; only through SNS.
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            sid="CentralTrackerMayEncryptForThisTopic",
-            actions=["kms:GenerateDataKey*", "kms:Decrypt"], principals=[central],
-            resources=["*"],
-            conditions={"StringEquals": {
-                "kms:ViaService": f"sns.{stack_info(scope).region}.amazonaws.com"}}))
+                           description=f"dpc topic of {pipeline.name}",
+                           policy=iam.PolicyDocument.from_json({"Statement": [
+                               {"Action": "kms:*", "Effect": "Allow",
+                                "Principal": {"AWS": root(info.account)}, "Resource": "*"},
+                               {"Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                                "Condition": {"StringEquals": {
+                                    "kms:ViaService": f"sns.{info.region}.amazonaws.com"}},
+                                "Effect": "Allow", "Principal": {"AWS": root(central_account)},
+                                "Resource": "*", "Sid": "CentralTrackerMayEncryptForThisTopic"},
+                           ], "Version": "2012-10-17"}))
         self.topic = sns.Topic(self, "Topic", topic_name=f"dpc-{pipeline.name}",
                                master_key=self.key, enforce_ssl=True,
                                display_name=f"dpc {pipeline.name}")
         #: The topic's ARN (a token), read once: each read is a jsii round trip.
         self.topic_arn = self.topic.topic_arn
-        self.topic.add_to_resource_policy(iam.PolicyStatement(
-            sid="CentralTrackerMayPublish", actions=["sns:Publish"], principals=[central],
-            resources=[self.topic_arn]))
+        self.topic.add_to_resource_policy(iam.PolicyStatement.from_json({
+            "Action": "sns:Publish", "Effect": "Allow",
+            "Principal": {"AWS": root(central_account)}, "Resource": self.topic_arn,
+            "Sid": "CentralTrackerMayPublish"}))
         for i, target in enumerate(pipeline.notifications.targets):
             notifier = registry.notifiers.get(target.channel)
             if notifier is None or notifier.aws_subscriptions is None:

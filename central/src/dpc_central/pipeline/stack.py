@@ -11,6 +11,7 @@ from constructs import Construct
 
 from dpc_central import conventions as names
 from dpc_central.common.alarms import (
+    below,
     imported_alarm_topic,
     route_alarms,
     subscription_dead_letters,
@@ -19,11 +20,11 @@ from dpc_central.pipeline.notifications import PipelineTopic
 from dpc_central.pipeline.registration import PipelineRegistration
 from dpc_central.pipeline.state_machine import PipelineStateMachine
 from dpc_central.pipeline.trigger import ExecutionsTrigger, ScheduleTrigger
-from dpc_core.cdk_values import stack_info
+from dpc_core.cdk_values import in_app, stack_info
 
-#: CDK context keys a plugin may read while its states or subscriptions are built.
+#: CDK context a plugin may read while its states or subscriptions are built: the central
+#: account's id (a token, resolved from SSM at deploy).
 CTX_CENTRAL_ACCOUNT = "dpc:centralAccount"
-CTX_SLACK_POSTER_ARN = "dpc:slackPosterArn"
 
 
 class PipelineStack(Stack):
@@ -35,6 +36,7 @@ class PipelineStack(Stack):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, registry: Any,
                  **kwargs: Any) -> None:
         super().__init__(scope, id, description=f"dpc pipeline {pipeline.name}", **kwargs)
+        in_app(self, scope, kwargs.get("env"))
         central_account = ssm.StringParameter.value_for_string_parameter(
             self, names.SSM_CENTRAL_ACCOUNT)
         bucket_name = ssm.StringParameter.value_for_string_parameter(
@@ -48,12 +50,7 @@ class PipelineStack(Stack):
                            f"event-bus/{names.CENTRAL_BUS_NAME}")
         self.topic = PipelineTopic(self, "Notifications", pipeline=pipeline, registry=registry,
                                    central_account=central_account,
-                                   context={
-                                       CTX_CENTRAL_ACCOUNT: central_account,
-                                       CTX_SLACK_POSTER_ARN: (
-                                           f"arn:{partition}:lambda:{region}:"
-                                           f"{central_account}:function:"
-                                           f"{names.SLACK_POSTER_FUNCTION}")})
+                                   context={CTX_CENTRAL_ACCOUNT: central_account})
         self.machine = PipelineStateMachine(self, "Pipeline", pipeline=pipeline,
                                             registry=registry, central_bus_arn=central_bus_arn,
                                             artifacts=artifacts)
@@ -72,8 +69,11 @@ class PipelineStack(Stack):
                 self, names.SSM_REGISTRATION_PROVIDER))
         registry.hook.dpc_pipeline_stack(stack=self, pipeline=pipeline)
         # After the plugins' hook, so their subscriptions and alarms are covered too.
+        # The stack's constructs are read once for both (each read makes a proxy of every
+        # one); the dead-letter queue's alarm is made with its action.
         alarms = imported_alarm_topic(self, "AlarmTopic", names.SSM_ALARM_TOPIC)
+        nodes = below(self)
         subscription_dead_letters(self.topic, "UndeliveredNotifications",
                                   topic=self.topic.topic, topic_arn=self.topic.topic_arn,
-                                  alarm_topic=alarms)
-        route_alarms(self, alarms)
+                                  alarm_topic=alarms, nodes=nodes)
+        route_alarms(self, alarms, nodes)

@@ -154,7 +154,7 @@ class PipelineStateMachine(Construct):
                                            "TimeoutSeconds": self.timeout_minutes * 60}
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.THREE_MONTHS,
                                   removal_policy=RemovalPolicy.DESTROY)
-        self.state_machine = sfn.StateMachine(
+        self.state_machine = in_stack_of(sfn.StateMachine(
             self, "StateMachine", state_machine_name=pipeline.name,
             definition_body=sfn.DefinitionBody.from_string(_to_json(self.definition, self)),
             timeout=minutes(self.timeout_minutes), tracing_enabled=True,
@@ -162,17 +162,12 @@ class PipelineStateMachine(Construct):
             # whatever a plugin passes (and the logs are kept three months).
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
                                 include_execution_data=False),
-        )
+        ), self)
         statements = graph.policy
         if compute is not None and compute.scope_policy is not None:
             statements = compute.scope_policy(statements)
-        seen: set[str] = set()
-        for statement in statements:
-            # CDK drops a statement equal to another when it renders the policy.
-            key = json.dumps(statement, sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                _grant(self.state_machine, statement)
+        for statement in merged_statements(statements):
+            _grant(self.state_machine, statement)
         for cdk_statement in graph.cdk_policy:
             self.state_machine.add_to_role_policy(cdk_statement)
         if graph.cdk_graphs:
@@ -287,6 +282,45 @@ def _to_json(definition: dict[str, Any], scope: Construct) -> str:
         return str(Token.as_string(value))
 
     return json.dumps(definition, ensure_ascii=False, separators=(",", ":"), default=token)
+
+
+def merged_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same permissions in fewer statements (each is a round trip to add).
+
+    IAM allows a request when any statement allows it, so plain allows (no ``Sid``, no
+    ``NotAction``/``NotResource``/``Principal``) that differ only in their actions become
+    one statement with the union of the actions, then those that differ only in their
+    resources one with the union of the resources. Exact duplicates go (CDK would drop
+    them when rendering). Order: where each group first appears."""
+
+    def listed(value: Any) -> list[Any]:
+        return list(value) if isinstance(value, list) else [value]
+
+    def one(values: list[Any]) -> Any:
+        return values[0] if len(values) == 1 else values
+
+    def merge(items: list[dict[str, Any]], same: str, union: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        groups: dict[str, dict[str, Any]] = {}
+        for st in items:
+            if set(st) - {"Action", "Effect", "Resource", "Condition"} or \
+                    st.get("Effect") != "Allow":
+                out.append(st)
+                continue
+            key = json.dumps([sorted(map(str, listed(st[same]))), st.get("Condition")],
+                             sort_keys=True, default=str)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = group = {**st, union: listed(st[union])}
+                out.append(group)
+            else:
+                group[union] = group[union] + [v for v in listed(st[union])
+                                               if v not in group[union]]
+        for group in groups.values():
+            group[union] = one(group[union])
+        return out
+
+    return merge(merge(statements, "Resource", "Action"), "Action", "Resource")
 
 
 def _grant(machine: sfn.StateMachine, statement: dict[str, Any]) -> None:

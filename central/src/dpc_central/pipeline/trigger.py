@@ -15,6 +15,7 @@ from constructs import Construct
 from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
 from dpc_central.conventions import PIPELINE_BUS_NAME, TRIGGER_DETAIL_TYPE, TRIGGER_SOURCE
 from dpc_central.pipeline.starter import TriggerStarter
+from dpc_core.cdk_values import in_stack_of
 
 
 @functools.cache
@@ -36,6 +37,7 @@ class ScheduleTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any,
                  state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, id)
+        in_stack_of(self, scope)
         trig = pipeline.trigger
         expression = trig.schedule.expression()
         self.dlq = dead_letter_queue(self, "Dlq")
@@ -79,6 +81,7 @@ class ExecutionsTrigger(Construct):
     def __init__(self, scope: Construct, id: str, *, pipeline: Any, account: str,
                  state_machine: sfn.IStateMachine) -> None:
         super().__init__(scope, id)
+        in_stack_of(self, scope)
         bus = events.EventBus.from_event_bus_name(self, "PipelineBus", PIPELINE_BUS_NAME)
         self.starter = TriggerStarter(self, "Starter", target=state_machine)
         self.dlq = dead_letter_queue(self, "Dlq")

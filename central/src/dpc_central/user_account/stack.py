@@ -20,6 +20,7 @@ from dpc_central.user_account.pipeline_bus import PipelineBus
 from dpc_central.user_account.reconciler_role import ReconcilerReadRole
 from dpc_central.user_account.registration_provider import RegistrationProvider
 from dpc_central.user_account.status_forwarding import StatusForwarding
+from dpc_core.cdk_values import in_app
 
 
 class UserAccountStack(Stack):
@@ -32,6 +33,7 @@ class UserAccountStack(Stack):
                  subnet_id: str | None = None, registration_url: str | None = None,
                  alarm_email: str | None = None, **kwargs: Any) -> None:
         super().__init__(scope, id, description="dpc team account", **kwargs)
+        in_app(self, scope, kwargs.get("env"))
         layers = [lambda_.LayerVersion.from_layer_version_arn(self, f"Layer{i}", arn)
                   for i, arn in enumerate(layer_arns)]
         # Deploy-time inputs where the CLI was not told: no lookups (no credentials) at synth.

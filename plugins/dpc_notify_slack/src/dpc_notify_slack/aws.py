@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-#: CDK context key the pipeline stack sets to the poster's ARN.
-CTX_SLACK_POSTER_ARN = "dpc:slackPosterArn"
+from dpc_core.cdk_values import stack_info
+
+#: CDK context key the pipeline stack sets to the central account's id (a token).
+CTX_CENTRAL_ACCOUNT = "dpc:centralAccount"
+#: The poster's function name in the central account (fixed, so a pipeline stack can
+#: name it without a lookup).
+POSTER_FUNCTION = "dpc-slack-poster"
 
 
 def subscribe(scope: Any, topic: Any, addresses: Sequence[str]) -> None:
@@ -18,8 +23,11 @@ def subscribe(scope: Any, topic: Any, addresses: Sequence[str]) -> None:
     pipeline's registration, not in the subscription)."""
     from aws_cdk import aws_sns as sns
 
-    poster = scope.node.try_get_context(CTX_SLACK_POSTER_ARN)
-    if not poster:
-        raise ValueError("the Slack poster's ARN is unknown (context dpc:slackPosterArn)")
+    central = scope.node.try_get_context(CTX_CENTRAL_ACCOUNT)
+    if not central:
+        raise ValueError("the central account is unknown (context dpc:centralAccount): "
+                         "Slack notifications are subscribed by dpc's pipeline stack")
+    info = stack_info(scope)
+    poster = f"arn:{info.partition}:lambda:{info.region}:{central}:function:{POSTER_FUNCTION}"
     sns.Subscription(scope, "SlackPoster", topic=topic, endpoint=poster,
                      protocol=sns.SubscriptionProtocol.LAMBDA)

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from dpc_core.cdk_values import acknowledge
+from dpc_notify_slack.aws import POSTER_FUNCTION
 from dpc_notify_slack.poster import ENV_SLACK_SECRET_ARN, ENV_TABLE_SLACK_THREADS
 
 #: Pipeline topics are named ``dpc-<pipeline>`` in their accounts.
 TOPIC_PREFIX = "dpc-"
-#: The poster's function name: user accounts' pipeline stacks build its ARN from it.
-POSTER_FUNCTION = "dpc-slack-poster"
+#: The poster's handler (its function name, POSTER_FUNCTION, is in ``aws``: user
+#: accounts' pipeline stacks build its ARN from it).
 POSTER_HANDLER = "dpc_notify_slack.poster.handle"
 
 
@@ -42,7 +44,7 @@ class SlackService(Construct):
             self, "BotToken", description="Slack bot token of dpc (xoxb-...)",
             removal_policy=RemovalPolicy.RETAIN)
         # cdk-nag (run at synth by dpc) reads acknowledgements from CDK's validations.
-        Validations.of(self.secret).acknowledge(Acknowledgment(
+        acknowledge(self.secret, Acknowledgment(
             id="AwsSolutions-SMG4", reason="a Slack bot token is rotated in Slack's admin "
                                            "console, not by a rotation Lambda"))
         self.threads = central.table(self, "Threads", key="executionArn")
