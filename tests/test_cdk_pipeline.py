@@ -379,6 +379,12 @@ def test_state_machine_acts_only_on_clusters_tagged_with_its_pipeline(
     """IAM evaluates the tag of the request (RunJobFlow, tag-on-create) or of the cluster."""
     statements = emr_statements(tpl(case_study, name))
     assert statements
+    # Tagging is denied on a cluster that carries another pipeline's tag.
+    key = "elasticmapreduce:ResourceTag/dpc-pipeline"
+    assert [(st["Action"], st["Condition"]) for st in statements if st["Effect"] == "Deny"] \
+        == [(["elasticmapreduce:AddTags"], {"Null": {key: "false"},
+                                            "StringNotEquals": {key: name}})]
+    statements = [st for st in statements if st["Effect"] == "Allow"]
     for st in statements:
         tags = st.get("Condition", {}).get("StringEquals", {})
         if st["Resource"] == "*":

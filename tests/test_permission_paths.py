@@ -1215,3 +1215,28 @@ def test_the_cluster_reaper_may_not_touch_a_cluster_not_tagged_as_dpcs(world: Wo
         untagged = world.check("lambda dpc_central.handlers.cluster_reaper", action,
                                "member:emr-cluster", {"aws:ResourceTag/team": "analytics"})
         assert not untagged.allowed, untagged.reason
+
+
+def test_a_state_machine_may_not_retag_another_pipelines_cluster(
+        templates: dict[str, dict[str, Any]]) -> None:
+    """AddTags applies to existing clusters too (Service Authorization Reference, EMR): the
+    role may tag a cluster with its own pipeline's tag only where the cluster carries no
+    other pipeline's, else it could take over that cluster's terminate and add-step rights."""
+    world = World(templates, "listings")
+    theirs = {"elasticmapreduce:ResourceTag/dpc-pipeline": "searches",
+              "aws:ResourceTag/dpc-pipeline": "searches"}
+    request = {"aws:RequestTag/dpc-pipeline": "listings", "aws:TagKeys": ["dpc-pipeline"]}
+    roles = [role for role, _ in state_machines(world)]
+    assert roles
+    for role in roles:
+        retag = world.check(f"role member:{role}", "elasticmapreduce:AddTags",
+                            "member:emr-cluster", {**theirs, **request})
+        assert not retag.allowed, retag.reason
+        own = world.check(f"role member:{role}", "elasticmapreduce:AddTags",
+                          "member:emr-cluster", {**cluster_tags(_definition(world, role)),
+                                                 **request})
+        assert own.allowed, own.reason
+
+
+def _definition(world: World, role: str) -> dict[str, Any]:
+    return dict(state_machines(world))[role]

@@ -221,8 +221,10 @@ def scope_emr_statements(document: dict[str, Any], pipeline: str,
     CDK grants ``RunJobFlow``, ``DescribeCluster``, ``TerminateJobFlows`` and
     ``AddTags`` on ``*`` (and the step actions on ``cluster/*``). ``RunJobFlow`` has no
     resource type, so it stays on ``*`` but requires the request to tag the cluster
-    ``dpc-pipeline=<pipeline>`` (tag-on-create also authorizes ``AddTags`` with the
-    request's tags); every action on an existing cluster requires that tag on it.
+    ``dpc-pipeline=<pipeline>``; ``AddTags`` stays allowed with that request tag (AWS
+    does not say whether tagging at creation needs it; Step Functions' own createCluster
+    policy omits it) but is denied on a cluster that carries another pipeline's tag.
+    Every other action on an existing cluster requires this pipeline's tag on it.
     """
     statements = []
     for st in document.get("Statement", []):
@@ -236,6 +238,11 @@ def scope_emr_statements(document: dict[str, Any], pipeline: str,
                 if a in ("elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"):
                     statements.append({**st, "Action": a, "Condition": {"StringEquals": {
                         f"aws:RequestTag/{TAG_PIPELINE}": pipeline}}})
+                if a == "elasticmapreduce:AddTags":
+                    # AddTags also applies to existing clusters (its resource type is
+                    # optional): without this, the role could put its own pipeline's tag
+                    # on another pipeline's cluster and then act on it.
+                    statements.append(_no_retagging(pipeline, cluster_arns))
             rest = [a for a in emr if a not in ("elasticmapreduce:RunJobFlow",
                                                 "elasticmapreduce:AddTags")]
             if rest:
@@ -244,6 +251,15 @@ def scope_emr_statements(document: dict[str, Any], pipeline: str,
         else:
             statements.append({**st, "Condition": _owned(pipeline)})
     return {**document, "Statement": statements}
+
+
+def _no_retagging(pipeline: str, cluster_arns: Any) -> dict[str, Any]:
+    """Deny ``AddTags`` on a cluster that carries another pipeline's tag (an explicit deny
+    wins over any allow). A cluster being created has no tag yet, or this pipeline's."""
+    key = f"elasticmapreduce:ResourceTag/{TAG_PIPELINE}"
+    return {"Action": "elasticmapreduce:AddTags",
+            "Condition": {"Null": {key: "false"}, "StringNotEquals": {key: pipeline}},
+            "Effect": "Deny", "Resource": cluster_arns}
 
 
 def _owned(pipeline: str) -> dict[str, Any]:
