@@ -117,7 +117,7 @@ def test_merged_statements_decide_every_request_the_same(statements: list[dict[s
     merged = merged_statements([dict(s) for s in statements])
     assert len(merged) <= len(statements)
     assert [s for s in merged if "Sid" in s] == [s for s in statements if "Sid" in s]
-    for action, resource in itertools.product(ACTIONS, RESOURCES[:-1] + ["arn:other"]):
+    for action, resource in itertools.product(ACTIONS, [*RESOURCES[:-1], "arn:other"]):
         for holds in ({0}, {0, 1}, {0, 2}, {0, 1, 2}):
             assert _decision(merged, action, resource, holds) == \
                 _decision(statements, action, resource, holds), (action, resource, holds)
