@@ -132,13 +132,16 @@ def test_spark_step_submits_the_uploaded_script_on_the_cluster(
     assert of_type(template, "Custom::CDKBucketDeployment")
 
 
-def test_shell_step_with_a_project_script_runs_it_with_script_runner(
+def test_shell_step_with_a_project_script_runs_the_uploaded_script(
         case_study: dict[str, Path]) -> None:
+    """Run from the artifacts bucket by bash through command-runner, in the step's
+    environment (tests/test_emr_shell_keep_busy.py runs these arguments)."""
     branch = definition(load(case_study, "searches"), "searches")["States"]["Run steps"][
         "Branches"][0]["States"]
     jar = branch["export-searches"]["Parameters"]["Step"]["HadoopJarStep"]
-    assert jar["Jar"].endswith("/libs/script-runner/script-runner.jar")
-    assert jar["Args"][0].endswith("/dpc/searches/export-searches/export_searches.sh")
+    assert jar["Jar"] == "command-runner.jar"
+    assert jar["Args"][:3] == ["env", "DPC_PIPELINE=searches", "bash"]
+    assert jar["Args"][-1].endswith("/dpc/searches/export-searches/export_searches.sh")
 
 
 def test_full_execution_notifications_report_each_step(case_study: dict[str, Path]) -> None:

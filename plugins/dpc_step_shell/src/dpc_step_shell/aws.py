@@ -1,8 +1,9 @@
 """Step Functions states of a ``shell`` step: an EMR step on the compute's cluster.
 
-A command that starts with a project script (``./export.sh args``) uploads the script
-to the artifacts bucket and runs it with EMR's script-runner; any other command runs
-with ``bash -c`` through command-runner. Imported only while a CDK app is built.
+Every command runs with ``bash -c`` through command-runner, in the step's environment and
+with :data:`KEEP_BUSY` before it. A command that starts with a project script
+(``./export.sh args``) uploads the script to the artifacts bucket and runs it from there
+(:data:`RUN_SCRIPT`). Imported only while a CDK app is built.
 """
 
 from __future__ import annotations
@@ -12,8 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from dpc_core.aws_assets import emr_add_step
-from dpc_core.cdk_values import stack_info
 from dpc_core.types import AwsStepContext
+
+#: Runs before the command, in the background: while the command's shell lives, touch the
+#: file EMR (6.4.0+) reads on the primary node to see activity that is not a YARN
+#: application (Management Guide, "Using an auto-termination policy"), so auto-termination
+#: never counts a long shell step as idle. ``$$`` is the step's shell (also after an
+#: ``exec``); the loop holds none of its output, so the step ends with the command.
+KEEP_BUSY = ("while kill -0 $$ 2>/dev/null; do touch /emr/metricscollector/isbusy "
+             "2>/dev/null; sleep 30; done </dev/null >/dev/null 2>&1 &")
+
+#: A project script: copied from the artifacts bucket with the cluster's AWS CLI (the
+#: instance role reads the bucket) and run with the step's arguments and environment.
+RUN_SCRIPT = ('script=$(mktemp) && aws s3 cp --quiet "$0" "$script" && chmod +x "$script" '
+              '&& "$script" "$@"')
 
 
 def _project_script(command: str, project_dir: Path) -> tuple[str, list[str]] | None:
@@ -38,11 +51,9 @@ def shell_states(ctx: AwsStepContext) -> Any:
     env.append(f"DPC_PIPELINE={ctx.pipeline.name}")
     script = _project_script(step.command, Path(ctx.project_dir))
     if script is not None:
-        uri = ctx.upload(script[0], "script")
-        region = stack_info(ctx.scope).region
-        jar = f"s3://{region}.elasticmapreduce/libs/script-runner/script-runner.jar"
-        args = [uri, *script[1]]
+        # The script and its arguments follow the command, as $0 and $@.
+        run, extra = RUN_SCRIPT, [ctx.upload(script[0], "script"), *script[1]]
     else:
-        jar = "command-runner.jar"
-        args = ["env", *env, "bash", "-c", step.command]
-    return emr_add_step(ctx, jar=jar, args=args)
+        run, extra = step.command, []
+    return emr_add_step(ctx, jar="command-runner.jar",
+                        args=["env", *env, "bash", "-c", f"{KEEP_BUSY}\n{run}", *extra])
