@@ -570,6 +570,63 @@ steps:
         ":states:::aws-sdk:s3:putObject")
 
 
+NUMBER_PLUGIN = '''
+"""An outside step whose CDK state holds a number token (a CloudFormation parameter)."""
+from dpc_core import hookimpl
+from dpc_core.types import LocalCommand, StepConfig, StepType
+
+DPC_PLUGIN_API = 1
+
+
+def _aws(ctx):
+    import aws_cdk as cdk
+    from aws_cdk import aws_stepfunctions as sfn
+
+    stack = cdk.Stack.of(ctx.scope)
+    param = stack.node.try_find_child("BatchSize") or cdk.CfnParameter(
+        stack, "BatchSize", type="Number", default=7)
+    size = param.value_as_number
+    if ctx.step.name == "first":
+        return sfn.Pass(ctx.scope, f"{ctx.step.name} size", parameters={"size": size},
+                        result_path="$.size")
+    from dpc_core.types import AslState
+
+    return AslState(f"{ctx.step.name} size", {"Type": "Pass", "Parameters": {"size": size},
+                                              "ResultPath": "$.size"})
+
+
+@hookimpl
+def dpc_step_types():
+    yield StepType(name="acme-size", config=StepConfig, aws_states=_aws,
+                   local=lambda step, ctx: LocalCommand(["true"]))
+'''
+
+
+def test_a_number_token_in_a_cdk_state_is_resolved_at_deploy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CDK hands a number token to Python as a marker float: written as a number it
+    would deploy as -1.88e+289; it must become the parameter's value."""
+    registry = outside_plugin_registry(tmp_path, monkeypatch, NUMBER_PLUGIN,
+                                       module="dpc_acme_sizes")
+    template = synth_one(tmp_path, """
+name: acme
+account: "111111111111"
+steps:
+  - {name: first, type: acme-size}
+  - {name: second, type: acme-size}
+""", registry=registry)
+    (machine,) = of_type(template, "AWS::StepFunctions::StateMachine").values()
+    assert {"Ref": "BatchSize"} in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    from dpc_central.testing import state_machine_definitions
+
+    refs = _Refs(BatchSize="42")
+    (asl,) = state_machine_definitions({"Resources": {"M": machine}}, refs).values()
+    states = asl["States"]["Run steps"]["Branches"][0]["States"]
+    # Rendered by CDK (first) and written as an AslState by the plugin (second).
+    assert states["first size"]["Parameters"] == {"size": 42}
+    assert states["second size"]["Parameters"] == {"size": 42}
+
+
 def test_a_fresh_project_synthesizes_with_default_options(tmp_path: Path) -> None:
     """`dpc create-project` then `dpc synth`: a shell step, no compute, cdk-nag on."""
     from dpc_central.app import pipeline_app
