@@ -205,7 +205,8 @@ class PipelineApp(cdk.App):
     finding nobody acknowledged fails it), as in ``dpc synth``.
 
     ``outdir`` defaults to ``$CDK_OUTDIR`` (set by ``dpc synth --app``/``deploy --app``
-    and by the CDK toolkit), else a temporary directory. ``nag=False`` turns the checks off.
+    and by the CDK toolkit), else a temporary directory. ``nag=False`` turns the checks
+    off (and dpc then records no acknowledgements: only a check reads them).
     """
 
     def __init__(self, *, outdir: str | Path | None = None, nag: bool = True,

@@ -49,3 +49,22 @@ def test_a_step_may_not_outlast_the_run() -> None:
     with pytest.raises(ValidationError, match="shorter than runTimeoutMinutes"):
         EmrCompute.model_validate({"type": "emr", "runTimeoutMinutes": 60,
                                    "stepTimeoutMinutes": 60})
+
+
+@pytest.mark.parametrize("label", ["emr-5.29.0", "emr-6.0.0", "emr-4.9.6"])
+def test_a_release_without_auto_termination_is_refused(label: str) -> None:
+    """Auto-termination ends a cluster its run left behind; EMR has it from 5.30.0 and
+    6.1.0 (Management Guide, "Using an auto-termination policy")."""
+    with pytest.raises(ValidationError, match="has no auto-termination"):
+        EmrCompute.model_validate({"type": "emr", "releaseLabel": label})
+
+
+@pytest.mark.parametrize("label", ["emr-5.30.0", "emr-6.1.0", "emr-6.15.0", "emr-7.3.0"])
+def test_releases_with_auto_termination_are_accepted(label: str) -> None:
+    assert EmrCompute.model_validate({"type": "emr", "releaseLabel": label}).release_label \
+        == label
+
+
+def test_a_release_label_that_is_not_one_says_the_form() -> None:
+    with pytest.raises(ValidationError, match=r"emr-MAJOR\.MINOR\.PATCH"):
+        EmrCompute.model_validate({"type": "emr", "releaseLabel": "7.3"})

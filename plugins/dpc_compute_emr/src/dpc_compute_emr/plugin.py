@@ -41,6 +41,10 @@ class HiveMetastore(BaseModel):
         return value
 
 
+#: An EMR release label: ``emr-7.3.0``.
+_RELEASE = re.compile(r"emr-(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+
+
 class EmrCompute(ComputeConfig):
     """A transient EMR cluster, terminated after the run, after a failure, and by EMR
     itself once idle for ``idleTimeoutMinutes`` (a run that times out or is stopped)."""
@@ -63,6 +67,22 @@ class EmrCompute(ComputeConfig):
     step_timeout_minutes: int = Field(
         default=480, ge=1, alias="stepTimeoutMinutes",
         description="an EMR step that runs longer fails; the cluster is terminated")
+
+    @field_validator("release_label")
+    @classmethod
+    def _with_auto_termination(cls, value: str) -> str:
+        """Auto-termination, dpc's guard against a cluster its run left behind, exists
+        from EMR 5.30.0 and 6.1.0 (Management Guide, "Using an auto-termination policy")."""
+        m = _RELEASE.fullmatch(value)
+        if m is None:
+            raise ValueError(f"{value!r} is not an EMR release label (emr-MAJOR.MINOR.PATCH, "
+                             "e.g. emr-7.3.0)")
+        version = tuple(int(g) for g in m.groups())
+        if version < (5, 30, 0) or (6, 0, 0) <= version < (6, 1, 0):
+            raise ValueError(f"{value} has no auto-termination (EMR 5.30.0+, 6.1.0+ or 7.x), "
+                             "which dpc relies on to end a cluster its run left behind; use "
+                             "emr-7.3.0 or later")
+        return value
 
     @model_validator(mode="before")
     @classmethod
