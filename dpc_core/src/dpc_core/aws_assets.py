@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dpc_core.cdk_values import acknowledge, bucket_name, stack_info
+from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
 from dpc_core.types import AslState, AwsStepContext
 
 
@@ -37,8 +37,6 @@ def emr_add_step(ctx: AwsStepContext, *, jar: str, args: list[str]) -> AslState:
     """``addStep.sync`` of ``jar`` with ``args`` on the compute's cluster, the step failing
     after the compute's ``stepTimeoutMinutes``: what CDK's ``EmrAddStep`` task renders and
     grants, as plain ASL (no jsii round trip)."""
-    from dpc_core.cdk_values import partition
-
     aws = partition()
     info = stack_info(ctx.scope)
     state: dict[str, Any] = {"Type": "Task"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dpc_core.cdk_values import acknowledge, record_checks
+from dpc_core.cdk_values import acknowledge, record_checks, stack_info
 
 Rule = tuple[str, str] | tuple[str, str, Sequence[str]]
 
@@ -67,10 +67,7 @@ def apply_stack_checks(app: Any, *, enabled: bool = True) -> bool:
 
 def region_in_finding(scope: Any) -> str:
     """How cdk-nag prints the stack's region inside a finding (concrete or a pseudo)."""
-    from aws_cdk import Stack, Token
-
-    region = Stack.of(scope).region
-    return "<AWS::Region>" if Token.is_unresolved(region) else region
+    return stack_info(scope).region_in_finding
 
 
 def logical_ref(resource: Any) -> str:

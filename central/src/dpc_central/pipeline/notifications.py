@@ -25,8 +25,8 @@ class PipelineTopic(Construct):
                  central_account: str, context: dict[str, str] | None = None) -> None:
         super().__init__(scope, id)
         in_stack_of(self, scope)
-        # Context the notifier plugins read (e.g. the Slack poster's ARN); set before any
-        # child exists, as CDK requires.
+        # Context the notifier plugins read (e.g. the central account, from which the
+        # Slack plugin names its poster); set before any child exists, as CDK requires.
         node = self.node
         for key, value in (context or {}).items():
             node.set_context(key, value)

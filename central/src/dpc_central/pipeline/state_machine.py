@@ -293,9 +293,6 @@ def merged_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     resources one with the union of the resources. Exact duplicates go (CDK would drop
     them when rendering). Order: where each group first appears."""
 
-    def listed(value: Any) -> list[Any]:
-        return list(value) if isinstance(value, list) else [value]
-
     def one(values: list[Any]) -> Any:
         return values[0] if len(values) == 1 else values
 
@@ -303,18 +300,17 @@ def merged_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         groups: dict[str, dict[str, Any]] = {}
         for st in items:
-            if set(st) - {"Action", "Effect", "Resource", "Condition"} or \
-                    st.get("Effect") != "Allow":
+            if not _plain_allow(st):
                 out.append(st)
                 continue
-            key = json.dumps([sorted(map(str, listed(st[same]))), st.get("Condition")],
+            key = json.dumps([sorted(map(str, _listed(st[same]))), st.get("Condition")],
                              sort_keys=True, default=str)
             group = groups.get(key)
             if group is None:
-                groups[key] = group = {**st, union: listed(st[union])}
+                groups[key] = group = {**st, union: _listed(st[union])}
                 out.append(group)
             else:
-                group[union] = group[union] + [v for v in listed(st[union])
+                group[union] = group[union] + [v for v in _listed(st[union])
                                                if v not in group[union]]
         for group in groups.values():
             group[union] = one(group[union])
@@ -323,16 +319,24 @@ def merged_statements(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return merge(merge(statements, "Resource", "Action"), "Action", "Resource")
 
 
+def _plain_allow(statement: Mapping[str, Any]) -> bool:
+    """An allow of actions on resources, at most with a condition (no ``Sid``,
+    ``NotAction``, ``NotResource`` or ``Principal``)."""
+    return set(statement) <= {"Action", "Effect", "Resource", "Condition"} and \
+        statement.get("Effect") == "Allow"
+
+
+def _listed(value: Any) -> list[Any]:
+    """An IAM element that may be one value or a list, as a list."""
+    return list(value) if isinstance(value, list) else [value]
+
+
 def _grant(machine: sfn.StateMachine, statement: dict[str, Any]) -> None:
     """Add ``statement`` to the state machine role's policy: one round trip where the
     statement is a plain allow (``Grant.add_to_principal``), two otherwise."""
-    if set(statement) <= {"Action", "Effect", "Resource", "Condition"} and \
-            statement.get("Effect") == "Allow":
-        def listed(value: Any) -> list[Any]:
-            return list(value) if isinstance(value, list) else [value]
-
-        iam.Grant.add_to_principal(grantee=machine, actions=listed(statement["Action"]),
-                                   resource_arns=listed(statement["Resource"]),
+    if _plain_allow(statement):
+        iam.Grant.add_to_principal(grantee=machine, actions=_listed(statement["Action"]),
+                                   resource_arns=_listed(statement["Resource"]),
                                    conditions=statement.get("Condition"))
     else:
         machine.add_to_role_policy(iam.PolicyStatement.from_json(statement))

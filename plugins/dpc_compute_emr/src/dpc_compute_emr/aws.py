@@ -314,8 +314,6 @@ def _acknowledge(scope: Any, pipeline: str) -> None:
     from aws_cdk import Acknowledgment
 
     info = stack_info(scope)
-    if not info.checked:
-        return
     region, account = info.region_in_finding, info.account_in_finding
     acknowledge(
         info.stack,
