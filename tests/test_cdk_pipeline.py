@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from dpc_central.testing import Placeholders
+
 CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 
 
@@ -54,16 +56,11 @@ def definition(template: dict[str, Any], name: str) -> dict[str, Any]:
     """The ASL of the state machine called ``name`` (tokens shown as placeholders)."""
     from dpc_central.testing import state_machine_definitions
 
-    refs = _Refs()
+    refs = Placeholders()
     for lid, res in of_type(template, "AWS::StepFunctions::StateMachine").items():
         if res["Properties"].get("StateMachineName") == name:
             return state_machine_definitions({"Resources": {lid: res}}, refs)[lid]
     raise AssertionError(f"no state machine named {name}")
-
-
-class _Refs(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return f"<{key}>"
 
 
 @pytest.mark.parametrize("name", ["listings", "searches", "pipeline-x", "listings-fallback"])
@@ -188,7 +185,7 @@ def test_starter_names_the_run_and_treats_an_existing_run_as_success(
     template = load(case_study, "pipeline-x")
     express = {lid: r for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
                if r["Properties"].get("StateMachineType") == "EXPRESS"}
-    (asl,) = state_machine_definitions({"Resources": express}, _Refs()).values()
+    (asl,) = state_machine_definitions({"Resources": express}, Placeholders()).values()
     start = asl["States"][asl["StartAt"]]
     assert start["Resource"].endswith(":states:::states:startExecution")
     assert start["Parameters"]["Name.$"] == "$.executionName"
@@ -477,19 +474,9 @@ def test_every_case_study_template_passes_cfn_lint(case_study: dict[str, Path]) 
 
 def synth_one(tmp_path: Path, yaml_text: str, files: dict[str, str] | None = None,
               registry: Any = None) -> dict[str, Any]:
-    from dpc_central.app import pipeline_app, pipeline_stack_name
-    from dpc_core.loader import load_pipelines
+    from dpc_central.testing import synth_pipeline_yaml
 
-    project = tmp_path / "project"
-    project.mkdir(parents=True)
-    (project / "pipeline.yaml").write_text(yaml_text)
-    for rel, text in (files or {}).items():
-        (project / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project / rel).write_text(text)
-    (p,) = load_pipelines([project], registry=registry)
-    out = tmp_path / "cdk.out"
-    pipeline_app([p], outdir=out, region="eu-west-1", registry=registry, nag=False).synth()
-    return json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
+    return synth_pipeline_yaml(tmp_path, yaml_text, files, registry)
 
 
 def test_schedule_in_another_time_zone_uses_eventbridge_scheduler(tmp_path: Path) -> None:
@@ -619,7 +606,7 @@ steps:
     assert {"Ref": "BatchSize"} in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     from dpc_central.testing import state_machine_definitions
 
-    refs = _Refs(BatchSize="42")
+    refs = Placeholders(BatchSize="42")
     (asl,) = state_machine_definitions({"Resources": {"M": machine}}, refs).values()
     states = asl["States"]["Run steps"]["Branches"][0]["States"]
     # Rendered by CDK (first) and written as an AslState by the plugin (second).

@@ -40,25 +40,10 @@ def _step_args(tmp: Path, command: str, files: dict[str, str] | None = None) -> 
     ``files`` in its project)."""
     import json
 
-    from dpc_central.app import pipeline_app, pipeline_stack_name
-    from dpc_central.testing import state_machine_definitions
-    from dpc_core.loader import load_pipelines
+    from dpc_central.testing import Placeholders, state_machine_definitions, synth_pipeline_yaml
 
-    project = tmp / "project" / "shelly"
-    project.mkdir(parents=True)
-    (project / "pipeline.yaml").write_text(PIPELINE.format(command=json.dumps(command)))
-    for name, text in (files or {}).items():
-        (project / name).write_text(text)
-    (pipeline,) = load_pipelines([tmp / "project"])
-    out = tmp / "cdk.out"
-    pipeline_app([pipeline], outdir=out, region="eu-west-1", nag=False).synth()
-    template = json.loads((out / f"{pipeline_stack_name(pipeline)}.template.json").read_text())
-
-    class Refs(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            return f"<{key}>"
-
-    (asl,) = state_machine_definitions(template, Refs()).values()
+    template = synth_pipeline_yaml(tmp, PIPELINE.format(command=json.dumps(command)), files)
+    (asl,) = state_machine_definitions(template, Placeholders()).values()
     state = asl["States"]["Run steps"]["Branches"][0]["States"]["work"]
     jar = state["Parameters"]["Step"]["HadoopJarStep"]
     assert jar["Jar"] == "command-runner.jar"
@@ -103,7 +88,7 @@ def test_a_project_script_runs_from_the_bucket_with_its_arguments_and_environmen
     args = _step_args(tmp_path, "./export.sh a 'b c'", {"export.sh": script})
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    source = tmp_path / "project" / "shelly" / "export.sh"
+    source = tmp_path / "project" / "export.sh"
     fake_aws = bin_dir / "aws"
     fake_aws.write_text(f'#!/bin/sh\n[ "$1 $2 $3" = "s3 cp --quiet" ] || exit 9\n'
                         f'case "$4" in s3://*/export.sh) ;; *) exit 8 ;; esac\n'

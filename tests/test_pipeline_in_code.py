@@ -41,16 +41,12 @@ def template(synthesized: tuple[Any, Path]) -> dict[str, Any]:
 
 
 def _asl(template: dict[str, Any]) -> dict[str, Any]:
-    from dpc_central.testing import state_machine_definitions
-
-    class Refs(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            return f"<{key}>"
+    from dpc_central.testing import Placeholders, state_machine_definitions
 
     machines = {lid: r for lid, r in template["Resources"].items()
                 if r["Type"] == "AWS::StepFunctions::StateMachine"
                 and r["Properties"].get("StateMachineName") == "pipeline-x-code"}
-    (asl,) = state_machine_definitions({"Resources": machines}, Refs()).values()
+    (asl,) = state_machine_definitions({"Resources": machines}, Placeholders()).values()
     return asl
 
 

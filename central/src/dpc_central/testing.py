@@ -63,6 +63,34 @@ def resolve(value: Any, refs: Mapping[str, str]) -> Any:
     return value
 
 
+class Placeholders(dict[str, str]):
+    """Refs for :func:`resolve` that show each name as ``<name>`` (a template read without
+    the values it will be deployed with); set a name to give it a value."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+def synth_pipeline_yaml(tmp: Path, yaml_text: str, files: Mapping[str, str] | None = None,
+                        registry: Any = None) -> dict[str, Any]:
+    """The template of the one pipeline ``yaml_text`` describes (a project in ``tmp``
+    with ``files`` beside its ``pipeline.yaml``), synthesized in eu-west-1 without
+    cdk-nag."""
+    from dpc_central.app import pipeline_app, pipeline_stack_name
+    from dpc_core.loader import load_pipelines
+
+    project = tmp / "project"
+    project.mkdir(parents=True)
+    (project / "pipeline.yaml").write_text(yaml_text)
+    for rel, text in (files or {}).items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    (p,) = load_pipelines([project], registry=registry)
+    out = tmp / "cdk.out"
+    pipeline_app([p], outdir=out, region="eu-west-1", registry=registry, nag=False).synth()
+    return json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
+
+
 def state_machine_definitions(template: Mapping[str, Any], refs: Mapping[str, str]) -> dict[
         str, dict[str, Any]]:
     """Logical id → parsed ASL of every state machine of a synthesized template."""
