@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                               "Synthesize/deploy the central-account stack."),
     "setup-user-account": ("dpc_central.cli:setup_user_account",
                            "Synthesize/deploy a team account's stack."),
+    "doctor": ("dpc_central.doctor:doctor",
+               "Preflight an AWS account (read-only): organisation, subnets, quotas, IAM."),
 }
 
 
