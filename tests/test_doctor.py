@@ -325,6 +325,47 @@ def test_after_setup_calls_on_tables_are_simulated_on_the_deployed_names(aws: No
         f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT}:table/{name}/index/by_pipeline", True)
 
 
+def test_as_deployed_each_call_is_simulated_as_its_functions_role(aws: None) -> None:
+    """moto: the central stack with one function (CloudFormation, Lambda, IAM); the
+    simulator is stubbed, and the request it receives is checked."""
+    iam_moto = moto_clients("iam", REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    role = iam_moto.create_role(RoleName="dpc-central-TriggerManagerRole",
+                                AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    queue = f"https://sqs.{REGION}.amazonaws.com/{MOTO_ACCOUNT}/dpc-central-PoisonDlq-1X"
+    template = {"Resources": {"Handler": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Handler": "dpc_central.handlers.trigger_manager.handle", "Runtime": "python3.12",
+        "Role": role, "Code": {"ZipFile": "def handle(e, c): pass"},
+        "Environment": {"Variables": {"DPC_POISON_DLQ_URL": queue}}}}}}
+    s = scope(central_account=MOTO_ACCOUNT)
+    absent, check = doctor.deployed_callers(s, moto_clients)
+    assert (absent, check.status) == ({}, REFUSED) and "after setup" in check.fix
+    moto_clients("cloudformation", REGION).create_stack(
+        StackName="dpc-central", TemplateBody=json.dumps(template))
+    deployed, check = doctor.deployed_callers(s, moto_clients)
+    assert check.status == OK
+    caller = "lambda dpc_central.handlers.trigger_manager"
+    assert deployed[caller].role == role
+    iam, stub = stubbed("iam")
+    dlq = f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT}:dpc-central-PoisonDlq-1X"
+    send = Call(caller, ("sqs:SendMessage",), "env:DPC_POISON_DLQ_URL", {}, "sqs.SendMessage")
+    stub.add_response("simulate_principal_policy",
+                      evaluation("sqs:SendMessage", dlq, "implicitDeny"),
+                      {"PolicySourceArn": role, "ActionNames": ["sqs:SendMessage"],
+                       "ResourceArns": [dlq],
+                       "ContextEntries": doctor.context_entries("sqs:SendMessage", send, s, role)})
+    other = Call("lambda dpc_central.handlers.cluster_reaper",
+                 ("elasticmapreduce:ListClusters",), "*", {}, "x")
+    checks = doctor.check_permissions(s, lambda svc, r: iam, PRINCIPAL, calls=[send, other],
+                                      deployed=deployed)
+    stub.assert_no_pending_responses()
+    [check] = checks  # the team account's reaper is not deployed here: left out
+    assert check.status == REFUSED  # the queue's real ARN: an implicit deny is a refusal
+    assert "redeploy the stack" in check.fix
+
+
 def test_an_unreachable_endpoint_is_unknown_not_a_traceback() -> None:
     """A real connection to a closed local port: botocore's EndpointConnectionError."""
     import socket
@@ -430,6 +471,7 @@ def test_no_credentials_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (["--subnet-id", "sn-1"], "--subnet-id must look like subnet-"),
     (["--role", "admin"], "--role must be an IAM role or user ARN: admin"),
     (["--pipelines", "0"], "--pipelines"),
+    (["--as-deployed", "--role", "arn:aws:iam::123456789012:role/x"], "not both"),
     ([], "give --aws"),
 ])
 def test_bad_options_are_refused_before_any_aws_call(args: list[str], message: str) -> None:

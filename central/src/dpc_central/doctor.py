@@ -9,8 +9,9 @@ It reads, and changes nothing:
 * the quotas dpc draws on (``servicequotas:GetServiceQuota``), against what dpc creates
   for ``--member-account``s and ``--pipelines``;
 * every runtime call of ``aws-calls.yaml`` through IAM's policy simulator
-  (``iam:SimulatePrincipalPolicy``) for ``--role`` (default: the caller), with the
-  condition keys the service puts in that request and no others.
+  (``iam:SimulatePrincipalPolicy``) for ``--role`` (default: the caller), or with
+  ``--as-deployed`` as the role dpc deployed for each call's caller in this account,
+  with the condition keys the service puts in that request and no others.
 
 Each check is ``ok``, ``refused`` (AWS would refuse; the fix says what to change) or
 ``unknown`` (the caller may not read it, or the answer depends on a name CloudFormation
@@ -392,14 +393,33 @@ def runtime_calls(path: Path | None = None) -> list[Call]:
     return out
 
 
-def resource_arn(key: str, scope: Scope) -> tuple[str | None, bool]:
+def _env_arn(value: str, scope: Scope) -> str | None:
+    """The ARN of a deployed function's environment value: a queue URL, an ARN, or a
+    DynamoDB table name."""
+    m = re.match(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com[^/]*/(\d{12})/([^/]+)$", value)
+    if m:
+        return f"arn:aws:sqs:{m.group(1)}:{m.group(2)}:{m.group(3)}"
+    if value.startswith("arn:"):
+        return value
+    if re.match(r"^[A-Za-z0-9_.-]{3,255}$", value):
+        return f"arn:aws:dynamodb:{scope.region}:{scope.account}:table/{value}"
+    return None
+
+
+def resource_arn(key: str, scope: Scope,
+                 env: Mapping[str, str] | None = None) -> tuple[str | None, bool]:
     """(ARN to simulate, exact?) for a resource key of aws-calls.yaml. Not exact: the
     name is chosen by CloudFormation or by the pipeline, so the ARN has a ``*`` where the
     name goes, and only an allow on such a pattern shows in the simulation. None: the
-    call needs no permission."""
+    call needs no permission. ``env``: the deployed function's environment, which names
+    the queues, secrets and tables behind ``env:`` keys."""
     r, c, m = scope.region, scope.central, scope.member
     if key == "none":
         return None, True
+    if env and key.startswith("env:") and key[4:] in env:
+        arn = _env_arn(env[key[4:]], scope)
+        if arn:
+            return arn, True
     if key == "*":
         return "*", True
     fixed = {
@@ -500,6 +520,70 @@ def read_deployed_names(scope: Scope, clients: Clients) -> Check:
                  f"deployed; tables {', '.join(sorted(scope.tables.values())) or 'not named'}")
 
 
+#: The stacks whose Lambda functions are dpc's callers (``app.py``).
+DPC_STACKS = (CENTRAL_STACK, "dpc-user-account")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """A caller of aws-calls.yaml as deployed in this account: its role and environment."""
+
+    role: str
+    env: Mapping[str, str]
+
+
+def deployed_callers(scope: Scope, clients: Clients) -> tuple[dict[str, Deployed], Check]:
+    """After setup: the role and environment of each dpc function of this account's
+    stacks (``cloudformation:ListStackResources``, ``lambda:GetFunctionConfiguration``),
+    keyed by the caller's name in aws-calls.yaml (``lambda <handler module>``), and the
+    fixed-name roles of a team account."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    cfn = clients("cloudformation", scope.region)
+    lam = clients("lambda", scope.region)
+    found: dict[str, Deployed] = {}
+    stacks: list[str] = []
+    try:
+        for stack in DPC_STACKS:
+            try:
+                pages = list(cfn.get_paginator("list_stack_resources").paginate(
+                    StackName=stack))
+            except ClientError as exc:
+                if "does not exist" in _error(exc)[1]:
+                    continue
+                raise
+            stacks.append(stack)
+            for page in pages:
+                for res in page["StackResourceSummaries"]:
+                    if res["ResourceType"] != "AWS::Lambda::Function":
+                        continue
+                    cfg = lam.get_function_configuration(
+                        FunctionName=res["PhysicalResourceId"])
+                    module = str(cfg.get("Handler", "")).rpartition(".")[0]
+                    found[f"lambda {module}"] = Deployed(
+                        role=str(cfg["Role"]),
+                        env=dict((cfg.get("Environment") or {}).get("Variables") or {}))
+            if stack == "dpc-user-account":
+                for caller, name in (("ReconcilerReadRole", RECONCILER_READ_ROLE),
+                                     ("EmrServiceRole", EMR_SERVICE_ROLE),
+                                     ("EmrInstanceRole", EMR_INSTANCE_ROLE)):
+                    found[f"role member:{caller}"] = Deployed(
+                        role=f"arn:aws:iam::{scope.account}:role/{name}", env={})
+    except (ClientError, BotoCoreError) as exc:
+        code, msg = _error(exc)
+        return found, Check("deployment", "deployed roles", UNKNOWN, f"{code}: {msg}",
+                            "run with credentials allowed cloudformation:ListStackResources "
+                            "and lambda:GetFunctionConfiguration")
+    if not stacks:
+        return found, Check("deployment", "deployed roles", REFUSED,
+                            f"no dpc stack ({', '.join(DPC_STACKS)}) in account "
+                            f"{scope.account}, {scope.region}",
+                            "run --as-deployed after setup, in the account and Region of "
+                            "the stacks")
+    return found, Check("deployment", "deployed roles", OK,
+                        f"{len(found)} callers in {', '.join(stacks)}")
+
+
 class _Stop(Exception):
     def __init__(self, check: Check) -> None:
         super().__init__(check.detail)
@@ -530,16 +614,24 @@ def _simulate(iam: Any, principal: str, action: str, arn: str,
 
 def check_permissions(scope: Scope, clients: Clients, principal: str,
                       caller_filter: str | None = None,
-                      calls: Sequence[Call] | None = None) -> list[Check]:
-    """Each runtime call through the policy simulator, as ``principal``: the identity side
-    of the decision (resource policies are asserted on the templates by
-    tests/test_permission_paths.py). Deliveries made by a service principal are decided
-    by the resource's policy alone, which the simulator does not take: ``unknown``."""
+                      calls: Sequence[Call] | None = None,
+                      deployed: Mapping[str, Deployed] | None = None) -> list[Check]:
+    """Each runtime call through the policy simulator, as ``principal`` or, with
+    ``deployed``, as the role dpc deployed for the call's caller (calls of callers not
+    deployed in this account are left out): the identity side of the decision (resource
+    policies are asserted on the templates by tests/test_permission_paths.py).
+    Deliveries made by a service principal are decided by the resource's policy alone,
+    which the simulator does not take: ``unknown``."""
     iam = clients("iam", scope.region)
     checks: list[Check] = []
     cache: dict[tuple[str, str, str], dict[str, Any]] = {}
     chosen = [c for c in (calls if calls is not None else runtime_calls())
-              if not caller_filter or caller_filter in c.caller]
+              if (not caller_filter or caller_filter in c.caller)
+              and (deployed is None or c.caller in deployed)]
+    if not chosen and deployed is not None:
+        return [Check("permission", "calls", UNKNOWN,
+                      "no caller of aws-calls.yaml is deployed in this account",
+                      "run in the central account or a team account after setup")]
     if not chosen:
         return [Check("permission", f"--caller {caller_filter}", REFUSED,
                       "no call of aws-calls.yaml is made by that caller",
@@ -556,20 +648,22 @@ def check_permissions(scope: Scope, clients: Clients, principal: str,
                     "the simulator takes IAM principals only; dpc's templates grant it "
                     "(tests/test_permission_paths.py)"))
                 continue
-            arn, exact = resource_arn(call.resource, scope)
+            mine = deployed.get(call.caller) if deployed is not None else None
+            who = mine.role if mine else principal
+            arn, exact = resource_arn(call.resource, scope, mine.env if mine else None)
             if arn is None or not call.actions:
                 checks.append(Check("permission", name, OK, "needs no permission"))
                 continue
             refused, unsure, notes = [], [], []
             for action in call.actions:
-                ctx = context_entries(action, call, scope, principal)
+                ctx = context_entries(action, call, scope, who)
                 key = (action, arn, json.dumps(ctx, sort_keys=True))
                 if key not in cache:
                     if len(cache) >= MAX_SIMULATIONS:
-                        raise _Stop(Check("principal", principal, UNKNOWN,
+                        raise _Stop(Check("principal", who, UNKNOWN,
                                           f"stopped after {MAX_SIMULATIONS} simulations",
                                           "narrow the run with --caller"))
-                    cache[key] = _simulate(iam, principal, action, arn, ctx)
+                    cache[key] = _simulate(iam, who, action, arn, ctx)
                 ev = cache[key]
                 decision = ev.get("EvalDecision")
                 missing = ev.get("MissingContextValues") or []
@@ -581,15 +675,17 @@ def check_permissions(scope: Scope, clients: Clients, principal: str,
                     refused.append(f"{action} ({decision})")
                 else:
                     unsure.append(f"{action} ({decision})")
-            detail = f"{', '.join(call.actions)} on {arn}"
+            detail = f"{', '.join(call.actions)} on {arn}" + (f" as {who}" if mine else "")
             if notes:
                 detail += "; " + "; ".join(notes)
             if refused:
                 checks.append(Check(
                     "permission", name, REFUSED, f"{detail}: {', '.join(refused)}",
                     f"allow {', '.join(a.split()[0] for a in refused)} on {arn} in the "
-                    f"policies of {principal} (dpc's stacks grant it to {call.caller}; "
-                    "rerun with --role set to that role's ARN)"))
+                    f"policies of {who}" + (
+                        " (redeploy the stack: its template grants it)" if mine else
+                        f" (dpc's stacks grant it to {call.caller}; rerun with "
+                        "--as-deployed after setup)")))
             elif unsure:
                 checks.append(Check(
                     "permission", name, UNKNOWN, f"{detail}: {', '.join(unsure)}",
@@ -608,13 +704,19 @@ def check_permissions(scope: Scope, clients: Clients, principal: str,
 
 
 def run(scope: Scope, clients: Clients, principal: str,
-        caller_filter: str | None = None) -> list[Check]:
+        caller_filter: str | None = None, as_deployed: bool = False) -> list[Check]:
     """Every check, in the order a platform team fixes them."""
     checks = check_organisation(scope, clients)
     checks += check_subnets(scope, clients)
     checks += check_quotas(scope, clients)
     checks.append(read_deployed_names(scope, clients))
-    checks += check_permissions(scope, clients, principal, caller_filter)
+    deployed = None
+    if as_deployed:
+        deployed, found = deployed_callers(scope, clients)
+        checks.append(found)
+        if found.status != OK:
+            return checks
+    checks += check_permissions(scope, clients, principal, caller_filter, deployed=deployed)
     return checks
 
 
@@ -658,13 +760,17 @@ def _accounts(values: Sequence[str], flag: str) -> None:
               help="pipelines this team account will hold (for the quotas)")
 @click.option("--role", default=None,
               help="IAM role or user ARN whose policies are simulated (default: the caller)")
+@click.option("--as-deployed", is_flag=True,
+              help="after setup: simulate each call as the role dpc deployed for its "
+                   "caller in this account (instead of --role)")
 @click.option("--caller", "caller_filter", default=None,
               help="only the calls of this aws-calls.yaml caller, e.g. trigger_manager")
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "json"]))
 def doctor(aws: bool, region: str | None, central_account: str | None, org_id: str | None,
            members: tuple[str, ...], subnets: tuple[str, ...], pipelines: int,
-           role: str | None, caller_filter: str | None, fmt: str) -> None:
+           role: str | None, as_deployed: bool, caller_filter: str | None,
+           fmt: str) -> None:
     """Preflight (read-only): organisation, EMR subnets, quotas and every runtime call
     through IAM's policy simulator, each ok / refused / unknown with the fix.
 
@@ -681,6 +787,8 @@ def doctor(aws: bool, region: str | None, central_account: str | None, org_id: s
     bad = [s for s in subnets if not SUBNET_RE.match(s)]
     if bad:
         raise click.UsageError(f"--subnet-id must look like subnet-0abc...: {', '.join(bad)}")
+    if role and as_deployed:
+        raise click.UsageError("give --role or --as-deployed, not both")
     if role and not PRINCIPAL_RE.match(role):
         raise click.UsageError(f"--role must be an IAM role or user ARN: {role}")
     from dpc_core.aws_session import resolve_region
@@ -693,8 +801,9 @@ def doctor(aws: bool, region: str | None, central_account: str | None, org_id: s
     scope = Scope(region=reg, account=ident["account"], central_account=central_account,
                   org_id=org_id, members=tuple(dict.fromkeys(members)),
                   subnets=tuple(dict.fromkeys(subnets)), pipelines=pipelines)
-    checks = run(scope, _boto3_clients, principal, caller_filter)
-    header = {"account": scope.account, "region": reg, "principal": principal,
+    checks = run(scope, _boto3_clients, principal, caller_filter, as_deployed)
+    header = {"account": scope.account, "region": reg,
+              "principal": "as deployed" if as_deployed else principal,
               "role": "central" if scope.is_central else "team"}
     click.echo(report(checks, fmt, header))
     if any(c.status == REFUSED for c in checks):
