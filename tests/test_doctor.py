@@ -338,7 +338,8 @@ def test_as_deployed_each_call_is_simulated_as_its_functions_role(aws: None) -> 
     template = {"Resources": {"Handler": {"Type": "AWS::Lambda::Function", "Properties": {
         "Handler": "dpc_central.handlers.trigger_manager.handle", "Runtime": "python3.12",
         "Role": role, "Code": {"ZipFile": "def handle(e, c): pass"},
-        "Environment": {"Variables": {"DPC_POISON_DLQ_URL": queue}}}}}}
+        "Environment": {"Variables": {"DPC_POISON_DLQ_URL": queue,
+                                      "DPC_TABLE_RUNS": "dpc-central-Runs-9Z"}}}}}}
     s = scope(central_account=MOTO_ACCOUNT)
     absent, check = doctor.deployed_callers(s, moto_clients)
     assert (absent, check.status) == ({}, REFUSED) and "after setup" in check.fix
@@ -348,6 +349,9 @@ def test_as_deployed_each_call_is_simulated_as_its_functions_role(aws: None) -> 
     assert check.status == OK
     caller = "lambda dpc_central.handlers.trigger_manager"
     assert deployed[caller].role == role
+    assert doctor.resource_arn("table:runs/index/by_pipeline", s, deployed[caller].env) == (
+        f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT}:table/dpc-central-Runs-9Z/index/by_pipeline",
+        True)
     iam, stub = stubbed("iam")
     dlq = f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT}:dpc-central-PoisonDlq-1X"
     send = Call(caller, ("sqs:SendMessage",), "env:DPC_POISON_DLQ_URL", {}, "sqs.SendMessage")

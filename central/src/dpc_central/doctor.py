@@ -435,6 +435,10 @@ def resource_arn(key: str, scope: Scope,
         return f"arn:aws:events:{r}:{m}:rule/{key.split('/', 1)[1]}", True
     if key.startswith("table:"):
         which, _, index = key[len("table:"):].partition("/")
+        named = (env or {}).get(f"DPC_TABLE_{which.upper()}")
+        if named:
+            return (f"arn:aws:dynamodb:{r}:{scope.account}:table/{named}"
+                    + (f"/{index}" if index else "")), True
         if which in scope.tables:
             return (f"arn:aws:dynamodb:{r}:{c}:table/{scope.tables[which]}"
                     + (f"/{index}" if index else "")), True
