@@ -22,8 +22,9 @@ steps):
 
 Not covered (README, "secrets"): root (and ``CAP_SYS_PTRACE``) reads any process's
 memory, where the values must be to be used; a process that started ``dpc`` with the
-secret in *its* environment (a wrapper shell started as ``env TOKEN=... sh``, a
-container's entry shell) shows it in its own ``/proc/PID/environ`` to the same user.
+secret in *its* environment (``TOKEN=... uv run dpc``: uv is the parent; a wrapper
+shell started as ``env TOKEN=... sh``; a container's entry shell) shows it in its own
+``/proc/PID/environ`` to the same user.
 Steps under another user (or in a container) are the way to keep a step from both.
 """
 
