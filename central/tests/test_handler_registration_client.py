@@ -327,3 +327,25 @@ def test_deleting_the_user_account_stack_removes_the_account_record(
     assert api.requests[-1]["method"] == "DELETE"
     assert registration.handle(account_event("GET", C, C), None)["statusCode"] == 404
     registration_client.handle(_account_request("Delete"), _Context(C))  # already gone
+
+
+def test_a_secret_address_never_leaves_the_member_account(api: FakeApiGateway) -> None:
+    """The resource's properties (in the stack's template) and the request to the central
+    API carry the address's public form only; the topic's subscription in the member
+    account is what holds the whole address."""
+    from dpc_core.model import Notifications
+
+    hook = "https://hooks.slack.com/services/T0001/B0002/qz31-secret-Kw"
+    pipeline = _pipeline("pipeline-x")
+    pipeline = pipeline.model_copy(update={"notifications": Notifications.model_validate(
+        {"type": "FAILURES_ONLY", "targets": [
+            {"channel": "WEBHOOK", "addresses": [hook]},
+            {"channel": "SLACK", "addresses": ["data-alerts"]}]})})
+    props = registration_client.resource_properties(
+        pipeline, f"arn:aws:sns:{REGION}:{C}:dpc-pipeline-x")
+    assert "qz31-secret-Kw" not in json.dumps(props)
+    registration_client.handle(_request("Create", props))
+    assert "qz31-secret-Kw" not in json.dumps(api.requests)
+    targets = _registered(C, "pipeline-x").info["notifications"]["targets"]
+    assert targets[0]["addresses"][0].startswith("https://hooks.slack.com/...(redacted")
+    assert targets[1]["addresses"] == ["data-alerts"]

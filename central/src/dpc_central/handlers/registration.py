@@ -22,9 +22,16 @@ Routes:
 * ``DELETE /pipelines/{account}/{name}``: unregister (the caller's own pipelines only);
   404 when it was not registered.
 * ``GET /pipelines`` and ``GET /pipelines/{account}/{name}``: read the registry (any
-  member account: lineage crosses accounts). Notification addresses that carry
-  credentials (``?apiKey=...``, ``?token=...``, URL passwords) are shown redacted
-  (:mod:`dpc_core.address_secrets`), here and in every answer.
+  member account: lineage crosses accounts).
+
+Notification addresses: the registry never holds one that could carry a secret. A PUT
+stores each address that is not plain (a name, an email address, a bare host URL) as its
+display form, ``https://host/...(redacted, sha256:1a2b3c4d)``
+(:func:`dpc_core.address_secrets.public_address`), so no answer, registry item or log
+line has any of it. Nothing in the central account needs more: the pipeline's SNS
+subscriptions (OpsGenie's URL, email) are made by its stack in its own account, and the
+Slack poster reads channel names, which are plain. Answers are passed through the same
+function, for entries an older version stored whole.
 * ``PUT|DELETE|GET /accounts/{account}``: the account's own user-account stack
   (``Custom::DpcAccount``, served by its registration provider) records that it has run
   ``dpc setup-user-account`` — its pipeline bus exists and admits this account's
@@ -163,7 +170,8 @@ def _route(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _public(spec: Any) -> dict[str, Any]:
-    """A registry entry as any caller may see it: credential-carrying addresses redacted."""
+    """A registry entry as any caller may see it: every address public (also of an entry
+    stored before the registry kept only public addresses)."""
     from dpc_core.address_secrets import public_spec
 
     result: dict[str, Any] = json.loads(public_spec(spec).to_json())
@@ -346,6 +354,7 @@ def parse_spec(account: str, name: str, data: Mapping[str, Any]) -> Any:
 def _parse_spec(account: str, name: str, data: Mapping[str, Any]) -> Any:
     from pydantic import ValidationError
 
+    from dpc_core.address_secrets import public_notifications
     from dpc_core.model import Notifications, Trigger, iter_refs
     from dpc_core.store import PipelineSpec, pkey
 
@@ -390,7 +399,9 @@ def _parse_spec(account: str, name: str, data: Mapping[str, Any]) -> Any:
     if trigger.executions is not None:
         for ref in iter_refs(trigger.executions):
             parents[pkey(ref.account or account, ref.name)] = None
-    info = {**info_in, "notifications": notifications.model_dump(mode="json")}
+    # Only what every member may read: the full address stays in the member account.
+    info = {**info_in,
+            "notifications": public_notifications(notifications.model_dump(mode="json"))}
     if topic:
         info["topicArn"] = topic
     return PipelineSpec(account=account, name=name, condition=cond, window=trigger.window,

@@ -111,13 +111,18 @@ def _account(kind: str, context: Any) -> dict[str, Any]:
 def resource_properties(pipeline: Any, topic_arn: str) -> dict[str, str]:
     """The properties of a pipeline's ``Custom::DpcRegistration`` resource (what the
     pipeline stack synthesizes and :func:`registration_body` reads back)."""
+    from dpc_core.address_secrets import public_address
     from dpc_core.engine import spec_of
 
+    # Addresses as every member account may read them (the registry keeps nothing else):
+    # a secret-carrying one stays in this account, in the topic's subscription. Its
+    # fingerprint changes with it, so changing it still updates the registration.
     return {
         "Pipeline": pipeline.name,
         "Spec": spec_of(pipeline).to_json(),
         "NotificationType": pipeline.notifications.type.value,
-        "AlertChannels": json.dumps([{"channel": t.channel, "addresses": list(t.addresses)}
+        "AlertChannels": json.dumps([{"channel": t.channel,
+                                      "addresses": [public_address(a) for a in t.addresses]}
                                      for t in pipeline.notifications.targets]),
         "TopicArn": topic_arn,
     }

@@ -58,7 +58,17 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     import signal
     from types import FrameType
 
+    from dpc_core.local import secret_handoff
     from dpc_core.local.runtime import Runtime
+    from dpc_core.notify import declared_secret_names
+    from dpc_core.plugins import get_registry
+
+    # No notifier secret in this process's environment, which steps could read through
+    # /proc/$PPID/environ: when one is set, this re-executes the process without it
+    # (the values come through a pipe), and it cannot be read or traced by another
+    # process of the user (see local/secret_handoff.py).
+    env = secret_handoff.runtime_env(declared_secret_names(get_registry()))
+    secret_handoff.forbid_inspection()
 
     # `kill -USR1 PID` prints every thread's stack: how to see what a stuck runtime does.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -79,7 +89,7 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
-                 out=lambda s: click.echo(s))
+                 out=lambda s: click.echo(s), env=env)
     rt.open()
     try:
         rt.start()

@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> Any:
     from dpc_core.errors import DpcError, ValidationFailed
 
     try:
+        if argv is None:  # this process's own command line: `dpc local up` may re-execute it
+            from dpc_core.local import secret_handoff
+
+            secret_handoff.allow_reexec()
+            secret_handoff.receive()  # first thing: secrets handed over by a re-execution
         return cli.main(args=argv, prog_name="dpc", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

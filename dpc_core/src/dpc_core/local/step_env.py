@@ -14,9 +14,9 @@ message about the run. Now a step gets only:
 - the values the plugin sets (``LocalCommand.env``: a shell step's ``env:``),
 
 and never a variable a notifier plugin declares secret (``NotifierType.secret_env``), even
-when asked for. Whatever a step still prints (it could read the runtime's environment
-through ``/proc``) is redacted line by line before it reaches the step log, from which the
-run's error is taken.
+when asked for. Nor does the runtime's own environment, as ``/proc/$PPID/environ`` shows it,
+hold them (``local/secret_handoff.py``). Whatever a step still prints is redacted line by
+line before it reaches the step log, from which the run's error is taken.
 """
 
 from __future__ import annotations
