@@ -111,6 +111,11 @@ def test_an_edit_takes_effect_and_an_invalid_edit_keeps_the_last_good_definition
         project.write_text(project.read_text() + "bogus: 1\n")
         wait_for(lambda: f"{project}:5:1: bogus: unknown field" in up.text(),
                  "the invalid edit reported")
+        # A tag that does not fit its value (a KeyError inside PyYAML): FILE:LINE:COL too.
+        project.write_text(project.read_text().replace("bogus: 1\n",
+                                                       "description: !!bool maybe\n"))
+        wait_for(lambda: f"{project}:5:14: invalid YAML: cannot read 'maybe' as !!bool"
+                 in up.text(), "the badly tagged edit reported")
         dpc("local", "start", "listings", "--date", "2026-11-27", "-w", ws)
         wait_for(lambda: len([r for r in runs_of(ws, "listings")
                               if r["status"] == "SUCCEEDED"]) == 2, "listings ran again")
