@@ -24,13 +24,11 @@ REGION = click.option("--region", default=None, help="With --aws: the region.")
 def _date(value: str | None) -> str:
     if value is None:
         return dt.date.today().isoformat()
-    try:
-        if len(value) == 13:
-            dt.datetime.strptime(value, "%Y-%m-%dT%H")
-        else:
-            dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)") from None
+    from dpc_core.events import is_logical_date
+
+    # Exactly these two forms (date.fromisoformat also takes 2026-W48-4 or 20261126).
+    if len(value) not in (10, 13) or not is_logical_date(value):
+        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)")
     return value
 
 
