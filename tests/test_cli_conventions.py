@@ -162,3 +162,32 @@ def test_logs_follow_of_a_finished_run_prints_it_and_returns(ws: Path) -> None:
     out = dpc("local", "logs", run_id, "--follow", "-w", ws, timeout=30).stdout
     assert out.splitlines()[0].startswith(f"# listings@{A} {run_id}")
     assert out.splitlines()[-1] == "# SUCCEEDED"
+
+
+@pytest.mark.parametrize("args", [
+    ("local", "runs"), ("local", "up", "--until-idle"), ("local", "start", "listings"),
+    ("validate",), ("backfill", "listings", "--from", DAY, "--to", DAY), ("lineage",),
+    ("local", "inject", "--events", "/dev/null"), ("status", "--date", DAY),
+], ids=" ".join)
+def test_a_workspace_that_does_not_exist_is_refused_not_created(
+        tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`-w /typo` started an empty workspace of its own (and its state.db)."""
+    typo = tmp_path / "typo"
+    proc = dpc(*args, "-w", typo, check=False)
+    assert proc.returncode == 2
+    assert f"Directory '{typo}' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not typo.exists()
+
+
+@pytest.mark.parametrize("day", ["2026-W48-4", "20261126", "2026-330", "2026-11-26T03:00",
+                                 "２０２６-11-26"])
+def test_dates_are_written_yyyy_mm_dd_only(ws: Path, day: str) -> None:
+    """date.fromisoformat takes ISO week dates and basic forms; every message says
+    YYYY-MM-DD, so only that is taken."""
+    for args in (("local", "status", "--date", day), ("lineage", "--date", day),
+                 ("backfill", "listings", "--from", day, "--to", DAY)):
+        proc = dpc(*args, "-w", ws, check=False)
+        assert proc.returncode == 2, (args, proc.stdout)
+        assert "YYYY-MM-DD" in proc.stderr and repr(day) in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpc_core.deadlines import DeadlineError, deadline_at, parse_deadline
+from dpc_core.deadlines import DeadlineError, deadline_at, parse_deadline, window_start
 from dpc_core.engine import Engine, compile_condition, evaluate
 from dpc_core.errors import ValidationFailed
 from dpc_core.events import make_status_event
@@ -299,6 +299,75 @@ def test_an_offset_counts_from_the_window_start_even_in_a_repeated_hour() -> Non
     second = deadline_at("+30m", "2026-11-01T01-05:00", "America/New_York", "hourly")
     assert (second - first).total_seconds() == 3600
     assert first == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+
+
+def test_lord_howes_second_half_hour_window_starts_when_clocks_go_back() -> None:
+    """Lord Howe goes back from +11:00 to +10:30 at 02:00: the hour 01 at +10:30 is only
+    its repeated half, 01:30-02:00, from 15:00Z (it was placed at 14:00Z)."""
+    assert window_start("2026-04-05T01+10:30", "Australia/Lord_Howe") == \
+        datetime(2026, 4, 4, 15, 0, tzinfo=UTC)
+    assert window_start("2026-04-05T01+11:00", "Australia/Lord_Howe") == \
+        datetime(2026, 4, 4, 14, 0, tzinfo=UTC)
+
+
+#: Zones with half-hour and 45-minute offsets and DST, midnight transitions, a skipped day.
+ZONES = ["Australia/Lord_Howe", "America/New_York", "Europe/Madrid", "America/St_Johns",
+         "Asia/Kolkata", "Pacific/Chatham", "America/Sao_Paulo", "Asia/Tehran",
+         "Australia/Adelaide", "Africa/Casablanca", "Pacific/Apia", "America/Havana",
+         "Asia/Beirut", "UTC"]
+
+
+def _transitions(tz: str, first: int, last: int) -> list[int]:
+    """UTC seconds (on the quarter hour) where ``tz``'s offset changes, years first..last."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    t = int(datetime(first, 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(last + 1, 1, 1, tzinfo=UTC).timestamp())
+    found = []
+    prev = datetime.fromtimestamp(t, zone).utcoffset()
+    while t < end:
+        t += 3600
+        off = datetime.fromtimestamp(t, zone).utcoffset()
+        if off != prev:
+            lo = t - 3600
+            while datetime.fromtimestamp(lo, zone).utcoffset() == prev:
+                lo += 900
+            found.append(lo)
+            prev = off
+    return found
+
+
+def _check_window_start(seconds: int, tz: str, kind: str) -> None:
+    from dpc_core.engine import window_of
+
+    ms = seconds * 1000
+    name = window_of(ms, None, kind, tz)
+    start = int(window_start(name, tz).timestamp() * 1000)
+    assert start <= ms, (name, tz)
+    assert window_of(start, None, kind, tz) == name, (name, tz)
+    assert window_of(start - 1000, None, kind, tz) != name, (name, tz)
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_a_window_starts_at_its_first_instant_around_every_transition(tz: str) -> None:
+    """Every instant on the quarter hour within 3 hours of each offset change of 2012-2030
+    (and a day around for daily windows): its window starts at or before it, and that
+    start is the window's first second. (From 2012: St. John's changed clocks at 00:01
+    until 2011, off the quarter hours the engine's window cache relies on.)"""
+    for t in _transitions(tz, 2012, 2030):
+        for q in range(-12, 13):
+            _check_window_start(t + q * 900, tz, "hourly")
+        for q in range(-26, 27, 2):
+            _check_window_start(t + q * 1800, tz, "daily")
+
+
+@settings(max_examples=300, deadline=None)
+@given(seconds=st.integers(int(datetime(2012, 1, 1, tzinfo=UTC).timestamp()),
+                           int(datetime(2037, 12, 31, tzinfo=UTC).timestamp())),
+       tz=st.sampled_from(ZONES), kind=st.sampled_from(["daily", "hourly"]))
+def test_a_window_starts_at_its_first_instant(seconds: int, tz: str, kind: str) -> None:
+    _check_window_start(seconds, tz, kind)
 
 
 def test_a_window_is_late_only_past_its_deadline_and_without_success() -> None:

@@ -9,7 +9,10 @@ a type (`1` vs `True` vs `"1"`), or a position an error message would then point
 
 from __future__ import annotations
 
+import os
 import random
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +37,19 @@ def _typed(value: Any) -> Any:
 
 
 def _same_or_refused(text: str) -> str:
-    """'fast' when the fast path accepted ``text`` (and agreed), else 'fallback'."""
+    """'fast' when the fast path accepted ``text`` (and agreed), else 'fallback' (and the
+    limited loader, which then reads it, either reads it or refuses it with a YAML
+    error: never another exception)."""
     try:
         fast = loader._fast_parse(text)
     except Exception:
+        try:
+            loader._limited_parse(text)
+        except (yaml.YAMLError, loader._DuplicateKey):
+            pass
+        except Exception as exc:  # a traceback for the user
+            pytest.fail(f"the limited loader raised {type(exc).__name__}: {exc}:\n"
+                        f"{text[:400]!r}")
         return "fallback"
     try:
         slow = loader._limited_parse(text)
@@ -78,3 +90,74 @@ def test_fast_path_agrees_on_mutated_files() -> None:
 def test_unusual_files_take_the_limited_loader(text: str) -> None:
     with pytest.raises(Exception):  # noqa: B017 - any refusal means: fall back
         loader._fast_parse(text)
+
+
+# -- explicit tags: generated documents ---------------------------------------------------
+
+#: Tags a user can write, and values for them: good ones, wrong ones, none at all.
+_TAGS = ["!!map", "!!set", "!!seq", "!!omap", "!!pairs", "!!str", "!!int", "!!float",
+         "!!bool", "!!null", "!!timestamp", "!!binary", "!", "!<!>", "!local", ""]
+_VALUES = ["", "every-day-at-3", "maybe", "true", "no", "42", "0x1f", "0xfz", "1.5", ".nan",
+           "12:30", "1:02:03", "2026-11-26", "2026-02-30", "2026-11-26T06:00:00Z", "~",
+           "'quoted'", '"06:00"', "aGVsbG8=", "[a, b]", "{a: 1}", "[]", "{}"]
+_VALUE_LINE = re.compile(r"^( *(?:- )?[A-Za-z][\w-]*:)[ ]*(.*)$|^( *- )(\S.*)$")
+TAG_DOCS = int(os.environ.get("DPC_FAST_TAG_DOCS", "4000"))
+
+
+def _tagged(text: str, r: random.Random) -> str:
+    """``text`` with one to three values (or list items) replaced by a tagged value,
+    sometimes with the tag alone (`k: !!int`, `k: !`), sometimes inside a flow list."""
+    lines = text.split("\n")
+    spots = [i for i, ln in enumerate(lines) if _VALUE_LINE.match(ln)]
+    for _ in range(r.randint(1, 3)):
+        i = r.choice(spots)
+        m = _VALUE_LINE.match(lines[i])
+        if m is None:  # a line tagged already, on its key
+            continue
+        head = m[1] or m[3]
+        tag, value = r.choice(_TAGS), r.choice(_VALUES)
+        tagged = f"{tag} {value}".strip()
+        kind = r.random()
+        if kind < 0.15:
+            tagged = f"[{tagged}, x]"
+        elif kind < 0.25:
+            tagged = f"{{k: {tagged}}}"
+        elif kind < 0.35 and m[1]:  # the tag on a mapping key
+            head = f"{tag} {head.strip().lstrip('- ')}"
+            head = lines[i][:len(lines[i]) - len(lines[i].lstrip())] + head
+            tagged = m[2]
+        lines[i] = f"{head} {tagged}".rstrip()
+    return "\n".join(lines)
+
+
+def test_fast_path_agrees_on_generated_tags() -> None:
+    """Collection tags on scalars (read as an empty collection), scalar tags with values
+    they do not take (a KeyError from PyYAML), the bare `!` ('' on one path, None on the
+    other): every generated document is read alike or refused with a YAML error."""
+    r = random.Random(int(os.environ.get("DPC_FUZZ_SEED", "20261208")))
+    originals = [p.read_text() for p in SEEDS]
+    used: Counter[str] = Counter()
+    for _ in range(TAG_DOCS):
+        used[_same_or_refused(_tagged(r.choice(originals), r))] += 1
+    print(f"\n{TAG_DOCS} tagged documents: {dict(used)}")
+    assert used["fast"] > TAG_DOCS // 10 and used["fallback"] > TAG_DOCS // 10
+
+
+@pytest.mark.parametrize("text", [
+    "trigger: !!map every-day-at-3\n", "trigger: !!set x\n", "trigger: !!seq x\n",
+    "trigger: !!omap x\n", "trigger: !!pairs x\n", "notifications: !!map FULL\n",
+    "d: !!bool maybe\n", "d: !!bool\n", "d: !!int\n", "d: !!float\n", "d: !!timestamp\n",
+    "d: !!timestamp soon\n",
+])
+def test_a_tag_that_does_not_fit_its_value_is_a_yaml_error_at_the_value(text: str) -> None:
+    with pytest.raises(yaml.YAMLError) as info:
+        loader.parse_yaml(text)
+    mark = info.value.problem_mark  # type: ignore[attr-defined]
+    assert (mark.line, mark.column) == (0, text.index("!"))
+    assert "!!" in str(info.value.problem)  # type: ignore[attr-defined]
+
+
+def test_a_bare_tag_reads_the_same_on_both_paths() -> None:
+    for text in ("k: !\nj: 1\n", "k: !\n", "? !\n: 1\n"):
+        assert _typed(loader.parse_yaml(text)[0]) == _typed(loader._limited_parse(text)[0])
+    assert loader.parse_yaml("k: !\n")[0] == {"k": None}

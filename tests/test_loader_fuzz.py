@@ -68,6 +68,9 @@ _CONSTRUCTS: list[Callable[[random.Random], str]] = [
     lambda r: "!!timestamp 2026-02-30\n",
     lambda r: "2026-02-30",
     lambda r: "!!int 0x" + "f" * r.choice([10, 5_000]),
+    lambda r: r.choice(["!!map", "!!set", "!!seq", "!!omap", "!!pairs"]) + " every-day ",
+    lambda r: r.choice(["!!bool", "!!int", "!!float", "!!timestamp", "!!null", "!"]) + " "
+              + r.choice(["", "maybe", "x", "12:30", "\n"]),
     lambda r: "1" * r.choice([20, 5_000]),
     lambda r: "---\n",
     lambda r: "...\n",

@@ -6,6 +6,9 @@ too large to keep in the repository, or check a time bound.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,8 +68,8 @@ def test_a_nine_level_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
      "nested more than 100 levels deep"),
     ("x: " + "y" * (MAX_STRING + 1) + "\n", "1:4", "a value of 10,001 characters"),
     ("a: 1\nb: \x1b[0m\n", "2:4", "control character U+001B is not allowed"),
-    ("a: !!int 0xfz\n", "1:4", "cannot read '0xfz' as a int"),
-    ("? !!timestamp 2026-02-30\n: x\n", "1:3", "cannot read '2026-02-30' as a timestamp"),
+    ("a: !!int 0xfz\n", "1:4", "cannot read '0xfz' as !!int"),
+    ("? !!timestamp 2026-02-30\n: x\n", "1:3", "cannot read '2026-02-30' as !!timestamp"),
 ])
 def test_hostile_yaml_is_a_yaml_error_at_its_position(text: str, where: str, what: str) -> None:
     import yaml
@@ -76,3 +79,20 @@ def test_hostile_yaml_is_a_yaml_error_at_its_position(text: str, where: str, wha
     mark = info.value.problem_mark  # type: ignore[attr-defined]
     assert f"{mark.line + 1}:{mark.column + 1}" == where
     assert what in str(info.value)
+
+
+def test_a_fifo_or_a_device_named_pipeline_yaml_is_refused_without_blocking(
+        tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: `dpc validate` hung on one."""
+    project = tmp_path / "project"
+    project.mkdir()
+    os.mkfifo(project / "pipeline.yaml")
+    dpc = str(Path(sys.executable).parent / "dpc")
+    for target in (project / "pipeline.yaml", project):
+        proc = subprocess.run([dpc, "validate", str(target)], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == (f"{project / 'pipeline.yaml'}:1:1: not a regular file "
+                                       "(a FIFO); a pipeline.yaml must be a file")
+    with pytest.raises(ValidationFailed, match=r"not a regular file \(a character device\)"):
+        load_file(Path("/dev/zero"))

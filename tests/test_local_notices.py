@@ -6,6 +6,7 @@ fakes in tests/fakes when it is)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,3 +195,126 @@ def test_a_notice_that_fails_never_costs_the_event_its_trigger(tmp_path: Path) -
     assert [c.child for c in store.claims()] == [f"{C}/f"]  # the fallback's claim was kept
     (problem,) = state.list_problems(store.conn)
     assert problem.source == "notices" and "lr_notices" in problem.error
+
+
+def _deadline_store(tmp_path: Path, deadline: str) -> tuple[SqliteStore, PipelineSpec]:
+    """A state.db with pipeline x (deadline ``deadline``) waiting on p."""
+    from dpc_core.local import state
+
+    store = SqliteStore(sqlite3.connect(tmp_path / "state.db", check_same_thread=False,
+                                        isolation_level=None))
+    state.init(store.conn)
+    notices.init(store.conn)
+    store.put_pipeline(PipelineSpec(A, "p"))
+    return store, _x(store, deadline)
+
+
+def _x(store: SqliteStore, deadline: str | None) -> PipelineSpec:
+    """Pipeline x as (re)registered with ``deadline`` (the file was edited)."""
+    info = {"deadline": deadline} if deadline else {}
+    spec = PipelineSpec(C, "x", {"allOf": [{"name": "p", "account": A, "status": ["SUCCEEDED"]}]},
+                        info=info, parents=(f"{A}/p",))
+    store.put_pipeline(spec)
+    return spec
+
+
+def _at(hour: int, minute: int = 0) -> int:
+    return int(datetime(2026, 11, 26, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
+
+def _due(store: SqliteStore) -> list[tuple[str, int, int | None]]:
+    return store.conn.execute("SELECT window, due_ms, fired_ms FROM lr_deadlines").fetchall()
+
+
+def test_a_deadline_moved_later_fires_at_its_new_time_quoting_it(tmp_path: Path) -> None:
+    """Moved from 06:00 to 23:59 while the runtime ran: it fired at 06:00 anyway, saying
+    "by its deadline 23:59"."""
+    store, spec = _deadline_store(tmp_path, "06:00")
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(5)) == 0  # recorded: due 06:00
+    spec = _x(store, "23:59")
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(7)) == 0
+    assert _due(store) == [(DAY, _at(23, 59), None)]
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(23, 59)) == 1
+    (row,) = notices.list_notices(store.conn)
+    assert f"has not succeeded for {DAY} by its deadline 23:59 UTC" in row.text
+
+
+def test_a_deadline_moved_earlier_before_a_restart_fires_at_the_next_check(
+        tmp_path: Path) -> None:
+    """Moved from 23:59 to 06:00 while no runtime ran: state.db kept 23:59, no LATE."""
+    store, spec = _deadline_store(tmp_path, "23:59")
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(5)) == 0
+    spec = _x(store, "06:00")
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(7)) == 1
+    assert _due(store) == [(DAY, _at(6), _at(7))]
+    (row,) = notices.list_notices(store.conn)
+    assert "by its deadline 06:00 UTC" in row.text
+
+
+def test_a_removed_deadline_never_fires(tmp_path: Path) -> None:
+    store, spec = _deadline_store(tmp_path, "06:00")
+    with store.transaction():
+        assert notices.check_deadlines(store, [spec], _at(5)) == 0
+    _x(store, None)  # the runtime checks the pipelines that have a deadline: none now
+    with store.transaction():
+        assert notices.check_deadlines(store, [], _at(7)) == 0
+    assert _due(store) == [] and notices.list_notices(store.conn) == []
+
+
+@pytest.mark.case_study
+def test_an_edited_deadline_applies_after_a_restart_and_while_up_runs(tmp_path: Path) -> None:
+    """The real runtime: the due time in state.db follows pipeline.yaml, and the LATE
+    notice quotes the deadline that fired."""
+    import subprocess
+    import time
+
+    from local_helpers import DPC, wait_for
+
+    # 23:59 of today has not passed (the test does not run in the last minute of a day);
+    # 00:00 of today always has.
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"), deadline="23:59")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    x = ws / "pipeline-x" / "pipeline.yaml"
+    db = ws / ".dpc" / "state.db"
+
+    def due() -> list[tuple[str, int]]:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT window, due_ms FROM lr_deadlines").fetchall()
+        finally:
+            conn.close()
+
+    midnight = int(datetime.fromisoformat(f"{today}T00:00:00+00:00").timestamp() * 1000)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert due() == [(today, midnight + (23 * 60 + 59) * 60_000)] and not notes(ws)
+    x.write_text(x.read_text().replace('deadline: "23:59"', 'deadline: "00:00"'))
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)  # a restart
+    assert due() == [(today, midnight)]
+    late = notes(ws, "PIPELINE_LATE")
+    assert len(late) == 2 and all("by its deadline 00:00 UTC" in n["text"] for n in late)
+
+    # While up runs: tomorrow's window would be the next; edit the window of today instead
+    # by starting from a fresh state with 23:59, then moving it to 00:00 live.
+    shutil.rmtree(ws / ".dpc")
+    x.write_text(x.read_text().replace('deadline: "00:00"', 'deadline: "23:59"'))
+    log = (tmp_path / "up.log").open("w")
+    up = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)], stdout=log,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: (tmp_path / "up.log").read_text().count("ready in") == 1
+                 and db.exists() and due() != [], "the runtime recorded the deadline")
+        time.sleep(1.5)  # a deadline check or two with 23:59: nothing fires
+        assert not notes(ws, "PIPELINE_LATE")
+        x.write_text(x.read_text().replace('deadline: "23:59"', 'deadline: "00:00"'))
+        wait_for(lambda: len(notes(ws, "PIPELINE_LATE")) == 2, "the edited deadline fired")
+    finally:
+        up.send_signal(2)
+        assert up.wait(timeout=60) == 0
+        log.close()
+    assert all("by its deadline 00:00 UTC" in n["text"] for n in notes(ws, "PIPELINE_LATE"))
+    assert due() == [(today, midnight)]

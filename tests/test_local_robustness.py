@@ -111,6 +111,11 @@ def test_an_edit_takes_effect_and_an_invalid_edit_keeps_the_last_good_definition
         project.write_text(project.read_text() + "bogus: 1\n")
         wait_for(lambda: f"{project}:5:1: bogus: unknown field" in up.text(),
                  "the invalid edit reported")
+        # A tag that does not fit its value (a KeyError inside PyYAML): FILE:LINE:COL too.
+        project.write_text(project.read_text().replace("bogus: 1\n",
+                                                       "description: !!bool maybe\n"))
+        wait_for(lambda: f"{project}:5:14: invalid YAML: cannot read 'maybe' as !!bool"
+                 in up.text(), "the badly tagged edit reported")
         dpc("local", "start", "listings", "--date", "2026-11-27", "-w", ws)
         wait_for(lambda: len([r for r in runs_of(ws, "listings")
                               if r["status"] == "SUCCEEDED"]) == 2, "listings ran again")
@@ -300,6 +305,38 @@ def test_inject_reports_each_bad_line_and_queues_the_others(tmp_path: Path) -> N
     assert f"queued {len(good)} event(s)" in proc.stdout
     dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, timeout=120)
     assert [r["status"] for r in runs_of(ws, "pipeline-x")] == ["SUCCEEDED"]
+
+
+def test_inject_refuses_an_endless_file_without_reading_it_whole(tmp_path: Path) -> None:
+    """/dev/zero has no line end: inject read it whole (10 GB) to report its bad lines."""
+    ws = noop_case_study(tmp_path / "ws")
+    dpc("local", "runs", "-w", ws)  # creates the state database
+    proc = dpc("local", "inject", "--events", "/dev/zero", "-w", ws, check=False, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "/dev/zero:1:1: line longer than 1048576 bytes (an EventBridge event is at most "
+        "256 KiB): not an event file")
+    assert "Traceback" not in proc.stderr
+    assert pending_outbox(ws) == 0
+
+
+def test_inject_reports_many_bad_lines_in_one_pass(tmp_path: Path) -> None:
+    """Each bad line made inject read the whole file again (16,000 of them: 35 s). Their
+    count is reported, the first hundred shown, the good lines queued."""
+    ws = noop_case_study(tmp_path / "ws")
+    good = (CASE_STUDY_EVENTS / "s01_happy_path.jsonl").read_text().splitlines()
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(["{oops"] * 16_000 + good) + "\n")
+    proc = dpc("local", "inject", "--events", events, "-w", ws, check=False, timeout=120)
+    assert proc.returncode == 2
+    err = proc.stderr.splitlines()
+    assert err[0] == f"{events}:1:2: invalid JSON: Expecting property name enclosed in " \
+        "double quotes"
+    assert err[99].startswith(f"{events}:100:2: ")
+    assert err[100:] == ["... and 15900 more",
+                         "16000 bad line(s) skipped; the other lines were queued"]
+    assert f"queued {len(good)} event(s)" in proc.stdout
+    assert pending_outbox(ws) == len(good)
 
 
 def test_the_runtime_reads_unchanged_files_from_its_state_after_a_restart(

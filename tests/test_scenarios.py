@@ -230,6 +230,22 @@ def test_a_line_longer_than_an_eventbridge_event_exits_2_naming_file_and_line(
     assert "longer than" in proc.stderr
 
 
+def test_an_event_file_has_a_line_and_byte_bound(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endless input of short lines (`yes ''`) ends at the bound, as /dev/zero ends at
+    the line-length bound: simulate and inject read with the same scanner."""
+    from dpc_core import simulate
+    from dpc_core.errors import ValidationFailed
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n" * 11)
+    monkeypatch.setattr(simulate, "MAX_EVENT_LINES", 10)
+    with pytest.raises(ValidationFailed, match=r"events.jsonl:11:1: more than 10 lines"):
+        list(simulate.read_events(events))
+    events.write_text("\n" * 10)
+    assert list(simulate.read_events(events)) == []
+
+
 @pytest.mark.parametrize("depth", [100, 100_000])
 def test_a_deeply_nested_json_line_exits_2_naming_file_and_line(tmp_path: Path,
                                                                 depth: int) -> None:

@@ -76,23 +76,52 @@ def parse_deadline(text: object, window: str = "daily") -> Deadline:
 
 def window_start(window: str, tz: str) -> datetime:
     """The instant (UTC) a window starts: ``2026-11-26`` at local midnight,
-    ``2026-11-26T05`` at 05:00 local, ``2026-11-01T01-05:00`` at 01:00 with that offset."""
+    ``2026-11-26T05`` at 05:00 local, ``2026-11-01T01-05:00`` at 01:00 with that offset.
+
+    That is the first instant whose local date (and hour, and UTC offset when the window
+    names one) is the window's: when the wall-clock start does not exist (clocks jump over
+    it) or belongs to another offset (Lord Howe goes back half an hour, so the second
+    ``01`` hour, ``+10:30``, starts at 01:30), the window starts at the transition.
+    """
     zone = ZoneInfo(tz)
-    if len(window) == 10:
-        local = datetime(int(window[:4]), int(window[5:7]), int(window[8:10]), tzinfo=zone)
-        return local.astimezone(UTC)
-    local = datetime(int(window[:4]), int(window[5:7]), int(window[8:10]), int(window[11:13]),
-                     tzinfo=zone)
-    if len(window) > 13:  # a repeated hour names its UTC offset: pick that occurrence
-        for fold in (0, 1):
-            candidate = local.replace(fold=fold)
-            off = candidate.utcoffset() or timedelta(0)
-            minutes = int(off.total_seconds()) // 60
-            sign = "+" if minutes >= 0 else "-"
-            if f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}" == window[13:]:
-                local = candidate
-                break
-    return local.astimezone(UTC)
+    hour = int(window[11:13]) if len(window) >= 13 else None
+    day = (int(window[:4]), int(window[5:7]), int(window[8:10]))
+    naive = datetime(*day, hour or 0)
+    offset = _named_offset(window[13:]) if len(window) > 13 else None
+
+    def inside(instant: datetime) -> bool:
+        local = instant.astimezone(zone)
+        return ((local.year, local.month, local.day) == day
+                and (hour is None or local.hour == hour)
+                and (offset is None or local.utcoffset() == offset))
+
+    # The usual case: the wall-clock start, read with the named offset or the zone's.
+    first = ((naive - offset).replace(tzinfo=UTC) if offset is not None
+             else naive.replace(tzinfo=zone).astimezone(UTC))
+    if inside(first) and not inside(first - _SECOND):
+        return first
+    # A transition inside the window: its start is the first minute inside it (offsets
+    # and transitions fall on whole minutes since 1972). The candidates span every
+    # offset the zone has around that day.
+    offsets = {naive.replace(tzinfo=zone, fold=f).utcoffset() or timedelta(0)
+               for f in (0, 1)} | ({offset} if offset is not None else set())
+    earliest = min((naive - off).replace(tzinfo=UTC) for off in offsets)
+    earliest = earliest.replace(second=0, microsecond=0) - timedelta(hours=1)
+    span = 26 * 60 if hour is None else 3 * 60
+    for m in range(span):
+        instant = earliest + timedelta(minutes=m)
+        if inside(instant):
+            return instant
+    return first  # no instant has that name (an hour clocks jump over): its wall time
+
+
+_SECOND = timedelta(seconds=1)
+
+
+def _named_offset(text: str) -> timedelta:
+    """``+10:30`` as a timedelta."""
+    sign = -1 if text[0] == "-" else 1
+    return sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6]))
 
 
 def deadline_at(deadline: Deadline | str, window: str, tz: str, kind: str = "daily") -> datetime:

@@ -6,7 +6,9 @@ file at once.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,12 +35,27 @@ from dpc_core.types import StepConfig
 
 STR_TAG = "tag:yaml.org,2002:str"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+#: Numbers YAML 1.1 reads in base 60 when written with colons (``12:30`` is 750).
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+#: Collection tags, and what each needs: on a scalar (``trigger: !!map every-day``) they
+#: are an error, never an empty collection.
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map": "a mapping", "tag:yaml.org,2002:set": "a mapping",
+                    "tag:yaml.org,2002:omap": "a list", "tag:yaml.org,2002:pairs": "a list",
+                    "tag:yaml.org,2002:seq": "a list"}
+#: What an explicit scalar tag accepts (for the message when the value does not fit).
+_SCALAR_FORMS = {"bool": "true or false", "int": "an integer such as 42",
+                 "float": "a number such as 1.5",
+                 "timestamp": "a date such as 2026-11-26 (or a date and time)",
+                 "null": "null or nothing", "binary": "base64 text"}
 #: Where libyaml and PyYAML disagree (found by tests/test_loader_fast.py): a tab inside a
 #: plain scalar, `?` inside a flow collection (`[a?]`: PyYAML ends the scalar there), a BOM
 #: or a Unicode line break (counted differently in positions). A file with any of them
 #: takes the limited loader.
 _DIVERGE = re.compile("[\t\ufeff\x85\u2028\u2029]")
 _FLOW = re.compile(r"[\[{]")
+#: A bare `!` tag (`k: !`, `[!, x]`) or a tag running into a flow indicator (`[!!str, x]`:
+#: PyYAML reads the tag `!!str,`): libyaml and PyYAML parse them differently.
+_ODD_TAG = re.compile(r"(?:^|(?<=[\s\[{,:?-]))!(?:\S*[,\[\]{}]|(?=\s|$))")
 #: Tags of plain scalars by their text, as the resolver's regexes decide them (the same few
 #: words fill every file: keys, statuses, `true`).
 _PLAIN_TAGS: dict[str, str] = {}
@@ -53,6 +70,10 @@ if _CSafeLoader is not None:
             # PyYAML's Resolver.resolve, remembered for plain scalars (SafeLoader has no
             # path resolvers); libyaml calls it for every node.
             if kind is yaml.ScalarNode:
+                if implicit == (False, False):
+                    # A bare `!` with no value: PyYAML's parser resolves it as a plain
+                    # scalar (null), libyaml as quoted text; take PyYAML's answer.
+                    implicit = (True, False)
                 if not implicit[0]:
                     return STR_TAG
                 tag = _PLAIN_TAGS.get(value)
@@ -75,6 +96,8 @@ class Positions:
 
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    #: Values written as ``12:30`` that YAML 1.1 read as base-60 numbers, as written.
+    sexagesimal: dict[Path_, str] = field(default_factory=dict)
 
     def of(self, path: Path_, key: bool = False) -> tuple[int, int]:
         """Position of ``path``, or of its nearest ancestor that has one."""
@@ -178,6 +201,20 @@ class _LimitedLoader(yaml.SafeLoader):
         return node
 
 
+def _tag_name(tag: str) -> str:
+    """``!!bool`` for ``tag:yaml.org,2002:bool`` (as the user wrote it), else the tag."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
+def _collection_tag_error(n: yaml.ScalarNode) -> yaml.constructor.ConstructorError:
+    """The error for a collection tag on a scalar (``trigger: !!map every-day``)."""
+    return yaml.constructor.ConstructorError(
+        None, None, f"{_tag_name(n.tag)} needs {_COLLECTION_TAGS[n.tag]}, but the value is "
+        f"the text {_short(n.value)}; remove the tag or write {_COLLECTION_TAGS[n.tag]}",
+        n.start_mark)
+
+
 def _mark_at(text: str, index: int) -> yaml.Mark:
     """The PyYAML mark (0-based line and column) of character ``index`` of ``text``."""
     line = text.count("\n", 0, index)
@@ -199,7 +236,8 @@ def _fast_parse(text: str) -> tuple[Any, Positions]:
     pure-Python loader, whose errors and positions users see.
     """
     assert _CLoader is not None
-    if _DIVERGE.search(text) or ("?" in text and _FLOW.search(text)):
+    if _DIVERGE.search(text) or ("?" in text and _FLOW.search(text)) or (
+            "!" in text and _ODD_TAG.search(text)):
         raise _Unusual
     loader = _CLoader(text)
     try:
@@ -230,13 +268,20 @@ def _fast_parse(text: str) -> tuple[Any, Positions]:
                         raise _Unusual
                     kmark = k_node.start_mark
                     keys[(*path, k)] = (kmark.line + 1, kmark.column + 1)
+                    if (n.flow_style and isinstance(v_node, yaml.ScalarNode)
+                            and v_node.start_mark.index == v_node.end_mark.index):
+                        raise _Unusual  # `{k: }`: the empty value's column differs
                     out[k] = build(v_node, (*path, k))
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            if len(n.value) > MAX_STRING:
-                raise _Unusual
-            return n.value if n.tag == STR_TAG else construct(n)
+            if len(n.value) > MAX_STRING or n.tag in _COLLECTION_TAGS:
+                raise _Unusual  # the limited loader says why
+            if n.tag == STR_TAG:
+                return n.value
+            if n.tag in _NUMBER_TAGS and ":" in n.value:
+                pos.sexagesimal[path] = n.value
+            return construct(n)
 
         return build(root, ()), pos
     finally:
@@ -276,14 +321,22 @@ def _limited_parse(text: str) -> tuple[Any, Positions]:
             return None, pos
 
         def construct(n: yaml.Node) -> Any:
+            if isinstance(n, yaml.ScalarNode) and n.tag in _COLLECTION_TAGS:
+                raise _collection_tag_error(n)
             try:
                 return loader.construct_object(n, deep=True)
-            except (ValueError, OverflowError) as exc:
+            except (ValueError, OverflowError, KeyError, IndexError, AttributeError,
+                    TypeError) as exc:
                 # SafeConstructor lets Python's errors out (`2026-02-30` as a date,
-                # `!!int 0xfz`): they are YAML problems at that value like any other.
+                # `!!int 0xfz`, `!!bool maybe`, an empty `!!int`): they are YAML problems
+                # at that value like any other.
                 kind = str(n.tag).rsplit(":", 1)[-1]
+                form = _SCALAR_FORMS.get(kind)
+                detail = f": {exc}" if isinstance(exc, ValueError | OverflowError) else ""
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"cannot read {_short(n.value)} as a {kind}: {exc}",
+                    None, None, f"cannot read {_short(n.value)} as {_tag_name(str(n.tag))}"
+                    f"{detail}" + (f"; {_tag_name(str(n.tag))} takes {form}"
+                                   if form and not detail else ""),
                     n.start_mark) from None
 
         def build(n: yaml.Node, path: Path_) -> Any:
@@ -305,6 +358,8 @@ def _limited_parse(text: str) -> tuple[Any, Positions]:
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+            if n.tag in _NUMBER_TAGS and ":" in n.value:
+                pos.sexagesimal[path] = n.value
             return construct(n)
 
         return build(node, ()), pos
@@ -443,6 +498,10 @@ def _problems_from(
                     "must not be empty")
             if etype not in ("value_error", "assertion_error", "condition_too_deep"):
                 msg = f"{msg} (got {_short(value)})"
+            written = pos.sexagesimal.get(full)
+            if written is not None:
+                msg += (f"; YAML 1.1 reads the unquoted {_short(written, 20)} as the base-60 "
+                        f"number {_short(value, 20)}: write it quoted: \"{written[:20]}\"")
         problems.append(Problem(file, line, col, field, msg))
     return problems
 
@@ -642,15 +701,42 @@ class LoadedPipeline:
     positions: Positions
 
 
+class _NotRegular(Exception):
+    """A FIFO, device, socket... named pipeline.yaml (reading it could block forever)."""
+
+
+def _read_regular(path: Path) -> bytes:
+    """At most :data:`MAX_FILE_BYTES` + 1 bytes of ``path``, a regular file.
+
+    Opened without blocking (opening a FIFO would wait for a writer) and checked on the
+    open descriptor (no race with a rename): anything but a regular file raises
+    :class:`_NotRegular` naming what it is.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                     (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+                     (stat.S_ISDIR, "a directory"))
+            raise _NotRegular(next((k for test, k in kinds if test(mode)), "not a file"))
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            # Never read more than the limit (a 10 GB file is refused just as fast).
+            return fh.read(MAX_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
 def load_file(path: Path, registry: Registry | None = None) -> LoadedPipeline:
     """Read and validate one pipeline.yaml. Raises :class:`ValidationFailed`."""
     file = str(path)
     try:
-        with path.open("rb") as fh:
-            # Never read more than the limit (a 10 GB file is refused just as fast).
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        raw = _read_regular(path)
     except OSError as exc:
         raise ValidationFailed([Problem(file, 1, 1, "", f"cannot read file: {exc}")]) from None
+    except _NotRegular as exc:
+        raise ValidationFailed([Problem(file, 1, 1, "", f"not a regular file ({exc}); a "
+                                        "pipeline.yaml must be a file")]) from None
     if len(raw) > MAX_FILE_BYTES:
         line = raw.count(b"\n", 0, MAX_FILE_BYTES) + 1
         col = MAX_FILE_BYTES - raw.rfind(b"\n", 0, MAX_FILE_BYTES)
@@ -707,7 +793,7 @@ def find_pipeline_files(paths: Iterable[Path]) -> list[Path]:
     """Every pipeline.yaml at or below each path (a file is taken as given)."""
     found: list[Path] = []
     for p in paths:
-        if p.is_file():
+        if p.exists() and not p.is_dir():  # a file (load_file refuses a FIFO, a device)
             found.append(p)
         elif p.is_dir():
             found.extend(sorted(

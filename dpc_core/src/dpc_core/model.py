@@ -353,7 +353,7 @@ def _timezones(schema: dict[str, Any]) -> None:
     from zoneinfo import available_timezones
 
     schema.pop("type", None)
-    schema["enum"] = sorted(available_timezones())
+    schema["enum"] = sorted(available_timezones() - {"localtime"})  # see Trigger._tz
 
 
 def _condition_depth(value: object) -> None:
@@ -416,6 +416,12 @@ class Trigger(Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
+        if value == "localtime":
+            # A link to the machine's own zone: the same file would mean one zone on a
+            # laptop, another on a server, UTC in a Lambda.
+            raise ValueError("'localtime' is whatever zone the machine is set to, so the "
+                             "pipeline would run at different hours on different machines; "
+                             "name an IANA zone such as 'Europe/Madrid' or 'UTC'")
         try:
             ZoneInfo(value)
             # ZoneInfo also opens what zoneinfo.available_timezones() (the schema's list)

@@ -44,6 +44,10 @@ from dpc_core.stores.sqlite import SqliteStore
 MAX_LINE_BYTES = 1 << 20
 #: JSON nesting accepted on one line (real status events nest 3 levels).
 MAX_LINE_DEPTH = 64
+#: Lines (blank ones included) and bytes of one event file: simulate and inject keep the
+#: decoded events in memory, so an endless input (``yes '{}'``) must end somewhere.
+MAX_EVENT_LINES = 1_000_000
+MAX_EVENTS_BYTES = 1 << 30
 
 
 @dataclass
@@ -73,6 +77,22 @@ def read_events(path: Path, registry: Registry | None = None) -> Iterator[tuple[
     (see the module docstring for why the two cases differ).
     """
     del registry  # other sources' events are handed to the engine's adapters as they are
+    for lineno, event, problem in scan_events(path):
+        if problem is not None:
+            raise ValidationFailed([problem])
+        yield lineno, event
+
+
+def scan_events(path: Path) -> Iterator[tuple[int, Any, Problem | None]]:
+    """Each non-blank line of a JSONL event file, in one bounded pass: ``(line, event,
+    None)`` (as :func:`read_events` yields them), or ``(line, None, problem)`` for a line
+    that does not parse, and reading goes on.
+
+    What makes the file itself unreadable raises :class:`ValidationFailed`: it cannot be
+    opened, a line longer than :data:`MAX_LINE_BYTES` (no newline in sight: ``/dev/zero``,
+    a binary file), more than :data:`MAX_EVENT_LINES` lines or :data:`MAX_EVENTS_BYTES`
+    bytes. Memory and time are bounded by these whatever the file is.
+    """
     file = str(path)
     try:
         handle = path.open("rb")
@@ -80,38 +100,52 @@ def read_events(path: Path, registry: Registry | None = None) -> Iterator[tuple[
         raise _problem(file, 1, 1, f"cannot read file: {exc}") from None
     with handle:
         lineno = 0
+        total = 0
         while True:
             # readline with a limit: a huge line is refused without reading it whole.
-            data = handle.readline(MAX_LINE_BYTES + 1)
+            try:
+                data = handle.readline(MAX_LINE_BYTES + 1)
+            except OSError as exc:
+                raise _problem(file, lineno + 1, 1, f"cannot read file: {exc}") from None
             if not data:
                 return
             lineno += 1
+            total += len(data)
             if len(data) > MAX_LINE_BYTES and not data.endswith(b"\n"):
                 raise _problem(file, lineno, 1, f"line longer than {MAX_LINE_BYTES} bytes "
-                               "(an EventBridge event is at most 256 KiB)")
+                               "(an EventBridge event is at most 256 KiB): not an event file")
+            if lineno > MAX_EVENT_LINES or total > MAX_EVENTS_BYTES:
+                raise _problem(file, lineno, 1, f"more than {MAX_EVENT_LINES:,} lines or "
+                               f"{MAX_EVENTS_BYTES >> 20:,} MiB in one event file; split it")
+            problem = None
             try:
                 line = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _problem(file, lineno, exc.start + 1,
-                               f"not UTF-8: {exc.reason} (byte {exc.start + 1})") from None
-            if not line.strip():
+                problem = Problem(file, lineno, exc.start + 1,
+                                  "", f"not UTF-8: {exc.reason} (byte {exc.start + 1})")
+            else:
+                if not line.strip():
+                    continue
+                try:
+                    raw = loads(line, max_depth=MAX_LINE_DEPTH)
+                except TooDeep as exc:
+                    problem = Problem(file, lineno, 1, "", f"invalid JSON: {exc}")
+                except json.JSONDecodeError as exc:
+                    problem = Problem(file, lineno, exc.colno, "", f"invalid JSON: {exc.msg}")
+                else:
+                    if not isinstance(raw, dict):
+                        problem = Problem(file, lineno, 1, "", "each line must be one "
+                                          "EventBridge event (a JSON object)")
+            if problem is not None:
+                yield lineno, None, problem
                 continue
-            try:
-                raw = loads(line, max_depth=MAX_LINE_DEPTH)
-            except TooDeep as exc:
-                raise _problem(file, lineno, 1, f"invalid JSON: {exc}") from None
-            except json.JSONDecodeError as exc:
-                raise _problem(file, lineno, exc.colno, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(raw, dict):
-                raise _problem(file, lineno, 1, "each line must be one EventBridge event "
-                               "(a JSON object)")
             if is_status_shape(raw):
                 try:
-                    yield lineno, StatusEvent.parse(raw)
+                    yield lineno, StatusEvent.parse(raw), None
                     continue
                 except BadEvent:
                     pass  # the engine rejects it as bad input, with the same reason
-            yield lineno, raw
+            yield lineno, raw, None
 
 
 def build_engine(pipelines: Iterable[Pipeline], store: Any = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from datetime import date as Date
 from pathlib import Path
@@ -20,6 +21,8 @@ def _check_date(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):  # not 2026-W48-4
+            raise ValueError(value)
         return Date.fromisoformat(value).isoformat()
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date; write YYYY-MM-DD") from None
@@ -113,7 +116,7 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
 @click.command("lineage")
 @click.option("--pipelines", "pipelines", multiple=True, type=click.Path(path_type=Path),
               help="Read pipeline.yaml files below DIR (repeatable) instead of a registry.")
-@click.option("--workspace", "-w", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--workspace", "-w", type=click.Path(path_type=Path, file_okay=False, exists=True),
               default=None,
               help="Local workspace whose registry and runs to read (default: . when it "
                    "has .dpc/state.db).")

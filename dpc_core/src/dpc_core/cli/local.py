@@ -24,13 +24,11 @@ REGION = click.option("--region", default=None, help="With --aws: the region.")
 def _date(value: str | None) -> str:
     if value is None:
         return dt.date.today().isoformat()
-    try:
-        if len(value) == 13:
-            dt.datetime.strptime(value, "%Y-%m-%dT%H")
-        else:
-            dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)") from None
+    from dpc_core.events import is_logical_date
+
+    # Exactly these two forms (date.fromisoformat also takes 2026-W48-4 or 20261126).
+    if len(value) not in (10, 13) or not is_logical_date(value):
+        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)")
     return value
 
 
@@ -407,6 +405,10 @@ def rerun(workspace: Path, on_aws: bool, region: str | None, pipeline: str, date
 status = local_status
 
 
+#: Bad lines of an event file printed by ``inject`` (the count says how many there were).
+MAX_SHOWN_PROBLEMS = 100
+
+
 @local.command("inject")
 @WORKSPACE
 @click.option("--events", required=True, type=click.Path(path_type=Path, dir_okay=False),
@@ -416,44 +418,28 @@ def inject(workspace: Path, events: Path) -> None:
 
     They go through the same outbox and engine as the runtime's own events; child runs
     they trigger really run. A line that is not an event (bad JSON, not an object, too
-    long or deep) is reported as FILE:LINE:COL and skipped; the other lines are queued, and
-    the command then exits 2.
+    deep) is reported as FILE:LINE:COL and skipped; the other lines are queued, and the
+    command then exits 2. A file that is no event file (a line over 1 MiB, over a million
+    lines or 1 GiB) queues nothing and exits 2.
     """
-    import dataclasses
-    import tempfile
-
-    from dpc_core.errors import Problem, ValidationFailed
+    from dpc_core.errors import Problem
     from dpc_core.local.runtime import Workspace, queue_events
     from dpc_core.local.state import guarded
-    from dpc_core.simulate import read_events
+    from dpc_core.simulate import scan_events
 
     ws = Workspace(workspace.resolve())
     stream: list[object] = []
     problems: list[Problem] = []
-    # read_events stops at the first bad line: blank it (line numbers stay) in a copy and
-    # read again, until every bad line is known.
-    source, lines = events, None
-    with tempfile.TemporaryDirectory() as tmp:
-        while True:
-            try:
-                stream = [raw for _, raw in read_events(source, ws.registry)]
-                break
-            except ValidationFailed as exc:
-                if lines is None:
-                    try:
-                        lines = events.read_bytes().splitlines(keepends=True)
-                    except OSError:
-                        raise exc from None
-                bad = [p.line for p in exc.problems if 0 < p.line <= len(lines)
-                       and lines[p.line - 1].strip()]
-                if not bad:
-                    raise  # the file itself cannot be read: nothing is queued
-                # Problems name the user's file, not the copy.
-                problems.extend(dataclasses.replace(p, file=str(events)) for p in exc.problems)
-                for n in bad:
-                    lines[n - 1] = b"\n"
-                source = Path(tmp) / "events.jsonl"
-                source.write_bytes(b"".join(lines))
+    bad = 0
+    # One bounded pass: a bad line is reported and skipped, the others are queued; a file
+    # that is not an event file at all (a line with no end, too large) queues nothing.
+    for _, event, problem in scan_events(events):
+        if problem is None:
+            stream.append(event)
+            continue
+        bad += 1
+        if len(problems) < MAX_SHOWN_PROBLEMS:
+            problems.append(problem)
     store = ws.connect()
     with guarded(ws.db_path):
         queue_events(store, stream)
@@ -461,9 +447,10 @@ def inject(workspace: Path, events: Path) -> None:
     running = ws.poke()
     click.echo(f"queued {len(stream)} event(s)" + ("" if running else
                                                    "; they are processed by `dpc local up`"))
-    if problems:
+    if bad:
         for problem in problems:
             click.echo(str(problem), err=True)
-        click.echo(f"{len(problems)} bad line(s) skipped; the other lines were queued",
-                   err=True)
+        if bad > len(problems):
+            click.echo(f"... and {bad - len(problems)} more", err=True)
+        click.echo(f"{bad} bad line(s) skipped; the other lines were queued", err=True)
         raise click.exceptions.Exit(2)

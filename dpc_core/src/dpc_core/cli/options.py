@@ -9,8 +9,11 @@ from typing import Any, TypeVar
 import click
 
 #: The workspace: a directory of projects (pipeline.yaml files), state in WORKSPACE/.dpc.
+#: It must exist: no command creates one, and `-w /typo` must not start an empty workspace
+#: (with its own .dpc/state.db) beside the real one.
 WORKSPACE = click.option(
-    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+    "--workspace", "-w", type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
     show_default=True, envvar="DPC_WORKSPACE",
     help="Directory of projects (pipeline.yaml files); state in WORKSPACE/.dpc.")
 

@@ -17,6 +17,7 @@ held again for a new attempt.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -65,12 +66,13 @@ def init(conn: sqlite3.Connection) -> None:
 def dates(first: str, last: str) -> list[str]:
     """Every date from ``first`` to ``last`` (``YYYY-MM-DD``), both included."""
     try:
+        # fromisoformat also takes 2026-W48-4, 20261126, 2026-330: not what this says.
+        if not all(re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", d) for d in (first, last)):
+            raise ValueError(first)
         d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
     except ValueError:
         raise BadRange(f"--from {first!r} / --to {last!r}: dates are written YYYY-MM-DD") \
             from None
-    if len(first) != 10 or len(last) != 10:
-        raise BadRange("--from and --to are dates written YYYY-MM-DD")
     if d1 < d0:
         raise BadRange(f"--to {last} is before --from {first}")
     days = (d1 - d0).days + 1

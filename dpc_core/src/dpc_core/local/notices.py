@@ -199,18 +199,33 @@ def check_deadlines(store: SqliteStore, specs: Iterable[PipelineSpec], now: int)
         window = current_window(spec, now)
         due = due_ms(spec, window)
         if due is not None:
-            conn.execute("INSERT OR IGNORE INTO lr_deadlines (pipeline, window, due_ms) "
-                         "VALUES (?, ?, ?)", (spec.key, window, due))
+            # The deadline as the file says now: an edit moves a due time not yet fired.
+            conn.execute("INSERT INTO lr_deadlines (pipeline, window, due_ms) VALUES (?, ?, ?) "
+                         "ON CONFLICT (pipeline, window) DO UPDATE SET due_ms = excluded.due_ms "
+                         "WHERE fired_ms IS NULL", (spec.key, window, due))
     fired = 0
     for key, window in conn.execute(
             "SELECT pipeline, window FROM lr_deadlines WHERE fired_ms IS NULL AND due_ms <= ? "
             "ORDER BY due_ms", (now,)).fetchall():
+        found = (by_key[key], []) if key in by_key else store.lookup(key)
+        if found is None:  # the pipeline was removed from the workspace
+            conn.execute("DELETE FROM lr_deadlines WHERE pipeline = ? AND window = ?",
+                         (key, window))
+            continue
+        spec = found[0]
+        # Recorded with the deadline of its day; the file may say otherwise since (an
+        # edit while the runtime was down, or of a window that is no longer current).
+        due = due_ms(spec, window)
+        if due is None:  # the deadline was removed
+            conn.execute("DELETE FROM lr_deadlines WHERE pipeline = ? AND window = ?",
+                         (key, window))
+            continue
+        if due > now:  # moved later: it fires then
+            conn.execute("UPDATE lr_deadlines SET due_ms = ? WHERE pipeline = ? AND "
+                         "window = ?", (due, key, window))
+            continue
         conn.execute("UPDATE lr_deadlines SET fired_ms = ? WHERE pipeline = ? AND window = ?",
                      (now, key, window))
-        found = (by_key[key], []) if key in by_key else store.lookup(key)
-        if found is None:
-            continue  # the pipeline was removed from the workspace
-        spec = found[0]
         if window_succeeded(store, spec, window):  # the engine's run log, as on AWS
             continue
         fired += open_notice(conn, key, window, "LATE",
