@@ -30,7 +30,7 @@ from dpc_central.testing import central_engine_with_listings_succeeded
 from dpc_core.cli.ui import central_source
 from dpc_core.engine import Engine
 from dpc_core.loader import load_pipelines
-from dpc_core.ui.server import bind, make_server, url_of
+from dpc_core.ui.server import bind, make_server, new_token, url_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -70,7 +70,8 @@ class Ui:
         source, self.count = central_source(TABLES, None, 0.3)
         sock = bind("127.0.0.1", 0)
         self.url = url_of(sock)
-        self.server = make_server(source)
+        self.token = new_token()
+        self.server = make_server(source, sock, self.token)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        daemon=True)
         self.thread.start()
@@ -86,7 +87,8 @@ class Ui:
     def post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         req = urllib.request.Request(
             self.url + "api/action", method="POST", data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Origin": self.url.rstrip("/")})
+            headers={"Content-Type": "application/json", "Origin": self.url.rstrip("/"),
+                     "Authorization": f"Bearer {self.token}"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, json.loads(resp.read())

@@ -78,6 +78,11 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     # and Python then leaves it ignored.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    listening = None
+    if with_ui:  # a port in use or an address not of this machine: said before starting
+        from dpc_core.cli.ui import listen
+
+        listening = listen(host, port, "--ui")
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
                  out=lambda s: click.echo(s))
     rt.open()
@@ -85,10 +90,10 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
         rt.start()
         click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
                    f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
-        if with_ui:
+        if listening is not None:
             from dpc_core.cli.ui import serve_in_background
 
-            serve_in_background(workspace, host, port)
+            serve_in_background(workspace, host, *listening)
         rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
     except KeyboardInterrupt:
         # A stop signal before serve() took over (while runs were being started, or right
