@@ -10,6 +10,7 @@ traceback and never lets a foreign Host or Origin through.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -67,10 +68,9 @@ class Server:
         """``raw`` (a whole request) on a new connection; the reply (the head only for an
         event stream)."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
-            try:
+            # Refused before the body was read: the reply is there all the same.
+            with contextlib.suppress(OSError):
                 sock.sendall(raw)
-            except OSError:  # refused before the body was read: the reply is there
-                pass
             data = b""
             while b"\r\n\r\n" not in data:
                 chunk = sock.recv(65536)
@@ -574,3 +574,15 @@ def test_generated_hostile_requests(workspace: Path) -> None:
     print(f"\n{TRIED['requests']} generated requests")
     assert TRIED["requests"] >= 700
     assert "Traceback" not in s.stderr() and "Exception in ASGI" not in s.stderr(), s.stderr()
+
+
+def test_a_name_far_too_long_is_refused_without_nearest_names(workspace: Path) -> None:
+    from dpc_core.errors import UnknownPipeline
+    from dpc_core.local.runtime import Workspace
+
+    ws = Workspace(workspace)
+    with pytest.raises(UnknownPipeline) as err:
+        ws.resolve(ws.keys(), "listings" * 100_000)
+    assert len(str(err.value)) < 1000 and "did you mean" not in str(err.value)
+    with pytest.raises(UnknownPipeline, match="did you mean 'listings'"):
+        ws.resolve(ws.keys(), "listing")
