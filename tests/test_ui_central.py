@@ -214,6 +214,33 @@ def test_a_pipeline_registered_centrally_is_a_graph_event(ui: Ui, engine: Engine
         stream.close()
 
 
+def test_a_rebound_name_or_a_missing_token_starts_nothing(ui: Ui) -> None:
+    """DNS rebinding against `dpc ui --central` (a page of evil.example whose name now
+    resolves to 127.0.0.1) would start executions with the operator's own credentials:
+    refused before any AWS call, as is an action without the token."""
+    port = int(ui.url.rstrip("/").rsplit(":", 1)[1])
+    body = json.dumps({"action": "rerun", "pipeline": "111111111111/listings", "date": DAY})
+
+    def post(host: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.putrequest("POST", "/api/action", skip_host=True)
+            for k, v in {"Host": host, "Content-Type": "application/json",
+                         "Content-Length": str(len(body)), **headers}.items():
+                conn.putheader(k, v)
+            conn.endheaders(body.encode())
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    evil = f"evil.example:{port}"
+    assert post(evil, {"Origin": f"http://{evil}"})[0] == 421
+    own = f"127.0.0.1:{port}"
+    status, text = post(own, {"Origin": f"http://{own}"})
+    assert status == 401 and b"token" in text
+
+
 def test_an_action_without_rights_is_a_clear_refusal(engine: Engine,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A user who may read the tables but not start state machines: the action is a 403
