@@ -31,7 +31,8 @@ def listen(host: str, port: int, what: str = "`dpc ui`") -> tuple[Any, str]:
         click.echo(f"warning: the UI listens on {host} (not only this machine): anyone who "
                    "can reach the port and has the token can run pipelines; every request "
                    "needs the token (keep the URL private; plain HTTP, so on a trusted "
-                   "network only)", err=True)
+                   "network only; from another machine, use this machine's name or address "
+                   "in the URL)", err=True)
     return sock, new_token()
 
 

@@ -565,8 +565,11 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket, token: str | None = None) -> str:
-    """``http://host:port/`` of a bound socket (with ``?token=`` when given)."""
+    """``http://host:port/`` of a bound socket (with ``?token=`` when given); for every
+    interface (0.0.0.0, ::), the address of this machine (browsers refuse 0.0.0.0)."""
     host, port = sock.getsockname()[:2]
+    if ipaddress.ip_address(str(host).split("%", 1)[0]).is_unspecified:
+        host = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
     return f"http://{_bracketed(host)}:{port}/" + (f"?token={token}" if token else "")
 
 
