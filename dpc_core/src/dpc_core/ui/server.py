@@ -493,7 +493,7 @@ def create_app(source: DataSource | Path, access: Access) -> Any:
         if stream is None:
             return JSONResponse({"error": f"{MAX_STREAMS} live pages are open already; "
                                           "close one"}, status_code=503,
-                                headers={"Retry-After": "5"})
+                                headers={"Retry-After": "5", "Connection": "close"})
 
         async def events() -> AsyncIterator[str]:
             try:
