@@ -436,6 +436,7 @@ def _fails(*args: object) -> str:
     proc = subprocess.run([DPC, *map(str, args)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: ")
     return proc.stderr
 
 
@@ -464,6 +465,9 @@ def test_a_corrupt_state_db_is_one_line_and_left_untouched(workspace: Path,
     (tmp_path / "whole.db").unlink(missing_ok=True)
     src.execute(f"VACUUM INTO '{tmp_path / 'whole.db'}'")
     src.close()
+    copy = sqlite3.connect(tmp_path / "whole.db")  # a WAL file, as state.db always is
+    copy.execute("PRAGMA journal_mode=WAL")
+    copy.close()
     whole = (tmp_path / "whole.db").read_bytes()
     for broken in (whole[: len(whole) // 2], b"SQLite format 3\x00" + b"\x07" * 300,
                    os.urandom(5000)):
@@ -473,6 +477,30 @@ def test_a_corrupt_state_db_is_one_line_and_left_untouched(workspace: Path,
             err = _fails(*args, "-w", ws)
             assert f"state.db at {db} is not a dpc database or is corrupt" in err, err
             assert db.read_bytes() == broken
+    # A whole file whose tables are damaged (the schema is not): met by a read, after
+    # the file was opened.
+    conn = sqlite3.connect(tmp_path / "whole.db")
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r for (r,) in conn.execute("SELECT rootpage FROM sqlite_master WHERE rootpage > 1")]
+    names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE rootpage > 1")]
+    conn.close()
+    pages = bytearray(whole)
+    for root in roots:
+        pages[(root - 1) * size:root * size] = b"\xff" * size
+    broken = bytes(pages)
+    for args in (["local", "runs"], ["local", "up", "--until-idle", "--no-schedule"]):
+        db.write_bytes(broken)
+        err = _fails(*args, "-w", ws)
+        assert f"state.db at {db} is not a dpc database or is corrupt" in err, err
+        assert db.read_bytes() == broken
+    # Only the table the runtime reads when it asks whether it is idle: met while serving.
+    held = roots[names.index("lr_backfill_held")]
+    pages = bytearray(whole)
+    pages[(held - 1) * size:held * size] = b"\xff" * size
+    db.write_bytes(bytes(pages))
+    err = _fails("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert f"state.db at {db} is not a dpc database or is corrupt" in err, err
+    assert db.read_bytes() == bytes(pages)
 
 
 def test_lineage_to_a_full_disk_is_one_line(workspace: Path) -> None:

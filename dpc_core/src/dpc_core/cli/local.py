@@ -94,7 +94,10 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
             from dpc_core.cli.ui import serve_in_background
 
             serve_in_background(workspace, host, *listening)
-        rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
+        from dpc_core.local.state import guarded
+
+        with guarded(rt.ws.db_path):  # a damaged page met while serving: one line, exit 2
+            rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
     except KeyboardInterrupt:
         # A stop signal before serve() took over (while runs were being started, or right
         # after the ready line): as clean a stop. Without it the process just exited, and
@@ -191,12 +194,14 @@ def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None
 def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
                 fmt: str = "table") -> None:
     from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
     from dpc_core.local.views import list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
     key = ws.resolve(ws.keys(), pipeline) if pipeline else None
     store = ws.connect()
-    found = list_runs(store, key, date)
+    with guarded(ws.db_path):  # a damaged page met only now is as clear an error
+        found = list_runs(store, key, date)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
 
