@@ -58,7 +58,14 @@ class UiServer:
         line = self.proc.stdout.readline()
         assert "http://127.0.0.1:" in line, line + (self.proc.stderr.read()
                                                     if self.proc.stderr else "")
-        self.url = line.split(": ", 1)[1].split()[0]
+        printed = line.split(": ", 1)[1].split()[0]
+        # http://127.0.0.1:PORT/?token=TOKEN: the page's address, and the access token.
+        self.url, _, self.token = printed.partition("?token=")
+        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+    def auth(self) -> dict[str, str]:
+        """The headers of the page's own actions: its Origin and the token's cookie."""
+        return {"Origin": self.url.rstrip("/"), "Cookie": f"dpc-ui-{self.port}={self.token}"}
 
     def close(self) -> None:
         """Stop the server this object started."""
@@ -113,7 +120,7 @@ _loads = iter(range(1_000_000))
 def page(server: UiServer, date: str, hash_: str = "") -> str:
     """A URL of the page that differs from the last one loaded: Browser.load waits for a
     load event, which a navigation that changes only the fragment never fires."""
-    return f"{server.url}?date={date}&n={next(_loads)}{hash_}"
+    return f"{server.url}?date={date}&n={next(_loads)}&token={server.token}{hash_}"
 
 
 def shot(browser: Browser, name: str) -> None:

@@ -30,7 +30,7 @@ from dpc_central.testing import central_engine_with_listings_succeeded
 from dpc_core.cli.ui import central_source
 from dpc_core.engine import Engine
 from dpc_core.loader import load_pipelines
-from dpc_core.ui.server import bind, make_server, url_of
+from dpc_core.ui.server import bind, make_server, new_token, url_of
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -70,7 +70,8 @@ class Ui:
         source, self.count = central_source(TABLES, None, 0.3)
         sock = bind("127.0.0.1", 0)
         self.url = url_of(sock)
-        self.server = make_server(source)
+        self.token = new_token()
+        self.server = make_server(source, sock, self.token)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        daemon=True)
         self.thread.start()
@@ -86,7 +87,8 @@ class Ui:
     def post(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         req = urllib.request.Request(
             self.url + "api/action", method="POST", data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Origin": self.url.rstrip("/")})
+            headers={"Content-Type": "application/json", "Origin": self.url.rstrip("/"),
+                     "Authorization": f"Bearer {self.token}"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, json.loads(resp.read())
@@ -210,6 +212,33 @@ def test_a_pipeline_registered_centrally_is_a_graph_event(ui: Ui, engine: Engine
         assert "444444444444/late-arrival" in keys
     finally:
         stream.close()
+
+
+def test_a_rebound_name_or_a_missing_token_starts_nothing(ui: Ui) -> None:
+    """DNS rebinding against `dpc ui --central` (a page of evil.example whose name now
+    resolves to 127.0.0.1) would start executions with the operator's own credentials:
+    refused before any AWS call, as is an action without the token."""
+    port = int(ui.url.rstrip("/").rsplit(":", 1)[1])
+    body = json.dumps({"action": "rerun", "pipeline": "111111111111/listings", "date": DAY})
+
+    def post(host: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.putrequest("POST", "/api/action", skip_host=True)
+            for k, v in {"Host": host, "Content-Type": "application/json",
+                         "Content-Length": str(len(body)), **headers}.items():
+                conn.putheader(k, v)
+            conn.endheaders(body.encode())
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    evil = f"evil.example:{port}"
+    assert post(evil, {"Origin": f"http://{evil}"})[0] == 421
+    own = f"127.0.0.1:{port}"
+    status, text = post(own, {"Origin": f"http://{own}"})
+    assert status == 401 and b"token" in text
 
 
 def test_an_action_without_rights_is_a_clear_refusal(engine: Engine,

@@ -62,7 +62,7 @@ def post(server: UiServer, body: dict[str, Any],
     req = urllib.request.Request(
         server.url + "api/action", method="POST", data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json",
-                 "Origin": origin or server.url.rstrip("/")})
+                 **server.auth(), **({"Origin": origin} if origin else {})})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())

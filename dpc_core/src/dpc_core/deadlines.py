@@ -125,8 +125,17 @@ def _named_offset(text: str) -> timedelta:
 
 
 def deadline_at(deadline: Deadline | str, window: str, tz: str, kind: str = "daily") -> datetime:
-    """The instant (UTC) by which ``window``'s run should have succeeded."""
+    """The instant (UTC) by which ``window``'s run should have succeeded. A
+    :class:`DeadlineError` when that instant is outside the years 1 to 9999."""
     d = deadline if isinstance(deadline, Deadline) else parse_deadline(deadline, kind)
+    try:
+        return _deadline_at(d, window, tz)
+    except OverflowError:  # e.g. "+30h" after 9999-12-31 west of UTC
+        raise DeadlineError(f"the deadline {d.text()} of window {window} in {tz} falls "
+                            "outside the years 1 to 9999") from None
+
+
+def _deadline_at(d: Deadline, window: str, tz: str) -> datetime:
     start = window_start(window, tz)
     if d.offset:
         return start + timedelta(minutes=d.minutes)

@@ -163,8 +163,13 @@ def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None
     if output is None:
         click.echo(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        from dpc_core.errors import DpcError
+
+        raise DpcError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output} ({len(graph.nodes)} pipeline(s))", err=True)
 
 

@@ -86,6 +86,11 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     # and Python then leaves it ignored.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    listening = None
+    if with_ui:  # a port in use or an address not of this machine: said before starting
+        from dpc_core.cli.ui import listen
+
+        listening = listen(host, port, "--ui")
     rt = Runtime(workspace, schedules=not no_schedule, max_parallel=parallel,
                  out=lambda s: click.echo(s), env=env)
     rt.open()
@@ -93,11 +98,14 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
         rt.start()
         click.echo(f"dpc local runtime ready in {rt.ready_at or 0:.2f}s: {len(rt.pipelines)} "
                    f"pipeline(s) in {rt.ws.root}" + ("" if until_idle else "; Ctrl-C stops"))
-        if with_ui:
+        if listening is not None:
             from dpc_core.cli.ui import serve_in_background
 
-            serve_in_background(workspace, host, port)
-        rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
+            serve_in_background(workspace, host, *listening)
+        from dpc_core.local.state import guarded
+
+        with guarded(rt.ws.db_path):  # a damaged page met while serving: one line, exit 2
+            rt.serve(until_idle=until_idle)  # stops cleanly on a stop signal
     except KeyboardInterrupt:
         # A stop signal before serve() took over (while runs were being started, or right
         # after the ready line): as clean a stop. Without it the process just exited, and
@@ -194,12 +202,14 @@ def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None
 def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
                 fmt: str = "table") -> None:
     from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
     from dpc_core.local.views import list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
     key = ws.resolve(ws.keys(), pipeline) if pipeline else None
     store = ws.connect()
-    found = list_runs(store, key, date)
+    with guarded(ws.db_path):  # a damaged page met only now is as clear an error
+        found = list_runs(store, key, date)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
 

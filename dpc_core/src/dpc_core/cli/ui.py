@@ -10,25 +10,43 @@ import click
 from dpc_core.cli.options import WORKSPACE
 
 HOST = click.option("--host", default="127.0.0.1", show_default=True,
-                    help="Address to listen on (only this machine by default).")
+                    help="Address to listen on (only this machine by default; any other "
+                         "address needs the printed token for every request).")
 PORT = click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
                     help="Port; 0 picks a free one.")
 
 
-def serve(workspace: Path, host: str, port: int) -> None:
-    """Bind, print the URL, serve until Ctrl-C."""
+def listen(host: str, port: int, what: str = "`dpc ui`") -> tuple[Any, str]:
+    """The listening socket and a fresh access token; a warning when the server is
+    reachable from other machines."""
     try:
-        from dpc_core.ui.server import bind, make_server, url_of
+        from dpc_core.ui.server import bind, new_token
     except ModuleNotFoundError as exc:
-        raise click.ClickException(f"`dpc ui` needs the ui extra: pip install 'dpc-core[ui]' "
+        raise click.ClickException(f"{what} needs the ui extra: pip install 'dpc-core[ui]' "
                                    f"({exc})") from None
+    import ipaddress
+
+    sock = bind(host, port)
+    if not ipaddress.ip_address(str(sock.getsockname()[0]).split("%")[0]).is_loopback:
+        click.echo(f"warning: the UI listens on {host} (not only this machine): anyone who "
+                   "can reach the port and has the token can run pipelines; every request "
+                   "needs the token (keep the URL private; plain HTTP, so on a trusted "
+                   "network only; from another machine, use this machine's name or address "
+                   "in the URL)", err=True)
+    return sock, new_token()
+
+
+def serve(workspace: Path, host: str, port: int) -> None:
+    """Bind, print the URL (with its token), serve until Ctrl-C."""
     from dpc_core.local.runtime import Workspace
 
     ws = Workspace(workspace.resolve())
     ws.connect().close()  # a clear error now (no state, read-only disk), not in the page
-    sock = bind(host, port)
-    click.echo(f"dpc ui for {ws.root}: {url_of(sock)}  (Ctrl-C stops)", err=False)
-    server = make_server(ws.root)
+    sock, token = listen(host, port)
+    from dpc_core.ui.server import make_server, url_of
+
+    click.echo(f"dpc ui for {ws.root}: {url_of(sock, token)}  (Ctrl-C stops)", err=False)
+    server = make_server(ws.root, sock, token, host=host)
     server.run(sockets=[sock])
 
 
@@ -57,16 +75,13 @@ def central_source(tables: str | None, region: str | None, poll: float) -> tuple
 def serve_central(tables: str | None, region: str | None, poll: float, host: str,
                   port: int) -> None:
     """``dpc ui --central``: check the tables, bind, print the URL, serve."""
-    try:
-        from dpc_core.ui.server import bind, make_server, url_of
-    except ModuleNotFoundError as exc:
-        raise click.ClickException(f"`dpc ui` needs the ui extra: pip install 'dpc-core[ui]' "
-                                   f"({exc})") from None
     source, count = central_source(tables, region, poll)
-    sock = bind(host, port)
+    sock, token = listen(host, port)
+    from dpc_core.ui.server import make_server, url_of
+
     click.echo(f"dpc ui for the central account ({count} pipeline(s), "
-               f"{source.session.region_name}): {url_of(sock)}  (Ctrl-C stops)")
-    server = make_server(source)
+               f"{source.session.region_name}): {url_of(sock, token)}  (Ctrl-C stops)")
+    server = make_server(source, sock, token, host=host)
     server.run(sockets=[sock])
 
 
@@ -94,19 +109,16 @@ def ui(workspace: Path, host: str, port: int, central: bool, central_tables: str
     serve(workspace, host, port)
 
 
-def serve_in_background(workspace: Path, host: str, port: int) -> object:
-    """Start the UI server on a daemon thread (``dpc local up --ui``), print its URL, and
-    return the uvicorn server (set ``should_exit`` to stop it)."""
+def serve_in_background(workspace: Path, host: str, sock: Any, token: str) -> object:
+    """Start the UI server on a daemon thread (``dpc local up --ui``) on ``sock`` (from
+    :func:`listen`), print its URL, and return the uvicorn server (set ``should_exit`` to
+    stop it)."""
     import threading
 
-    try:
-        from dpc_core.ui.server import bind, make_server, url_of
-    except ModuleNotFoundError as exc:
-        raise click.ClickException(f"--ui needs the ui extra: pip install 'dpc-core[ui]' "
-                                   f"({exc})") from None
-    sock = bind(host, port)
-    server = make_server(workspace.resolve())
+    from dpc_core.ui.server import make_server, url_of
+
+    server = make_server(workspace.resolve(), sock, token, host=host)
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dpc-ui",
                      daemon=True).start()
-    click.echo(f"dpc ui: {url_of(sock)}")
+    click.echo(f"dpc ui: {url_of(sock, token)}")
     return server

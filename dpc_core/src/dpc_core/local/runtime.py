@@ -175,7 +175,11 @@ class Workspace:
             raise UnknownPipeline(f"no pipeline {name!r}: workspace {self.root} has no valid "
                                   f"pipeline.yaml (`dpc validate {self.root}` says why)")
         names = sorted({k.split("/", 1)[1] for k in keys} | keys)
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        # A name far longer than any (at most 93 characters) is like none: no nearest names.
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6) \
+            if len(name) <= 200 else []
+        if len(name) > 200:
+            name = name[:100] + "…"
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         known = (f"; known: {', '.join(sorted(k.split('/', 1)[1] for k in keys))}"
                  if len(keys) <= 20 else f" ({len(keys)} pipelines)")

@@ -171,6 +171,13 @@ def guarded(path: Path) -> Iterator[None]:
     try:
         yield
     except (sqlite3.Error, OSError) as exc:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            # Nothing was written to it: the file is left as it is for the user to keep.
+            raise StateUnavailable(
+                f"state.db at {path} is not a dpc database or is corrupt: {exc}; it was left "
+                "untouched: move it aside (the next command starts an empty one) or restore "
+                "a copy") from None
         cause = storage_cause(exc)
         if cause is None:
             raise
