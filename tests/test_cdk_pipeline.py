@@ -162,6 +162,37 @@ def test_scheduled_pipeline_gets_a_rule_with_its_cron(case_study: dict[str, Path
     assert "logicalDate" in target["InputTransformer"]["InputTemplate"]
 
 
+def test_schedule_starts_its_run_through_the_idempotent_starter_named_by_the_tick(
+        case_study: dict[str, Path]) -> None:
+    """EventBridge delivers a schedule tick at least once: the rule starts the run through
+    the starter, which names it after the scheduled time (a second delivery is the same
+    name, refused by Step Functions and caught as success)."""
+    from dpc_central.pipeline.starter import SCHEDULED_RUN_NAME
+
+    template = load(case_study, "listings")
+    rules = of_type(template, "AWS::Events::Rule")
+    (target,) = [r["Properties"]["Targets"][0] for r in rules.values()
+                 if "ScheduleExpression" in r["Properties"]]
+    starter = [lid for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"]
+    assert target["Arn"] == {"Ref": starter[0]}
+    transformer = target["InputTransformer"]
+    assert json.loads(transformer["InputTemplate"].replace("<time>", '"T"')) == {
+        "input": {"dpc": {"logicalDate": "T", "trigger": "schedule"}}}
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    from dpc_central.testing import state_machine_definitions
+
+    (asl,) = state_machine_definitions(
+        {"Resources": {starter[0]: template["Resources"][starter[0]]}}, Placeholders()).values()
+    name = asl["States"][asl["StartAt"]]
+    assert name["Type"] == "Pass"
+    assert name["Parameters"]["executionName.$"] == SCHEDULED_RUN_NAME
+    start = asl["States"][name["Next"]]
+    assert start["Parameters"]["Name.$"] == "$.executionName"
+    (catch,) = start["Catch"]
+    assert catch["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
+
+
 def test_triggered_pipeline_listens_on_its_bus_for_its_own_triggers_only(
         case_study: dict[str, Path]) -> None:
     template = load(case_study, "pipeline-x")
@@ -490,7 +521,14 @@ compute: {type: emr}
     (schedule,) = of_type(template, "AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Madrid"
     assert schedule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
-    assert "DeadLetterConfig" in schedule["Properties"]["Target"]
+    target = schedule["Properties"]["Target"]
+    assert "DeadLetterConfig" in target
+    # Scheduler delivers at least once too: the idempotent starter, named by the tick.
+    starter = [lid for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"]
+    assert target["Arn"] == {"Ref": starter[0]}
+    assert json.loads(target["Input"]) == {"input": {"dpc": {
+        "logicalDate": "<aws.scheduler.scheduled-time>", "trigger": "schedule"}}}
 
 
 PLUGIN = '''
