@@ -168,7 +168,10 @@ class World:
         if not members:
             return
         for account in MEMBERS:
-            # StatusForwarding: the default bus's Step Functions events → central bus.
+            # The default bus's Step Functions events → central bus, as a team stack did
+            # before its status forwarder (central still accepts aws.states; the
+            # forwarder's path is tested in test_handler_status_forwarder.py and
+            # test_handler_trigger_manager.py).
             self._rule(account, "default", "dpc-status-forwarding", {
                 "source": [names.SFN_SOURCE], "detail-type": [names.SFN_DETAIL_TYPE]},
                 [{"Id": "central", "Arn": self._bus_arn(CENTRAL, bus),
@@ -255,7 +258,7 @@ class World:
                 "DPC_TABLE_SLACK_THREADS": "dpc-slack-threads",
                 names.ENV_CENTRAL_BUS: names.CENTRAL_BUS_NAME,
                 "DPC_SLACK_SECRET_ARN": self.secret_arn,
-                names.ENV_READ_ROLE_NAME: names.RECONCILER_READ_ROLE,
+                names.ENV_READ_ROLE_NAME: names.regional(names.RECONCILER_READ_ROLE, REGION),
                 "DPC_POISON_DLQ_URL": self.urls["poison"],
                 names.ENV_DELIVERY_RETRY_URL: self.urls["retry"],
                 names.ENV_DELIVERY_DLQ_URL: self.urls["delivery-dlq"],

@@ -20,6 +20,7 @@ from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_
 from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_POISON_DLQ_URL,
+    FORWARDED_STATUS_SOURCE,
     HANDLER_TRIGGER_MANAGER,
     RUN_STATUS_DETAIL_TYPE,
     RUN_STATUS_SOURCE,
@@ -32,9 +33,10 @@ OTHER_GROUP = "dpc-other-accounts"
 
 
 def status_event_pattern(accounts: events.Match | list[str] | None = None) -> events.EventPattern:
-    """Step Functions status changes and the runs' own reports (TRIGGERS.md reliable path)."""
+    """Step Functions status changes (as the team accounts' forwarders put them, or as
+    AWS emits them) and the runs' own reports (TRIGGERS.md reliable path)."""
     return events.EventPattern(
-        source=[SFN_SOURCE, RUN_STATUS_SOURCE],
+        source=[SFN_SOURCE, FORWARDED_STATUS_SOURCE, RUN_STATUS_SOURCE],
         detail_type=[SFN_DETAIL_TYPE, RUN_STATUS_DETAIL_TYPE],
         account=accounts,  # type: ignore[arg-type]
     )
