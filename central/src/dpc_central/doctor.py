@@ -38,6 +38,7 @@ from dpc_central.conventions import (
     EMR_SERVICE_ROLE,
     PIPELINE_BUS_NAME,
     RECONCILER_READ_ROLE,
+    regional,
 )
 from dpc_central.errors import DeployError
 
@@ -425,9 +426,11 @@ def resource_arn(key: str, scope: Scope,
     fixed = {
         "central-bus": f"arn:aws:events:{r}:{c}:event-bus/{CENTRAL_BUS_NAME}",
         "member:pipeline-bus": f"arn:aws:events:{r}:{m}:event-bus/{PIPELINE_BUS_NAME}",
-        "member:reconciler-read-role": f"arn:aws:iam::{m}:role/{RECONCILER_READ_ROLE}",
-        "member:emr-service-role": f"arn:aws:iam::{m}:role/{EMR_SERVICE_ROLE}",
-        "member:emr-instance-role": f"arn:aws:iam::{m}:role/{EMR_INSTANCE_ROLE}",
+        "member:reconciler-read-role":
+            f"arn:aws:iam::{m}:role/{regional(RECONCILER_READ_ROLE, r)}",
+        "member:emr-service-role": f"arn:aws:iam::{m}:role/{regional(EMR_SERVICE_ROLE, r)}",
+        "member:emr-instance-role":
+            f"arn:aws:iam::{m}:role/{regional(EMR_INSTANCE_ROLE, r)}",
     }
     if key in fixed:
         return fixed[key], True
@@ -453,6 +456,7 @@ def resource_arn(key: str, scope: Scope,
         "member:starter": f"arn:aws:states:{r}:{m}:stateMachine:*",
         "member:execution": f"arn:aws:states:{r}:{m}:execution:*",
         "member:emr-cluster": f"arn:aws:elasticmapreduce:{r}:{m}:cluster/*",
+        "member:emr-security-group": f"arn:aws:ec2:{r}:{m}:security-group/*",
         "member:hive-secret/": f"arn:aws:secretsmanager:{r}:{m}:secret:*",
         "member:artifacts/": "arn:aws:s3:::*/" + key.partition("/")[2],
         "central:registration-api/": f"arn:aws:execute-api:{r}:{c}:*/*/"
@@ -572,7 +576,8 @@ def deployed_callers(scope: Scope, clients: Clients) -> tuple[dict[str, Deployed
                                      ("EmrServiceRole", EMR_SERVICE_ROLE),
                                      ("EmrInstanceRole", EMR_INSTANCE_ROLE)):
                     found[f"role member:{caller}"] = Deployed(
-                        role=f"arn:aws:iam::{scope.account}:role/{name}", env={})
+                        role=f"arn:aws:iam::{scope.account}:role/"
+                             f"{regional(name, scope.region)}", env={})
     except (ClientError, BotoCoreError) as exc:
         code, msg = _error(exc)
         return found, Check("deployment", "deployed roles", UNKNOWN, f"{code}: {msg}",
