@@ -566,9 +566,19 @@ class Runtime:
             self.store.conn.execute(
                 "UPDATE lr_steps SET status = 'FAILED', stop_ms = ? WHERE arn = ? AND "
                 "status = 'RUNNING'", (now_ms(), row.arn))
-            self._finish(row, "FAILED", "the runtime stopped while the run was in progress")
+            self._finish(row, "FAILED", "the runtime stopped while the run was in progress",
+                         interrupted=True)
             self.out(f"recovered {row.name}@{row.account} {row.run_id}: RUNNING -> FAILED "
                      "(runtime had stopped)")
+
+        def rerun(key: str, run_id: str, day: str, parents: list[dict[str, Any]],
+                  downstream: bool) -> str | None:
+            return insert_run(self.store, key, run_id, day, "resumed", parents, downstream)
+
+        # What the last stop interrupted of a backfill runs again (local/backfill.py).
+        for arn in backfill.resume_interrupted(self.store.conn, rerun):
+            self.out(f"resumed {arn.rsplit(':', 1)[-1]}: its last run was interrupted by the "
+                     "runtime's stop")
 
     # -- the loops ------------------------------------------------------------------
 
@@ -1105,13 +1115,15 @@ class Runtime:
             (json.dumps({"pipeline": row.pipeline, "note": note}), now_ms()))
 
     def _finish(self, row: RunRow, status: str, error: str | None,
-                step: str | None = None) -> None:
-        """Terminal status, its event and notification; inside the caller's transaction."""
+                step: str | None = None, interrupted: bool = False) -> None:
+        """Terminal status, its event and notification; inside the caller's transaction.
+        ``interrupted``: the run ended because the runtime stopped, not because a step
+        failed (a backfill runs it again at the next start, see local/backfill.py)."""
         error = self.secrets.redact_optional(error)
         stop = now_ms()
         self.store.conn.execute(
-            "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ? WHERE arn = ?",
-            (status, stop, error, row.arn))
+            "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ?, interrupted = ? "
+            "WHERE arn = ?", (status, stop, error, int(interrupted), row.arn))
         start = row.start_ms or stop
         row = RunRow(**{**row.__dict__, "start_ms": start, "stop_ms": stop})
         self._event(row, status, error, stop)
@@ -1189,7 +1201,9 @@ class Runtime:
             def finish() -> None:
                 current = self._get_run(arn)
                 if current.status not in TERMINAL:
-                    self._finish(current, status, error, failed_step)
+                    # ABORTED is only ever the runtime stopping (_run_steps).
+                    self._finish(current, status, error, failed_step,
+                                 interrupted=status == "ABORTED")
                 decide()
 
             if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
