@@ -246,6 +246,9 @@ class Runtime:
         self.secrets = Secrets.from_env(self.env, self.ws.registry)
         self.out: Printer = lambda text: out(self.secrets.redact(text))
         self.max_parallel = max_parallel
+        # Names this workspace's state in the keys of its notifications (with the outbox
+        # item), so two workspaces posting to one channel never share a key.
+        self._state_id = f"{socket.gethostname()}:{self.ws.db_path}"
         self.stopping = threading.Event()
         # Set by shutdown() once every run has ended: the outbox loops drain until then.
         self.runs_done = threading.Event()
@@ -986,6 +989,16 @@ class Runtime:
 
     def _notify_one(self, seq: int, payload: str) -> None:
         item = json.loads(payload)
+        # The outbox item is the intent; before anything is sent it gets a key that names
+        # it on every retry and counts the attempt, committed: a delivery that a crash
+        # interrupted is then retried as such, and each channel makes the retry harmless
+        # with that key (Slack metadata, OpsGenie alert details, email Message-ID).
+        item.setdefault("key", "dpc-" + hashlib.sha256(
+            f"{self._state_id}|{seq}|{payload}".encode()).hexdigest()[:24])
+        item["tries"] = int(item.get("tries", 0)) + 1
+        with self.store.transaction():
+            self.store.conn.execute("UPDATE lr_outbox SET payload = ? WHERE seq = ?",
+                                    (json.dumps(item), seq))
         # What was sent where stays on the outbox item (`dpc local notifications`).
         item["deliveries"] = self._deliver(item)
         with self.store.transaction():
@@ -994,7 +1007,8 @@ class Runtime:
 
     def _deliver(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         pipeline = self.pipelines.get(item["pipeline"])
-        note = self.secrets.redact_note(Notification(**item["note"]))
+        note = self.secrets.redact_note(Notification(**item["note"], key=item.get("key"),
+                                                     retry=int(item.get("tries", 1)) > 1))
         if self.lineage is not None:
             self.lineage.emit(note)
         if pipeline is None or self.notifier is None:
