@@ -200,14 +200,18 @@ def test_a_notice_that_fails_never_costs_the_event_its_trigger(tmp_path: Path) -
     assert problem.source == "notices" and "lr_notices" in problem.error
 
 
-@pytest.mark.parametrize(("channel", "seed"), [("slack", 1), ("slack", 2), ("opsgenie", 3),
-                                               ("opsgenie", 4)])
+@pytest.mark.parametrize(("kind", "channel", "seed"), [
+    ("LATE", "slack", 1), ("LATE", "slack", 2), ("LATE", "opsgenie", 3),
+    ("LATE", "opsgenie", 4), ("BLOCKED", "slack", 5), ("BLOCKED", "opsgenie", 6)])
 def test_a_notice_in_flight_when_the_runtime_is_killed_is_not_sent_twice(
-        tmp_path: Path, channel: str, seed: int) -> None:
-    """kill -9 while a LATE notice is being delivered (the endpoint has acted but answers
-    3 s later), then start again: one message in Slack, one alert in OpsGenie (count 1),
-    and every email copy has the same Message-ID."""
-    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"), deadline="00:00")
+        tmp_path: Path, kind: str, channel: str, seed: int) -> None:
+    """kill -9 while a LATE or BLOCKED notice is being delivered (the endpoint has acted but
+    answers 3 s later), then start again: one message in Slack, one alert in OpsGenie
+    (count 1), and every email copy has the same Message-ID."""
+    late = kind == "LATE"
+    said = "has not succeeded" if late else "is blocked for"
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"),
+                     deadline="00:00" if late else None)
     x = ws / "pipeline-x" / "pipeline.yaml"
     x.write_text(x.read_text().replace(
         "        - channel: EMAIL\n",
@@ -218,24 +222,27 @@ def test_a_notice_in_flight_when_the_runtime_is_killed_is_not_sent_twice(
         env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "DPC_SLACK_API_URL": slack.api_url,
                "DPC_SMTP_HOST": smtp.host, "DPC_SMTP_PORT": str(smtp.port),
                "DPC_SMTP_FROM": "dpc@example.com",
-               "OPSGENIE_API_KEY": KEY, "DPC_OPSGENIE_API_URL": opsgenie.url}
+               "OPSGENIE_API_KEY": KEY, "DPC_OPSGENIE_API_URL": opsgenie.url,
+               "LISTINGS_FAIL": "" if late else "1"}
+        if not late:
+            dpc("local", "start", "listings", "--date", DAY, "-w", ws)
 
-        def late_posted() -> bool:
-            return any("has not succeeded" in b.get("text", "")
-                       for b in slack.calls_of("chat.postMessage"))
+        def notice_posted() -> bool:
+            return any(said in b.get("text", "") for b in slack.calls_of("chat.postMessage"))
 
         def alert_created() -> bool:
-            return any(m == "POST" and p == "/v2/alerts" for m, p, _ in opsgenie.calls())
+            return any(m == "POST" and p == "/v2/alerts" and "pipeline-x" in b.get("alias", "")
+                       for m, p, b in opsgenie.calls())
 
         if channel == "slack":
-            slack.delay("chat.postMessage", 3.0)
+            slack.delay("chat.postMessage", 3.0, when=said)
         else:
             opsgenie.delay(3.0)
         proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(late_posted if channel == "slack" else alert_created,
-                     f"the LATE notice reaching {channel}")
+            wait_for(notice_posted if channel == "slack" else alert_created,
+                     f"the {kind} notice reaching {channel}")
             time.sleep(random.Random(seed).uniform(0.0, 1.5))  # within the 3 s in flight
             proc.kill()
             proc.wait(timeout=30)
@@ -245,17 +252,17 @@ def test_a_notice_in_flight_when_the_runtime_is_killed_is_not_sent_twice(
                 proc.wait()
         slack.delay("chat.postMessage", 0)
         opsgenie.delay(0)
-        dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=env)
+        dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=env, check=late)
 
         conn = sqlite3.connect(ws / ".dpc" / "state.db")
         (tries,) = [json.loads(p).get("tries") for (p,) in conn.execute(
-            "SELECT payload FROM lr_outbox WHERE payload LIKE '%PIPELINE_LATE%'")]
+            "SELECT payload FROM lr_outbox WHERE payload LIKE ?", (f"%PIPELINE_{kind}%",))]
         conn.close()
         roots = [r for r in slack.roots("data-pipeline-alerts")
-                 if "has not succeeded" in r.text and "pipeline-x" in r.text]
+                 if said in r.text and "pipeline-x" in r.text]
         assert len(roots) == 1 and slack.replies(roots[0]) == []
         alerts = [a for a in opsgenie.alerts if "pipeline-x" in a.alias]
         assert [(a.status, a.count) for a in alerts] == [("open", 1)]
-        mails = [m for m in smtp.received if "has not succeeded" in m.message["Subject"]]
+        mails = [m for m in smtp.received if said in m.message["Subject"]]
         assert mails and len({m.message["Message-ID"] for m in mails}) == 1
         assert tries == 2  # the interrupted delivery was retried

@@ -61,7 +61,7 @@ class SlackState:
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)
     failures: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    delays: dict[str, float] = field(default_factory=dict)
+    delays: dict[str, tuple[float, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: int = 0
 
@@ -98,8 +98,8 @@ class _Handler(JsonHandler):
         answer = self._handle(state, method, body)
         if answer is None:
             return
-        delay = state.delays.get(method, 0.0)
-        if delay:
+        delay, only = state.delays.get(method, (0.0, ""))
+        if delay and only in str(body.get("text", "")):
             time.sleep(delay)  # done already; the client hears of it late (or never)
         with contextlib.suppress(OSError):
             self.answer(200, answer)
@@ -223,10 +223,11 @@ class FakeSlack:
         with self.state.lock:
             self.state.failures.setdefault(method, []).append((status, retry_after))
 
-    def delay(self, method: str, seconds: float) -> None:
-        """Act on each call of ``method`` at once but answer ``seconds`` later."""
+    def delay(self, method: str, seconds: float, when: str = "") -> None:
+        """Act on each call of ``method`` (whose text contains ``when``) at once but answer
+        ``seconds`` later."""
         with self.state.lock:
-            self.state.delays[method] = seconds
+            self.state.delays[method] = (seconds, when)
 
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         """Bodies of the calls of ``method``, in order, including refused ones."""
