@@ -218,6 +218,18 @@ def test_a_backfill_takes_a_date_already_running_as_its_own(tmp_path: Path) -> N
     assert sorted(r["logical_date"] for r in runs_of(ws, "listings")) == RANGE[:2]
 
 
+def test_a_downstream_backfill_does_not_take_a_run_that_leaves_children_alone(
+        tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 0)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)  # the same
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "--downstream", "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    # One plain run (the first two commands are one backfill) and one that re-runs the
+    # children: the pending plain run is not taken for the --downstream backfill's date.
+    assert sorted(r["downstream"] for r in runs_of(ws, "listings")) == [0, 1]
+
+
 # -- AWS -------------------------------------------------------------------------------
 
 REGION = "eu-west-1"

@@ -175,7 +175,7 @@ def record(conn: sqlite3.Connection, pipeline: str, days: list[str], downstream:
         seen = known.get(day)
         if seen is None:
             conn.execute("INSERT INTO lr_backfill_dates (backfill, date, arn) VALUES (?, ?, ?)",
-                         (bid, day, _existing_run(conn, pipeline, day)))
+                         (bid, day, _existing_run(conn, pipeline, day, downstream)))
         elif seen.status in ("FAILED", "TIMED_OUT", "ABORTED"):
             conn.execute("UPDATE lr_backfill_dates SET arn = NULL, attempt = attempt + 1 "
                          "WHERE backfill = ? AND date = ?", (bid, day))
@@ -184,13 +184,16 @@ def record(conn: sqlite3.Connection, pipeline: str, days: list[str], downstream:
     return found
 
 
-def _existing_run(conn: sqlite3.Connection, pipeline: str, day: str) -> str | None:
+def _existing_run(conn: sqlite3.Connection, pipeline: str, day: str,
+                  downstream: bool) -> str | None:
     """The run of ``pipeline`` for ``day`` that a backfill takes as its own instead of
-    starting another: one pending or running, else the latest that succeeded."""
+    starting another: one pending or running (for ``--downstream``, one that re-runs its
+    children too), else the latest that succeeded."""
     row = conn.execute(
-        "SELECT arn FROM lr_runs WHERE pipeline = ? AND logical_date = ? AND status IN "
-        "('PENDING', 'RUNNING', 'SUCCEEDED') ORDER BY status = 'SUCCEEDED', created_ms DESC "
-        "LIMIT 1", (pipeline, day)).fetchone()
+        "SELECT arn FROM lr_runs WHERE pipeline = ? AND logical_date = ? AND (status = "
+        "'SUCCEEDED' OR (status IN ('PENDING', 'RUNNING') AND downstream >= ?)) "
+        "ORDER BY status = 'SUCCEEDED', created_ms DESC LIMIT 1",
+        (pipeline, day, int(downstream))).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -212,7 +215,7 @@ def release(conn: sqlite3.Connection, queue_run: QueueRun) -> list[str]:
         for day, attempt in conn.execute(
                 "SELECT date, attempt FROM lr_backfill_dates WHERE backfill = ? AND arn IS NULL "
                 "ORDER BY date LIMIT ?", (bid, free)).fetchall():
-            arn = _existing_run(conn, pipeline, day)
+            arn = _existing_run(conn, pipeline, day, bool(downstream))
             if arn is not None:
                 # Another backfill (or a schedule, a rerun) runs or ran this date already.
                 conn.execute("UPDATE lr_backfill_dates SET arn = ? WHERE backfill = ? AND "
