@@ -178,6 +178,23 @@ def test_a_backfill_resumed_after_crashes_leaves_no_child_undone(tmp_path: Path)
     assert ended and all(r["interrupted"] == 2 for r in ended), ended
 
 
+def test_the_same_command_says_that_interrupted_children_will_run_again(
+        tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 30)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)
+    proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _running(ws, "child"), "child RUNNING")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the child ends ABORTED
+        proc.wait(timeout=60)
+    assert [r["status"] for r in runs_of(ws, "child")] == ["ABORTED"]
+    out = dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws).stdout
+    assert f"{RANGE[0]}  SUCCEEDED" in out
+    assert "1 run(s) of its dates (children included) were interrupted" in out
+
+
 def test_a_child_that_failed_for_real_is_not_run_again_by_itself(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     write_pipeline(ws, "listings", A, "steps:\n  - {name: s, type: shell, command: 'true'}\n")

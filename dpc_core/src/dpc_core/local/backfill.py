@@ -245,30 +245,39 @@ Rerun = Callable[[str, str, str, "list[dict[str, Any]]", bool], "str | None"]
 _AGAIN = re.compile(r"-again\d+$")
 
 
-def _of_backfill(conn: sqlite3.Connection, reason: str, parents: str) -> bool:
-    """Whether a run is a backfill's or downstream of one (through the parents that
-    caused it, at most 64 generations up)."""
+def _of_backfill(conn: sqlite3.Connection, pipeline: str, reason: str,
+                parents: str) -> str | None:
+    """The pipeline of the backfill a run belongs to (its own, or one upstream through
+    the parents that caused it, at most 64 generations up); None for other runs."""
+    if reason == "backfill":
+        return pipeline
     frontier = [p.get("executionArn") for p in json.loads(parents or "[]")]
     seen: set[str] = set()
     for _ in range(64):
-        if reason == "backfill":
-            return True
         nxt: list[str] = []
         for arn in frontier:
             if not isinstance(arn, str) or arn in seen:
                 continue
             seen.add(arn)
-            row = conn.execute("SELECT reason, parents FROM lr_runs WHERE arn = ?",
+            row = conn.execute("SELECT reason, parents, pipeline FROM lr_runs WHERE arn = ?",
                                (arn,)).fetchone()
             if row is None:
                 continue
             if row[0] == "backfill":
-                return True
+                return str(row[2])
             nxt.extend(p.get("executionArn") for p in json.loads(row[1] or "[]"))
         if not nxt:
-            return False
-        frontier, reason = nxt, ""
-    return False
+            return None
+        frontier = nxt
+    return None
+
+
+def interrupted(conn: sqlite3.Connection, pipeline: str) -> int:
+    """How many runs of backfills of ``pipeline`` (or downstream of them) the last stop
+    interrupted and that wait to run again at the next start."""
+    return sum(1 for key, reason, parents in conn.execute(
+        "SELECT pipeline, reason, parents FROM lr_runs WHERE interrupted = 1").fetchall()
+        if _of_backfill(conn, key, reason, parents) == pipeline)
 
 
 def resume_interrupted(conn: sqlite3.Connection, rerun: Rerun) -> list[str]:
@@ -282,7 +291,7 @@ def resume_interrupted(conn: sqlite3.Connection, rerun: Rerun) -> list[str]:
     for arn, run_id, pipeline, day, reason, parents, downstream, created in conn.execute(
             "SELECT arn, run_id, pipeline, logical_date, reason, parents, downstream, "
             "created_ms FROM lr_runs WHERE interrupted = 1 ORDER BY created_ms").fetchall():
-        if not _of_backfill(conn, reason, parents):
+        if _of_backfill(conn, pipeline, reason, parents) is None:
             continue
         conn.execute("UPDATE lr_runs SET interrupted = 2 WHERE arn = ?", (arn,))
         if reason == "backfill":
