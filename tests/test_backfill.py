@@ -6,13 +6,28 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from click.testing import CliRunner
-from local_helpers import SHELL_CASE_STUDY, C, copy_workspace, dpc, runs_of
+from local_helpers import (
+    DPC,
+    SHELL_CASE_STUDY,
+    A,
+    C,
+    copy_workspace,
+    dpc,
+    runs,
+    runs_of,
+    wait_for,
+    write_pipeline,
+)
 from moto import mock_aws
 
 from dpc_core.cli.main import cli
@@ -97,6 +112,139 @@ def test_a_bad_range_is_one_clear_error(ws: Path, first: str, last: str, says: s
 def test_an_unknown_pipeline_is_refused_with_the_nearest_name(ws: Path) -> None:
     proc = dpc("backfill", "listing", "--from", DAYS[0], "--to", DAYS[0], "-w", ws, check=False)
     assert proc.returncode == 2 and "did you mean 'listings'" in proc.stderr
+
+
+# -- interruptions and overlaps ---------------------------------------------------------
+
+RANGE = [f"2026-10-{d:02d}" for d in range(1, 21)]
+
+
+def _chain(ws: Path, parent_s: float, child_s: float) -> Path:
+    """listings (A, by hand) and one child (C) that runs when listings succeeds."""
+    write_pipeline(ws, "listings", A,
+                   f"steps:\n  - {{name: s, type: shell, command: 'sleep {parent_s}'}}\n")
+    write_pipeline(ws, "child", C, f"""trigger:
+  executions:
+    allOf:
+      - {{name: listings, account: "{A}", status: [SUCCESS]}}
+steps:
+  - {{name: s, type: shell, command: 'sleep {child_s}'}}
+""")
+    return ws
+
+
+def _running(ws: Path, name: str) -> bool:
+    return any(r["status"] == "RUNNING" for r in runs_of(ws, name))
+
+
+def test_a_backfill_resumed_after_crashes_leaves_no_child_undone(tmp_path: Path) -> None:
+    """Interrupt the runtime six times (kill -9 and Ctrl-C, while a parent runs, while a
+    child runs, at a seeded random moment), re-running the same `dpc backfill` / `dpc
+    local up` each time: every date ends with its parent and its child SUCCEEDED, once."""
+    ws = _chain(tmp_path / "ws", 0.2, 0.8)
+    rng = random.Random(21)
+    points = [("child", signal.SIGKILL), ("parent", signal.SIGKILL), ("child", signal.SIGINT),
+              ("random", signal.SIGKILL), ("child", signal.SIGKILL), ("parent", signal.SIGINT)]
+    interrupted = 0
+    for point, sig in points:
+        dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[-1], "-w", ws)
+        proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if point == "random":
+                time.sleep(rng.uniform(0.5, 3.0))
+            else:
+                name = "child" if point == "child" else "listings"
+                wait_for(lambda name=name: _running(ws, name), f"{name} RUNNING")
+                time.sleep(rng.uniform(0.0, 0.15))
+            proc.send_signal(sig)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        interrupted += sum(1 for r in runs(ws) if r["status"] in ("ABORTED", "FAILED"))
+    assert interrupted, "no run was interrupted: the test did not test anything"
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[-1], "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, timeout=240)
+
+    everything = runs(ws)
+    for name in ("listings", "child"):
+        succeeded = sorted(r["logical_date"] for r in everything
+                           if r["name"] == name and r["status"] == "SUCCEEDED")
+        assert succeeded == RANGE, f"{name}: {succeeded}"  # every date, once
+    # What the crashes ended was marked interrupted, and each was run again.
+    ended = [r for r in everything if r["status"] in ("ABORTED", "FAILED")]
+    assert ended and all(r["interrupted"] == 2 for r in ended), ended
+
+
+def test_the_same_command_says_that_interrupted_children_will_run_again(
+        tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 30)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)
+    proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _running(ws, "child"), "child RUNNING")
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the child ends ABORTED
+        proc.wait(timeout=60)
+    assert [r["status"] for r in runs_of(ws, "child")] == ["ABORTED"]
+    out = dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws).stdout
+    assert f"{RANGE[0]}  SUCCEEDED" in out
+    assert "1 run(s) of its dates (children included) were interrupted" in out
+
+
+def test_a_child_that_failed_for_real_is_not_run_again_by_itself(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write_pipeline(ws, "listings", A, "steps:\n  - {name: s, type: shell, command: 'true'}\n")
+    write_pipeline(ws, "child", C, f"""trigger:
+  executions:
+    allOf:
+      - {{name: listings, account: "{A}", status: [SUCCESS]}}
+steps:
+  - {{name: s, type: shell, command: 'exit 3'}}
+""")
+    dpc("backfill", "listings", "--from", DAYS[0], "--to", DAYS[0], "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, check=False)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, check=False)
+    assert [r["status"] for r in runs_of(ws, "child")] == ["FAILED"]
+
+
+def test_overlapping_backfills_run_each_date_once(tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 0)
+    for first, last in (("01", "10"), ("05", "15"), ("08", "20")):
+        dpc("backfill", "listings", "--from", f"2026-10-{first}", "--to", f"2026-10-{last}",
+            "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, timeout=240)
+    for name in ("listings", "child"):
+        assert sorted(r["logical_date"] for r in runs_of(ws, name)) == RANGE, name
+        assert {r["status"] for r in runs_of(ws, name)} == {"SUCCEEDED"}
+    status = json.loads(dpc("local", "status", "--date", RANGE[0], "--format", "json",
+                            "-w", ws).stdout)
+    assert [set(d["status"] for d in b["dates"]) for b in status["backfills"]] == [
+        {"SUCCEEDED"}] * 3
+
+
+def test_a_backfill_takes_a_date_already_running_as_its_own(tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 0)
+    dpc("local", "start", "listings", "--date", RANGE[0], "-w", ws)  # PENDING, by hand
+    out = dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[1], "-w", ws).stdout
+    assert f"{RANGE[0]}  PENDING" in out
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert sorted(r["logical_date"] for r in runs_of(ws, "listings")) == RANGE[:2]
+
+
+def test_a_downstream_backfill_does_not_take_a_run_that_leaves_children_alone(
+        tmp_path: Path) -> None:
+    ws = _chain(tmp_path / "ws", 0, 0)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "-w", ws)  # the same
+    dpc("backfill", "listings", "--from", RANGE[0], "--to", RANGE[0], "--downstream", "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    # One plain run (the first two commands are one backfill) and one that re-runs the
+    # children: the pending plain run is not taken for the --downstream backfill's date.
+    assert sorted(r["downstream"] for r in runs_of(ws, "listings")) == [0, 1]
 
 
 # -- AWS -------------------------------------------------------------------------------

@@ -6,8 +6,12 @@ fakes in tests/fakes when it is)."""
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 import sqlite3
+import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ import pytest
 from fakes.opsgenie_server import FakeOpsGenie
 from fakes.slack_server import FakeSlack
 from fakes.smtp_server import FakeSmtp
-from local_helpers import SHELL_CASE_STUDY, A, B, C, copy_workspace, dpc, runs_of
+from local_helpers import DPC, SHELL_CASE_STUDY, A, B, C, copy_workspace, dpc, runs_of, wait_for
 
 from dpc_core.local import notices
 from dpc_core.store import PipelineSpec
@@ -318,3 +322,71 @@ def test_an_edited_deadline_applies_after_a_restart_and_while_up_runs(tmp_path: 
         log.close()
     assert all("by its deadline 00:00 UTC" in n["text"] for n in notes(ws, "PIPELINE_LATE"))
     assert due() == [(today, midnight)]
+
+
+@pytest.mark.parametrize(("kind", "channel", "seed"), [
+    ("LATE", "slack", 1), ("LATE", "slack", 2), ("LATE", "opsgenie", 3),
+    ("LATE", "opsgenie", 4), ("BLOCKED", "slack", 5), ("BLOCKED", "opsgenie", 6)])
+def test_a_notice_in_flight_when_the_runtime_is_killed_is_not_sent_twice(
+        tmp_path: Path, kind: str, channel: str, seed: int) -> None:
+    """kill -9 while a LATE or BLOCKED notice is being delivered (the endpoint has acted but
+    answers 3 s later), then start again: one message in Slack, one alert in OpsGenie
+    (count 1), and every email copy has the same Message-ID."""
+    late = kind == "LATE"
+    said = "has not succeeded" if late else "is blocked for"
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"),
+                     deadline="00:00" if late else None)
+    x = ws / "pipeline-x" / "pipeline.yaml"
+    x.write_text(x.read_text().replace(
+        "        - channel: EMAIL\n",
+        "        - channel: OPSGENIE\n          addresses: [rent-oncall]\n"
+        "        - channel: EMAIL\n"))
+    with FakeSlack(token=TOKEN) as slack, FakeSmtp() as smtp, \
+            FakeOpsGenie(api_key=KEY) as opsgenie:
+        env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "DPC_SLACK_API_URL": slack.api_url,
+               "DPC_SMTP_HOST": smtp.host, "DPC_SMTP_PORT": str(smtp.port),
+               "DPC_SMTP_FROM": "dpc@example.com",
+               "OPSGENIE_API_KEY": KEY, "DPC_OPSGENIE_API_URL": opsgenie.url,
+               "LISTINGS_FAIL": "" if late else "1"}
+        if not late:
+            dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+
+        def notice_posted() -> bool:
+            return any(said in b.get("text", "") for b in slack.calls_of("chat.postMessage"))
+
+        def alert_created() -> bool:
+            return any(m == "POST" and p == "/v2/alerts" and "pipeline-x" in b.get("alias", "")
+                       for m, p, b in opsgenie.calls())
+
+        if channel == "slack":
+            slack.delay("chat.postMessage", 3.0, when=said)
+        else:
+            opsgenie.delay(3.0)
+        proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(notice_posted if channel == "slack" else alert_created,
+                     f"the {kind} notice reaching {channel}")
+            time.sleep(random.Random(seed).uniform(0.0, 1.5))  # within the 3 s in flight
+            proc.kill()
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        slack.delay("chat.postMessage", 0)
+        opsgenie.delay(0)
+        dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=env, check=late)
+
+        conn = sqlite3.connect(ws / ".dpc" / "state.db")
+        (tries,) = [json.loads(p).get("tries") for (p,) in conn.execute(
+            "SELECT payload FROM lr_outbox WHERE payload LIKE ?", (f"%PIPELINE_{kind}%",))]
+        conn.close()
+        roots = [r for r in slack.roots("data-pipeline-alerts")
+                 if said in r.text and "pipeline-x" in r.text]
+        assert len(roots) == 1 and slack.replies(roots[0]) == []
+        alerts = [a for a in opsgenie.alerts if "pipeline-x" in a.alias]
+        assert [(a.status, a.count) for a in alerts] == [("open", 1)]
+        mails = [m for m in smtp.received if said in m.message["Subject"]]
+        assert mails and len({m.message["Message-ID"] for m in mails}) == 1
+        assert tries == 2  # the interrupted delivery was retried

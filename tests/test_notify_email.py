@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,12 @@ def test_delivery_error_names_the_refused_addresses() -> None:
 def test_without_a_server_configured_the_channel_says_what_to_set() -> None:
     with pytest.raises(ValueError, match="DPC_SMTP_HOST"):
         SmtpBackend.from_env({})
+
+
+def test_a_notification_sent_again_has_the_same_message_id(smtp: FakeSmtp) -> None:
+    backend = SmtpBackend.from_env(env_for(smtp))
+    backend.send(replace(FAILED, key="k1"), ["a@example.com"])
+    backend.send(replace(FAILED, key="k1", retry=True), ["a@example.com"])
+    backend.send(replace(FAILED, key="k2"), ["a@example.com"])
+    ids = [m.message["Message-ID"] for m in smtp.received]
+    assert ids[0] == ids[1] != ids[2]

@@ -124,3 +124,15 @@ def test_a_missing_key_is_an_error_naming_the_variable() -> None:
 def test_the_alias_of_a_very_long_name_is_hashed_to_the_opsgenie_limit() -> None:
     alias = alert_alias(finished("FAILED", logical_date="x" * 600))
     assert alias.startswith("dpc/") and len(alias) <= 512
+
+
+def test_a_retried_create_that_reached_opsgenie_is_not_sent_again(
+    opsgenie: FakeOpsGenie, backend: OpsGenieBackend,
+) -> None:
+    backend.send(finished("FAILED", key="k1"), [TEAM])
+    backend.send(finished("FAILED", key="k1", retry=True), [TEAM])  # after a crash
+    [alert] = opsgenie.alerts
+    assert (alert.count, alert.details["dpc_key"]) == (1, "k1")
+    # Another notification of the same pipeline and date is a repeat of the same alert.
+    backend.send(finished("FAILED", run_id="run-2", key="k2", retry=True), [TEAM])
+    assert [(a.status, a.count) for a in opsgenie.alerts] == [("open", 2)]

@@ -167,3 +167,41 @@ def test_a_refused_channel_is_reported_after_the_other_channels_are_served(
 def test_a_missing_token_is_an_error_naming_the_variable() -> None:
     with pytest.raises(ValueError, match="SLACK_BOT_TOKEN"):
         SlackBackend.from_env({})
+
+
+def test_a_retried_notification_finds_what_its_first_attempt_posted(slack: FakeSlack) -> None:
+    """After a crash the thread store is empty (a new backend); a retry finds the run's
+    root and its own reply through message metadata and posts neither again."""
+    first = backend_for(slack)
+    started = note("PIPELINE_STARTED", "RUNNING", key="k-start")
+    step = note("STEP_STARTED", "RUNNING", step="extract", key="k-step")
+    first.send(started, [CHANNEL])
+    first.send(step, [CHANNEL])  # went out; the runtime died before it knew
+
+    again = backend_for(slack)  # the next runtime
+    again.send(note("STEP_STARTED", "RUNNING", step="extract", key="k-step", retry=True),
+               [CHANNEL])
+    again.send(note("STEP_FINISHED", "SUCCEEDED", step="extract", key="k-done", retry=True),
+               [CHANNEL])  # never posted before: posted now, in the same thread
+    [root] = slack.roots(CHANNEL)
+    assert [m.metadata["event_payload"]["dpc_key"] for m in slack.replies(root)] == [  # type: ignore[index]
+        "k-step", "k-done"]
+    # The reads return metadata only when asked, as Slack does.
+    history = slack.calls_of("conversations.history")
+    assert history and all(c.get("include_all_metadata") in ("1", "true", "True")
+                           for c in history)
+
+
+def test_a_retried_root_is_not_posted_twice_and_a_first_attempt_never_reads(
+        slack: FakeSlack) -> None:
+    late = note("PIPELINE_LATE", "LATE", run_id="late:2024-05-01", message="x is late",
+                key="k-late")
+    backend_for(slack).send(late, [CHANNEL])
+    assert slack.calls_of("conversations.history") == []  # a first attempt only posts
+    backend_for(slack).send(note("PIPELINE_LATE", "LATE", run_id="late:2024-05-01",
+                                 message="x is late", key="k-late", retry=True), [CHANNEL])
+    assert len(slack.roots(CHANNEL)) == 1
+    # Without the key (a runtime without an outbox) a notification is simply posted.
+    backend_for(slack).send(note("PIPELINE_LATE", "LATE", run_id="late:2024-05-02",
+                                 message="y is late", retry=True), [CHANNEL])
+    assert len(slack.roots(CHANNEL)) == 2

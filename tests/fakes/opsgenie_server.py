@@ -4,7 +4,9 @@ Like OpsGenie: ``Authorization: GenieKey <key>`` or 401; create and close answer
 ``202 Request will be processed`` with a ``requestId`` whose outcome
 ``GET /v2/alerts/requests/{id}`` reports; a create whose alias matches an open alert does not
 make a second alert but increments the open one's ``count``; close by ``id`` or by
-``alias`` (``identifierType``); closing what is not open fails only in the request status.
+``alias`` (``identifierType``); closing what is not open fails only in the request status;
+``GET /v2/alerts/{identifier}?identifierType=id|alias`` returns an alert (by alias: the
+open one, 404 when none). ``delay(seconds)`` makes a create act at once but answer late.
 
     with FakeOpsGenie(api_key="k") as og:
         ... opsgenie-sdk with host = og.url ...
@@ -13,7 +15,9 @@ make a second alert but increments the open one's ``count``; close by ``id`` or 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -49,6 +53,7 @@ class OpsGenieState:
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    create_delay: float = 0.0
 
     def open_alert(self, identifier: str, kind: str) -> Alert | None:
         for alert in self.alerts:
@@ -70,14 +75,15 @@ class _Handler(JsonHandler):
     def _accepted(self, state: OpsGenieState, outcome: dict[str, Any]) -> None:
         request_id = str(uuid.uuid4())
         state.requests[request_id] = outcome
-        self.answer(202, {"result": "Request will be processed", "took": 0.01,
-                          "requestId": request_id})
+        self._later = (202, {"result": "Request will be processed", "took": 0.01,
+                             "requestId": request_id})
 
     def do_POST(self) -> None:
         state: OpsGenieState = self.server.state  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         body = self.read_body()
+        delay = 0.0
         with state.lock:
             state.calls.append(("POST", url.path, {**body, **{"?" + k: v
                                                                for k, v in query.items()}}))
@@ -86,16 +92,27 @@ class _Handler(JsonHandler):
             parts = url.path.strip("/").split("/")
             if parts == ["v2", "alerts"]:
                 self._create(state, body)
+                delay = state.create_delay
             elif len(parts) == 4 and parts[:2] == ["v2", "alerts"] and parts[3] == "close":
                 self._close(state, unquote(parts[2]), query.get("identifierType", "id"), body)
             else:
                 self.answer(404, {"message": "Resource not found", "took": 0.0,
                                   "requestId": str(uuid.uuid4())})
+        later = getattr(self, "_later", None)
+        if later is not None:
+            self._later = None
+            if delay:
+                time.sleep(delay)  # acted on already; the client hears of it late (or never)
+            with contextlib.suppress(OSError):
+                self.answer(*later)
 
     def do_GET(self) -> None:
         state: OpsGenieState = self.server.state  # type: ignore[attr-defined]
-        parts = urlsplit(self.path).path.strip("/").split("/")
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
         with state.lock:
+            state.calls.append(("GET", url.path, {"?" + k: v for k, v in query.items()}))
             if not self._authorized(state):
                 return
             if len(parts) == 4 and parts[:3] == ["v2", "alerts", "requests"]:
@@ -103,6 +120,22 @@ class _Handler(JsonHandler):
                 if outcome is not None:
                     self.answer(200, {"data": outcome, "took": 0.0, "requestId": parts[3]})
                     return
+            elif len(parts) == 3 and parts[:2] == ["v2", "alerts"]:
+                kind = query.get("identifierType", "id")
+                identifier = unquote(parts[2])
+                found = state.open_alert(identifier, "alias") if kind == "alias" else next(
+                    (a for a in state.alerts if a.id == identifier), None)
+                if found is not None:
+                    self.answer(200, {"data": {
+                        "id": found.id, "alias": found.alias, "message": found.message,
+                        "status": found.status, "count": found.count, "tags": found.tags,
+                        "details": found.details, "source": found.source,
+                        "description": found.description}, "took": 0.0,
+                        "requestId": str(uuid.uuid4())})
+                    return
+                self.answer(404, {"message": "Alert does not exist", "took": 0.0,
+                                  "requestId": str(uuid.uuid4())})
+                return
             self.answer(404, {"message": "Request not found", "took": 0.0,
                               "requestId": str(uuid.uuid4())})
 
@@ -164,6 +197,11 @@ class FakeOpsGenie:
         """Every alert, open and closed, in creation order."""
         with self.state.lock:
             return list(self.state.alerts)
+
+    def delay(self, seconds: float) -> None:
+        """Act on each alert create at once but answer ``seconds`` later."""
+        with self.state.lock:
+            self.state.create_delay = seconds
 
     def calls(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(method, path, body + ?query)`` of every call, in order."""

@@ -1,8 +1,14 @@
-"""A fake Slack Web API (``chat.postMessage``, ``chat.update``) for the real slack-sdk.
+"""A fake Slack Web API (``chat.postMessage``, ``chat.update``, ``conversations.history``,
+``conversations.replies``, ``conversations.list``) for the real slack-sdk.
 
 Behaves like Slack where the client can tell: bearer-token auth (``invalid_auth``), channel
-names resolved to ids (``chat.update`` wants the id), a ``ts`` per message, ``thread_ts``
-that must name a message of the channel, and HTTP 429 with ``Retry-After`` on demand.
+names resolved to ids (``chat.update`` and the ``conversations.*`` reads want the id), a
+``ts`` per message, ``thread_ts`` that must name a message of the channel, message
+``metadata`` (``event_type`` + ``event_payload``) returned by the reads only with
+``include_all_metadata``, history newest first and top-level messages only (replies are
+read with ``conversations.replies``), cursor pagination with ``limit``, and HTTP 429 with
+``Retry-After`` on demand. ``delay(method, seconds)`` makes a method act at once but answer
+late (a crash of the client meanwhile leaves the message posted).
 
     with FakeSlack(token="xoxb-test") as slack:
         WebClient(token="xoxb-test", base_url=slack.api_url).chat_postMessage(...)
@@ -11,11 +17,15 @@ that must name a message of the channel, and HTTP 429 with ``Retry-After`` on de
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import threading
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
 
 from fakes.localserver import JsonHandler, LocalServer
 
@@ -30,6 +40,16 @@ class Message:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     updates: int = 0
+    metadata: dict[str, Any] | None = None
+
+    def shown(self, with_metadata: bool) -> dict[str, Any]:
+        """The message as ``conversations.history`` / ``.replies`` return it."""
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.thread_ts is not None:
+            out["thread_ts"] = self.thread_ts
+        if with_metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
+        return out
 
 
 @dataclass
@@ -41,6 +61,7 @@ class SlackState:
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
     channels: dict[str, str] = field(default_factory=dict)
     failures: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    delays: dict[str, tuple[float, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     clock: int = 0
 
@@ -61,11 +82,30 @@ class SlackState:
         return self.channels[name]
 
 
+_READS_PAGE_MAX = 999  # Slack's own maximum ``limit`` for conversations.history
+
+
 class _Handler(JsonHandler):
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        self._call(url.path.rsplit("/", 1)[-1], dict(parse_qsl(url.query)))
+
     def do_POST(self) -> None:
+        self._call(self.path.rsplit("/", 1)[-1], self.read_body())
+
+    def _call(self, method: str, body: dict[str, Any]) -> None:
         state: SlackState = self.server.state  # type: ignore[attr-defined]
-        method = self.path.rsplit("/", 1)[-1]
-        body = self.read_body()
+        answer = self._handle(state, method, body)
+        if answer is None:
+            return
+        delay, only = state.delays.get(method, (0.0, ""))
+        if delay and only in str(body.get("text", "")):
+            time.sleep(delay)  # done already; the client hears of it late (or never)
+        with contextlib.suppress(OSError):
+            self.answer(200, answer)
+
+    def _handle(self, state: SlackState, method: str,
+                body: dict[str, Any]) -> dict[str, Any] | None:
         with state.lock:
             state.calls.append((method, body))
             queued = state.failures.get(method)
@@ -74,15 +114,16 @@ class _Handler(JsonHandler):
                 self.answer(status, {"ok": False, "error": "ratelimited" if status == 429
                                      else "fatal_error"},
                             {"Retry-After": str(retry_after)} if status == 429 else None)
-                return
+                return None
             if self.headers.get("Authorization") != f"Bearer {state.token}":
-                self.answer(200, {"ok": False, "error": "invalid_auth"})
-                return
-            handler = {"chat.postMessage": self._post, "chat.update": self._update}.get(method)
+                return {"ok": False, "error": "invalid_auth"}
+            handler = {"chat.postMessage": self._post, "chat.update": self._update,
+                       "conversations.history": self._history,
+                       "conversations.replies": self._replies,
+                       "conversations.list": self._list}.get(method)
             if handler is None:
-                self.answer(200, {"ok": False, "error": "unknown_method"})
-                return
-            self.answer(200, handler(state, body))
+                return {"ok": False, "error": "unknown_method"}
+            return handler(state, body)
 
     @staticmethod
     def _post(state: SlackState, body: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +135,15 @@ class _Handler(JsonHandler):
         thread_ts = body.get("thread_ts")
         if thread_ts is not None and (channel, thread_ts) not in state.messages:
             return {"ok": False, "error": "thread_not_found"}
+        metadata = body.get("metadata")
+        if isinstance(metadata, str):  # form-encoded calls send it as a JSON string
+            metadata = json.loads(metadata)
+        if metadata is not None and not (isinstance(metadata, dict)
+                                         and isinstance(metadata.get("event_type"), str)
+                                         and isinstance(metadata.get("event_payload"), dict)):
+            return {"ok": False, "error": "invalid_metadata_format"}
         msg = Message(channel, state.next_ts(), str(body.get("text", "")),
-                      list(body.get("blocks") or []), thread_ts)
+                      list(body.get("blocks") or []), thread_ts, metadata=metadata)
         state.messages[(channel, msg.ts)] = msg
         return {"ok": True, "channel": channel, "ts": msg.ts,
                 "message": {"text": msg.text, "ts": msg.ts, "thread_ts": thread_ts}}
@@ -114,6 +162,50 @@ class _Handler(JsonHandler):
         return {"ok": True, "channel": channel, "ts": msg.ts, "text": msg.text}
 
 
+    @staticmethod
+    def _page(messages: list[Message], body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            limit = max(1, min(int(body.get("limit") or 100), _READS_PAGE_MAX))
+            start = int(body.get("cursor") or 0)
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        page = messages[start:start + limit]
+        more = start + limit < len(messages)
+        return {"ok": True, "messages": [m.shown(with_metadata) for m in page],
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
+    @classmethod
+    def _history(cls, state: SlackState, body: dict[str, Any]) -> dict[str, Any]:
+        channel = str(body.get("channel", ""))
+        if channel not in state.channels.values():
+            return {"ok": False, "error": "channel_not_found"}
+        top = sorted((m for m in state.messages.values()
+                      if m.channel == channel and m.thread_ts is None),
+                     key=lambda m: m.ts, reverse=True)
+        return cls._page(top, body)
+
+    @classmethod
+    def _replies(cls, state: SlackState, body: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(body.get("channel", "")), str(body.get("ts", ""))
+        if channel not in state.channels.values():
+            return {"ok": False, "error": "channel_not_found"}
+        root = state.messages.get((channel, ts))
+        if root is None:
+            return {"ok": False, "error": "thread_not_found"}
+        thread = [root, *sorted((m for m in state.messages.values()
+                                 if m.channel == channel and m.thread_ts == ts),
+                                key=lambda m: m.ts)]
+        return cls._page(thread, body)
+
+    @staticmethod
+    def _list(state: SlackState, body: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channels": [{"id": cid, "name": name, "is_channel": True}
+                                         for name, cid in sorted(state.channels.items())],
+                "response_metadata": {"next_cursor": ""}}
+
+
 class FakeSlack:
     """The fake Slack Web API on 127.0.0.1; ``api_url`` is the WebClient ``base_url``."""
 
@@ -130,6 +222,12 @@ class FakeSlack:
         """Answer the next call of ``method`` with ``status`` (429 carries Retry-After)."""
         with self.state.lock:
             self.state.failures.setdefault(method, []).append((status, retry_after))
+
+    def delay(self, method: str, seconds: float, when: str = "") -> None:
+        """Act on each call of ``method`` (whose text contains ``when``) at once but answer
+        ``seconds`` later."""
+        with self.state.lock:
+            self.state.delays[method] = (seconds, when)
 
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         """Bodies of the calls of ``method``, in order, including refused ones."""

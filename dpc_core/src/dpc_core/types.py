@@ -239,6 +239,13 @@ class Notification:
     parents: Sequence[Mapping[str, str]] = ()
     #: The text of a window notice (LATE, BLOCKED, RECOVERED): why, and what happens next.
     message: str | None = None
+    #: A key that names this notification (the same on every retry of its delivery), for
+    #: channels that can make a retry harmless: Slack message metadata, OpsGenie alert
+    #: details, the email Message-ID. None where the runtime keeps no outbox.
+    key: str | None = None
+    #: True when an earlier delivery of this notification may have been sent (the runtime
+    #: stopped while it was under way): a channel looks for it before sending again.
+    retry: bool = False
 
     @property
     def failed(self) -> bool:

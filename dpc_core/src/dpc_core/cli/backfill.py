@@ -98,6 +98,7 @@ def _local(workspace: Path, pipeline: str, days: list[str], downstream: bool,
     store = ws.connect()
     with guarded(ws.db_path), store.transaction():
         found = bf.record(store.conn, key, days, downstream, max_parallel)
+        waiting = bf.interrupted(store.conn, key)
     store.close()
     running = ws.poke()
     click.echo(f"backfill {found.id}: {found.line()}")
@@ -106,6 +107,9 @@ def _local(workspace: Path, pipeline: str, days: list[str], downstream: bool,
             d.status, d.status)
         click.echo(f"  {d.date}  {what}" + (f"  ({d.run_id})" if d.run_id else "")
                    + (f"  attempt {d.attempt}" if d.attempt > 1 else ""))
+    if waiting:
+        click.echo(f"{waiting} run(s) of its dates (children included) were interrupted when the "
+                   "runtime stopped: they run again when `dpc local up` starts")
     click.echo("the same command again starts only what is not done; `dpc local status` shows "
                "progress")
 

@@ -11,17 +11,28 @@ like the rest of the state. Children follow per date through the engine, as for 
 A backfill is named by its pipeline, range and ``--downstream``: the same command again
 is the same backfill, and it starts only what is not done: a date whose run succeeded is
 done, a date whose run is pending or running is left alone, a date whose run failed is
-held again for a new attempt.
+held again for a new attempt. Backfills that overlap share their common dates: a date
+that already has a pending, running or succeeded run of the pipeline (another backfill's,
+a schedule's, a rerun's) is given that run instead of a second one.
+
+A run that ended only because the runtime stopped (Ctrl-C, SIGTERM, ``kill -9``: its
+``lr_runs.interrupted`` is 1) is not a failure of the data: at the next start, such a
+run of a backfill's date, or of a pipeline downstream of it, runs again
+(:func:`resume_interrupted`), so a resumed backfill leaves no child undone. A run that
+failed for real is not repeated by itself: the same ``dpc backfill`` command again tries
+its date again (and ``dpc rerun`` a child).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from dpc_core.errors import DpcError
 from dpc_core.local.state import now_ms
@@ -164,17 +175,27 @@ def record(conn: sqlite3.Connection, pipeline: str, days: list[str], downstream:
     for day in days:
         seen = known.get(day)
         if seen is None:
-            done = conn.execute("SELECT arn FROM lr_runs WHERE pipeline = ? AND logical_date = ?"
-                                " AND status = 'SUCCEEDED' ORDER BY created_ms DESC LIMIT 1",
-                                (pipeline, day)).fetchone()
             conn.execute("INSERT INTO lr_backfill_dates (backfill, date, arn) VALUES (?, ?, ?)",
-                         (bid, day, done[0] if done else None))
+                         (bid, day, _existing_run(conn, pipeline, day, downstream)))
         elif seen.status in ("FAILED", "TIMED_OUT", "ABORTED"):
             conn.execute("UPDATE lr_backfill_dates SET arn = NULL, attempt = attempt + 1 "
                          "WHERE backfill = ? AND date = ?", (bid, day))
     found = get(conn, bid)
     assert found is not None
     return found
+
+
+def _existing_run(conn: sqlite3.Connection, pipeline: str, day: str,
+                  downstream: bool) -> str | None:
+    """The run of ``pipeline`` for ``day`` that a backfill takes as its own instead of
+    starting another: one pending or running (for ``--downstream``, one that re-runs its
+    children too), else the latest that succeeded."""
+    row = conn.execute(
+        "SELECT arn FROM lr_runs WHERE pipeline = ? AND logical_date = ? AND (status = "
+        "'SUCCEEDED' OR (status IN ('PENDING', 'RUNNING') AND downstream >= ?)) "
+        "ORDER BY status = 'SUCCEEDED', created_ms DESC LIMIT 1",
+        (pipeline, day, int(downstream))).fetchone()
+    return None if row is None else str(row[0])
 
 
 def release(conn: sqlite3.Connection, queue_run: QueueRun) -> list[str]:
@@ -195,6 +216,12 @@ def release(conn: sqlite3.Connection, queue_run: QueueRun) -> list[str]:
         for day, attempt in conn.execute(
                 "SELECT date, attempt FROM lr_backfill_dates WHERE backfill = ? AND arn IS NULL "
                 "ORDER BY date LIMIT ?", (bid, free)).fetchall():
+            arn = _existing_run(conn, pipeline, day, bool(downstream))
+            if arn is not None:
+                # Another backfill (or a schedule, a rerun) runs or ran this date already.
+                conn.execute("UPDATE lr_backfill_dates SET arn = ? WHERE backfill = ? AND "
+                             "date = ?", (arn, bid, day))
+                continue
             run_id = f"backfill-{day}-{bid[:6]}-a{attempt}"
             arn = queue_run(pipeline, run_id, day, bool(downstream))
             if arn is None:  # the same attempt was queued before (a crash in between)
@@ -211,3 +238,76 @@ def held(conn: sqlite3.Connection) -> int:
     """How many dates of all backfills are still held (the runtime is not idle)."""
     return int(conn.execute("SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL")
                .fetchone()[0])
+
+
+#: ``(pipeline key, run id, logical date, parents, downstream) -> ARN`` (None: it exists).
+Rerun = Callable[[str, str, str, "list[dict[str, Any]]", bool], "str | None"]
+
+_AGAIN = re.compile(r"-again\d+$")
+
+
+def _of_backfill(conn: sqlite3.Connection, pipeline: str, reason: str,
+                parents: str) -> str | None:
+    """The pipeline of the backfill a run belongs to (its own, or one upstream through
+    the parents that caused it, at most 64 generations up); None for other runs."""
+    if reason == "backfill":
+        return pipeline
+    frontier = [p.get("executionArn") for p in json.loads(parents or "[]")]
+    seen: set[str] = set()
+    for _ in range(64):
+        nxt: list[str] = []
+        for arn in frontier:
+            if not isinstance(arn, str) or arn in seen:
+                continue
+            seen.add(arn)
+            row = conn.execute("SELECT reason, parents, pipeline FROM lr_runs WHERE arn = ?",
+                               (arn,)).fetchone()
+            if row is None:
+                continue
+            if row[0] == "backfill":
+                return str(row[2])
+            nxt.extend(p.get("executionArn") for p in json.loads(row[1] or "[]"))
+        if not nxt:
+            return None
+        frontier = nxt
+    return None
+
+
+def interrupted(conn: sqlite3.Connection, pipeline: str) -> int:
+    """How many runs of backfills of ``pipeline`` (or downstream of them) the last stop
+    interrupted and that wait to run again at the next start."""
+    return sum(1 for key, reason, parents in conn.execute(
+        "SELECT pipeline, reason, parents FROM lr_runs WHERE interrupted = 1").fetchall()
+        if _of_backfill(conn, key, reason, parents) == pipeline)
+
+
+def resume_interrupted(conn: sqlite3.Connection, rerun: Rerun) -> list[str]:
+    """At the runtime's start, in its transaction: each run that the last runtime's stop
+    interrupted and that belongs to a backfill runs again. A backfill's own run holds its
+    date again (a new attempt); a run downstream of it is queued again under a new name,
+    with the same parents and logical date (the engine then triggers its own children as
+    for any run). A date whose pipeline has run again since is left alone. Returns the ARNs
+    queued."""
+    queued: list[str] = []
+    for arn, run_id, pipeline, day, reason, parents, downstream, created in conn.execute(
+            "SELECT arn, run_id, pipeline, logical_date, reason, parents, downstream, "
+            "created_ms FROM lr_runs WHERE interrupted = 1 ORDER BY created_ms").fetchall():
+        if _of_backfill(conn, pipeline, reason, parents) is None:
+            continue
+        conn.execute("UPDATE lr_runs SET interrupted = 2 WHERE arn = ?", (arn,))
+        if reason == "backfill":
+            conn.execute("UPDATE lr_backfill_dates SET arn = NULL, attempt = attempt + 1 "
+                         "WHERE arn = ?", (arn,))
+            continue
+        newer = conn.execute("SELECT 1 FROM lr_runs WHERE pipeline = ? AND logical_date = ? "
+                             "AND created_ms > ? AND arn != ? LIMIT 1",
+                             (pipeline, day, created, arn)).fetchone()
+        if newer is not None:
+            continue  # it ran again meanwhile (a rerun, a new trigger)
+        match = _AGAIN.search(run_id)
+        again = int(match.group(0)[6:]) + 1 if match else 1
+        new_id = f"{_AGAIN.sub('', run_id)}-again{again}"
+        new = rerun(pipeline, new_id, day, json.loads(parents or "[]"), bool(downstream))
+        if new is not None:
+            queued.append(new)
+    return queued

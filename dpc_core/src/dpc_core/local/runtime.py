@@ -250,6 +250,9 @@ class Runtime:
         self.secrets = Secrets.from_env(self.env, self.ws.registry)
         self.out: Printer = lambda text: out(self.secrets.redact(text))
         self.max_parallel = max_parallel
+        # Names this workspace's state in the keys of its notifications (with the outbox
+        # item), so two workspaces posting to one channel never share a key.
+        self._state_id = f"{socket.gethostname()}:{self.ws.db_path}"
         self.stopping = threading.Event()
         # Set by shutdown() once every run has ended: the outbox loops drain until then.
         self.runs_done = threading.Event()
@@ -570,9 +573,19 @@ class Runtime:
             self.store.conn.execute(
                 "UPDATE lr_steps SET status = 'FAILED', stop_ms = ? WHERE arn = ? AND "
                 "status = 'RUNNING'", (now_ms(), row.arn))
-            self._finish(row, "FAILED", "the runtime stopped while the run was in progress")
+            self._finish(row, "FAILED", "the runtime stopped while the run was in progress",
+                         interrupted=True)
             self.out(f"recovered {row.name}@{row.account} {row.run_id}: RUNNING -> FAILED "
                      "(runtime had stopped)")
+
+        def rerun(key: str, run_id: str, day: str, parents: list[dict[str, Any]],
+                  downstream: bool) -> str | None:
+            return insert_run(self.store, key, run_id, day, "resumed", parents, downstream)
+
+        # What the last stop interrupted of a backfill runs again (local/backfill.py).
+        for arn in backfill.resume_interrupted(self.store.conn, rerun):
+            self.out(f"resumed {arn.rsplit(':', 1)[-1]}: its last run was interrupted by the "
+                     "runtime's stop")
 
     # -- the loops ------------------------------------------------------------------
 
@@ -980,6 +993,16 @@ class Runtime:
 
     def _notify_one(self, seq: int, payload: str) -> None:
         item = json.loads(payload)
+        # The outbox item is the intent; before anything is sent it gets a key that names
+        # it on every retry and counts the attempt, committed: a delivery that a crash
+        # interrupted is then retried as such, and each channel makes the retry harmless
+        # with that key (Slack metadata, OpsGenie alert details, email Message-ID).
+        item.setdefault("key", "dpc-" + hashlib.sha256(
+            f"{self._state_id}|{seq}|{payload}".encode()).hexdigest()[:24])
+        item["tries"] = int(item.get("tries", 0)) + 1
+        with self.store.transaction():
+            self.store.conn.execute("UPDATE lr_outbox SET payload = ? WHERE seq = ?",
+                                    (json.dumps(item), seq))
         # What was sent where stays on the outbox item (`dpc local notifications`).
         item["deliveries"] = self._deliver(item)
         with self.store.transaction():
@@ -988,7 +1011,8 @@ class Runtime:
 
     def _deliver(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         pipeline = self.pipelines.get(item["pipeline"])
-        note = self.secrets.redact_note(Notification(**item["note"]))
+        note = self.secrets.redact_note(Notification(**item["note"], key=item.get("key"),
+                                                     retry=int(item.get("tries", 1)) > 1))
         if self.lineage is not None:
             self.lineage.emit(note)
         if pipeline is None or self.notifier is None:
@@ -1109,13 +1133,15 @@ class Runtime:
             (json.dumps({"pipeline": row.pipeline, "note": note}), now_ms()))
 
     def _finish(self, row: RunRow, status: str, error: str | None,
-                step: str | None = None) -> None:
-        """Terminal status, its event and notification; inside the caller's transaction."""
+                step: str | None = None, interrupted: bool = False) -> None:
+        """Terminal status, its event and notification; inside the caller's transaction.
+        ``interrupted``: the run ended because the runtime stopped, not because a step
+        failed (a backfill runs it again at the next start, see local/backfill.py)."""
         error = self.secrets.redact_optional(error)
         stop = now_ms()
         self.store.conn.execute(
-            "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ? WHERE arn = ?",
-            (status, stop, error, row.arn))
+            "UPDATE lr_runs SET status = ?, stop_ms = ?, error = ?, interrupted = ? "
+            "WHERE arn = ?", (status, stop, error, int(interrupted), row.arn))
         start = row.start_ms or stop
         row = RunRow(**{**row.__dict__, "start_ms": start, "stop_ms": stop})
         self._event(row, status, error, stop)
@@ -1193,7 +1219,9 @@ class Runtime:
             def finish() -> None:
                 current = self._get_run(arn)
                 if current.status not in TERMINAL:
-                    self._finish(current, status, error, failed_step)
+                    # ABORTED is only ever the runtime stopping (_run_steps).
+                    self._finish(current, status, error, failed_step,
+                                 interrupted=status == "ABORTED")
                 decide()
 
             if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):

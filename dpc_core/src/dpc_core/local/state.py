@@ -240,8 +240,17 @@ def run_row(row: tuple[Any, ...]) -> RunRow:
 
 
 def init(conn: sqlite3.Connection) -> None:
-    """Create the runtime's tables."""
+    """Create the runtime's tables (and add the columns a state from an older dpc lacks)."""
     conn.executescript(SCHEMA)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(lr_runs)")}
+    if "interrupted" not in columns:
+        # 1: the run ended because the runtime stopped (Ctrl-C, SIGTERM, kill -9), not
+        # because a step failed; 2: such a run that was since run again (local/backfill.py).
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+            conn.execute("ALTER TABLE lr_runs ADD COLUMN interrupted INTEGER NOT NULL "
+                         "DEFAULT 0")
+    conn.execute("CREATE INDEX IF NOT EXISTS lr_runs_interrupted ON lr_runs (arn) "
+                 "WHERE interrupted = 1")
 
 
 def state_path(workspace: Path) -> Path:

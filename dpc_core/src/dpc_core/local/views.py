@@ -30,7 +30,9 @@ def reason_text(row: RunRow) -> str:
             f"{p['pipeline']}@{p['account']} {p['status']} ({p['executionArn'].rsplit(':', 1)[-1]})"
             for p in row.parents)
     return {"manual": "started by hand", "schedule": "schedule", "rerun": "rerun by hand",
-            "rerun-downstream": "rerun by hand, downstream"}.get(row.reason, row.reason)
+            "rerun-downstream": "rerun by hand, downstream",
+            "resumed": "run again: the runtime stopped during its last run"}.get(row.reason,
+                                                                               row.reason)
 
 
 def list_runs(store: SqliteStore, pipeline: str | None = None, date: str | None = None) -> list[

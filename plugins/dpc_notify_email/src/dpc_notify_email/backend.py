@@ -2,7 +2,10 @@
 
 One message per notification to all addresses, ``multipart/alternative`` with a plain-text
 and an HTML part. Messages of one run share a thread: the run's start has a Message-ID made
-from the run id and every later message refers to it.
+from the run id and every later message refers to it. Every message's Message-ID is stable
+(from the run id, or from ``Notification.key``), so a message sent again after the runtime
+stopped mid-send is the same message to a mail store or client that drops duplicate
+Message-IDs; SMTP itself has no idempotency, so a second copy may still be delivered.
 
 Environment: ``DPC_SMTP_HOST`` (required: the channel is off without it),
 ``DPC_SMTP_PORT`` (default 25, or 465 with ``DPC_SMTP_SSL=1``),
@@ -104,7 +107,10 @@ def build_message(note: Notification, sender: str, addresses: Sequence[str]) -> 
     if note.kind == "PIPELINE_STARTED":
         msg["Message-ID"] = thread
     else:
-        msg["Message-ID"] = make_msgid(domain="dpc.local")
+        # The same notification sent again (a retry after the runtime stopped mid-send)
+        # has the same Message-ID, by which mail stores and clients drop the second copy.
+        msg["Message-ID"] = (f"<dpc-{hashlib.sha256(note.key.encode()).hexdigest()[:32]}"
+                             "@dpc.local>") if note.key else make_msgid(domain="dpc.local")
         msg["In-Reply-To"] = thread
         msg["References"] = thread
     msg["X-Dpc-Run-Id"] = note.run_id

@@ -7,6 +7,12 @@ repeat (its ``count`` grows) instead of a second alert. Success closes by alias
 (``identifierType=alias``), so no state is kept here; closing when nothing is open is a
 no-op on OpsGenie's side.
 
+A retried create (the runtime stopped while it was under way, ``Notification.retry``) first
+reads the open alert of the alias (Get Alert, ``identifierType=alias``): when its details
+carry this notification's key (``dpc_key``), the first attempt reached OpsGenie and nothing
+is sent again, so the alert's ``count`` does not grow either. When the read fails, the
+create is sent: at worst the same alert's ``count`` grows by one, never a second alert.
+
 Environment: ``OPSGENIE_API_KEY`` (required: the key of an OpsGenie *API* integration),
 ``DPC_OPSGENIE_API_URL`` (default ``https://api.opsgenie.com``; ``https://api.eu.opsgenie.com``
 for EU accounts, a local server in tests), ``DPC_NOTIFY_TIMEOUT`` (seconds, default 10).
@@ -59,6 +65,8 @@ def alert_fields(note: Notification, addresses: Sequence[str]) -> dict[str, Any]
         details["failed_step"] = note.step
     if note.duration_s is not None:
         details["duration_s"] = f"{note.duration_s:.1f}"
+    if note.key:
+        details["dpc_key"] = note.key
     return {
         "message": message[:_MAX_MESSAGE],
         "alias": alert_alias(note),
@@ -108,13 +116,12 @@ class OpsGenieBackend:
 
         Only final statuses matter to OpsGenie; other notes are ignored.
         """
-        from opsgenie_sdk import CloseAlertPayload, CreateAlertPayload
+        from opsgenie_sdk import CloseAlertPayload
 
         if note.kind in ("PIPELINE_LATE", "PIPELINE_BLOCKED"):
             # A window notice opens the alert of the pipeline and date: the run that
             # succeeds for that date closes it, as it closes a failed run's alert.
-            self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
-                                     _request_timeout=self.timeout)
+            self._create(note, addresses)
             return
         if note.kind == "NOTICE_RESOLVED":
             self.alerts.close_alert(
@@ -125,11 +132,29 @@ class OpsGenieBackend:
         if note.kind != "PIPELINE_FINISHED":
             return
         if note.failed:
-            self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
-                                     _request_timeout=self.timeout)
+            self._create(note, addresses)
         elif note.status == "SUCCEEDED":
             self.alerts.close_alert(
                 identifier=alert_alias(note), identifier_type="alias",
                 close_alert_payload=CloseAlertPayload(
                     source="dpc", note=f"run {note.run_id} succeeded"),
                 _request_timeout=self.timeout)
+
+    def _create(self, note: Notification, addresses: Sequence[str]) -> None:
+        from opsgenie_sdk import CreateAlertPayload
+
+        if note.retry and note.key and self._already_created(note):
+            return
+        self.alerts.create_alert(CreateAlertPayload(**alert_fields(note, addresses)),
+                                 _request_timeout=self.timeout)
+
+    def _already_created(self, note: Notification) -> bool:
+        """Whether the open alert of the note's alias came from this very note."""
+        try:
+            found = self.alerts.get_alert(identifier=alert_alias(note), identifier_type="alias",
+                                          _request_timeout=self.timeout)
+        except Exception:  # none open (404), or the read failed: create (at worst count+1)
+            return False
+        data = getattr(found, "data", None)
+        details = getattr(data, "details", None) or {}
+        return bool(details.get("dpc_key") == note.key)

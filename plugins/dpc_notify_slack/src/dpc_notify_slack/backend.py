@@ -4,6 +4,17 @@ The first message of a run in a channel is its root (``chat.postMessage``); ever
 message is a reply in its thread (``thread_ts``), and the final status also rewrites the
 root (``chat.update``) so the channel shows each run's outcome at a glance.
 
+Retries are harmless: each message carries Slack message metadata (``event_type``
+``dpc_notification``, ``event_payload`` with the notification's ``dpc_key``, its run and
+whether it is a root or a reply). A notification whose earlier delivery may have gone out
+(``Notification.retry``: the runtime stopped while it was under way) first looks for its
+own message: the run's root in ``conversations.history`` (the channel's latest
+:data:`LOOK_BACK` top-level messages, ``include_all_metadata``) and its reply in
+``conversations.replies`` of that thread. What is found is not posted again. This needs
+the ``channels:history`` (``groups:history`` for private channels) and, for a channel given
+by name, ``channels:read`` scopes; without them the lookup fails and the message is posted
+(at-least-once, as before).
+
 Environment: ``SLACK_BOT_TOKEN`` (required), ``DPC_SLACK_API_URL`` (default
 ``https://slack.com/api/``; tests point it at a local server), ``DPC_SLACK_THREADS_DB``
 (SQLite file keeping threads across restarts; in memory when unset),
@@ -26,6 +37,12 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 DEFAULT_API_URL = "https://slack.com/api/"
+#: ``metadata.event_type`` of every message dpc posts.
+EVENT_TYPE = "dpc_notification"
+#: How many of a channel's latest top-level messages (or of a thread's) a retry looks at.
+LOOK_BACK = 1000
+_PAGE = 200
+_RUN_LEVEL = ("PIPELINE_STARTED", "PIPELINE_FINISHED", "PIPELINE_LATE", "PIPELINE_BLOCKED")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 
 
@@ -89,28 +106,108 @@ class SlackBackend:
     def _send_one(self, note: Notification, address: str) -> None:
         channel = channel_ref(address)
         root = self.threads.get(note.run_id, channel)
+        own_root = False  # the root is this very notification's message
+        if root is None and note.retry and note.key:
+            found = self._find_root(note.run_id, channel)
+            if found is not None:
+                root, key = found
+                self.threads.put(note.run_id, channel, root)
+                own_root = key == note.key
         if root is None:
             # The first message of the run here is its root, whatever kind it is; a step's
             # note then follows as the first reply.
             text, blocks = root_message(note)
-            answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+            answer = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                  **_metadata(note, "root"))
             root = ThreadRef(channel_id=str(answer["channel"]), ts=str(answer["ts"]))
             self.threads.put(note.run_id, channel, root)
-            if note.kind in ("PIPELINE_STARTED", "PIPELINE_FINISHED", "PIPELINE_LATE",
-                             "PIPELINE_BLOCKED"):
-                return
-        elif note.kind == "PIPELINE_STARTED":
+            own_root = True
+        elif not own_root and note.kind == "PIPELINE_STARTED":
             return  # a repeated start adds nothing to the thread
+        if own_root and note.kind in _RUN_LEVEL:
+            return
         text, blocks = reply_message(note)
-        self.client.chat_postMessage(channel=root.channel_id, thread_ts=root.ts, text=text,
-                                     blocks=blocks)
+        if not (note.retry and note.key and self._in_thread(root, note.key)):
+            self.client.chat_postMessage(channel=root.channel_id, thread_ts=root.ts, text=text,
+                                         blocks=blocks, **_metadata(note, "reply"))
         if note.kind in ("PIPELINE_FINISHED", "NOTICE_RESOLVED"):
             # A resolved LATE or BLOCKED notice rewrites its root too: the channel shows
-            # at a glance that it is over.
+            # at a glance that it is over (rewriting it again changes nothing).
             text, blocks = root_message(note)
             # chat.update wants the channel id Slack answered, not the name.
             self.client.chat_update(channel=root.channel_id, ts=root.ts, text=text,
                                     blocks=blocks)
+
+    # -- a retry looks for what its first attempt may have posted ---------------------
+
+    def _channel_id(self, channel: str) -> str | None:
+        """The id of ``channel`` (``#name`` or an id): the reads want an id."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        name, cursor = channel.lstrip("#"), ""
+        for _ in range(LOOK_BACK // _PAGE):
+            answer = self.client.conversations_list(
+                types="public_channel,private_channel", exclude_archived=True, limit=_PAGE,
+                cursor=cursor or None)
+            for c in answer.get("channels") or []:
+                if c.get("name") == name:
+                    return str(c["id"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                break
+        return None
+
+    def _messages(self, read: Any, **args: Any) -> Any:
+        """The messages of a paginated read, at most :data:`LOOK_BACK` of them."""
+        cursor = ""
+        for _ in range(LOOK_BACK // _PAGE):
+            answer = read(include_all_metadata=True, limit=_PAGE, cursor=cursor or None,
+                          **args)
+            yield from answer.get("messages") or []
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                return
+
+    def _find_root(self, run_id: str, channel: str) -> tuple[ThreadRef, str] | None:
+        """The run's root message in ``channel`` and the key it was posted with."""
+        try:
+            cid = self._channel_id(channel)
+            if cid is None:
+                return None
+            for m in self._messages(self.client.conversations_history, channel=cid):
+                payload = _payload(m)
+                if payload.get("dpc_run") == run_id and payload.get("part") == "root":
+                    return ThreadRef(channel_id=cid, ts=str(m["ts"])), str(
+                        payload.get("dpc_key"))
+        except Exception:  # cannot look (scopes, API): post, at least once
+            return None
+        return None
+
+    def _in_thread(self, root: ThreadRef, key: str) -> bool:
+        """Whether the thread of ``root`` holds the reply posted with ``key``."""
+        try:
+            return any(_payload(m).get("dpc_key") == key and _payload(m).get("part") == "reply"
+                       for m in self._messages(self.client.conversations_replies,
+                                               channel=root.channel_id, ts=root.ts))
+        except Exception:
+            return False
+
+
+def _metadata(note: Notification, part: str) -> dict[str, Any]:
+    """``chat.postMessage``'s ``metadata`` argument for ``note`` (none without a key)."""
+    if not note.key:
+        return {}
+    return {"metadata": {"event_type": EVENT_TYPE,
+                         "event_payload": {"dpc_key": note.key, "dpc_run": note.run_id,
+                                           "part": part}}}
+
+
+def _payload(message: Any) -> dict[str, Any]:
+    meta = message.get("metadata") if isinstance(message, dict) else None
+    if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
+        return {}
+    payload = meta.get("event_payload")
+    return payload if isinstance(payload, dict) else {}
 
 
 def _describe(exc: Exception) -> str:
