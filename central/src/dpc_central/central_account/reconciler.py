@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.concurrency import RESERVED
 from dpc_central.central_account.execution_tracker import grant_publish_to_pipeline_topics
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
@@ -89,7 +90,7 @@ class Reconciler(Construct):
             environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name,
                          ENV_READ_ROLE_NAME: RECONCILER_READ_ROLE},
             description="dpc reconciler: statuses lost on the way", alarm_topic=alarm_topic,
-            layers=layers, timeout=Duration.minutes(5), reserved_concurrency=1,
+            layers=layers, timeout=Duration.minutes(5), reserved_concurrency=RESERVED["reconciler"],
         )
         tables.grant_engine(self.handler.function)
         bus.grant_put_events_to(self.handler.function)
