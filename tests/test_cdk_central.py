@@ -399,6 +399,17 @@ def test_template_passes_cfn_lint(central: tuple[Any, Path]) -> None:
     assert cfn_lint(central[1]) == []
 
 
+def test_template_has_no_source_arn_cloudformation_would_refuse(
+        central: tuple[Any, Path]) -> None:
+    """cfn-lint W1032 (a pattern of the resource schema: a Lambda permission's SourceArn
+    account must be 12 digits or empty) is a warning to cfn-lint and an error to
+    CloudFormation."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(central[1], config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id}: {m.message}" for m in matches if m.rule.id == "W1032"] == []
+
+
 def test_execution_tracker_may_encrypt_for_member_topics_only_through_sns(template: Any) -> None:
     """A cross-account publisher to a topic with a customer key needs the key actions in
     its own identity policy (and the key policy; see test_cdk_pipeline)."""
