@@ -553,3 +553,22 @@ def test_the_trigger_manager_regroups_other_accounts_on_its_own_queue(template: 
     assert {"Fn::GetAtt": [status, "Arn"]} in grants(role_statements(template,
                                                                      "trigger_manager"),
                                                      "sqs:SendMessage")
+
+
+def test_sqs_event_sources_never_poll_beyond_their_functions_reservation(
+        template: Any) -> None:
+    """A throttled SQS batch goes back to the queue and counts as a receive (toward the
+    DLQ after 5): each function's mappings together stay within its reservation
+    (ScalingConfig.MaximumConcurrency)."""
+    functions = resources(template, "AWS::Lambda::Function")
+    queues = resources(template, "AWS::SQS::Queue")
+    per_function: dict[str, int] = {}
+    for m in resources(template, "AWS::Lambda::EventSourceMapping").values():
+        props = m["Properties"]
+        if props["EventSourceArn"]["Fn::GetAtt"][0] not in queues:
+            continue
+        fn = props["FunctionName"]["Ref"]
+        per_function[fn] = per_function.get(fn, 0) + props["ScalingConfig"]["MaximumConcurrency"]
+    assert len(per_function) >= 2  # the trigger manager and the Slack poster
+    for fn, total in per_function.items():
+        assert total <= functions[fn]["Properties"]["ReservedConcurrentExecutions"], fn
