@@ -518,6 +518,9 @@ class Runtime:
         self.notifier = Dispatcher(
             self.ws.registry, self.env, secrets=self.secrets,
             console=lambda text: self.out(f"{_fmt_ms(now_ms())}  notify  {text}"))
+        from dpc_core.local.notifications import replay_printed_alerts
+
+        replay_printed_alerts(self.store, self.notifier)
         missing = self.notifier.unconfigured(
             {c for e in self.pipelines.entries.values() for c in e.meta.get("channels", ())})
         if missing:
