@@ -76,7 +76,10 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     def again(signum: int, frame: FrameType | None) -> None:
         click.echo("already stopping")
 
+    stopped_by = [signal.SIGINT]  # exit status 128 + the signal, as a shell reports it
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by[0] = signal.Signals(signum)
         # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C; a second signal does
         # not interrupt the clean stop under way. A handler, not SIG_IGN: an ignored signal
         # would be inherited by steps started meanwhile, and they could not be terminated.
@@ -106,7 +109,9 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
         # what the start-up left to its threads (remembering the files it read) was lost.
         click.echo("stopping: running steps are terminated, their runs end ABORTED")
         rt.shutdown()
-        return
+        raise click.exceptions.Exit(128 + stopped_by[0]) from None
+    if rt.interrupted:  # Ctrl-C: 130, SIGTERM: 143, as for any interrupted command
+        raise click.exceptions.Exit(128 + stopped_by[0])
     if until_idle:
         failed = rt.unsuccessful()
         if failed:
@@ -144,6 +149,28 @@ def queue_run(workspace: Path, pipeline: str, date: str | None, reason: str,
     where = "started by the running runtime" if running else \
         "queued; it runs when `dpc local up` starts"
     return f"{key} {run_id} for {logical}: {where}"
+
+
+@local.command("cancel")
+@WORKSPACE
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@click.option("--reason", default="", help="Why (recorded with who cancelled).")
+@output_format(default="text")
+def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -> None:
+    """Cancel RUN (run id, ARN, unique prefix, or a pipeline name for its latest run):
+    its step's process group is terminated and the run ends ABORTED, recorded with who
+    cancelled it and why. Not a failure: no BLOCKED notice goes downstream."""
+    from dpc_core.local.cancel import cancel_run
+
+    outcome = cancel_run(workspace.resolve(), run, _date(date) if date else None, reason)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
 
 
 @local.command("start")

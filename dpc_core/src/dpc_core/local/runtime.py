@@ -45,7 +45,7 @@ from dpc_core.engine import Engine
 from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
 from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
-from dpc_core.local import backfill, notices, state
+from dpc_core.local import backfill, notices, operator, state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
@@ -155,6 +155,7 @@ class Workspace:
             state.init(store.conn)
             notices.init(store.conn)
             backfill.init(store.conn)
+            operator.init(store.conn)
         return store
 
     def resolve(self, pipelines: Iterable[str], name: str) -> str:
@@ -262,6 +263,8 @@ class Runtime:
         self._lock_file: Any = None
         self._sock: socket.socket | None = None
         self.ready_at: float | None = None
+        self.interrupted = False  # stopped by Ctrl-C or SIGTERM (exit 130)
+        self._terminating: set[str] = set()  # runs whose step a cancel is terminating
         self.notifier: Any = None
         self.lineage: Any = None
         # The workspace as last read: pipeline.yaml path -> entry; files found invalid (by
@@ -646,6 +649,7 @@ class Runtime:
             except OSError:
                 return
             self._guarded_call("wake-up listener", "queued runs", self._submit_pending)
+            self._guarded_call("wake-up listener", "requested cancels", self._carry_out_cancels)
             self.wake_engine.set()
 
     def _watch_pending(self) -> None:
@@ -655,6 +659,7 @@ class Runtime:
             self._guarded_call("pending-run check", "queued runs", self._submit_pending)
             self._guarded_call("deadline check", "deadlines", self._check_deadlines)
             self._guarded_call("backfills", "held dates", self._release_backfills)
+            self._guarded_call("cancels", "requested cancels", self._carry_out_cancels)
 
     def _release_backfills(self) -> None:
         """Start held backfill dates while each backfill has fewer than its
@@ -1110,6 +1115,8 @@ class Runtime:
     def _finish(self, row: RunRow, status: str, error: str | None,
                 step: str | None = None) -> None:
         """Terminal status, its event and notification; inside the caller's transaction."""
+        if status == "ABORTED":
+            error = self._abort_text(row.arn, error)
         error = self.secrets.redact_optional(error)
         stop = now_ms()
         self.store.conn.execute(
@@ -1120,6 +1127,50 @@ class Runtime:
         self._event(row, status, error, stop)
         self._notify(row, "PIPELINE_FINISHED", status, step=step, error=error,
                      duration_s=(stop - start) / 1000)
+
+    # -- operators' aborts (dpc_core.local.operator) -----------------------------------
+
+    def _abort_text(self, arn: str, error: str | None) -> str | None:
+        """A run ending ABORTED: who aborted it and why, on record (``lr_aborts``); a
+        stop of the runtime is recorded as an interrupt. Inside the caller's transaction."""
+        if operator.abort_of(self.store.conn, arn) is None and self.stopping.is_set():
+            operator.request(self.store.conn, arn, operator.INTERRUPT,
+                             "the runtime was stopped (Ctrl-C or SIGTERM)")
+        found = operator.abort_of(self.store.conn, arn)
+        if found is None:
+            return error
+        operator.mark_done(self.store.conn, arn)
+        return found.text()
+
+    def _cancelled(self, arn: str) -> bool:
+        with self.store.transaction():
+            return operator.abort_of(self.store.conn, arn) is not None
+
+    def _carry_out_cancels(self) -> None:
+        """Carry out the cancels ``dpc local cancel`` recorded: a queued run ends ABORTED
+        at once, a running step's process group is terminated (its run then ends
+        ABORTED), a run between steps stops before the next one."""
+        if self.stopping.is_set():
+            return
+        with self.store.transaction():
+            todo = operator.pending(self.store.conn)
+        for abort in todo:
+            with self.store.transaction():
+                row = self._get_run(abort.arn)
+                if row.status == "PENDING":
+                    self.store.conn.execute("UPDATE lr_runs SET status = 'ABORTED' WHERE arn = ?",
+                                            (row.arn,))
+                    self._finish(row, "ABORTED", None)
+                elif row.status in TERMINAL:
+                    operator.mark_done(self.store.conn, row.arn)
+            proc = self.procs.get(abort.arn)
+            if proc is not None and proc.poll() is None and abort.arn not in self._terminating:
+                self._terminating.add(abort.arn)
+                threading.Thread(target=operator.terminate_group, args=(proc.pid,),
+                                 name="dpc-cancel", daemon=True).start()
+            self.wake_engine.set()
+            self.wake_notify.set()
+            self.changed.set()
 
     def _execute_guarded(self, arn: str) -> None:
         try:
@@ -1213,7 +1264,7 @@ class Runtime:
                          logical_date=row.logical_date, project_dir=Path(pipeline.project_dir),
                          work_dir=run_dir, data_dir=data_dir, parents=row.parents)
         for idx, step in enumerate(pipeline.steps):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self._cancelled(row.arn):
                 return "ABORTED", "the runtime was stopped", step.name
             log_path = run_dir / f"{idx:02d}-{step.name}.log"
 
@@ -1238,8 +1289,8 @@ class Runtime:
 
             with heartbeat(beat):
                 rc, error = self._run_step(row, step, ctx, log_path, idx)
-            status = "SUCCEEDED" if rc == 0 else ("ABORTED" if self.stopping.is_set()
-                                                  else "FAILED")
+            status = "SUCCEEDED" if rc == 0 else (
+                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else "FAILED")
             took = time.monotonic() - t0
 
             def finished(idx: int = idx, step: Any = step, status: str = status, rc: int = rc,
@@ -1353,6 +1404,7 @@ class Runtime:
                 if until_idle and self.idle():
                     break
         except KeyboardInterrupt:
+            self.interrupted = True
             self.out("stopping: running steps are terminated, their runs end ABORTED")
         finally:
             self.shutdown()
