@@ -221,7 +221,7 @@ def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None
 
 
 def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
-                fmt: str = "table") -> None:
+                fmt: str = "text") -> None:
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import list_runs, runs_table
 
@@ -240,21 +240,27 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
 @local.command("timeline")
 @WORKSPACE
 @click.option("--date", default=None)
-def local_timeline(workspace: Path, date: str | None) -> None:
-    """Runs on a time axis with their trigger reasons."""
+@output_format()
+def local_timeline(workspace: Path, date: str | None, fmt: str) -> None:
+    """Runs on a time axis with their trigger reasons (json: the runs, oldest first)."""
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.views import list_runs, timeline
 
     store = Workspace(workspace.resolve()).connect()
-    click.echo(timeline(list_runs(store, None, date)))
+    found = list_runs(store, None, date)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps, run_json
+
+        click.echo(dumps([run_json(r) for r in found]))
+        return
+    click.echo(timeline(found))
 
 
 @local.command("notifications")
 @WORKSPACE
 @click.option("--run", default=None, help="Only this run (id or id prefix).")
 @click.option("--pipeline", default=None, help="Only this pipeline (name or account/name).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@output_format()
 def local_notifications(workspace: Path, run: str | None, pipeline: str | None,
                         fmt: str) -> None:
     """What was notified where: channel, address, sent for real or printed (channel not

@@ -15,6 +15,17 @@ PORT = click.option("--port", type=click.IntRange(0, 65535), default=8765, show_
                     help="Port; 0 picks a free one.")
 
 
+def no_runs_hint(store: Any, root: Path) -> str | None:
+    """The line to show over a workspace where `dpc local up` never ran (nothing
+    registered, no run): the page would otherwise be empty with no hint."""
+    conn = store.conn
+    if conn.execute("SELECT 1 FROM lr_runs LIMIT 1").fetchone() is not None:
+        return None
+    if conn.execute("SELECT 1 FROM pipelines LIMIT 1").fetchone() is not None:
+        return None
+    return f"no runs yet: run `dpc local up -w {root}` (the page fills in as it runs)"
+
+
 def serve(workspace: Path, host: str, port: int) -> None:
     """Bind, print the URL, serve until Ctrl-C."""
     try:
@@ -25,7 +36,13 @@ def serve(workspace: Path, host: str, port: int) -> None:
     from dpc_core.local.runtime import Workspace
 
     ws = Workspace(workspace.resolve())
-    ws.connect().close()  # a clear error now (no state, read-only disk), not in the page
+    store = ws.connect()  # a clear error now (no state, read-only disk), not in the page
+    try:
+        hint = no_runs_hint(store, ws.root)
+    finally:
+        store.close()
+    if hint:
+        click.echo(hint)
     sock = bind(host, port)
     click.echo(f"dpc ui for {ws.root}: {url_of(sock)}  (Ctrl-C stops)", err=False)
     server = make_server(ws.root)
