@@ -185,3 +185,63 @@ def test_stopping_the_runtime_aborts_runs_as_an_interrupt_and_blocks_nobody(
     assert run["status"] == "ABORTED"
     assert run["error"].startswith("aborted by interrupt: the runtime was stopped")
     assert not [n for n in notes(ws) if n["kind"] == "PIPELINE_BLOCKED"]
+
+
+# -- pause / resume ---------------------------------------------------------------------
+
+
+def test_a_paused_child_holds_its_trigger_and_runs_once_on_resume(tmp_path: Path) -> None:
+    from local_helpers import noop_case_study
+
+    ws = noop_case_study(tmp_path / "ws")
+    out = dpc("local", "pause", "pipeline-x", "--reason", "schema migration", "-w", ws,
+              env={"DPC_USER": "dana"}).stdout
+    assert "paused: PAUSED by dana" in out and "schema migration" in out
+    for name in ("listings", "searches"):
+        dpc("local", "start", name, "--date", DAY, "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert runs_of(ws, "pipeline-x") == []  # held, not run
+
+    status = dpc("local", "status", "--date", DAY, "-w", ws).stdout
+    (line,) = [x for x in status.splitlines() if x.strip().startswith("pipeline-x ")]
+    assert "PAUSED by dana" in line and "schema migration" in line and "1 held" in line
+    doc = json.loads(dpc("local", "status", "--date", DAY, "-w", ws, "--format",
+                         "json").stdout)
+    (x,) = [p for p in doc["pipelines"] if p["pipeline"] == "pipeline-x"]
+    assert x["paused"]["by"] == "dana" and x["paused"]["held"] == 1
+    assert f"{C}/pipeline-x: PAUSED by dana" in dpc("local", "runs", "-w", ws).stdout
+
+    assert "resumed; 1 held" in dpc("local", "resume", "pipeline-x", "-w", ws).stdout
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    (run,) = runs_of(ws, "pipeline-x")
+    assert run["status"] == "SUCCEEDED" and run["reason"] == "trigger"
+    assert {p["pipeline"] for p in run["parents"]} == {"listings", "searches"}
+    assert "PAUSED" not in dpc("local", "status", "--date", DAY, "-w", ws).stdout
+    # Released once: another start of the runtime starts nothing more.
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    assert len(runs_of(ws, "pipeline-x")) == 1
+
+
+def test_a_paused_pipelines_schedule_firing_is_held_and_started_on_resume(
+        tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from local_helpers import noop_case_study
+
+    from dpc_core.local.runtime import Runtime
+
+    ws = noop_case_study(tmp_path / "ws")
+    dpc("local", "pause", "listings", "--reason", "source down", "-w", ws)
+    rt = Runtime(ws, schedules=False, out=lambda _: None)
+    rt.open()
+    try:
+        rt.start()
+        rt._fire(f"{A}/listings", datetime(2026, 11, 26, 3, 0, tzinfo=UTC))
+        rt.serve(until_idle=True)
+    finally:
+        rt.shutdown()
+    assert runs_of(ws, "listings") == []
+    dpc("local", "resume", "listings", "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
+    (run,) = runs_of(ws, "listings")
+    assert (run["logical_date"], run["reason"], run["status"]) == (DAY, "schedule", "SUCCEEDED")

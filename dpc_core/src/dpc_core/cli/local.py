@@ -173,6 +173,54 @@ def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -
     click.echo(outcome["message"])
 
 
+@local.command("pause")
+@WORKSPACE
+@click.argument("pipeline")
+@click.option("--reason", required=True, help="Why (shown with who paused it).")
+def pause(workspace: Path, pipeline: str, reason: str) -> None:
+    """Pause PIPELINE: its schedule and triggers are held (not lost) until `dpc local
+    resume`; a run already going goes on; `dpc local start` still starts it by hand."""
+    from dpc_core.local import operator
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.keys(), pipeline)
+    store = ws.connect()
+    who = operator.operator_name()
+    with guarded(ws.db_path), store.transaction():
+        new = operator.pause(store.conn, key, who, reason)
+        now = operator.paused_pipelines(store.conn)[key]
+    store.close()
+    click.echo(f"{key} {'paused' if new else 'was already paused'}: {now.text()}")
+
+
+@local.command("resume")
+@WORKSPACE
+@click.argument("pipeline")
+def resume(workspace: Path, pipeline: str) -> None:
+    """Resume PIPELINE: what it held while paused is released, each held trigger decided
+    again under its `rerun` policy, each held schedule firing started once."""
+    from dpc_core.local import operator
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.keys(), pipeline)
+    store = ws.connect()
+    with guarded(ws.db_path), store.transaction():
+        held = operator.paused_pipelines(store.conn).get(key)
+        done = operator.resume(store.conn, key)
+    store.close()
+    if not done or held is None:
+        click.echo(f"{key} is not paused")
+        return
+    running = ws.poke()
+    where = "released by the running runtime" if running else \
+        "released when `dpc local up` starts"
+    click.echo(f"{key} resumed; {held.held} held trigger(s) or firing(s) {where}")
+
+
 @local.command("start")
 @WORKSPACE
 @click.argument("pipeline")
@@ -235,6 +283,11 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
         click.echo(dumps([run_json(r) for r in found]))
         return
     click.echo(runs_table(found))
+    from dpc_core.local.operator import paused_pipelines
+
+    for key_, p in paused_pipelines(store.conn).items():
+        if key is None or key_ == key:
+            click.echo(f"{key_}: {p.text()}")
 
 
 @local.command("timeline")
@@ -319,8 +372,10 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     from dpc_core.health import contact_of, owner_of
     from dpc_core.local.backfill import list_backfills
     from dpc_core.local.notices import list_notices, notices_table
+    from dpc_core.local.operator import paused_pipelines
 
     specs = {key: store.get_pipeline(key) for key, _ in latest}
+    paused = paused_pipelines(store.conn)
     found = list_notices(store.conn, day)
     backfills = list_backfills(store.conn)
     if fmt == "json":
@@ -329,7 +384,9 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
-             "run": run_json(r) if r is not None else None} for key, r in latest],
+             "run": run_json(r) if r is not None else None,
+             "paused": paused[key].to_dict() if key in paused else None}
+            for key, r in latest],
             "conditions": [child_json(c) for c in children],
             "notices": [n.to_dict() for n in found],
             "backfills": [{"id": b.id, "pipeline": b.pipeline, "from": b.date_from,
@@ -348,6 +405,8 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         owner = owner_of(specs[key])
         contact = contact_of(specs[key])
         by = f"  owner {owner}" + (f" <{contact}>" if contact else "") if owner else ""
+        if key in paused:
+            by += f"  [{paused[key].text()}]"
         if run is None:
             click.echo(f"  {name:<20} {account}  no run{by}")
         else:

@@ -1,5 +1,9 @@
 """What an operator does to runs on the local runtime: cancel one run (``dpc local cancel``),
-and the stop of the runtime itself (Ctrl-C), recorded as who aborted which run and why.
+the stop of the runtime itself (Ctrl-C), recorded as who aborted which run and why; and
+pause / resume a pipeline (``lr_paused``): while paused, the engine holds its triggers
+(:class:`dpc_core.engine.Held`) and its schedule firings are held too (``lr_held``); on
+resume the runtime releases them, the engine deciding each held window under the
+pipeline's ``rerun`` policy (:meth:`dpc_core.engine.Engine.release`).
 
 ``lr_aborts`` holds one row per run an operator aborted (or asked to abort): who, why, and
 when it was done. A run aborted by an operator is not a failure: :mod:`notices` sends no
@@ -43,7 +47,7 @@ INTERRUPT = "interrupt"
 
 def init(conn: sqlite3.Connection) -> None:
     """Create the operator tables (idempotent; commits first, as executescript does)."""
-    conn.executescript(SCHEMA)
+    conn.executescript(SCHEMA + PAUSE_SCHEMA)
 
 
 def operator_name(env: dict[str, str] | None = None) -> str:
@@ -134,3 +138,109 @@ def terminate_group(pid: int, grace_s: float = 10.0) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+# -- pause / resume -------------------------------------------------------------------
+
+PAUSE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lr_paused (
+    pipeline TEXT PRIMARY KEY,
+    by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since_ms INTEGER NOT NULL
+);
+-- What a paused pipeline did not start: a trigger the engine held (kind 'trigger'), or a
+-- schedule firing (kind 'schedule'); released when the pipeline is resumed.
+CREATE TABLE IF NOT EXISTS lr_held (
+    pipeline TEXT NOT NULL,
+    window TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    downstream INTEGER NOT NULL DEFAULT 0,
+    held_ms INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, window, kind)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Paused:
+    """A paused pipeline: who paused it, why, since when, and how much it holds."""
+
+    pipeline: str
+    by: str
+    reason: str
+    since_ms: int
+    held: int = 0
+
+    def text(self) -> str:
+        """``PAUSED by alice: reason (2 held)``."""
+        from dpc_core.local.views import at_utc
+
+        held = f", {self.held} held" if self.held else ""
+        return (f"PAUSED by {self.by} since {at_utc(self.since_ms)}"
+                + (f": {self.reason}" if self.reason else "") + held)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON shape."""
+        return {"pipeline": self.pipeline, "by": self.by, "reason": self.reason,
+                "sinceMs": self.since_ms, "held": self.held}
+
+
+def init_pause(conn: sqlite3.Connection) -> None:
+    """Create the pause tables (idempotent)."""
+    conn.executescript(PAUSE_SCHEMA)
+
+
+def pause(conn: sqlite3.Connection, key: str, by: str, reason: str) -> bool:
+    """Pause ``key``; False when it already was (who paused it first stands)."""
+    cur = conn.execute("INSERT OR IGNORE INTO lr_paused (pipeline, by, reason, since_ms) "
+                       "VALUES (?, ?, ?, ?)", (key, by[:100], reason[:500], now_ms()))
+    return cur.rowcount == 1
+
+
+def resume(conn: sqlite3.Connection, key: str) -> bool:
+    """Resume ``key`` (its held triggers are released by the runtime); False when it was
+    not paused."""
+    return conn.execute("DELETE FROM lr_paused WHERE pipeline = ?", (key,)).rowcount == 1
+
+
+def is_paused(conn: sqlite3.Connection, key: str) -> bool:
+    """Whether ``key`` is paused."""
+    return conn.execute("SELECT 1 FROM lr_paused WHERE pipeline = ?",
+                        (key,)).fetchone() is not None
+
+
+def paused_pipelines(conn: sqlite3.Connection) -> dict[str, Paused]:
+    """Every paused pipeline by key, with how many triggers or firings it holds (empty
+    in a state written before pauses existed)."""
+    try:
+        rows = conn.execute(
+            "SELECT p.pipeline, p.by, p.reason, p.since_ms, (SELECT COUNT(*) FROM lr_held h "
+            "WHERE h.pipeline = p.pipeline) FROM lr_paused p ORDER BY p.pipeline").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    return {r[0]: Paused(*r) for r in rows}
+
+
+def hold(conn: sqlite3.Connection, key: str, window: str, kind: str,
+         downstream: bool = False) -> None:
+    """Keep what a paused pipeline did not start (once per window and kind)."""
+    conn.execute("INSERT INTO lr_held (pipeline, window, kind, downstream, held_ms) VALUES "
+                 "(?, ?, ?, ?, ?) ON CONFLICT (pipeline, window, kind) DO UPDATE SET "
+                 "downstream = MAX(downstream, excluded.downstream)",
+                 (key, window, kind, int(downstream), now_ms()))
+
+
+def releasable(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str, bool]]]:
+    """Held items of pipelines no longer paused: key -> [(window, kind, downstream)]."""
+    out: dict[str, list[tuple[str, str, bool]]] = {}
+    for key, window, kind, downstream in conn.execute(
+            "SELECT pipeline, window, kind, downstream FROM lr_held WHERE pipeline NOT IN "
+            "(SELECT pipeline FROM lr_paused) ORDER BY pipeline, window"):
+        out.setdefault(key, []).append((window, kind, bool(downstream)))
+    return out
+
+
+def forget_held(conn: sqlite3.Connection, key: str) -> None:
+    """The held items of ``key`` were released."""
+    conn.execute("DELETE FROM lr_held WHERE pipeline = ?", (key,))

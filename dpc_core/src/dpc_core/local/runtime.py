@@ -304,7 +304,8 @@ class Runtime:
         self.store = self.ws.connect(exclusive=True)
         reg = self.ws.registry
         self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
-                                                   for t in reg.trigger_sources.values()])
+                                                   for t in reg.trigger_sources.values()],
+                             paused=lambda key: operator.is_paused(self.store.conn, key))
         with state.guarded(self.ws.db_path), _no_gc():
             self._load_workspace()
             with self.store.transaction():
@@ -650,6 +651,7 @@ class Runtime:
                 return
             self._guarded_call("wake-up listener", "queued runs", self._submit_pending)
             self._guarded_call("wake-up listener", "requested cancels", self._carry_out_cancels)
+            self._guarded_call("wake-up listener", "held triggers", self._release_resumed)
             self.wake_engine.set()
 
     def _watch_pending(self) -> None:
@@ -660,6 +662,7 @@ class Runtime:
             self._guarded_call("deadline check", "deadlines", self._check_deadlines)
             self._guarded_call("backfills", "held dates", self._release_backfills)
             self._guarded_call("cancels", "requested cancels", self._carry_out_cancels)
+            self._guarded_call("resumes", "held triggers", self._release_resumed)
 
     def _release_backfills(self) -> None:
         """Start held backfill dates while each backfill has fewer than its
@@ -961,6 +964,8 @@ class Runtime:
             # the engine's data, committed with its decisions (dpc_core.local.notices).
             if notices.after_event(self.store, outcome):
                 self.wake_notify.set()
+            for h in outcome.held:  # a paused child's triggers: released on resume
+                operator.hold(self.store.conn, h.pipeline, h.window, "trigger", h.downstream)
             for d in outcome.decisions:
                 key = pkey(d.account, d.pipeline)
                 if key not in self.pipelines:
@@ -1071,7 +1076,11 @@ class Runtime:
         digest = hashlib.sha256(f"{key}|{when.isoformat()}".encode()).hexdigest()[:8]
         run_id = f"sched-{when.strftime('%Y%m%dT%H%M')}-{digest}"
         with self.store.transaction():
-            arn = insert_run(self.store, key, run_id, logical, "schedule")
+            if operator.is_paused(self.store.conn, key):  # held, started on resume
+                operator.hold(self.store.conn, key, logical, "schedule")
+                arn = None
+            else:
+                arn = insert_run(self.store, key, run_id, logical, "schedule")
             self.store.conn.execute(
                 "INSERT INTO lr_schedules (pipeline, last_fire_ms) VALUES (?, ?) ON CONFLICT "
                 "(pipeline) DO UPDATE SET last_fire_ms = excluded.last_fire_ms",
@@ -1171,6 +1180,42 @@ class Runtime:
             self.wake_engine.set()
             self.wake_notify.set()
             self.changed.set()
+
+    def _release_resumed(self) -> None:
+        """Start what resumed pipelines held while paused: the engine decides each held
+        trigger's window again under the pipeline's ``rerun`` policy (Engine.release);
+        a held schedule firing starts once per logical date."""
+        if self.stopping.is_set():
+            return
+        with self.store.transaction():
+            todo = operator.releasable(self.store.conn)
+        if not todo:
+            return
+        started: list[str] = []
+        with self._engine_turn, self.store.transaction():
+            for key, items in todo.items():
+                if key in self.pipelines:
+                    triggers = [(w, down) for w, kind, down in items if kind == "trigger"]
+                    for d in self.engine.release(key, triggers):
+                        arn = insert_run(self.store, key, d.execution_name, d.window,
+                                         "trigger", [p.to_dict() for p in d.parents],
+                                         d.downstream)
+                        if arn:
+                            started.append(arn)
+                    for window, kind, _ in items:
+                        if kind != "schedule":
+                            continue
+                        digest = hashlib.sha256(f"{key}|{window}".encode()).hexdigest()[:8]
+                        arn = insert_run(self.store, key, f"sched-resumed-"
+                                         f"{window.replace(':', '')}-{digest}", window,
+                                         "schedule")
+                        if arn:
+                            started.append(arn)
+                operator.forget_held(self.store.conn, key)
+        if started:
+            self.out(f"{_fmt_ms(now_ms())}  resumed  {len(started)} held run(s) started")
+        for arn in started:
+            self._submit(arn)
 
     def _execute_guarded(self, arn: str) -> None:
         try:
@@ -1378,7 +1423,10 @@ class Runtime:
                     "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING'))"
                     " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)"
                     # backfill dates held back by --max-parallel are work still to do
-                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)").fetchone()[0]
+                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)"
+                    # what resumed pipelines held, not released yet (dpc local resume)
+                    " + (SELECT COUNT(*) FROM lr_held WHERE pipeline NOT IN "
+                    "(SELECT pipeline FROM lr_paused))").fetchone()[0]
         except Exception as exc:
             if not self._storage_failed(exc, "the idle check"):
                 raise
