@@ -85,3 +85,29 @@ def test_ui_over_a_workspace_never_run_says_how_to_start(tmp_path: Path) -> None
     text = log.read_text()
     assert "Ctrl-C stops" in text, text
     assert f"no runs yet: run `dpc local up -w {ws}`" in text
+
+
+def test_a_file_that_fails_to_parse_gets_one_humane_problem_and_no_echo_in_its_children(
+        tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write_pipeline(ws, "loader", A, "steps:\n  - name: s\n    type: shell\n    command: 'true'\n"
+                   "  ? stray line\n")
+    write_pipeline(ws, "report", A, "trigger:\n  executions:\n    allOf:\n"
+                   "      - {name: loader, status: [SUCCEEDED]}\n"
+                   "steps:\n  - {name: s, type: shell, command: 'true'}\n")
+    # A child of a pipeline defined in another repository only gets a warning...
+    write_pipeline(ws, "other", A, "trigger:\n  executions:\n    allOf:\n"
+                   "      - {name: elsewhere, status: [SUCCEEDED]}\n"
+                   "steps:\n  - {name: s, type: shell, command: 'true'}\n")
+    proc = dpc("validate", str(ws), check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    problems = [x for x in lines if not x.startswith("warning:")]
+    assert problems == [
+        f"{ws}/{A}-loader/pipeline.yaml:7:3: invalid YAML: a line starting with '? ' does not "
+        "fit here (YAML reads it as a complex key); put the text in quotes, or indent the "
+        "line like the lines above it"]
+    assert "expected <block end>" not in proc.stderr
+    # ... and the one whose parent failed to parse gets nothing more (not "defined nowhere").
+    warnings = [x for x in lines if x.startswith("warning:")]
+    assert len(warnings) == 1 and "'elsewhere'" in warnings[0]
