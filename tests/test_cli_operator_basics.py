@@ -111,3 +111,24 @@ def test_a_file_that_fails_to_parse_gets_one_humane_problem_and_no_echo_in_its_c
     # ... and the one whose parent failed to parse gets nothing more (not "defined nowhere").
     warnings = [x for x in lines if x.startswith("warning:")]
     assert len(warnings) == 1 and "'elsewhere'" in warnings[0]
+
+
+def test_a_run_triggered_through_any_of_names_its_parents_with_or(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    fail = "steps:\n  - {name: s, type: shell, command: 'exit 3'}\n"
+    write_pipeline(ws, "feed-a", A, fail)
+    write_pipeline(ws, "feed-b", A, fail)
+    write_pipeline(ws, "alarm", A, "trigger:\n  rerun: on-new-parent-run\n  executions:\n"
+                   "    anyOf:\n      - {name: feed-a, status: [FAILED]}\n"
+                   "      - {name: feed-b, status: [FAILED]}\n"
+                   "steps:\n  - {name: s, type: shell, command: 'true'}\n")
+    dpc("local", "start", "feed-a", "--date", DAY, "-w", ws)
+    dpc("local", "start", "feed-b", "--date", DAY, "-w", ws)
+    dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, check=False)
+    rows = json.loads(dpc("local", "runs", "--pipeline", "alarm", "-w", ws, "--format",
+                          "json").stdout)
+    both = [r for r in rows if len(r["parents"]) == 2]
+    assert both, rows  # the second failure triggered it again, naming both
+    assert " or " in both[0]["why"] and " + " not in both[0]["why"]
+    table = dpc("local", "runs", "--pipeline", "alarm", "-w", ws).stdout
+    assert " FAILED (" in table and " + " not in table

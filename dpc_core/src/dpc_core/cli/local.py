@@ -271,18 +271,19 @@ def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None
 def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
                 fmt: str = "text") -> None:
     from dpc_core.local.runtime import Workspace
-    from dpc_core.local.views import list_runs, runs_table
+    from dpc_core.local.views import any_of_keys, list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
     key = ws.resolve(ws.keys(), pipeline) if pipeline else None
     store = ws.connect()
     found = list_runs(store, key, date)
+    any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
 
-        click.echo(dumps([run_json(r) for r in found]))
+        click.echo(dumps([run_json(r, any_of) for r in found]))
         return
-    click.echo(runs_table(found))
+    click.echo(runs_table(found, any_of))
     from dpc_core.local.operator import paused_pipelines
 
     for key_, p in paused_pipelines(store.conn).items():
@@ -297,16 +298,17 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
 def local_timeline(workspace: Path, date: str | None, fmt: str) -> None:
     """Runs on a time axis with their trigger reasons (json: the runs, oldest first)."""
     from dpc_core.local.runtime import Workspace
-    from dpc_core.local.views import list_runs, timeline
+    from dpc_core.local.views import any_of_keys, list_runs, timeline
 
     store = Workspace(workspace.resolve()).connect()
     found = list_runs(store, None, date)
+    any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
 
-        click.echo(dumps([run_json(r) for r in found]))
+        click.echo(dumps([run_json(r, any_of) for r in found]))
         return
-    click.echo(timeline(found))
+    click.echo(timeline(found, any_of))
 
 
 @local.command("notifications")
@@ -363,7 +365,7 @@ def logs(workspace: Path, run: str, follow: bool) -> None:
 def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     """Latest run of every pipeline, and which children wait on which parents."""
     from dpc_core.local.runtime import Workspace
-    from dpc_core.local.views import reason_text, status_for
+    from dpc_core.local.views import any_of_keys, reason_text, status_for
 
     ws = Workspace(workspace.resolve())
     store = ws.connect()
@@ -376,6 +378,7 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
 
     specs = {key: store.get_pipeline(key) for key, _ in latest}
     paused = paused_pipelines(store.conn)
+    any_of = any_of_keys(store)
     found = list_notices(store.conn, day)
     backfills = list_backfills(store.conn)
     if fmt == "json":
@@ -384,7 +387,7 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
-             "run": run_json(r) if r is not None else None,
+             "run": run_json(r, any_of) if r is not None else None,
              "paused": paused[key].to_dict() if key in paused else None}
             for key, r in latest],
             "conditions": [child_json(c) for c in children],
@@ -411,7 +414,7 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
             click.echo(f"  {name:<20} {account}  no run{by}")
         else:
             click.echo(f"  {name:<20} {account}  {run.status:<9} {run.run_id}  "
-                       f"({reason_text(run)}){by}")
+                       f"({reason_text(run, any_of)}){by}")
     if children:
         click.echo("conditions:")
         for child in children:

@@ -1268,7 +1268,9 @@ class Runtime:
             return
         self.ran.append(arn)
         self.wake_notify.set()
-        why = reason_text(row)
+        defined = self.pipelines.get(row.pipeline)
+        executions = defined.trigger.executions if defined is not None else None
+        why = reason_text(row, executions is not None and executions.any_of is not None)
         self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
                  f"for {row.logical_date}  ({why})")
         pipeline = self.pipelines.get(row.pipeline)
