@@ -245,3 +245,25 @@ def test_a_paused_pipelines_schedule_firing_is_held_and_started_on_resume(
     dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws)
     (run,) = runs_of(ws, "listings")
     assert (run["logical_date"], run["reason"], run["status"]) == (DAY, "schedule", "SUCCEEDED")
+
+
+def test_resume_with_the_runtime_up_releases_the_held_trigger_at_once(tmp_path: Path) -> None:
+    from local_helpers import noop_case_study
+
+    ws = noop_case_study(tmp_path / "ws")
+    dpc("local", "pause", "pipeline-x", "--reason", "hold on", "-w", ws)
+    for name in ("listings", "searches"):
+        dpc("local", "start", name, "--date", DAY, "-w", ws)
+    up = Up(ws, tmp_path / "up.log")
+    try:
+        wait_for(lambda: status(ws, "listings") == "SUCCEEDED"
+                 and status(ws, "searches") == "SUCCEEDED", "parents done")
+        wait_for(lambda: "1 held" in dpc("local", "status", "--date", DAY, "-w", ws).stdout,
+                 "the trigger is held")
+        assert runs_of(ws, "pipeline-x") == []
+        out = dpc("local", "resume", "pipeline-x", "-w", ws).stdout
+        assert "released by the running runtime" in out
+        wait_for(lambda: status(ws, "pipeline-x") == "SUCCEEDED", "pipeline-x ran", 60)
+    finally:
+        assert up.stop() == 130
+    assert len(runs_of(ws, "pipeline-x")) == 1
