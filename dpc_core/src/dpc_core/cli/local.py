@@ -418,7 +418,9 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     if children:
         click.echo("conditions:")
         for child in children:
-            click.echo("  " + child.line())
+            held = "  (paused: its trigger is held)" \
+                if f"{child.account}/{child.pipeline}" in paused else ""
+            click.echo("  " + child.line() + held)
     if found:
         click.echo("notices (LATE, BLOCKED):")
         click.echo(notices_table(found))

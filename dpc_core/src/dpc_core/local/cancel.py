@@ -64,7 +64,7 @@ def cancel_run(root: Path, ident: str, date: str | None, reason: str,
             if status in TERMINAL:
                 break
             time.sleep(0.1)
-        how = "by the running runtime"
+        how = ", by the running runtime"
     else:
         # No runtime: the step (if any) was left by a dead one; end it and record it here.
         for (pid,) in store.conn.execute(
@@ -80,14 +80,13 @@ def cancel_run(root: Path, ident: str, date: str | None, reason: str,
                 store.conn.execute("UPDATE lr_steps SET status = 'ABORTED', stop_ms = ? "
                                    "WHERE arn = ? AND status = 'RUNNING'", (now_ms(), row.arn))
                 recorder._finish(current, "ABORTED", None)
-        how = "(its status event and notifications are sent by the next `dpc local up`)"
+        how = "; its status event and notifications are sent by the next `dpc local up`"
     final = run_row(store.conn.execute(f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE arn = ?",
                                        (row.arn,)).fetchone())
     done = final.status == "ABORTED"
     message = (f"{row.pipeline} {row.run_id} for {row.logical_date}: "
-               + (f"ABORTED {how}, cancelled by {who}" if done else
-                  f"cancel requested by {who}; the running runtime is ending it")
-               + (f" ({reason})" if reason and done else ""))
+               + (f"ABORTED, cancelled by {who}" + (f" ({reason})" if reason else "") + how
+                  if done else f"cancel requested by {who}; the running runtime is ending it"))
     return {"arn": row.arn, "runId": row.run_id, "pipeline": row.pipeline,
             "logicalDate": row.logical_date, "status": final.status, "by": who,
             "reason": reason, "message": message}
