@@ -142,8 +142,9 @@ def test_cancel_without_a_runtime_ends_a_queued_run_and_the_next_up_hands_it_on(
     assert "Traceback" not in again.stderr
 
 
+@pytest.mark.parametrize("pid_row", ["pid-recorded", "pid-file-only"])
 def test_cancel_without_a_runtime_ends_the_step_a_dead_runtime_left_running(
-        tmp_path: Path) -> None:
+        tmp_path: Path, pid_row: str) -> None:
     ws = slow_parent_and_child(tmp_path / "ws")
     dpc("local", "start", "nightly", "--date", DAY, "-w", ws)
     up = Up(ws, tmp_path / "up.log")
@@ -154,6 +155,13 @@ def test_cancel_without_a_runtime_ends_the_step_a_dead_runtime_left_running(
     finally:
         up.stop(signal.SIGKILL)
     assert alive(sleeper)  # the step's group outlived the runtime
+    if pid_row == "pid-file-only":  # killed before the pid reached its row
+        import sqlite3
+
+        conn = sqlite3.connect(ws / ".dpc" / "state.db")
+        with conn:
+            conn.execute("UPDATE lr_steps SET pid = NULL")
+        conn.close()
     dpc("local", "cancel", "nightly", "-w", ws, "--reason", "stuck", env={"DPC_USER": "carol"})
     wait_for(lambda: not alive(sleeper), "the orphaned step group is gone", 30)
     (run,) = runs_of(ws, "nightly")

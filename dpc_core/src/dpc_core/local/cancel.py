@@ -9,6 +9,7 @@ the next ``dpc local up``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,10 +68,14 @@ def cancel_run(root: Path, ident: str, date: str | None, reason: str,
         how = ", by the running runtime"
     else:
         # No runtime: the step (if any) was left by a dead one; end it and record it here.
-        for (pid,) in store.conn.execute(
-                "SELECT pid FROM lr_steps WHERE arn = ? AND status = 'RUNNING' AND pid IS NOT "
-                "NULL", (row.arn,)).fetchall():
-            operator.terminate_group(int(pid))
+        for pid, log_path in store.conn.execute(
+                "SELECT pid, log_path FROM lr_steps WHERE arn = ? AND status = 'RUNNING'",
+                (row.arn,)).fetchall():
+            if pid is None and log_path:  # the pid file beside the log, as the recovery
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(Path(log_path).with_suffix(".pid").read_text())
+            if pid:
+                operator.terminate_group(int(pid))
         recorder = Runtime(root, schedules=False, registry=ws.registry)
         recorder.store = store
         with guarded(ws.db_path), store.transaction():
