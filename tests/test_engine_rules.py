@@ -780,3 +780,66 @@ def test_the_window_of_a_start_is_the_same_for_every_minute_of_its_quarter_hour(
             start = first + minute * 60_000 + 59_999
             assert window_of(start, None, window, tz) == _start_window_at(
                 start / 1000, window == "daily", tz), (tz, window, start)
+
+
+# -- paused children -------------------------------------------------------------------
+
+
+def paused_case_study(**trigger: Any) -> tuple[Engine, set[str]]:
+    """The case study with a set of paused keys the engine consults."""
+    paused: set[str] = set()
+    eng = case_study(**trigger)
+    eng.paused = paused.__contains__
+    return eng, paused
+
+
+X = f"{C}/pipeline-x"
+
+
+def test_a_paused_child_holds_its_trigger_and_releases_it_once_on_resume() -> None:
+    eng, paused = paused_case_study()
+    paused.add(X)
+    eng.handle(succeeded("listings", A, "l1"))
+    out = eng.handle(succeeded("searches", B, "s1", "2026-11-26T05:00"))
+    assert out.decisions == []
+    assert [(h.pipeline, h.window) for h in out.held] == [(X, "2026-11-26")]
+    # Held, not lost: the window's slots keep both parent runs.
+    paused.discard(X)
+    (decision,) = eng.release(X, [(h.window, h.downstream) for h in out.held])
+    assert decision.window == "2026-11-26"
+    assert parents_of(decision) == [arn("listings", A, "l1"), arn("searches", B, "s1")]
+    # Released once: a second release (or a duplicate event) triggers nothing more.
+    assert eng.release(X, [("2026-11-26", False)]) == []
+    assert feed(eng, succeeded("searches", B, "s1", "2026-11-26T05:00")) == []
+
+
+def test_a_release_follows_rerun_never_for_a_window_already_triggered() -> None:
+    eng, paused = paused_case_study()
+    feed(eng, succeeded("listings", A, "l1"), succeeded("searches", B, "s1", "2026-11-26T05:00"))
+    paused.add(X)
+    out = eng.handle(succeeded("listings", A, "l2", "2026-11-26T09:00"))
+    assert out.decisions == [] and out.held == []  # never: nothing to hold
+    paused.discard(X)
+    assert eng.release(X, [("2026-11-26", False)]) == []
+
+
+def test_a_release_follows_on_new_parent_run_with_the_latest_runs() -> None:
+    eng, paused = paused_case_study(rerun="on-new-parent-run")
+    feed(eng, succeeded("listings", A, "l1"), succeeded("searches", B, "s1", "2026-11-26T05:00"))
+    paused.add(X)
+    held = [*eng.handle(succeeded("listings", A, "l2", "2026-11-26T09:00")).held,
+            *eng.handle(succeeded("listings", A, "l3", "2026-11-26T10:00")).held]
+    assert len(held) == 2  # two new parent runs while paused
+    paused.discard(X)
+    # One run on resume, for the window's latest parent runs (not one per held event).
+    (decision,) = eng.release(X, [(h.window, h.downstream) for h in held])
+    assert parents_of(decision) == [arn("listings", A, "l3"), arn("searches", B, "s1")]
+
+
+def test_a_release_while_still_paused_holds_again() -> None:
+    eng, paused = paused_case_study()
+    paused.add(X)
+    feed(eng, succeeded("listings", A, "l1"), succeeded("searches", B, "s1", "2026-11-26T05:00"))
+    assert eng.release(X, [("2026-11-26", False)]) == []
+    paused.discard(X)
+    assert len(eng.release(X, [("2026-11-26", False)])) == 1

@@ -168,6 +168,48 @@ def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path:
         assert len(notice_roots) == 1 and notice_roots[0].updates == 1  # root rewritten
         assert "RECOVERED" in notice_roots[0].text
         assert ["RECOVERED" in m.text for m in slack.replies(notice_roots[0])] == [True]
+    # OpsGenie's deliveries are recorded like the others (`dpc local notifications`).
+    sent = {(n["kind"], n["via"]) for n in notes(ws) if n["channel"] == "OPSGENIE"}
+    assert {("PIPELINE_BLOCKED", "channel"), ("NOTICE_RESOLVED", "channel")} <= sent
+    (opened,) = [n for n in notes(ws, "PIPELINE_BLOCKED") if n["channel"] == "OPSGENIE"]
+    assert opened["text"].startswith(
+        f"OpsGenie rent-oncall: open alert dpc/{C}/pipeline-x/{DAY}: ")
+
+
+def _opsgenie_lines(console: str) -> list[str]:
+    return [line.split("  notify  ", 1)[1] for line in console.splitlines()
+            if "  notify  OpsGenie" in line]
+
+
+def test_without_an_opsgenie_key_the_console_shows_each_alert_opened_before_its_close(
+        tmp_path: Path) -> None:
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"))
+    for name in ("pipeline-x", "searches"):
+        f = ws / name / "pipeline.yaml"
+        f.write_text(f.read_text().replace(
+            "        - channel: EMAIL\n",
+            "        - channel: OPSGENIE\n          addresses: [oncall]\n"
+            "        - channel: EMAIL\n"))
+    no_key = {"OPSGENIE_API_KEY": "", "SLACK_BOT_TOKEN": "", "DPC_SMTP_HOST": ""}
+    dpc("local", "start", "listings", "--date", DAY, "-w", ws)
+    dpc("local", "start", "searches", "--date", DAY, "-w", ws)
+    first = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws,
+                env={**no_key, "LISTINGS_FAIL": "1"}, check=False)
+    # searches succeeded with no alert open: no close of nothing; pipeline-x's BLOCKED
+    # notice opened its alert, and that is shown.
+    (opened,) = _opsgenie_lines(first.stdout + first.stderr)
+    assert opened.startswith(f"OpsGenie oncall: open alert dpc/{C}/pipeline-x/{DAY}: "
+                             f"[BLOCKED] pipeline-x ({C}, rent-journey) is blocked for {DAY}")
+
+    dpc("rerun", "listings", "--date", DAY, "-w", ws)
+    second = dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, env=no_key)
+    # Another runtime process: the opening it did not print is known from the state.
+    closes = _opsgenie_lines(second.stdout + second.stderr)
+    assert closes == [f"OpsGenie oncall: close alert dpc/{C}/pipeline-x/{DAY}"]
+    printed = [(n["kind"], n["via"]) for n in notes(ws) if n["channel"] == "OPSGENIE"]
+    # The run's success and the notice's resolution both close it: printed once.
+    assert printed[0] == ("PIPELINE_BLOCKED", "console") and len(printed) == 2
+    assert printed[1] in {("PIPELINE_FINISHED", "console"), ("NOTICE_RESOLVED", "console")}
 
 
 def test_a_notice_that_fails_never_costs_the_event_its_trigger(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_a_project_created_while_up_runs_is_run_by_dpc_run(tmp_path: Path) -> No
         assert "started by the running runtime" in out
         wait_for(lambda: status_of(ws, "extra") in {"SUCCEEDED", "FAILED"}, "extra finished")
     finally:
-        assert up.stop() == 0
+        assert up.stop() == 130  # Ctrl-C
     (extra,) = runs_of(ws, "extra")
     assert extra["status"] == "SUCCEEDED", extra["error"]
     assert "KeyError" not in up.text()
@@ -124,7 +124,7 @@ def test_an_edit_takes_effect_and_an_invalid_edit_keeps_the_last_good_definition
         # listings still triggers its children: the registry kept it.
         assert status_of(ws, "listings-fallback") is None
     finally:
-        assert up.stop() == 0
+        assert up.stop() == 130  # Ctrl-C
     assert "Traceback" not in up.text()
 
 
@@ -147,7 +147,7 @@ def test_an_edit_with_a_misspelled_parent_is_refused_while_up_runs(tmp_path: Pat
         project.write_text(project.read_text().replace("listingss", "listings") + "\n")
         wait_for(lambda: f"~{C}/pipeline-x" in up.text(), "the fixed file applied")
     finally:
-        assert up.stop() == 0
+        assert up.stop() == 130  # Ctrl-C
     assert "Traceback" not in up.text()
 
 
@@ -160,7 +160,7 @@ def test_a_removed_project_is_unregistered_and_refused(tmp_path: Path) -> None:
         refused = dpc("run", "listings-fallback", "-w", ws, check=False)
         assert refused.returncode == 2 and "no pipeline 'listings-fallback'" in refused.stderr
     finally:
-        assert up.stop() == 0
+        assert up.stop() == 130  # Ctrl-C
     conn = sqlite3.connect(ws / ".dpc" / "state.db")
     keys = {k for (k,) in conn.execute("SELECT key FROM pipelines")}
     conn.close()
@@ -178,7 +178,7 @@ def test_a_project_added_while_up_runs_is_triggered_by_its_parent(tmp_path: Path
         dpc("local", "start", "listings", "--date", DAY, "-w", ws)
         wait_for(lambda: status_of(ws, "late-child") == "SUCCEEDED", "late-child triggered")
     finally:
-        assert up.stop() == 0
+        assert up.stop() == 130  # Ctrl-C
 
 
 # -- unknown names, failed runs ---------------------------------------------------------
@@ -214,8 +214,8 @@ def _slow_listings(ws: Path) -> None:
                    "steps:\n  - {name: slow, type: shell, command: 'sleep 60'}\n")
 
 
-def _assert_stopped_cleanly(ws: Path, up: Up, rc: int) -> None:
-    assert rc == 0, up.text()
+def _assert_stopped_cleanly(ws: Path, up: Up, rc: int, sig: int) -> None:
+    assert rc == 128 + sig, up.text()  # 130 after Ctrl-C, 143 after SIGTERM
     assert "Traceback" not in up.text() and "stopping" in up.text()
     (listings,) = runs_of(ws, "listings")
     assert listings["status"] == "ABORTED"
@@ -229,7 +229,7 @@ def test_sigterm_stops_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
     dpc("local", "start", "listings", "--date", DAY, "-w", ws)
     up = Up(ws, tmp_path / "up.log")
     wait_for(lambda: status_of(ws, "listings") == "RUNNING", "listings running")
-    _assert_stopped_cleanly(ws, up, up.stop(signal.SIGTERM))
+    _assert_stopped_cleanly(ws, up, up.stop(signal.SIGTERM), signal.SIGTERM)
 
 
 def test_sigint_stops_cleanly_when_started_with_sigint_ignored(tmp_path: Path) -> None:
@@ -240,7 +240,7 @@ def test_sigint_stops_cleanly_when_started_with_sigint_ignored(tmp_path: Path) -
     up = Up(ws, tmp_path / "up.log",
             preexec=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN) and None)
     wait_for(lambda: status_of(ws, "listings") == "RUNNING", "listings running")
-    _assert_stopped_cleanly(ws, up, up.stop(signal.SIGINT))
+    _assert_stopped_cleanly(ws, up, up.stop(signal.SIGINT), signal.SIGINT)
 
 
 # -- bad items in the runtime's queues, bad input lines ---------------------------------

@@ -93,6 +93,18 @@ class Decision:
         return {"dpc": dpc}
 
 
+@dataclass(frozen=True)
+class Held:
+    """A trigger a paused child did not take: its condition held for ``window`` and its
+    ``rerun`` policy allowed a run, but the child is paused. The window's slots are kept
+    (the parent runs stay recorded there), so :meth:`Engine.release` decides it again on
+    resume, under the same rules."""
+
+    pipeline: str  # the child's key, account/name
+    window: str
+    downstream: bool = False
+
+
 @dataclass
 class Outcome:
     """What handling one event did.
@@ -113,6 +125,7 @@ class Outcome:
     bad_input: bool = False
     spoofed: bool = False
     problems: list[str] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
 
 #: A run's error text is kept for people to read; longer texts are cut.
@@ -390,8 +403,12 @@ EventAdapter = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 class Engine:
     """Decides, exactly once, which children may run after a status event."""
 
-    def __init__(self, store: TriggerStore, adapters: Iterable[tuple[str, str, EventAdapter]] = ()):
+    def __init__(self, store: TriggerStore, adapters: Iterable[tuple[str, str, EventAdapter]] = (),
+                 paused: Callable[[str], bool] | None = None):
         self.store = store
+        # Whether a child (by key) is paused: its triggers are held (Outcome.held), not
+        # claimed, until release() decides them again.
+        self.paused = paused
         # Extra event sources from plugins: (source, detail-type) -> to_status_event.
         self.adapters = {(s, d): f for s, d, f in adapters}
         # Parsed conditions by child key, with the condition object they were parsed from:
@@ -553,14 +570,36 @@ class Engine:
             if moved:
                 left = window_of(start, None, child.window, child.timezone)
                 if left != windows[wkey]:
-                    decision = self._leave(child, block, key, left, run.arn, start)
+                    decision = self._leave(child, block, key, left, run.arn, start, out)
                     if decision is not None:
                         out.decisions.append(decision)
             state = self.store.update_slot(child.key, windows[wkey], key, slot)
-            decision = self._decide(child, block, windows[wkey], state, downstream)
+            decision = self._decide(child, block, windows[wkey], state, downstream, out)
             if decision is not None:
                 out.decisions.append(decision)
         return out
+
+    def release(self, child_key: str, held: Iterable[tuple[str, bool]]) -> list[Decision]:
+        """Decide again the windows a paused child held (``(window, downstream)`` pairs,
+        from :attr:`Outcome.held`), now that it is resumed: each window's condition over
+        its kept slots and the child's ``rerun`` policy decide, as for an event (a window
+        already triggered with ``rerun: never`` stays so; ``on-new-parent-run`` runs once
+        for parent runs it has not run for). A child still paused holds them again."""
+        decisions: list[Decision] = []
+        with self.store.transaction():
+            child = self.store.get_pipeline(child_key)
+            if child is None:
+                return decisions
+            out = Outcome()
+            block = self._block(child, out)
+            if block is None:
+                return decisions
+            for window, downstream in dict.fromkeys(held):
+                state = self.store.window_state(child.key, window)
+                decision = self._decide(child, block, window, state, downstream, out)
+                if decision is not None:
+                    decisions.append(decision)
+        return decisions
 
     @staticmethod
     def _placement(run: RunRecord, recorded: Recorded,
@@ -578,7 +617,7 @@ class Engine:
         return prior.start_ms, None, False
 
     def _leave(self, child: PipelineSpec, block: _CBlock, parent: str, window: str,
-               arn: str, start: int) -> Decision | None:
+               arn: str, start: int, out: Outcome | None = None) -> Decision | None:
         """Take run ``arn`` out of ``window`` (it moved to its logical date): the parent's
         latest other run there takes its slot back, and the window is evaluated again."""
         state = self.store.window_state(child.key, window)
@@ -598,7 +637,7 @@ class Engine:
         back = None if latest is None else Slot(latest.arn, latest.start_ms, latest.status,
                                                 latest.redrive_count)
         state = self.store.replace_slot(child.key, window, parent, arn, back)
-        return None if back is None else self._decide(child, block, window, state, False)
+        return None if back is None else self._decide(child, block, window, state, False, out)
 
     def _block(self, child: PipelineSpec, out: Outcome) -> _CBlock | None:
         """The compiled condition of ``child`` (None, with a problem noted, when unusable)."""
@@ -628,7 +667,7 @@ class Engine:
         return cached[1]
 
     def _decide(self, child: PipelineSpec, block: _CBlock, window: str, state: WindowState,
-                downstream: bool) -> Decision | None:
+                downstream: bool, out: Outcome | None = None) -> Decision | None:
         for _ in range(100):  # compare-and-set retries; a handful at most in practice
             holds, satisfied = evaluate(block, state.slots, child.account)
             if not holds:
@@ -642,6 +681,11 @@ class Engine:
                     return None
                 if not set(runs) - set(state.last_runs):
                     return None
+            if self.paused is not None and self.paused(child.key):
+                # Held, not lost: the slots stay, release() decides the window on resume.
+                if out is not None:
+                    out.held.append(Held(child.key, window, downstream))
+                return None
             generation = state.generation + 1
             parents = tuple(dict.fromkeys(
                 ParentRun(r.name, key.split("/", 1)[0], s.arn, s.status)

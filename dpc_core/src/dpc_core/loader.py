@@ -767,26 +767,62 @@ def load_file(path: Path, registry: Registry | None = None) -> LoadedPipeline:
 
 
 def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
-    """PyYAML's error as a Problem, with a hint for the mistakes people actually make."""
+    """PyYAML's error as a Problem that says, in words, what is wrong and what to do (its
+    own text, "expected <block end>, but found '?'", is about the parser, not the file)."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     what = getattr(exc, "problem", None) or str(exc)
     if isinstance(exc, YamlLimitError):
         return Problem(file, line, col, "", what)
-    ctx = getattr(exc, "context", None)
+    ctx = getattr(exc, "context", None) or ""
     ctx_mark = getattr(exc, "context_mark", None)
+    since = ctx_mark.line + 1 if ctx_mark is not None else None
+    humane = _humane_yaml(what, ctx, since)
+    if humane is not None:
+        return Problem(file, line, col, "", f"invalid YAML: {humane}")
     msg = f"invalid YAML: {what}"
     if ctx:
         # "while parsing a flow sequence" is only useful with where that sequence began.
-        started = f" that starts on line {ctx_mark.line + 1}" if ctx_mark is not None else ""
-        msg += f" ({ctx}{started})"
-    if "'\\t'" in what or "\t" in what:
-        msg += "; indent with spaces, YAML does not allow tabs"
-    elif "expected <block end>" in what:
-        msg += "; check that this line is indented like the lines above it"
-    elif "mapping values are not allowed" in what:
-        msg += "; put quotes around a value that contains ': '"
+        msg += f" ({ctx}{f' that starts on line {since}' if since else ''})"
     return Problem(file, line, col, "", msg)
+
+
+#: PyYAML's token names, as a person reads them.
+_TOKENS = {"'<block mapping start>'": "a key", "'<scalar>'": "text",
+           "'<block entry>'": "a list item '-'", "'<block sequence start>'": "a list item '-'",
+           "'<flow mapping start>'": "'{'", "'<flow sequence start>'": "'['",
+           "'<anchor>'": "an anchor '&'", "'<alias>'": "an alias '*'", "'<tag>'": "a tag '!'"}
+
+
+def _humane_yaml(what: str, ctx: str, since: int | None) -> str | None:
+    """The plain-words message of a PyYAML problem, or None for one not translated."""
+    at = f" on line {since}" if since else ""
+    if "'\\t'" in what or "'\t'" in what or "\t" in what:
+        return "a tab character; indent with spaces, YAML does not allow tabs"
+    if what.startswith("expected <block end>, but found "):
+        found = what.rsplit("but found ", 1)[1]
+        if found == "'?'":
+            return ("a line starting with '? ' does not fit here (YAML reads it as a complex "
+                    "key); put the text in quotes, or indent the line like the lines above it")
+        thing = _TOKENS.get(found, found)
+        return (f"{thing} here is indented differently from the lines above it (the block "
+                f"starts{at}); indent it like its neighbours, with spaces")
+    if what.startswith("expected ',' or ']'"):
+        return (f"the list opened with '['{at} is not closed before this point; add its "
+                "']' (and quote an item that contains ':' or ',')")
+    if what.startswith("expected ',' or '}'"):
+        return (f"the mapping opened with '{{'{at} is not closed before this point; add "
+                "its '}' (and quote a value that contains ',')")
+    if "but found '<stream end>'" in what and "flow" in ctx:
+        return f"the file ends inside the '[' or '{{' opened{at}; close it"
+    if "unexpected end of stream" in what and "quoted scalar" in ctx:
+        return f"the quote opened{at} is never closed; add the closing quote"
+    if "mapping values are not allowed" in what:
+        return ("a ': ' inside a value; put quotes around a value that contains ': ' "
+                "(command: \"echo note: done\")")
+    if "could not find expected ':'" in what:
+        return (f"the line{at} is neither 'key: value' nor '- item' (a ':' missing?)")
+    return None
 
 
 def find_pipeline_files(paths: Iterable[Path]) -> list[Path]:
@@ -871,11 +907,15 @@ def load_pipelines(
     if not files:
         raise ValidationFailed([Problem(", ".join(map(str, paths)), 1, 1, "",
                                         f"no {PIPELINE_FILE} found")])
+    unreadable: dict[tuple[str | None, str], str] = {}
     for f in files:
         try:
             lp = load_file(f, registry)
         except ValidationFailed as exc:
             problems.extend(exc.problems)
+            guessed = _guess_key(f)
+            if guessed is not None:  # a file that failed is not "defined nowhere"
+                unreadable.setdefault(guessed, str(f))
             continue
         if require_account and lp.pipeline.account is None:
             line, col = lp.positions.of(("name",))
@@ -895,10 +935,30 @@ def load_pipelines(
             seen[key] = p.source
     problems.extend(check_references(
         [lp.pipeline for lp in loaded], strict=check_refs, warn=warn,
-        positions={lp.pipeline.source: lp.positions for lp in loaded}))
+        positions={lp.pipeline.source: lp.positions for lp in loaded}, defined=unreadable))
     if problems:
         raise ValidationFailed(problems)
     return [lp.pipeline for lp in loaded]
+
+
+_NAME_LINE = re.compile(rb'^name:[ \t]*["\']?([A-Za-z0-9_.-]{1,80})["\']?[ \t]*(?:#.*)?$', re.M)
+_ACCOUNT_LINE = re.compile(rb'^account:[ \t]*["\']?(\d{12})["\']?[ \t]*(?:#.*)?$', re.M)
+
+
+def _guess_key(path: Path) -> tuple[str | None, str] | None:
+    """``(account, name)`` of a pipeline.yaml that failed to load, read from its top-level
+    ``name:`` and ``account:`` lines (None when there is no such name line): references to
+    it then get no second, misleading problem ("no pipeline.yaml defines ..."), only the
+    file's own."""
+    try:
+        raw = path.read_bytes()[:MAX_FILE_BYTES]
+    except OSError:
+        return None
+    name = _NAME_LINE.search(raw)
+    if name is None:
+        return None
+    account = _ACCOUNT_LINE.search(raw)
+    return (account.group(1).decode() if account else None), name.group(1).decode()
 
 
 def check_references(

@@ -253,6 +253,9 @@ class Dispatcher:
     secrets: Secrets | None = None
     _backends: dict[str, NotifierBackend | Exception] = field(default_factory=dict, repr=False)
     _logged: set[tuple[str, str]] = field(default_factory=set, repr=False)
+    #: Alerts (channel, address, key) whose opening was printed and not yet their closing
+    #: (``NotifierType.alert``); the local runtime seeds it from its recorded deliveries.
+    shown_open: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         if self.secrets is None:
@@ -355,6 +358,11 @@ class Dispatcher:
                 # one that cannot even be built (or only prints) has nothing open to resolve.
                 try:
                     backend = self.backend(channel)
+                except ChannelNotConfigured:
+                    # Printed instead: the close of an alert whose opening was printed.
+                    if self.console is None:
+                        return []
+                    return self._print(channel, addresses, note, closes_only=True)
                 except Exception:
                     return []
                 if not getattr(backend, "receives_all_final_statuses", False):
@@ -381,11 +389,40 @@ class Dispatcher:
             return self._fail(channel, addresses, note, exc)
         return [Delivery(channel, a, "channel", text) for a, text in previews if text is not None]
 
+    def alert_of(self, channel: str, note: Notification) -> tuple[str, str] | None:
+        """``NotifierType.alert`` of ``channel`` for ``note`` (None when it has none)."""
+        notifier = self.registry.notifiers.get(channel)
+        if notifier is None or notifier.alert is None:
+            return None
+        try:
+            return notifier.alert(note)
+        except Exception:  # a plugin's hook must not cost the delivery itself
+            return None
+
+    def remember_printed(self, channel: str, address: str, note: Notification) -> bool:
+        """Account for a printed ``note`` in :attr:`shown_open`; False for the close of an
+        alert whose opening was never printed (not worth printing)."""
+        what = self.alert_of(channel, note)
+        if what is None:
+            return True
+        action, key = what
+        if action == "open":
+            self.shown_open.add((channel, address, key))
+            return True
+        if (channel, address, key) not in self.shown_open:
+            return False
+        self.shown_open.discard((channel, address, key))
+        return True
+
     def _print(self, channel: str, addresses: tuple[str, ...],
-               note: Notification) -> list[Delivery]:
+               note: Notification, closes_only: bool = False) -> list[Delivery]:
         assert self.console is not None
+        if closes_only and (self.alert_of(channel, note) or ("",))[0] != "close":
+            return []
         out = []
         for address in addresses:
+            if not self.remember_printed(channel, address, note):
+                continue
             text = self._preview(channel, note, address)
             if text is None:
                 continue

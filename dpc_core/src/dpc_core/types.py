@@ -299,7 +299,10 @@ class NotifierType:
     ``secret_env`` names the variables holding its secrets, which the local runtime never
     passes to a step and redacts from every text it writes; ``preview`` renders one line
     of what the channel sends to an address for a note (None: it sends nothing for it),
-    used to print and record notifications.
+    used to print and record notifications. ``alert`` is for a channel that opens an alert
+    and closes it later (OpsGenie): ``("open" | "close", key)`` for a note, None for
+    others; where the channel is not configured, a close is printed only after its
+    opening was (a close of nothing would be noise).
     """
 
     channel: str
@@ -310,6 +313,7 @@ class NotifierType:
     required_env: tuple[str, ...] = ()
     secret_env: tuple[str, ...] = ()
     preview: Callable[[Notification, str], str | None] | None = None
+    alert: Callable[[Notification], tuple[str, str] | None] | None = None
 
     def __post_init__(self) -> None:
         if not _CHANNEL.match(self.channel):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dpc_core.cli.options import WORKSPACE
+from dpc_core.cli.options import WORKSPACE, output_format
 
 if TYPE_CHECKING:
     from dpc_core.local.runtime import Workspace
@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 @click.option("--max-parallel", type=click.IntRange(1, 1000), default=4, show_default=True,
               help="At most this many of the backfill's runs at once.")
 @click.option("--dry-run", is_flag=True, help="Print the plan of runs per date and account.")
+@output_format()
 def backfill(workspace: Path, on_aws: bool, region: str | None, pipeline: str, first: str,
-             last: str, downstream: bool, max_parallel: int, dry_run: bool) -> None:
+             last: str, downstream: bool, max_parallel: int, dry_run: bool, fmt: str) -> None:
     """Run PIPELINE once per logical date from --from to --to; children follow per date.
 
     Resumable: the same command again starts only the dates not done (a date whose run
@@ -39,13 +40,16 @@ def backfill(workspace: Path, on_aws: bool, region: str | None, pipeline: str, f
 
     days = dates(first, last)
     if on_aws:
+        if fmt == "json":
+            raise click.UsageError("--format json is for a local workspace; with --aws the "
+                                   "runs started are printed as text")
         from dpc_core.aws_backfill import run_backfill
 
         for line in run_backfill(pipeline, days, region=region, downstream=downstream,
                                  max_parallel=max_parallel, dry_run=dry_run):
             click.echo(line)
         return
-    _local(workspace, pipeline, days, downstream, max_parallel, dry_run)
+    _local(workspace, pipeline, days, downstream, max_parallel, dry_run, fmt)
 
 
 def _downstream_of(pipelines: Mapping[str, Pipeline], key: str) -> list[str]:
@@ -68,7 +72,7 @@ def _downstream_of(pipelines: Mapping[str, Pipeline], key: str) -> list[str]:
 
 
 def _local(workspace: Path, pipeline: str, days: list[str], downstream: bool,
-           max_parallel: int, dry_run: bool) -> None:
+           max_parallel: int, dry_run: bool, fmt: str = "text") -> None:
     from dpc_core.local import backfill as bf
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.state import guarded
@@ -79,10 +83,18 @@ def _local(workspace: Path, pipeline: str, days: list[str], downstream: bool,
         pipelines = ws.load()
         below = _downstream_of(pipelines, key)
         account, name = key.split("/", 1)
+        done = _succeeded(ws, key, days)
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps({"dryRun": True, "pipeline": key, "downstream": below,
+                                   "maxParallel": max_parallel, "dates": [
+                                       {"date": d, "skipped": d in done, "runId": done.get(d)}
+                                       for d in days]}, indent=2))
+            return
         click.echo(f"plan: {name} ({account}) for {len(days)} date(s) {days[0]}..{days[-1]}, at "
                    f"most {max_parallel} at once" + (", children re-run (--downstream)"
                                                      if downstream else ""))
-        done = _succeeded(ws, key, days)
         for day in days:
             if day in done:
                 click.echo(f"  {day}  {name} ({account}): already SUCCEEDED ({done[day]}), "
@@ -101,6 +113,17 @@ def _local(workspace: Path, pipeline: str, days: list[str], downstream: bool,
         waiting = bf.interrupted(store.conn, key)
     store.close()
     running = ws.poke()
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps({"id": found.id, "pipeline": found.pipeline,
+                               "from": found.date_from, "to": found.date_to,
+                               "downstream": found.downstream,
+                               "maxParallel": found.max_parallel, "runtimeUp": running,
+                               "dates": [{"date": d.date, "status": d.status,
+                                          "runId": d.run_id, "attempt": d.attempt}
+                                         for d in found.dates]}, indent=2))
+        return
     click.echo(f"backfill {found.id}: {found.line()}")
     for d in found.dates:
         what = {"HELD": "to run" + ("" if running else " when `dpc local up` starts")}.get(

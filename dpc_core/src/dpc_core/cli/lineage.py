@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dpc_core.cli.options import FormatChoice
+
 if TYPE_CHECKING:
     from dpc_core.lineage import LineageGraph
 
@@ -117,13 +119,13 @@ def load_graph(pipelines: tuple[Path, ...], workspace: Path | None,
 @click.option("--pipelines", "pipelines", multiple=True, type=click.Path(path_type=Path),
               help="Read pipeline.yaml files below DIR (repeatable) instead of a registry.")
 @click.option("--workspace", "-w", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              default=None,
-              help="Local workspace whose registry and runs to read (default: . when it "
-                   "has .dpc/state.db).")
+              default=None, envvar="DPC_WORKSPACE",
+              help="Local workspace whose registry and runs to read (default: "
+                   "$DPC_WORKSPACE, else . when it has .dpc/state.db).")
 @click.option("--date", "day", callback=_check_date, metavar="YYYY-MM-DD",
               help="Show each pipeline's latest run for this logical date (default: today, "
                    "UTC, when runs are known).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=FormatChoice(FORMATS), default="text", show_default=True)
 @click.option("--upstream", metavar="NAME",
               help="Only NAME and what it depends on (NAME or account/name).")
 @click.option("--downstream", metavar="NAME",

@@ -74,7 +74,10 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
     def again(signum: int, frame: FrameType | None) -> None:
         click.echo("already stopping")
 
+    stopped_by = [signal.SIGINT]  # exit status 128 + the signal, as a shell reports it
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by[0] = signal.Signals(signum)
         # SIGTERM (systemd, docker stop) stops as cleanly as Ctrl-C; a second signal does
         # not interrupt the clean stop under way. A handler, not SIG_IGN: an ignored signal
         # would be inherited by steps started meanwhile, and they could not be terminated.
@@ -112,7 +115,9 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
         # what the start-up left to its threads (remembering the files it read) was lost.
         click.echo("stopping: running steps are terminated, their runs end ABORTED")
         rt.shutdown()
-        return
+        raise click.exceptions.Exit(128 + stopped_by[0]) from None
+    if rt.interrupted:  # Ctrl-C: 130, SIGTERM: 143, as for any interrupted command
+        raise click.exceptions.Exit(128 + stopped_by[0])
     if until_idle:
         failed = rt.unsuccessful()
         if failed:
@@ -150,6 +155,76 @@ def queue_run(workspace: Path, pipeline: str, date: str | None, reason: str,
     where = "started by the running runtime" if running else \
         "queued; it runs when `dpc local up` starts"
     return f"{key} {run_id} for {logical}: {where}"
+
+
+@local.command("cancel")
+@WORKSPACE
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@click.option("--reason", default="", help="Why (recorded with who cancelled).")
+@output_format(default="text")
+def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -> None:
+    """Cancel RUN (run id, ARN, unique prefix, or a pipeline name for its latest run):
+    its step's process group is terminated and the run ends ABORTED, recorded with who
+    cancelled it and why. Not a failure: no BLOCKED notice goes downstream."""
+    from dpc_core.local.cancel import cancel_run
+
+    outcome = cancel_run(workspace.resolve(), run, _date(date) if date else None, reason)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
+
+
+@local.command("pause")
+@WORKSPACE
+@click.argument("pipeline")
+@click.option("--reason", required=True, help="Why (shown with who paused it).")
+def pause(workspace: Path, pipeline: str, reason: str) -> None:
+    """Pause PIPELINE: its schedule and triggers are held (not lost) until `dpc local
+    resume`; a run already going goes on; `dpc local start` still starts it by hand."""
+    from dpc_core.local import operator
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.keys(), pipeline)
+    store = ws.connect()
+    who = operator.operator_name()
+    with guarded(ws.db_path), store.transaction():
+        new = operator.pause(store.conn, key, who, reason)
+        now = operator.paused_pipelines(store.conn)[key]
+    store.close()
+    click.echo(f"{key} {'paused' if new else 'was already paused'}: {now.text()}")
+
+
+@local.command("resume")
+@WORKSPACE
+@click.argument("pipeline")
+def resume(workspace: Path, pipeline: str) -> None:
+    """Resume PIPELINE: what it held while paused is released, each held trigger decided
+    again under its `rerun` policy, each held schedule firing started once."""
+    from dpc_core.local import operator
+    from dpc_core.local.runtime import Workspace
+    from dpc_core.local.state import guarded
+
+    ws = Workspace(workspace.resolve())
+    key = ws.resolve(ws.keys(), pipeline)
+    store = ws.connect()
+    with guarded(ws.db_path), store.transaction():
+        held = operator.paused_pipelines(store.conn).get(key)
+        done = operator.resume(store.conn, key)
+    store.close()
+    if not done or held is None:
+        click.echo(f"{key} is not paused")
+        return
+    running = ws.poke()
+    where = "released by the running runtime" if running else \
+        "released when `dpc local up` starts"
+    click.echo(f"{key} resumed; {held.held} held trigger(s) or firing(s) {where}")
 
 
 @local.command("start")
@@ -200,42 +275,55 @@ def runs(workspace: Path, on_aws: bool, region: str | None, pipeline: str | None
 
 
 def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
-                fmt: str = "table") -> None:
+                fmt: str = "text") -> None:
     from dpc_core.local.runtime import Workspace
     from dpc_core.local.state import guarded
-    from dpc_core.local.views import list_runs, runs_table
+    from dpc_core.local.views import any_of_keys, list_runs, runs_table
 
     ws = Workspace(workspace.resolve())
     key = ws.resolve(ws.keys(), pipeline) if pipeline else None
     store = ws.connect()
     with guarded(ws.db_path):  # a damaged page met only now is as clear an error
         found = list_runs(store, key, date)
+        any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
 
-        click.echo(dumps([run_json(r) for r in found]))
+        click.echo(dumps([run_json(r, any_of) for r in found]))
         return
-    click.echo(runs_table(found))
+    click.echo(runs_table(found, any_of))
+    from dpc_core.local.operator import paused_pipelines
+
+    for key_, p in paused_pipelines(store.conn).items():
+        if key is None or key_ == key:
+            click.echo(f"{key_}: {p.text()}")
 
 
 @local.command("timeline")
 @WORKSPACE
 @click.option("--date", default=None)
-def local_timeline(workspace: Path, date: str | None) -> None:
-    """Runs on a time axis with their trigger reasons."""
+@output_format()
+def local_timeline(workspace: Path, date: str | None, fmt: str) -> None:
+    """Runs on a time axis with their trigger reasons (json: the runs, oldest first)."""
     from dpc_core.local.runtime import Workspace
-    from dpc_core.local.views import list_runs, timeline
+    from dpc_core.local.views import any_of_keys, list_runs, timeline
 
     store = Workspace(workspace.resolve()).connect()
-    click.echo(timeline(list_runs(store, None, date)))
+    found = list_runs(store, None, date)
+    any_of = any_of_keys(store)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps, run_json
+
+        click.echo(dumps([run_json(r, any_of) for r in found]))
+        return
+    click.echo(timeline(found, any_of))
 
 
 @local.command("notifications")
 @WORKSPACE
 @click.option("--run", default=None, help="Only this run (id or id prefix).")
 @click.option("--pipeline", default=None, help="Only this pipeline (name or account/name).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@output_format()
 def local_notifications(workspace: Path, run: str | None, pipeline: str | None,
                         fmt: str) -> None:
     """What was notified where: channel, address, sent for real or printed (channel not
@@ -285,7 +373,7 @@ def logs(workspace: Path, run: str, follow: bool) -> None:
 def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     """Latest run of every pipeline, and which children wait on which parents."""
     from dpc_core.local.runtime import Workspace
-    from dpc_core.local.views import reason_text, status_for
+    from dpc_core.local.views import any_of_keys, reason_text, status_for
 
     ws = Workspace(workspace.resolve())
     store = ws.connect()
@@ -294,8 +382,11 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     from dpc_core.health import contact_of, owner_of
     from dpc_core.local.backfill import list_backfills
     from dpc_core.local.notices import list_notices, notices_table
+    from dpc_core.local.operator import paused_pipelines
 
     specs = {key: store.get_pipeline(key) for key, _ in latest}
+    paused = paused_pipelines(store.conn)
+    any_of = any_of_keys(store)
     found = list_notices(store.conn, day)
     backfills = list_backfills(store.conn)
     if fmt == "json":
@@ -304,7 +395,9 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
-             "run": run_json(r) if r is not None else None} for key, r in latest],
+             "run": run_json(r, any_of) if r is not None else None,
+             "paused": paused[key].to_dict() if key in paused else None}
+            for key, r in latest],
             "conditions": [child_json(c) for c in children],
             "notices": [n.to_dict() for n in found],
             "backfills": [{"id": b.id, "pipeline": b.pipeline, "from": b.date_from,
@@ -323,15 +416,19 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         owner = owner_of(specs[key])
         contact = contact_of(specs[key])
         by = f"  owner {owner}" + (f" <{contact}>" if contact else "") if owner else ""
+        if key in paused:
+            by += f"  [{paused[key].text()}]"
         if run is None:
             click.echo(f"  {name:<20} {account}  no run{by}")
         else:
             click.echo(f"  {name:<20} {account}  {run.status:<9} {run.run_id}  "
-                       f"({reason_text(run)}){by}")
+                       f"({reason_text(run, any_of)}){by}")
     if children:
         click.echo("conditions:")
         for child in children:
-            click.echo("  " + child.line())
+            held = "  (paused: its trigger is held)" \
+                if f"{child.account}/{child.pipeline}" in paused else ""
+            click.echo("  " + child.line() + held)
     if found:
         click.echo("notices (LATE, BLOCKED):")
         click.echo(notices_table(found))

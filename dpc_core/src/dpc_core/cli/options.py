@@ -21,10 +21,28 @@ WORKSPACE = click.option(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def output_format(*choices: str, default: str = "table") -> Callable[[F], F]:
-    """``--format``: ``default`` (human output), ``choices``, and always ``json`` (what
-    scripts read)."""
+#: Human output is ``text`` everywhere; ``table`` (what some commands once took) is still
+#: accepted and means the same.
+ALIASES = {"table": "text"}
+
+
+class FormatChoice(click.Choice):  # type: ignore[type-arg]
+    """A ``--format`` choice that also accepts the aliases (``table`` for ``text``) and
+    hands the command the canonical name; ``--help`` lists the canonical names only."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.lower() in ALIASES \
+                and ALIASES[value.lower()] in self.choices:
+            value = ALIASES[value.lower()]
+        return super().convert(value, param, ctx)
+
+
+def output_format(*choices: str, default: str = "text") -> Callable[[F], F]:
+    """``--format``: ``default`` (human output, ``text``; ``table`` is accepted for it),
+    ``choices``, and always ``json`` (what scripts read)."""
+    default = ALIASES.get(default, default)
     names = list(dict.fromkeys([default, *choices, "json"]))
-    return click.option("--format", "fmt", type=click.Choice(names),
+    return click.option("--format", "fmt", type=FormatChoice(names),
                         default=default, show_default=True,
-                        help="Output format; json is for scripts.")
+                        help="Output format; json is for scripts (table: same as text).")

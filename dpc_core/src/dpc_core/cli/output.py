@@ -7,6 +7,7 @@ scripts rely on: add keys, do not rename them.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ def iso_ms(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
-def run_json(row: RunRow) -> dict[str, Any]:
+def run_json(row: RunRow, any_of: Collection[str] = ()) -> dict[str, Any]:
     """A local run."""
     from dpc_core.local.views import reason_text
 
@@ -31,7 +32,7 @@ def run_json(row: RunRow) -> dict[str, Any]:
             "account": row.account, "logical_date": row.logical_date, "status": row.status,
             "created": iso_ms(row.created_ms), "started": iso_ms(row.start_ms),
             "stopped": iso_ms(row.stop_ms), "duration_s": row.duration_s,
-            "reason": row.reason, "why": reason_text(row), "parents": row.parents,
+            "reason": row.reason, "why": reason_text(row, any_of), "parents": row.parents,
             "downstream": row.downstream, "error": row.error}
 
 

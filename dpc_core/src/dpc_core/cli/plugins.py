@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dpc_core.cli.options import FormatChoice
+
 if TYPE_CHECKING:
     from dpc_core.plugins import Registry
 
@@ -62,7 +64,7 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+@click.option("--format", "fmt", type=FormatChoice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
 def plugins_list(fmt: str, as_json: bool) -> None:

@@ -7,34 +7,64 @@ from pathlib import Path
 
 import click
 
-from dpc_core.cli.options import WORKSPACE
+from dpc_core.cli.options import WORKSPACE, output_format
 
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @WORKSPACE
-def validate(paths: tuple[Path, ...], workspace: Path) -> None:
-    """Validate every pipeline.yaml at or below PATHS (default: the workspace, -w)."""
+@output_format()
+def validate(paths: tuple[Path, ...], workspace: Path, fmt: str) -> None:
+    """Validate every pipeline.yaml at or below PATHS (default: the workspace, -w).
+
+    With --format json: one object on stdout, ``valid``, the pipelines, the warnings and
+    (exit 2) the problems, each with file, line, column, field and message."""
+    from dataclasses import asdict
+
     from dpc_core.deployability import aws_notes, aws_problems
-    from dpc_core.errors import Problem
+    from dpc_core.errors import Problem, ValidationFailed
     from dpc_core.loader import load_pipelines
     from dpc_core.plugins import get_registry
 
+    warnings: list[dict[str, object]] = []
+
     def warn(problem: Problem) -> None:
         # A parent defined in another repository is normal: say so, still exit 0.
-        click.echo(f"warning: {problem}", err=True)
+        if fmt == "json":
+            warnings.append(asdict(problem))
+        else:
+            click.echo(f"warning: {problem}", err=True)
 
-    pipelines = load_pipelines(list(paths) or [workspace], warn=warn)
+    try:
+        pipelines = load_pipelines(list(paths) or [workspace], warn=warn)
+    except ValidationFailed as exc:
+        if fmt != "json":
+            raise
+        click.echo(json.dumps({"valid": False, "pipelines": [], "warnings": warnings,
+                               "problems": [asdict(p) for p in exc.problems]}, indent=2))
+        raise click.exceptions.Exit(exc.exit_code) from None
     registry = get_registry()
+    found = []
     for p in pipelines:
         steps = ", ".join(f"{s.name} ({s.type})" for s in p.steps)
-        click.echo(f"ok  {p.source}: {p.name} [{p.account or 'account from credentials'}] {steps}")
         # Valid but not deployable (e.g. a local-only step type): say so before a slow
         # `dpc synth` does; still exit 0, the pipeline runs on the local runtime.
-        for problem in aws_problems(p, registry):
+        not_deployable = [str(problem) for problem in aws_problems(p, registry)]
+        notes = list(aws_notes(p, registry))
+        found.append({"file": str(p.source), "name": p.name, "account": p.account,
+                      "steps": [{"name": s.name, "type": s.type} for s in p.steps],
+                      "notDeployable": not_deployable, "notes": notes})
+        if fmt == "json":
+            continue
+        click.echo(f"ok  {p.source}: {p.name} [{p.account or 'account from credentials'}] {steps}")
+        for problem in not_deployable:
             click.echo(f"warning: {p.source}: not deployable to AWS: {problem}", err=True)
-        for note in aws_notes(p, registry):
+        for note in notes:
             click.echo(f"note: {p.source}: {note}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps({"valid": True, "pipelines": found, "warnings": warnings,
+                               "problems": []}, indent=2))
+        return
     click.echo(f"{len(pipelines)} pipeline(s) valid")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dpc_core.cli.options import WORKSPACE
+from dpc_core.cli.options import WORKSPACE, FormatChoice
 
 
 @click.command("simulate")
@@ -17,7 +17,7 @@ from dpc_core.cli.options import WORKSPACE
 @WORKSPACE
 @click.option("--events", required=True, type=click.Path(path_type=Path),
               help="JSONL file, one EventBridge event per line, in delivery order.")
-@click.option("--format", "fmt", type=click.Choice(["json", "table"]), default="table",
+@click.option("--format", "fmt", type=FormatChoice(["text", "json"]), default="text",
               show_default=True)
 @click.option("--db", type=click.Path(path_type=Path), default=None,
               help="Keep the engine's state in this SQLite file (default: in memory).")

@@ -16,6 +16,17 @@ PORT = click.option("--port", type=click.IntRange(0, 65535), default=8765, show_
                     help="Port; 0 picks a free one.")
 
 
+def no_runs_hint(store: Any, root: Path) -> str | None:
+    """The line to show over a workspace where `dpc local up` never ran (nothing
+    registered, no run): the page would otherwise be empty with no hint."""
+    conn = store.conn
+    if conn.execute("SELECT 1 FROM lr_runs LIMIT 1").fetchone() is not None:
+        return None
+    if conn.execute("SELECT 1 FROM pipelines LIMIT 1").fetchone() is not None:
+        return None
+    return f"no runs yet: run `dpc local up -w {root}` (the page fills in as it runs)"
+
+
 def listen(host: str, port: int, what: str = "`dpc ui`") -> tuple[Any, str]:
     """The listening socket and a fresh access token; a warning when the server is
     reachable from other machines."""
@@ -41,7 +52,13 @@ def serve(workspace: Path, host: str, port: int) -> None:
     from dpc_core.local.runtime import Workspace
 
     ws = Workspace(workspace.resolve())
-    ws.connect().close()  # a clear error now (no state, read-only disk), not in the page
+    store = ws.connect()  # a clear error now (no state, read-only disk), not in the page
+    try:
+        hint = no_runs_hint(store, ws.root)
+    finally:
+        store.close()
+    if hint:
+        click.echo(hint)
     sock, token = listen(host, port)
     from dpc_core.ui.server import make_server, url_of
 

@@ -143,7 +143,8 @@ def resolve(conn: sqlite3.Connection, spec: PipelineSpec, window: str, run: RunR
 
 def after_event(store: SqliteStore, outcome: Outcome) -> int:
     """What a handled status event means for notices, in the engine's transaction: a run
-    ending FAILED, TIMED_OUT or ABORTED opens BLOCKED notices downstream; a run ending
+    ending FAILED, TIMED_OUT or ABORTED opens BLOCKED notices downstream (not one an
+    operator aborted: :mod:`dpc_core.local.operator`); a run ending
     SUCCEEDED resolves its own window's notices. How many notices were queued.
 
     Never costs the event its trigger decisions: an unexpected error undoes only the
@@ -174,6 +175,11 @@ def after_event(store: SqliteStore, outcome: Outcome) -> int:
 
 
 def _after_event(store: SqliteStore, run: RunRecord) -> int:
+    if run.status == "ABORTED":
+        from dpc_core.local.operator import abort_of
+
+        if abort_of(store.conn, run.arn) is not None:
+            return 0  # an operator's cancel (or stop) is not a failure to announce
     if run.status in FAILED:
         return sum(open_notice(store.conn, b.key, b.window, "BLOCKED", b.text())
                    for b in blocked_downstream(store, run))

@@ -12,7 +12,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from dpc_core.notify import Dispatcher
 from dpc_core.stores.sqlite import SqliteStore
+from dpc_core.types import Notification
 
 COLUMNS = ("time", "channel", "address", "via", "pipeline", "run_id", "kind", "status", "text",
            "reason")
@@ -61,3 +63,21 @@ def notifications_table(rows: list[dict[str, Any]]) -> str:
 def notifications_json(rows: list[dict[str, Any]]) -> str:
     """Deliveries as a JSON array (one object per delivery, keys :data:`COLUMNS`)."""
     return json.dumps(rows, indent=2)
+
+
+def replay_printed_alerts(store: SqliteStore, dispatcher: Dispatcher) -> None:
+    """Seed ``dispatcher.shown_open`` with the alerts whose opening an earlier runtime
+    printed (channel not configured) and whose closing it did not: a later success then
+    prints the close of what was shown open, and no close of anything else."""
+    rows = store.conn.execute(
+        "SELECT payload FROM lr_outbox WHERE kind = 'notify' AND done_ms IS NOT NULL "
+        "AND payload LIKE '%\"via\": \"console\"%' ORDER BY seq").fetchall()
+    for (payload,) in rows:
+        item = json.loads(payload)
+        try:
+            note = Notification(**item["note"])
+        except (KeyError, TypeError):
+            continue
+        for d in item.get("deliveries", []):
+            if d.get("via") == "console":
+                dispatcher.remember_printed(d["channel"], d["address"], note)

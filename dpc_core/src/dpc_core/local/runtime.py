@@ -45,7 +45,7 @@ from dpc_core.engine import Engine
 from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
 from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
-from dpc_core.local import backfill, notices, state
+from dpc_core.local import backfill, notices, operator, state
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
@@ -155,6 +155,7 @@ class Workspace:
             state.init(store.conn)
             notices.init(store.conn)
             backfill.init(store.conn)
+            operator.init(store.conn)
         return store
 
     def resolve(self, pipelines: Iterable[str], name: str) -> str:
@@ -269,6 +270,8 @@ class Runtime:
         self._lock_file: Any = None
         self._sock: socket.socket | None = None
         self.ready_at: float | None = None
+        self.interrupted = False  # stopped by Ctrl-C or SIGTERM (exit 130)
+        self._terminating: set[str] = set()  # runs whose step a cancel is terminating
         self.notifier: Any = None
         self.lineage: Any = None
         # The workspace as last read: pipeline.yaml path -> entry; files found invalid (by
@@ -308,7 +311,8 @@ class Runtime:
         self.store = self.ws.connect(exclusive=True)
         reg = self.ws.registry
         self.engine = Engine(self.store, adapters=[(t.source, t.detail_type, t.to_status_event)
-                                                   for t in reg.trigger_sources.values()])
+                                                   for t in reg.trigger_sources.values()],
+                             paused=lambda key: operator.is_paused(self.store.conn, key))
         with state.guarded(self.ws.db_path), _no_gc():
             self._load_workspace()
             with self.store.transaction():
@@ -525,6 +529,9 @@ class Runtime:
         self.notifier = Dispatcher(
             self.ws.registry, self.env, secrets=self.secrets,
             console=lambda text: self.out(f"{_fmt_ms(now_ms())}  notify  {text}"))
+        from dpc_core.local.notifications import replay_printed_alerts
+
+        replay_printed_alerts(self.store, self.notifier)
         missing = self.notifier.unconfigured(
             {c for e in self.pipelines.entries.values() for c in e.meta.get("channels", ())})
         if missing:
@@ -660,6 +667,8 @@ class Runtime:
             except OSError:
                 return
             self._guarded_call("wake-up listener", "queued runs", self._submit_pending)
+            self._guarded_call("wake-up listener", "requested cancels", self._carry_out_cancels)
+            self._guarded_call("wake-up listener", "held triggers", self._release_resumed)
             self.wake_engine.set()
 
     def _watch_pending(self) -> None:
@@ -669,6 +678,8 @@ class Runtime:
             self._guarded_call("pending-run check", "queued runs", self._submit_pending)
             self._guarded_call("deadline check", "deadlines", self._check_deadlines)
             self._guarded_call("backfills", "held dates", self._release_backfills)
+            self._guarded_call("cancels", "requested cancels", self._carry_out_cancels)
+            self._guarded_call("resumes", "held triggers", self._release_resumed)
 
     def _release_backfills(self) -> None:
         """Start held backfill dates while each backfill has fewer than its
@@ -970,6 +981,8 @@ class Runtime:
             # the engine's data, committed with its decisions (dpc_core.local.notices).
             if notices.after_event(self.store, outcome):
                 self.wake_notify.set()
+            for h in outcome.held:  # a paused child's triggers: released on resume
+                operator.hold(self.store.conn, h.pipeline, h.window, "trigger", h.downstream)
             for d in outcome.decisions:
                 key = pkey(d.account, d.pipeline)
                 if key not in self.pipelines:
@@ -1091,7 +1104,11 @@ class Runtime:
         digest = hashlib.sha256(f"{key}|{when.isoformat()}".encode()).hexdigest()[:8]
         run_id = f"sched-{when.strftime('%Y%m%dT%H%M')}-{digest}"
         with self.store.transaction():
-            arn = insert_run(self.store, key, run_id, logical, "schedule")
+            if operator.is_paused(self.store.conn, key):  # held, started on resume
+                operator.hold(self.store.conn, key, logical, "schedule")
+                arn = None
+            else:
+                arn = insert_run(self.store, key, run_id, logical, "schedule")
             self.store.conn.execute(
                 "INSERT INTO lr_schedules (pipeline, last_fire_ms) VALUES (?, ?) ON CONFLICT "
                 "(pipeline) DO UPDATE SET last_fire_ms = excluded.last_fire_ms",
@@ -1137,6 +1154,8 @@ class Runtime:
         """Terminal status, its event and notification; inside the caller's transaction.
         ``interrupted``: the run ended because the runtime stopped, not because a step
         failed (a backfill runs it again at the next start, see local/backfill.py)."""
+        if status == "ABORTED":
+            error = self._abort_text(row.arn, error)
         error = self.secrets.redact_optional(error)
         stop = now_ms()
         self.store.conn.execute(
@@ -1147,6 +1166,86 @@ class Runtime:
         self._event(row, status, error, stop)
         self._notify(row, "PIPELINE_FINISHED", status, step=step, error=error,
                      duration_s=(stop - start) / 1000)
+
+    # -- operators' aborts (dpc_core.local.operator) -----------------------------------
+
+    def _abort_text(self, arn: str, error: str | None) -> str | None:
+        """A run ending ABORTED: who aborted it and why, on record (``lr_aborts``); a
+        stop of the runtime is recorded as an interrupt. Inside the caller's transaction."""
+        if operator.abort_of(self.store.conn, arn) is None and self.stopping.is_set():
+            operator.request(self.store.conn, arn, operator.INTERRUPT,
+                             "the runtime was stopped (Ctrl-C or SIGTERM)")
+        found = operator.abort_of(self.store.conn, arn)
+        if found is None:
+            return error
+        operator.mark_done(self.store.conn, arn)
+        return found.text()
+
+    def _cancelled(self, arn: str) -> bool:
+        with self.store.transaction():
+            return operator.abort_of(self.store.conn, arn) is not None
+
+    def _carry_out_cancels(self) -> None:
+        """Carry out the cancels ``dpc local cancel`` recorded: a queued run ends ABORTED
+        at once, a running step's process group is terminated (its run then ends
+        ABORTED), a run between steps stops before the next one."""
+        if self.stopping.is_set():
+            return
+        with self.store.transaction():
+            todo = operator.pending(self.store.conn)
+        for abort in todo:
+            with self.store.transaction():
+                row = self._get_run(abort.arn)
+                if row.status == "PENDING":
+                    self.store.conn.execute("UPDATE lr_runs SET status = 'ABORTED' WHERE arn = ?",
+                                            (row.arn,))
+                    self._finish(row, "ABORTED", None)
+                elif row.status in TERMINAL:
+                    operator.mark_done(self.store.conn, row.arn)
+            proc = self.procs.get(abort.arn)
+            if proc is not None and proc.poll() is None and abort.arn not in self._terminating:
+                self._terminating.add(abort.arn)
+                threading.Thread(target=operator.terminate_group, args=(proc.pid,),
+                                 name="dpc-cancel", daemon=True).start()
+            self.wake_engine.set()
+            self.wake_notify.set()
+            self.changed.set()
+
+    def _release_resumed(self) -> None:
+        """Start what resumed pipelines held while paused: the engine decides each held
+        trigger's window again under the pipeline's ``rerun`` policy (Engine.release);
+        a held schedule firing starts once per logical date."""
+        if self.stopping.is_set():
+            return
+        with self.store.transaction():
+            todo = operator.releasable(self.store.conn)
+        if not todo:
+            return
+        started: list[str] = []
+        with self._engine_turn, self.store.transaction():
+            for key, items in todo.items():
+                if key in self.pipelines:
+                    triggers = [(w, down) for w, kind, down in items if kind == "trigger"]
+                    for d in self.engine.release(key, triggers):
+                        arn = insert_run(self.store, key, d.execution_name, d.window,
+                                         "trigger", [p.to_dict() for p in d.parents],
+                                         d.downstream)
+                        if arn:
+                            started.append(arn)
+                    for window, kind, _ in items:
+                        if kind != "schedule":
+                            continue
+                        digest = hashlib.sha256(f"{key}|{window}".encode()).hexdigest()[:8]
+                        arn = insert_run(self.store, key, f"sched-resumed-"
+                                         f"{window.replace(':', '')}-{digest}", window,
+                                         "schedule")
+                        if arn:
+                            started.append(arn)
+                operator.forget_held(self.store.conn, key)
+        if started:
+            self.out(f"{_fmt_ms(now_ms())}  resumed  {len(started)} held run(s) started")
+        for arn in started:
+            self._submit(arn)
 
     def _execute_guarded(self, arn: str) -> None:
         try:
@@ -1199,7 +1298,9 @@ class Runtime:
             return
         self.ran.append(arn)
         self.wake_notify.set()
-        why = reason_text(row)
+        defined = self.pipelines.get(row.pipeline)
+        executions = defined.trigger.executions if defined is not None else None
+        why = reason_text(row, executions is not None and executions.any_of is not None)
         self.out(f"{_fmt_ms(start)}  {row.name}@{row.account}  RUNNING    {row.run_id}  "
                  f"for {row.logical_date}  ({why})")
         pipeline = self.pipelines.get(row.pipeline)
@@ -1219,9 +1320,12 @@ class Runtime:
             def finish() -> None:
                 current = self._get_run(arn)
                 if current.status not in TERMINAL:
-                    # ABORTED is only ever the runtime stopping (_run_steps).
+                    # ABORTED is the runtime stopping or an operator's cancel (_run_steps);
+                    # only the first is an interruption a backfill runs again.
+                    cancel = operator.abort_of(self.store.conn, arn)
                     self._finish(current, status, error, failed_step,
-                                 interrupted=status == "ABORTED")
+                                 interrupted=status == "ABORTED" and (
+                                     cancel is None or cancel.by.startswith(operator.INTERRUPT)))
                 decide()
 
             if not self._durably(finish, f"the result of {row.name} {row.run_id} ({status})"):
@@ -1242,7 +1346,7 @@ class Runtime:
                          logical_date=row.logical_date, project_dir=Path(pipeline.project_dir),
                          work_dir=run_dir, data_dir=data_dir, parents=row.parents)
         for idx, step in enumerate(pipeline.steps):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self._cancelled(row.arn):
                 return "ABORTED", "the runtime was stopped", step.name
             log_path = run_dir / f"{idx:02d}-{step.name}.log"
 
@@ -1267,8 +1371,8 @@ class Runtime:
 
             with heartbeat(beat):
                 rc, error = self._run_step(row, step, ctx, log_path, idx)
-            status = "SUCCEEDED" if rc == 0 else ("ABORTED" if self.stopping.is_set()
-                                                  else "FAILED")
+            status = "SUCCEEDED" if rc == 0 else (
+                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else "FAILED")
             took = time.monotonic() - t0
 
             def finished(idx: int = idx, step: Any = step, status: str = status, rc: int = rc,
@@ -1356,7 +1460,10 @@ class Runtime:
                     "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING'))"
                     " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)"
                     # backfill dates held back by --max-parallel are work still to do
-                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)").fetchone()[0]
+                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)"
+                    # what resumed pipelines held, not released yet (dpc local resume)
+                    " + (SELECT COUNT(*) FROM lr_held WHERE pipeline NOT IN "
+                    "(SELECT pipeline FROM lr_paused))").fetchone()[0]
         except Exception as exc:
             if not self._storage_failed(exc, "the idle check"):
                 raise
@@ -1382,6 +1489,7 @@ class Runtime:
                 if until_idle and self.idle():
                     break
         except KeyboardInterrupt:
+            self.interrupted = True
             self.out("stopping: running steps are terminated, their runs end ABORTED")
         finally:
             self.shutdown()

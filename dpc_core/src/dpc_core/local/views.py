@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,21 @@ def at_utc(ms: int | None) -> str:
     return _at(ms)
 
 
-def reason_text(row: RunRow) -> str:
-    """Why a run ran: by hand, on schedule, or which parent runs triggered it."""
+def any_of_keys(store: SqliteStore) -> frozenset[str]:
+    """Pipelines whose condition is an ``anyOf`` at the top: any one parent run triggers
+    them, so their reasons join parents with "or" (see :func:`reason_text`)."""
+    return frozenset(k for (k,) in store.conn.execute(
+        "SELECT key FROM pipelines WHERE json_extract(spec, '$.condition.anyOf') IS NOT NULL"))
+
+
+def reason_text(row: RunRow, any_of: bool | Collection[str] = False) -> str:
+    """Why a run ran: by hand, on schedule, or which parent runs triggered it (joined
+    with "+" when all were needed, "or" when any one was: ``any_of`` is True or holds the
+    run's pipeline key, from :func:`any_of_keys`)."""
+    if not isinstance(any_of, bool):
+        any_of = row.pipeline in any_of
     if row.reason == "trigger":
-        return "triggered by " + " + ".join(
+        return "triggered by " + (" or " if any_of else " + ").join(
             f"{p['pipeline']}@{p['account']} {p['status']} ({p['executionArn'].rsplit(':', 1)[-1]})"
             for p in row.parents)
     return {"manual": "started by hand", "schedule": "schedule", "rerun": "rerun by hand",
@@ -50,19 +62,19 @@ def list_runs(store: SqliteStore, pipeline: str | None = None, date: str | None 
     return [run_row(r) for r in store.conn.execute(sql + " ORDER BY created_ms, arn", args)]
 
 
-def runs_table(rows: list[RunRow]) -> str:
+def runs_table(rows: list[RunRow], any_of: Collection[str] = ()) -> str:
     """Runs as an aligned text table."""
     table = [("STARTED (UTC)", "PIPELINE", "ACCOUNT", "DATE", "STATUS", "SECS", "RUN", "WHY")]
     for r in rows:
         table.append((_at(r.start_ms or r.created_ms), r.name, r.account, r.logical_date,
                       r.status, f"{r.duration_s:.1f}" if r.duration_s is not None else "-",
-                      r.run_id, reason_text(r)))
+                      r.run_id, reason_text(r, any_of)))
     widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(t)).rstrip()
                      for t in table)
 
 
-def timeline(rows: list[RunRow]) -> str:
+def timeline(rows: list[RunRow], any_of: Collection[str] = ()) -> str:
     """Each run on a time axis relative to the first, with its trigger reason."""
     if not rows:
         return "no runs yet"
@@ -73,7 +85,7 @@ def timeline(rows: list[RunRow]) -> str:
         start = ((r.start_ms or r.created_ms) - t0) / 1000
         stop = f"{(r.stop_ms - t0) / 1000:7.2f}s" if r.stop_ms else "    ...  "
         lines.append(f"+{start:7.2f}s → {stop}  {r.name:<18} {r.account}  {r.status:<9} "
-                     f"{r.logical_date}  {reason_text(r)}")
+                     f"{r.logical_date}  {reason_text(r, any_of)}")
         if r.error:
             lines.append(f"{'':30}error: {r.error}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dpc_core.lineage import LineageGraph, build_graph
 from dpc_core.local.state import RUN_COLUMNS, RunRow, run_row
-from dpc_core.local.views import list_runs, reason_text
+from dpc_core.local.views import any_of_keys, list_runs, reason_text
 from dpc_core.stores.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -128,9 +128,9 @@ def _steps(store: SqliteStore, arn: str) -> list[dict[str, Any]]:
                 "WHERE arn = ? ORDER BY idx", (arn,))]
 
 
-def _run(store: SqliteStore, r: RunRow) -> dict[str, Any]:
+def _run(store: SqliteStore, r: RunRow, any_of: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {"arn": r.arn, "run_id": r.run_id, "date": r.logical_date, "status": r.status,
-            "reason": r.reason, "why": reason_text(r), "parents": r.parents,
+            "reason": r.reason, "why": reason_text(r, any_of), "parents": r.parents,
             "created_ms": r.created_ms, "start_ms": r.start_ms, "stop_ms": r.stop_ms,
             "error": r.error, "steps": _steps(store, r.arn)}
 
@@ -164,7 +164,8 @@ def pipeline(store: SqliteStore, key: str, date: str) -> dict[str, Any] | None:
     if spec is None:
         return None
     spec = public_spec(spec)
-    runs = [_run(store, r) for r in reversed(list_runs(store, key))]
+    any_of = any_of_keys(store)
+    runs = [_run(store, r, any_of) for r in reversed(list_runs(store, key))]
     return {"key": key, "name": spec.name, "account": spec.account, "info": dict(spec.info),
             "condition": spec.condition, "window": spec.window, "date": date, "runs": runs,
             "waits": waits_of(store, spec, date),

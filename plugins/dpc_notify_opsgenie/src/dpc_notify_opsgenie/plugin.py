@@ -18,19 +18,38 @@ def validate_address(address: str) -> None:
         raise ValueError(f"{address!r}: OpsGenie integration URLs must use https")
 
 
-def preview(note: Notification, address: str) -> str | None:
-    """What OpsGenie gets for ``note``: an alert opened for a failed run, closed for a
-    succeeded one; nothing for anything else."""
-    if note.kind != "PIPELINE_FINISHED":
-        return None
-    from dpc_notify_opsgenie.backend import alert_alias, alert_fields
+#: Window notices: a LATE or BLOCKED notice opens the pipeline and date's alert, its
+#: resolution closes it (see backend.OpsGenieBackend.send).
+_OPENS = ("PIPELINE_LATE", "PIPELINE_BLOCKED")
 
-    if note.failed:
-        return f"OpsGenie {address}: open alert {alert_alias(note)}: " \
-               f"{alert_fields(note, [address])['message']}"
-    if note.status == "SUCCEEDED":
-        return f"OpsGenie {address}: close alert {alert_alias(note)}"
+
+def alert(note: Notification) -> tuple[str, str] | None:
+    """What ``note`` does to the OpsGenie alert of its pipeline and date: ``("open",
+    alias)``, ``("close", alias)`` or None (OpsGenie is not sent it)."""
+    from dpc_notify_opsgenie.backend import alert_alias
+
+    if note.kind in _OPENS or (note.kind == "PIPELINE_FINISHED" and note.failed):
+        return "open", alert_alias(note)
+    if note.kind == "NOTICE_RESOLVED" or (note.kind == "PIPELINE_FINISHED"
+                                          and note.status == "SUCCEEDED"):
+        return "close", alert_alias(note)
     return None
+
+
+def preview(note: Notification, address: str) -> str | None:
+    """What OpsGenie gets for ``note``: an alert opened for a failed run or a LATE or
+    BLOCKED notice, closed by a succeeded run or the notice's resolution; nothing for
+    anything else."""
+    from dpc_notify_opsgenie.backend import alert_fields
+
+    what = alert(note)
+    if what is None:
+        return None
+    action, alias = what
+    if action == "open":
+        return f"OpsGenie {address}: open alert {alias}: " \
+               f"{alert_fields(note, [address])['message']}"
+    return f"OpsGenie {address}: close alert {alias}"
 
 
 def _factory(env: Mapping[str, str]) -> NotifierBackend:
@@ -52,4 +71,4 @@ def dpc_notifiers() -> Iterator[NotifierType]:
                        aws_subscriptions=_aws_subscriptions,
                        description="OpsGenie alert per failed run, closed on success",
                        required_env=("OPSGENIE_API_KEY",), secret_env=("OPSGENIE_API_KEY",),
-                       preview=preview)
+                       preview=preview, alert=alert)
