@@ -230,7 +230,7 @@ def test_dpc_ui_central_shows_no_secret(central: World) -> None:
     """The real `dpc ui --central` server over the registry: graph, health and each
     pipeline's page."""
     from dpc_core.cli.ui import central_source
-    from dpc_core.ui.server import bind, make_server, url_of
+    from dpc_core.ui.server import bind, make_server, new_token, url_of
 
     _register_all(central)
     _register_all_the_old_way()
@@ -238,7 +238,7 @@ def test_dpc_ui_central_shows_no_secret(central: World) -> None:
     assert count == 2 * len(PLACEMENTS)
     sock = bind("127.0.0.1", 0)
     url = url_of(sock)
-    server = make_server(source)
+    server = make_server(source, sock, new_token())  # reads on loopback need no token
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
