@@ -251,3 +251,34 @@ def test_setup_user_account_refuses_a_stack_over_a_quota(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "dpc-user-account/(template): resources per stack" in err
+
+
+# -- cfn-lint: the warnings that mean a refusal fail CI -------------------------------------
+
+def test_cfn_lint_reports_the_warnings_that_mean_cloudformation_refuses(tmp_path: Path) -> None:
+    """W1032 (a joined SourceArn with `*` as account) is a warning to cfn-lint and a
+    refusal to Lambda's AddPermission: the project's cfn-lint check reports it."""
+    from dpc_central.testing import cfn_lint
+
+    def template(account: str) -> Path:
+        f = tmp_path / f"{account.strip('*') or 'star'}.json"
+        f.write_text(json.dumps({"Resources": {"P": _res(
+            "AWS::Lambda::Permission", FunctionName="f", Action="lambda:InvokeFunction",
+            Principal="sns.amazonaws.com",
+            SourceArn={"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                         f":sns:eu-west-1:{account}:dpc-*"]]})}}))
+        return f
+
+    assert cfn_lint(template("123456789012")) == []
+    assert [line.split()[0] for line in cfn_lint(template("*"))] == ["W1032"]
+
+
+def test_every_refusing_warning_is_a_cfn_lint_rule() -> None:
+    import cfnlint.rules as pkg
+
+    from dpc_central.testing import REFUSING_WARNINGS
+
+    base = Path(next(iter(pkg.__path__)))
+    text = "\n".join(f.read_text() for f in base.rglob("*.py"))
+    for rule in REFUSING_WARNINGS:
+        assert f'id = "{rule}"' in text, rule
