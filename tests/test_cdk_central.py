@@ -289,10 +289,12 @@ def test_reconciler_may_assume_the_read_role_in_any_organisation_account(
     by_sid = {st.get("Sid"): st for st in assumes}
     assert set(by_sid) == {"AssumeListedReadRoles", "AssumeOrganisationReadRoles"}
     org = by_sid["AssumeOrganisationReadRoles"]
-    assert json.dumps(org["Resource"]).endswith(':iam::*:role/dpc-central-reconciler-read"]]}')
+    assert json.dumps(org["Resource"]).endswith(
+        f':iam::*:role/dpc-central-reconciler-read-{REGION}"]]}}')
     assert org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123"}}
     listed = json.dumps(by_sid["AssumeListedReadRoles"]["Resource"])
-    assert all(f":iam::{m}:role/dpc-central-reconciler-read" in listed for m in MEMBERS)
+    assert all(f":iam::{m}:role/dpc-central-reconciler-read-{REGION}" in listed
+               for m in MEMBERS)
     assert "Condition" not in by_sid["AssumeListedReadRoles"]
 
 

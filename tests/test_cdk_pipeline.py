@@ -162,6 +162,37 @@ def test_scheduled_pipeline_gets_a_rule_with_its_cron(case_study: dict[str, Path
     assert "logicalDate" in target["InputTransformer"]["InputTemplate"]
 
 
+def test_schedule_starts_its_run_through_the_idempotent_starter_named_by_the_tick(
+        case_study: dict[str, Path]) -> None:
+    """EventBridge delivers a schedule tick at least once: the rule starts the run through
+    the starter, which names it after the scheduled time (a second delivery is the same
+    name, refused by Step Functions and caught as success)."""
+    from dpc_central.pipeline.starter import SCHEDULED_RUN_NAME
+
+    template = load(case_study, "listings")
+    rules = of_type(template, "AWS::Events::Rule")
+    (target,) = [r["Properties"]["Targets"][0] for r in rules.values()
+                 if "ScheduleExpression" in r["Properties"]]
+    starter = [lid for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"]
+    assert target["Arn"] == {"Ref": starter[0]}
+    transformer = target["InputTransformer"]
+    assert json.loads(transformer["InputTemplate"].replace("<time>", '"T"')) == {
+        "input": {"dpc": {"logicalDate": "T", "trigger": "schedule"}}}
+    assert transformer["InputPathsMap"] == {"time": "$.time"}
+    from dpc_central.testing import state_machine_definitions
+
+    (asl,) = state_machine_definitions(
+        {"Resources": {starter[0]: template["Resources"][starter[0]]}}, Placeholders()).values()
+    name = asl["States"][asl["StartAt"]]
+    assert name["Type"] == "Pass"
+    assert name["Parameters"]["executionName.$"] == SCHEDULED_RUN_NAME
+    start = asl["States"][name["Next"]]
+    assert start["Parameters"]["Name.$"] == "$.executionName"
+    (catch,) = start["Catch"]
+    assert catch["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
+
+
 def test_triggered_pipeline_listens_on_its_bus_for_its_own_triggers_only(
         case_study: dict[str, Path]) -> None:
     template = load(case_study, "pipeline-x")
@@ -218,6 +249,19 @@ def test_topic_is_encrypted_and_publishable_by_the_central_account(
     assert "sns:Publish" in policy and "aws:SecureTransport" in policy
 
 
+@pytest.mark.parametrize("name", ["listings", "searches", "pipeline-x", "listings-fallback"])
+def test_topic_key_is_scheduled_for_deletion_with_the_stack(case_study: dict[str, Path],
+                                                             name: str) -> None:
+    """A retained key stays enabled (and usable by the central account) after a destroy,
+    one more per redeploy: deleted with the stack, KMS keeps it pending (unusable) for the
+    shortest window, 7 days."""
+    keys = of_type(load(case_study, name), "AWS::KMS::Key")
+    assert keys
+    for key in keys.values():
+        assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Delete"
+        assert key["Properties"]["PendingWindowInDays"] == 7
+
+
 def test_pipeline_is_registered_with_its_condition_at_deploy(case_study: dict[str, Path]) -> None:
     (reg,) = of_type(load(case_study, "pipeline-x"), "Custom::DpcRegistration").values()
     spec = json.loads(reg["Properties"]["Spec"])
@@ -269,7 +313,7 @@ def _cluster_of_run(emr: Any, create: dict[str, Any], execution: str,
         Name=name, ReleaseLabel=params["ReleaseLabel"], Tags=tags,
         Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge",
                    "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
-        JobFlowRole="dpc-emr-instance-role", ServiceRole="dpc-emr-service-role")["JobFlowId"])
+        JobFlowRole=params["JobFlowRole"], ServiceRole=params["ServiceRole"])["JobFlowId"])
 
 
 def _status_event(sfn: Any, execution_arn: str) -> dict[str, Any]:
@@ -490,7 +534,14 @@ compute: {type: emr}
     (schedule,) = of_type(template, "AWS::Scheduler::Schedule").values()
     assert schedule["Properties"]["ScheduleExpressionTimezone"] == "Europe/Madrid"
     assert schedule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
-    assert "DeadLetterConfig" in schedule["Properties"]["Target"]
+    target = schedule["Properties"]["Target"]
+    assert "DeadLetterConfig" in target
+    # Scheduler delivers at least once too: the idempotent starter, named by the tick.
+    starter = [lid for lid, r in of_type(template, "AWS::StepFunctions::StateMachine").items()
+               if r["Properties"].get("StateMachineType") == "EXPRESS"]
+    assert target["Arn"] == {"Ref": starter[0]}
+    assert json.loads(target["Input"]) == {"input": {"dpc": {
+        "logicalDate": "<aws.scheduler.scheduled-time>", "trigger": "schedule"}}}
 
 
 PLUGIN = '''
@@ -654,13 +705,22 @@ compute:
         "javax.jdo.option.ConnectionURL:secret": arn.format("url"),
         "javax.jdo.option.ConnectionUserName:secret": arn.format("user"),
         "javax.jdo.option.ConnectionPassword:secret": arn.format("password")}
-    # EMR reads the secrets with its service role: that role, those three secrets.
-    Template.from_json(template).has_resource_properties("AWS::IAM::Policy", {
-        "Roles": ["dpc-emr-service-role"],
-        "PolicyDocument": {"Statement": Match.array_with([{
-            "Sid": "ReadHiveMetastoreSecrets", "Effect": "Allow",
-            "Action": "secretsmanager:GetSecretValue",
-            "Resource": [arn.format("url"), arn.format("user"), arn.format("password")]}])}})
+    # EMR reads the secrets with its service role: the pipeline's own, those three
+    # secrets (nothing is added to the account's shared role).
+    roles = of_type(template, "AWS::IAM::Role")
+    (own,) = [lid for lid, r in roles.items()
+              if r["Properties"].get("RoleName") == "dpc-emr-hive-eu-west-1"]
+    Template.from_json(template).has_resource_properties("AWS::IAM::Role", {
+        "RoleName": "dpc-emr-hive-eu-west-1",
+        "Policies": [{"PolicyName": "HiveMetastore", "PolicyDocument": {
+            "Statement": Match.array_with([{
+                "Sid": "ReadHiveMetastoreSecrets", "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": [arn.format("url"), arn.format("user"),
+                             arn.format("password")]}])}}]})
+    assert "kms:Decrypt" not in json.dumps(roles[own])  # the default key needs no grant
+    create = asl["States"]["Create cluster"]["Parameters"]
+    assert create["ServiceRole"] == create["AutoScalingRole"] == f"<{own}>"
     assert asl["TimeoutSeconds"] == 120 * 60
     assert asl["States"]["Create cluster"]["Parameters"]["AutoTerminationPolicy"] == {
         "IdleTimeout": 15 * 60}
@@ -701,3 +761,142 @@ name: local-only
 account: "111111111111"
 steps: [{name: mark, type: acme-marker, bucket: acme-data}]
 """
+
+
+HIVE_YAML = """
+name: {name}
+account: "111111111111"
+steps: [{{name: job, type: spark, script: job.py}}]
+compute:
+  type: emr
+  hiveMetastore: {{url: "{arn}url-AbCdEf", username: "{arn}user-AbCdEf",
+                  password: "{arn}password-AbCdEf"{key}}}
+"""
+
+
+def team_role_policy_chars(templates: list[dict[str, Any]]) -> dict[str, int]:
+    """Characters (whitespace excluded, as IAM counts) of the inline policies each role
+    named by the team stack carries, summed over every stack that attaches one to it
+    (``AWS::IAM::Policy`` by role name or reference, and ``Policies`` of the role)."""
+    team = templates[0]
+    names = {lid: r["Properties"]["RoleName"] for lid, r in team["Resources"].items()
+             if r["Type"] == "AWS::IAM::Role" and isinstance(
+                 r["Properties"].get("RoleName"), str)}
+    chars = dict.fromkeys(names.values(), 0)
+
+    def size(doc: Any) -> int:
+        return len(re.sub(r"\s", "", json.dumps(doc)))
+
+    for lid, r in team["Resources"].items():
+        if lid in names:
+            chars[names[lid]] += sum(size(p["PolicyDocument"])
+                                     for p in r["Properties"].get("Policies", []))
+    for i, t in enumerate(templates):
+        for r in t["Resources"].values():
+            if r["Type"] != "AWS::IAM::Policy":
+                continue
+            for role in r["Properties"]["Roles"]:
+                name = names.get(role.get("Ref")) if i == 0 and isinstance(role, dict) \
+                    else role if isinstance(role, str) else None
+                if name in chars:
+                    chars[name] += size(r["Properties"]["PolicyDocument"])
+    return chars
+
+
+def test_a_team_account_holds_150_pipelines_half_with_hive_within_iam_role_quotas(
+        tmp_path: Path) -> None:
+    """A role's inline policies total at most 10,240 characters and it takes at most 10
+    managed policies (IAM and STS quotas): the account's shared roles carry nothing per
+    pipeline, so 150 pipeline stacks (half with a Hive metastore) add nothing to them."""
+    from dpc_central.app import USER_STACK, pipeline_app, pipeline_stack_name, user_app
+    from dpc_core.loader import load_pipelines
+
+    user_app(outdir=tmp_path / "team", central_account="999999999999",
+             account="111111111111", region="eu-west-1").synth()
+    team = json.loads((tmp_path / "team" / f"{USER_STACK}.template.json").read_text())
+    arn = "arn:aws:secretsmanager:eu-west-1:111111111111:secret:hive/"
+    projects = []
+    for i in range(150):
+        project = tmp_path / "projects" / f"p{i}"
+        project.mkdir(parents=True)
+        (project / "job.py").write_text("print(1)\n")
+        text = HIVE_YAML.format(name=f"p{i}", arn=arn, key="") if i % 2 else (
+            f'name: p{i}\naccount: "111111111111"\n'
+            "steps: [{name: job, type: spark, script: job.py}]\n")
+        (project / "pipeline.yaml").write_text(text)
+        projects.append(project)
+    pipelines = load_pipelines(projects)
+    out = tmp_path / "cdk.out"
+    pipeline_app(pipelines, outdir=out, region="eu-west-1", nag=False).synth()
+    stacks = [json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
+              for p in pipelines]
+    alone = team_role_policy_chars([team])
+    chars = team_role_policy_chars([team, *stacks])
+    assert chars == alone, "a pipeline stack added a policy to a team role"
+    assert max(chars.values()) <= 10_240
+    assert "dpc-emr-service-role-eu-west-1" in chars
+    for t in [team, *stacks]:
+        for r in t["Resources"].values():
+            if r["Type"] == "AWS::IAM::Role":
+                assert len(r["Properties"].get("ManagedPolicyArns", [])) <= 10
+                assert sum(len(re.sub(r"\s", "", json.dumps(p["PolicyDocument"])))
+                           for p in r["Properties"].get("Policies", [])) <= 10_240
+    hive_roles = {r["Properties"]["RoleName"] for t in stacks for r in t["Resources"].values()
+                  if r["Type"] == "AWS::IAM::Role" and "RoleName" in r["Properties"]}
+    assert len(hive_roles) == 75 and all(len(n) <= 64 for n in hive_roles)
+
+
+def test_hive_secrets_under_a_customer_key_may_be_decrypted_through_secrets_manager_only(
+        tmp_path: Path) -> None:
+    key = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    template = synth_one(tmp_path, HIVE_YAML.format(
+        name="hive", arn="arn:aws:secretsmanager:eu-west-1:111111111111:secret:hive/",
+        key=f', kmsKey: "{key}"'), {"job.py": "print(1)\n"})
+    (role,) = [r for r in of_type(template, "AWS::IAM::Role").values()
+               if r["Properties"].get("RoleName") == "dpc-emr-hive-eu-west-1"]
+    statements = role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (decrypt,) = [st for st in statements if st.get("Sid") == "DecryptHiveMetastoreSecrets"]
+    assert decrypt == {"Sid": "DecryptHiveMetastoreSecrets", "Effect": "Allow",
+                       "Action": "kms:Decrypt", "Resource": key, "Condition": {
+                           "StringEquals": {
+                               "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}}
+
+
+def test_hive_secrets_in_another_account_need_a_key_and_print_the_owners_policies(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A secret read from another account must be under a customer key (validate warns,
+    synth refuses without one); with it, validate and synth print the statements the
+    secret's and the key's owner must add, naming the pipeline's own service role."""
+    from dpc_central.cli import _synth_stacks
+    from dpc_central.errors import SynthError
+    from dpc_core.cli.main import main
+
+    arn = "arn:aws:secretsmanager:eu-west-1:444444444444:secret:hive/"
+    key = "arn:aws:kms:eu-west-1:444444444444:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "job.py").write_text("print(1)\n")
+    (project / "pipeline.yaml").write_text(HIVE_YAML.format(name="hive", arn=arn, key=""))
+    main(["validate", str(project)])
+    err = capsys.readouterr().err
+    assert "not deployable to AWS: compute.hiveMetastore: the secrets are in account " \
+           "444444444444" in err and "kmsKey" in err
+    with pytest.raises(SynthError, match="customer managed KMS key"):
+        _synth_stacks(str(project), None, tmp_path / "out", "eu-west-1", nag=False)
+
+    (project / "pipeline.yaml").write_text(HIVE_YAML.format(
+        name="hive", arn=arn, key=f', kmsKey: "{key}"'))
+    role = "arn:aws:iam::111111111111:role/dpc-emr-hive-eu-west-1"
+    main(["validate", str(project)])
+    for err in (capsys.readouterr().err,
+                (_synth_stacks(str(project), None, tmp_path / "out2", "eu-west-1", nag=False),
+                 capsys.readouterr().err)[1]):
+        assert "not deployable" not in err
+        secret_doc = json.loads(err[err.index("{"):err.index("\nnote:", err.index("{"))])
+        assert secret_doc["Statement"] == [{
+            "Sid": "DpcEmrReadsHiveMetastore", "Effect": "Allow", "Principal": {"AWS": role},
+            "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]
+        key_doc = json.loads(err[err.rindex("{\n  \"Sid\""):].strip())
+        assert key_doc["Principal"] == {"AWS": role} and key_doc["Action"] == "kms:Decrypt"
+        assert key_doc["Condition"] == {"StringEquals": {
+            "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}

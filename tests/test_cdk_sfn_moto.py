@@ -220,3 +220,62 @@ def test_second_start_with_the_trigger_name_fails_with_the_error_the_starter_cat
     assert f"StepFunctions.{refused.value.response['Error']['Code']}Exception" == caught
     runs = aws["sfn"].list_executions(stateMachineArn=pipeline_arn)["executions"]
     assert [r["name"] for r in runs] == [name]
+
+
+def test_scheduled_run_name_is_the_same_for_a_second_delivery_of_one_tick(
+        aws: dict[str, Any], tmp_path: Any) -> None:
+    """The starter of a scheduled pipeline, as synthesized, names the run from the tick's
+    time on moto's interpreter: two deliveries of one tick give one name (so the second
+    start is refused, as the test above shows), the next tick another, and the name is
+    one Step Functions accepts. The run is started by hand under that name, since moto
+    cannot run the starter's startExecution task (module docstring)."""
+    from botocore.exceptions import ClientError
+
+    from dpc_central.testing import Placeholders, state_machine_definitions, synth_pipeline_yaml
+
+    template = synth_pipeline_yaml(tmp_path, f"""
+name: nightly
+account: "{ACCOUNT}"
+trigger: {{schedule: {{hour: 3}}}}
+steps: [{{name: job, type: shell, command: "echo hi"}}]
+""")
+    (rule,) = [r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]]
+    (target,) = rule["Targets"]
+    machines = {lid: r for lid, r in template["Resources"].items()
+                if r["Type"] == "AWS::StepFunctions::StateMachine"}
+    starter = state_machine_definitions({"Resources": {target["Arn"]["Ref"]: machines[
+        target["Arn"]["Ref"]]}}, Placeholders())[target["Arn"]["Ref"]]
+    naming = starter["States"][starter["StartAt"]]
+    naming.pop("Next")
+    naming["End"] = True
+    sm = create(aws, "namer", {"StartAt": starter["StartAt"],
+                               "States": {starter["StartAt"]: naming}})
+    target_sm = create(aws, "nightly", {"StartAt": "ok", "States": {
+        "ok": {"Type": "Succeed"}}})
+
+    deliveries = iter(range(3))
+
+    def deliver(time_: str) -> dict[str, Any]:
+        # What EventBridge makes of the tick with the rule's input transformer.
+        body = target["InputTransformer"]["InputTemplate"].replace("<time>", json.dumps(time_))
+        run = aws["sfn"].start_execution(stateMachineArn=sm, input=body,
+                                         name=f"delivery-{next(deliveries)}")
+        done = wait(aws, run["executionArn"])
+        assert done["status"] == "SUCCEEDED", done
+        return dict(json.loads(done["output"]))
+
+    first, again, later = (deliver("2026-12-08T03:00:00Z"), deliver("2026-12-08T03:00:00Z"),
+                           deliver("2026-12-09T03:00:00Z"))
+    assert first == again
+    assert first["executionName"] == "schedule-2026-12-08T03-00-00Z"
+    assert later["executionName"] != first["executionName"]
+    assert first["input"] == {"dpc": {"logicalDate": "2026-12-08T03:00:00Z",
+                                      "trigger": "schedule"}}
+    run = aws["sfn"].start_execution(stateMachineArn=target_sm, name=first["executionName"],
+                                     input=json.dumps(first["input"]))
+    wait(aws, run["executionArn"])
+    with pytest.raises(ClientError) as refused:
+        aws["sfn"].start_execution(stateMachineArn=target_sm, name=again["executionName"],
+                                   input=json.dumps(again["input"]))
+    assert refused.value.response["Error"]["Code"] == "ExecutionAlreadyExists"

@@ -79,11 +79,34 @@ def test_emr_logs_in_the_artifacts_bucket_expire(template: Any) -> None:
 
 
 def test_emr_roles_have_the_names_pipelines_pass_to_run_job_flow(template: Any) -> None:
-    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "dpc-emr-service-role"})
-    template.has_resource_properties("AWS::IAM::Role", {"RoleName": "dpc-emr-instance-role"})
+    template.has_resource_properties("AWS::IAM::Role", {
+        "RoleName": "dpc-emr-service-role-eu-west-1"})
+    template.has_resource_properties("AWS::IAM::Role", {
+        "RoleName": "dpc-emr-instance-role-eu-west-1"})
     template.has_resource_properties("AWS::IAM::InstanceProfile", {
-        "InstanceProfileName": "dpc-emr-instance-role"})
+        "InstanceProfileName": "dpc-emr-instance-role-eu-west-1"})
     template.resource_count_is("AWS::EC2::SecurityGroup", 3)
+
+
+def test_fixed_iam_names_end_with_the_region_and_fit_iam(tmp_path: Path) -> None:
+    """IAM names are account-wide: a second region's setup-user-account in the same
+    account must not collide, and the longest region code keeps names within 64."""
+    from dpc_central.app import USER_STACK, user_app
+
+    names: dict[str, set[str]] = {}
+    for region in ("eu-west-1", "ap-southeast-5"):
+        out = tmp_path / region
+        user_app(outdir=out, central_account=CENTRAL, account="333333333333",
+                 region=region).synth()
+        resources = json.loads((out / f"{USER_STACK}.template.json").read_text())["Resources"]
+        names[region] = {str(r["Properties"][key]) for r in resources.values()
+                         for key in ("RoleName", "InstanceProfileName")
+                         if key in r["Properties"]}
+        assert names[region] == {f"dpc-emr-service-role-{region}",
+                                 f"dpc-emr-instance-role-{region}",
+                                 f"dpc-central-reconciler-read-{region}"}
+        assert all(len(n) <= 64 for n in names[region])
+    assert not names["eu-west-1"] & names["ap-southeast-5"]
 
 
 def test_registration_provider_and_account_settings_are_published_in_ssm(template: Any) -> None:
@@ -133,7 +156,7 @@ def test_the_account_records_itself_with_the_central_api(template: Any) -> None:
 
 def test_central_reconciler_may_only_read_executions(template: Any) -> None:
     role = next(r for r in template.find_resources("AWS::IAM::Role").values()
-            if r["Properties"].get("RoleName") == "dpc-central-reconciler-read")
+            if r["Properties"].get("RoleName") == "dpc-central-reconciler-read-eu-west-1")
     assert f":iam::{CENTRAL}:root" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
     policies = [p for p in template.find_resources("AWS::IAM::Policy").values()
                 if "ReconcilerRead" in json.dumps(p["Properties"]["Roles"])]
@@ -207,7 +230,7 @@ def test_emr_security_groups_carry_the_tag_the_emr_service_policy_requires(
         assert {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"} in \
             group["Properties"]["Tags"]
     template.has_resource_properties("AWS::IAM::Role", {
-        "RoleName": "dpc-emr-service-role",
+        "RoleName": "dpc-emr-service-role-eu-west-1",
         "ManagedPolicyArns": Match.array_with([{"Fn::Join": ["", Match.array_with([
             Match.string_like_regexp("AmazonEMRServicePolicy_v2")])]}])})
 
@@ -217,7 +240,7 @@ def test_emr_service_role_may_pass_the_instance_role_to_ec2_only(template: Any) 
     from aws_cdk.assertions import Match
 
     roles = template.find_resources("AWS::IAM::Role", {"Properties": {
-        "RoleName": "dpc-emr-instance-role"}})
+        "RoleName": "dpc-emr-instance-role-eu-west-1"}})
     (instance_role,) = roles
     template.has_resource_properties("AWS::IAM::Policy", {
         "PolicyDocument": {"Statement": Match.array_with([{
@@ -246,3 +269,23 @@ def test_cloudwatch_may_use_the_alarm_topics_key(template: Any) -> None:
         Match.array_with([Match.object_like({
             "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
             "Principal": {"Service": "cloudwatch.amazonaws.com"}})])}})
+
+
+def test_deleting_the_stack_first_revokes_emrs_rules_between_its_groups(template: Any) -> None:
+    """EC2 refuses to delete a group another group's rule references; the custom resource
+    that revokes those rules references the three groups, so CloudFormation deletes it
+    (and runs its Delete) before them."""
+    (resource,) = template.find_resources("Custom::DpcEmrSecurityGroupRules").values()
+    groups = template.find_resources("AWS::EC2::SecurityGroup")
+    assert resource["Properties"]["GroupIds"] == [
+        {"Fn::GetAtt": [lid, "GroupId"]} for lid in groups]
+    (fn,) = [r for r in template.find_resources("AWS::Lambda::Function").values()
+             if r["Properties"].get("Handler") ==
+             "dpc_central.handlers.sg_rules_cleanup.handle"]
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = {s.get("Sid"): s for p in template.find_resources("AWS::IAM::Policy").values()
+                  if {"Ref": role} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]}
+    revoke = statements["RevokeRulesOfEmrGroups"]
+    assert len(revoke["Resource"]) == 3
+    assert all("security-group/" in json.dumps(r) for r in revoke["Resource"])

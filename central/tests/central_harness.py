@@ -255,7 +255,7 @@ class World:
                 "DPC_TABLE_SLACK_THREADS": "dpc-slack-threads",
                 names.ENV_CENTRAL_BUS: names.CENTRAL_BUS_NAME,
                 "DPC_SLACK_SECRET_ARN": self.secret_arn,
-                names.ENV_READ_ROLE_NAME: names.RECONCILER_READ_ROLE,
+                names.ENV_READ_ROLE_NAME: names.regional(names.RECONCILER_READ_ROLE, REGION),
                 "DPC_POISON_DLQ_URL": self.urls["poison"],
                 names.ENV_DELIVERY_RETRY_URL: self.urls["retry"],
                 names.ENV_DELIVERY_DLQ_URL: self.urls["delivery-dlq"],

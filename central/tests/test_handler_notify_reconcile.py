@@ -243,8 +243,11 @@ def test_reconciler_assumes_the_read_role_in_the_partition_of_its_region(
                                     "SessionToken": "t"}}
 
     monkeypatch.setattr(_common, "client", lambda service: Sts())
+    # Without the central stack's DPC_READ_ROLE_NAME: the name the team stack gives the
+    # role in that region (IAM names are account-wide, so each region has its own).
+    monkeypatch.delenv("DPC_READ_ROLE_NAME", raising=False)
     reconciler._session(A, region)
-    assert asked == [f"arn:{partition}:iam::{A}:role/dpc-central-reconciler-read"]
+    assert asked == [f"arn:{partition}:iam::{A}:role/dpc-central-reconciler-read-{region}"]
 
 
 def test_tracker_never_publishes_to_another_accounts_topic(

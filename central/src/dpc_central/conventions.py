@@ -42,12 +42,23 @@ SSM_ALARM_TOPIC = f"{SSM_PREFIX}/alarm-topic-arn"
 #: AmazonEMRServicePolicy_v2 lets EMR use only a subnet and security groups with this tag.
 EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 
-#: Fixed IAM names in each user account (EMR's RunJobFlow takes role *names*).
+#: Fixed IAM names in each user account (EMR's RunJobFlow takes role *names*). IAM names
+#: are account-wide, so each name ends with the region (:func:`regional`): a second
+#: region's ``setup-user-account`` in the same account makes its own roles.
 EMR_SERVICE_ROLE = "dpc-emr-service-role"
 EMR_INSTANCE_ROLE = "dpc-emr-instance-role"
 #: The instance profile has the role's name (CDK's EmrCreateCluster passes the role name as
 #: JobFlowRole, which EMR reads as an instance profile name).
 EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
+#: IAM's limit on a role name (and an instance profile name): 64 characters.
+IAM_ROLE_NAME_MAX = 64
+
+
+def regional(name: str, region: str) -> str:
+    """``name`` of the role in ``region`` (``<name>-<region>``; ``region`` may be a CDK
+    token). The longest region code (14 characters) keeps every dpc role within 64."""
+    return f"{name}-{region}"
+
 #: Tags and name of every cluster a run creates (``dpc_compute_emr.aws``: ``dpc-<pipeline>``,
 #: ``dpc-pipeline=<pipeline>``, ``dpc-execution=<execution name>``); the cluster reaper
 #: finds a run's clusters by them.
@@ -62,6 +73,7 @@ HANDLER_RECONCILER = "dpc_central.handlers.reconciler.handle"
 HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
 HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
 HANDLER_CLUSTER_REAPER = "dpc_central.handlers.cluster_reaper.handle"
+HANDLER_SG_RULES_CLEANUP = "dpc_central.handlers.sg_rules_cleanup.handle"
 
 #: Environment variables of the central Lambdas. The trigger manager builds
 #: ``DynamoStore(client, DynamoTables(registry=..., runs=..., windows=...))`` from them.
@@ -78,5 +90,7 @@ ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"
 ENV_DELIVERY_RETRY_URL = "DPC_DELIVERY_RETRY_URL"
 ENV_DELIVERY_DLQ_URL = "DPC_DELIVERY_DLQ_URL"
 
-#: Role each user account lets the central reconciler assume (read-only on executions).
+#: Role each user account lets the central reconciler assume (read-only on executions);
+#: its name in a region is ``regional(RECONCILER_READ_ROLE, region)``, the central
+#: stack's region (a team account's buses and roles are in the central region).
 RECONCILER_READ_ROLE = "dpc-central-reconciler-read"

@@ -115,9 +115,13 @@ def aws_problems(pipeline: Any, registry: Any) -> list[str]:
                 "only locally, so `dpc synth`/`dpc deploy` refuse this pipeline; use a step "
                 "type with AWS support or run it with dpc local")
     try:
-        aws_compute(pipeline, registry)
+        compute = aws_compute(pipeline, registry)
     except ValueError as exc:
         problems.append(str(exc))
+    else:
+        # A compute config may know problems only the pipeline reveals (its account).
+        check = getattr(compute.config, "aws_problems", None) if compute else None
+        problems.extend(check(pipeline) if callable(check) else [])
     for i, target in enumerate(pipeline.notifications.targets):
         notifier = registry.notifiers.get(target.channel)
         if notifier is not None and notifier.aws_subscriptions is None:
@@ -126,3 +130,15 @@ def aws_problems(pipeline: Any, registry: Any) -> list[str]:
                 f"{_owner(registry, 'channel', target.channel)}) has no AWS form; remove the "
                 "target or install a plugin version that subscribes it on AWS")
     return problems
+
+
+def aws_notes(pipeline: Any, registry: Any) -> list[str]:
+    """What someone other than the deployer must do before ``pipeline`` runs on AWS (e.g.
+    a resource policy in another account), from its compute config's ``aws_notes``;
+    ``dpc validate`` and ``dpc synth`` print them. Empty when nothing is needed."""
+    try:
+        compute = aws_compute(pipeline, registry)
+    except ValueError:
+        return []
+    notes = getattr(compute.config, "aws_notes", None) if compute else None
+    return [str(n) for n in notes(pipeline)] if callable(notes) else []

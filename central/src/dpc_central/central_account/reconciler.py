@@ -16,12 +16,13 @@ from constructs import Construct
 from dpc_central.central_account.execution_tracker import grant_publish_to_pipeline_topics
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
-from dpc_central.common.nag import suppress
+from dpc_central.common.nag import region_in_finding, suppress
 from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_READ_ROLE_NAME,
     HANDLER_RECONCILER,
     RECONCILER_READ_ROLE,
+    regional,
 )
 
 
@@ -39,9 +40,10 @@ def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
     """
     stack = Stack.of(handler)
     fn = handler.function
+    name = regional(RECONCILER_READ_ROLE, stack.region)
 
     def role(account: str) -> str:
-        return f"arn:{stack.partition}:iam::{account}:role/{RECONCILER_READ_ROLE}"
+        return f"arn:{stack.partition}:iam::{account}:role/{name}"
 
     if accounts:
         fn.add_to_role_policy(iam.PolicyStatement(
@@ -64,7 +66,8 @@ def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
                "policy admits only this account")
         suppress(handler, [("AwsSolutions-IAM5", why,
                             [f"Resource::arn:<AWS::Partition>:iam::*:role/"
-                             f"{RECONCILER_READ_ROLE}"])])
+                             f"{regional(RECONCILER_READ_ROLE, region_in_finding(handler))}"
+                             ])])
 
 
 class Reconciler(Construct):
@@ -87,7 +90,8 @@ class Reconciler(Construct):
         self.handler = DpcFunction(
             self, "Handler", handler=HANDLER_RECONCILER, code_dir=code_dir,
             environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name,
-                         ENV_READ_ROLE_NAME: RECONCILER_READ_ROLE},
+                         ENV_READ_ROLE_NAME: regional(RECONCILER_READ_ROLE,
+                                                      Stack.of(self).region)},
             description="dpc reconciler: statuses lost on the way", alarm_topic=alarm_topic,
             layers=layers, timeout=Duration.minutes(5), reserved_concurrency=1,
         )

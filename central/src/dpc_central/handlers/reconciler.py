@@ -20,7 +20,7 @@ manager died in between), counted as ``redelivered``, and ends with the LATE and
 BLOCKED notices (:mod:`dpc_central.handlers.health_notices`), counted as ``notices``.
 
 Environment: ``DPC_TABLE_REGISTRY``, ``DPC_TABLE_RUNS``, ``DPC_TABLE_WINDOWS``,
-``DPC_CENTRAL_BUS``, ``DPC_READ_ROLE_NAME`` (default ``dpc-central-reconciler-read``),
+``DPC_CENTRAL_BUS``, ``DPC_READ_ROLE_NAME`` (default ``dpc-central-reconciler-read-<region>``),
 ``DPC_RECONCILE_HOURS`` (optional), ``AWS_REGION`` (the region of the state machines).
 """
 
@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dpc_central.conventions import ENV_READ_ROLE_NAME, RECONCILER_READ_ROLE
+from dpc_central.conventions import ENV_READ_ROLE_NAME, RECONCILER_READ_ROLE, regional
 from dpc_central.handlers import _common as common
 
 ENV_RECONCILE_HOURS = "DPC_RECONCILE_HOURS"
@@ -93,7 +93,7 @@ def _session(account: str, region: str) -> Any:
     """A session with the read role of ``account`` (in the partition of ``region``)."""
     import boto3
 
-    role = os.environ.get(ENV_READ_ROLE_NAME) or RECONCILER_READ_ROLE
+    role = os.environ.get(ENV_READ_ROLE_NAME) or regional(RECONCILER_READ_ROLE, region)
     creds = common.client("sts").assume_role(
         RoleArn=f"arn:{common.partition(region)}:iam::{account}:role/{role}",
         RoleSessionName="dpc-reconciler", DurationSeconds=900)["Credentials"]

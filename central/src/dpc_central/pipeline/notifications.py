@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -41,8 +42,13 @@ class PipelineTopic(Construct):
         # account administers its key through IAM. A publisher of another account needs
         # the second in the key policy as well as in its own IAM policy (the execution
         # tracker's role); only through SNS.
+        # Destroyed with the stack: KMS schedules its deletion (7 days, the shortest
+        # window) and the key is unusable (PendingDeletion) meanwhile; a retained key
+        # would stay enabled, usable by the central account, one more per redeploy.
         self.key = kms.Key(self, "Key", enable_key_rotation=True,
                            description=f"dpc topic of {pipeline.name}",
+                           removal_policy=RemovalPolicy.DESTROY,
+                           pending_window=Duration.days(7),
                            policy=iam.PolicyDocument.from_json({"Statement": [
                                {"Action": "kms:*", "Effect": "Allow",
                                 "Principal": {"AWS": root(info.account)}, "Resource": "*"},

@@ -10,6 +10,11 @@ from constructs import Construct
 
 JP = sfn.JsonPath
 
+_PART = "States.ArrayGetItem(States.StringSplit($.input.dpc.logicalDate, ':'), {})"
+#: The run name of a schedule tick: its logical date with ``:`` as ``-``.
+SCHEDULED_RUN_NAME = ("States.Format('schedule-{}-{}-{}', "
+                      + ", ".join(_PART.format(i) for i in range(3)) + ")")
+
 
 class TriggerStarter(Construct):
     """An Express state machine that starts ``target`` with ``Name = executionName``.
@@ -22,10 +27,17 @@ class TriggerStarter(Construct):
     no noise to the central bus. Input: the trigger event's ``detail``
     (``{executionName, input, ...}``).
 
+    With ``name_from_logical_date`` (schedules: EventBridge rules and Scheduler deliver at
+    least once, and neither can name an execution) the input is ``{input}`` only and the
+    run's name is made from ``input.dpc.logicalDate`` (the scheduled time,
+    ``YYYY-MM-DDTHH:MM:SSZ``): ``schedule-YYYY-MM-DDTHH-MM-SSZ`` (``:`` is not allowed in
+    an execution name), so a second delivery of the same schedule tick is the same name.
+
     Attribute: ``state_machine``.
     """
 
-    def __init__(self, scope: Construct, id: str, *, target: sfn.IStateMachine) -> None:
+    def __init__(self, scope: Construct, id: str, *, target: sfn.IStateMachine,
+                 name_from_logical_date: bool = False) -> None:
         super().__init__(scope, id)
         start = tasks.StepFunctionsStartExecution(
             self, "Start pipeline run", state_machine=target,
@@ -42,11 +54,15 @@ class TriggerStarter(Construct):
                               comment="the same trigger was delivered before: nothing to do")
         start.add_catch(already, errors=["StepFunctions.ExecutionAlreadyExistsException"],
                         result_path="$.duplicate")
+        chain: sfn.IChainable = start.next(started)
+        if name_from_logical_date:
+            chain = sfn.Pass(self, "Name the scheduled run", parameters={
+                "executionName.$": SCHEDULED_RUN_NAME, "input.$": "$.input"}).next(chain)
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
                                   removal_policy=RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
             self, "StateMachine", state_machine_type=sfn.StateMachineType.EXPRESS,
-            definition_body=sfn.DefinitionBody.from_chainable(start.next(started)),
+            definition_body=sfn.DefinitionBody.from_chainable(chain),
             timeout=Duration.minutes(5), tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL))
         from dpc_central.common.nag import suppress

@@ -22,16 +22,19 @@ from dpc_core.cdk_values import in_stack_of
 def _schedule_input() -> events.RuleTargetInput:
     """The run's input from a schedule rule: the same in every stack, so made once per
     process (each jsii call is a round trip)."""
-    return events.RuleTargetInput.from_object({"dpc": {
-        "logicalDate": events.EventField.time, "trigger": "schedule"}})
+    return events.RuleTargetInput.from_object({"input": {"dpc": {
+        "logicalDate": events.EventField.time, "trigger": "schedule"}}})
 
 
 class ScheduleTrigger(Construct):
     """An EventBridge rule with the pipeline's schedule (UTC), or an EventBridge
     Scheduler schedule when the pipeline names another time zone (rules are UTC-only).
 
-    The run's input carries ``dpc.logicalDate`` = the scheduled time. Attributes:
-    ``rule`` or ``schedule``, ``dlq``.
+    The run's input carries ``dpc.logicalDate`` = the scheduled time. Both deliver at
+    least once, so they start the run through an idempotent starter that names it after
+    the scheduled time (:class:`TriggerStarter` with ``name_from_logical_date``): a
+    second delivery of one tick is refused as the same execution name. Attributes:
+    ``rule`` or ``schedule``, ``starter``, ``dlq``.
     """
 
     def __init__(self, scope: Construct, id: str, *, pipeline: Any,
@@ -40,6 +43,9 @@ class ScheduleTrigger(Construct):
         in_stack_of(self, scope)
         trig = pipeline.trigger
         expression = trig.schedule.expression()
+        self.starter = TriggerStarter(self, "Starter", target=state_machine,
+                                      name_from_logical_date=True)
+        starter = self.starter.state_machine
         self.dlq = dead_letter_queue(self, "Dlq")
         self.dlq_alarm = alarm_on_queue_depth(self, "DlqAlarm", queue=self.dlq, topic=None)
         self.rule: events.Rule | None = None
@@ -49,12 +55,12 @@ class ScheduleTrigger(Construct):
                 self, "Rule", schedule=events.Schedule.expression(expression),
                 description=f"schedule of {pipeline.name}",
                 targets=[targets.SfnStateMachine(
-                    state_machine, dead_letter_queue=self.dlq, retry_attempts=185,
+                    starter, dead_letter_queue=self.dlq, retry_attempts=185,
                     input=_schedule_input())])
         else:
             role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal(
                 "scheduler.amazonaws.com"), description=f"starts {pipeline.name} on schedule")
-            state_machine.grant_start_execution(role)
+            starter.grant_start_execution(role)
             self.dlq.grant_send_messages(role)
             self.schedule = scheduler.CfnSchedule(
                 self, "Schedule", schedule_expression=expression,
@@ -62,9 +68,9 @@ class ScheduleTrigger(Construct):
                 flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
                 description=f"schedule of {pipeline.name} ({trig.timezone})",
                 target=scheduler.CfnSchedule.TargetProperty(
-                    arn=state_machine.state_machine_arn, role_arn=role.role_arn,
-                    input='{"dpc": {"logicalDate": "<aws.scheduler.scheduled-time>", '
-                          '"trigger": "schedule"}}',
+                    arn=starter.state_machine_arn, role_arn=role.role_arn,
+                    input='{"input": {"dpc": {"logicalDate": "<aws.scheduler.scheduled-time>", '
+                          '"trigger": "schedule"}}}',
                     dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
                         arn=self.dlq.queue_arn),
                     retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Fn, Tags
+from aws_cdk import Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -14,12 +14,14 @@ from dpc_central.conventions import (
     EMR_INSTANCE_ROLE,
     EMR_MANAGED_TAG,
     EMR_SERVICE_ROLE,
+    regional,
 )
 
 
 class EmrFoundation(Construct):
-    """The EMR service role, the instance role and profile (fixed names: RunJobFlow takes
-    names) and the three EMR-managed security groups of a private subnet.
+    """The EMR service role, the instance role and profile (fixed names ending with the
+    region: RunJobFlow takes names, and IAM names are account-wide) and the three
+    EMR-managed security groups of a private subnet.
 
     AmazonEMRServicePolicy_v2 lets EMR launch instances into, and edit the rules of, only a
     subnet and security groups tagged ``for-use-with-amazon-emr-managed-policies=true``:
@@ -34,8 +36,9 @@ class EmrFoundation(Construct):
     def __init__(self, scope: Construct, id: str, *, vpc_id: str,
                  artifacts: s3.IBucket) -> None:
         super().__init__(scope, id)
+        region = Stack.of(self).region
         self.service_role = iam.Role(
-            self, "ServiceRole", role_name=EMR_SERVICE_ROLE,
+            self, "ServiceRole", role_name=regional(EMR_SERVICE_ROLE, region),
             assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
                 "service-role/AmazonEMRServicePolicy_v2")])
@@ -45,7 +48,7 @@ class EmrFoundation(Construct):
                                       ["Policy::arn:<AWS::Partition>:iam::aws:policy/"
                                        "service-role/AmazonEMRServicePolicy_v2"])])
         self.instance_role = iam.Role(
-            self, "InstanceRole", role_name=EMR_INSTANCE_ROLE,
+            self, "InstanceRole", role_name=regional(EMR_INSTANCE_ROLE, region),
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="EMR cluster nodes of dpc pipelines")
         artifacts.grant_read_write(self.instance_role)
@@ -54,7 +57,7 @@ class EmrFoundation(Construct):
                                        "bucket grant lists the object actions it needs",
                                        bucket_grant_findings(artifacts))])
         self.instance_profile = iam.CfnInstanceProfile(
-            self, "InstanceProfile", instance_profile_name=EMR_INSTANCE_PROFILE,
+            self, "InstanceProfile", instance_profile_name=regional(EMR_INSTANCE_PROFILE, region),
             roles=[self.instance_role.role_name])
         vpc = ec2.Vpc.from_vpc_attributes(self, "Vpc", vpc_id=vpc_id,
                                           availability_zones=Fn.get_azs())

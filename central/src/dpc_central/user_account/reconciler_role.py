@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from dpc_central.common.nag import region_in_finding, suppress
-from dpc_central.conventions import RECONCILER_READ_ROLE
+from dpc_central.conventions import RECONCILER_READ_ROLE, regional
 
 
 class ReconcilerReadRole(Construct):
@@ -18,7 +18,7 @@ class ReconcilerReadRole(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.role = iam.Role(
-            self, "Role", role_name=RECONCILER_READ_ROLE,
+            self, "Role", role_name=regional(RECONCILER_READ_ROLE, stack.region),
             assumed_by=iam.AccountPrincipal(central_account),
             description="dpc central reconciler: read executions")
         sm = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:stateMachine:*"

@@ -19,6 +19,7 @@ from dpc_central.user_account.emr import EmrFoundation
 from dpc_central.user_account.pipeline_bus import PipelineBus
 from dpc_central.user_account.reconciler_role import ReconcilerReadRole
 from dpc_central.user_account.registration_provider import RegistrationProvider
+from dpc_central.user_account.sg_cleanup import SecurityGroupRulesCleanup
 from dpc_central.user_account.status_forwarding import StatusForwarding
 from dpc_core.cdk_values import in_app
 
@@ -54,6 +55,11 @@ class UserAccountStack(Stack):
                                            central_account=central_account)
         self.artifacts = ArtifactsBucket(self, "Artifacts")
         self.emr = EmrFoundation(self, "Emr", vpc_id=vpc, artifacts=self.artifacts.bucket)
+        # EMR makes its groups reference one another; EC2 refuses to delete a referenced
+        # group, so those rules are revoked first when the stack is deleted.
+        self.sg_cleanup = SecurityGroupRulesCleanup(
+            self, "EmrSecurityGroupRules", code_dir=code_dir, layers=layers,
+            groups=[self.emr.master_sg, self.emr.worker_sg, self.emr.service_sg])
         # Runs that are stopped or time out run no catch path: their clusters are
         # terminated here.
         self.cluster_reaper = ClusterReaper(self, "ClusterReaper", code_dir=code_dir,

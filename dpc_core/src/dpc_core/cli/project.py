@@ -15,7 +15,7 @@ from dpc_core.cli.options import WORKSPACE
 @WORKSPACE
 def validate(paths: tuple[Path, ...], workspace: Path) -> None:
     """Validate every pipeline.yaml at or below PATHS (default: the workspace, -w)."""
-    from dpc_core.deployability import aws_problems
+    from dpc_core.deployability import aws_notes, aws_problems
     from dpc_core.errors import Problem
     from dpc_core.loader import load_pipelines
     from dpc_core.plugins import get_registry
@@ -33,6 +33,8 @@ def validate(paths: tuple[Path, ...], workspace: Path) -> None:
         # `dpc synth` does; still exit 0, the pipeline runs on the local runtime.
         for problem in aws_problems(p, registry):
             click.echo(f"warning: {p.source}: not deployable to AWS: {problem}", err=True)
+        for note in aws_notes(p, registry):
+            click.echo(f"note: {p.source}: {note}", err=True)
     click.echo(f"{len(pipelines)} pipeline(s) valid")
 
 

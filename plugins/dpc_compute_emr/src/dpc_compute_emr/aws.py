@@ -20,11 +20,19 @@ from typing import Any
 
 import jsii
 
+from dpc_compute_emr.plugin import hive_service_role_name
 from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
 from dpc_core.types import AslState, AwsCompute, AwsComputeContext
 
+#: The user-account stack's roles are these names followed by ``-<region>`` (IAM names
+#: are account-wide; ``dpc_central.conventions.regional``).
 SERVICE_ROLE = "dpc-emr-service-role"
 INSTANCE_ROLE = "dpc-emr-instance-role"
+
+
+def regional(name: str, region: str) -> str:
+    """The name of the user-account stack's role ``name`` in ``region``."""
+    return f"{name}-{region}"
 #: Tags of every cluster a run creates; the state machine's EMR permissions require them.
 TAG_PIPELINE = "dpc-pipeline"
 TAG_EXECUTION = "dpc-execution"
@@ -67,7 +75,6 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     The states are plain ASL (:class:`~dpc_core.types.AslState`): what CDK's
     ``EmrCreateCluster``/``EmrTerminateCluster`` render, with the grants they make, built
     without a jsii round trip per state, retry and grant (issue #12)."""
-    from aws_cdk import aws_iam as iam
 
     scope, cfg, pipeline = ctx.scope, ctx.compute, ctx.pipeline
     info = stack_info(scope)
@@ -77,20 +84,19 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     if cfg.core_instance_count:
         groups.append({"InstanceCount": cfg.core_instance_count, "InstanceRole": "CORE",
                        "InstanceType": cfg.instance_type, "Name": "core"})
-    # The service role is the user-account stack's: EMR passes the instance role with it.
-    service_role = iam.Role.from_role_name(scope, "ServiceRole", SERVICE_ROLE)
+    service_role_name: Any = regional(SERVICE_ROLE, info.region)
+    instance_role = regional(INSTANCE_ROLE, info.region)
+    service_role_arn: Any = arn.role(service_role_name)
     if cfg.hive_metastore is not None:
-        # EMR reads the secrets with its service role while it configures the nodes
-        # (not the run, not the instances): only this pipeline's three secrets.
-        service_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ReadHiveMetastoreSecrets", actions=["secretsmanager:GetSecretValue"],
-            resources=[cfg.hive_metastore.url, cfg.hive_metastore.username,
-                       cfg.hive_metastore.password]))
-    # What EmrCreateCluster's clusterRole.grantPassRole(serviceRole) writes; a Grant is
-    # one round trip where add_to_principal_policy is four (the statement, the call and
-    # the two fields of its result).
-    iam.Grant.add_to_principal(grantee=service_role, actions=["iam:PassRole"],
-                               resource_arns=[arn.role(INSTANCE_ROLE)])
+        # EMR reads the secrets with its service role while it configures the nodes (not
+        # the run, not the instances). A pipeline with a metastore gets its own service
+        # role, so the account's shared role carries nothing per pipeline (a role's inline
+        # policies total at most 10,240 characters: IAM and STS quotas).
+        role = hive_service_role(scope, pipeline.name, cfg.hive_metastore, info.region,
+                                 arn.role(instance_role))
+        service_role_name, service_role_arn = role.role_name, role.role_arn
+    # The user-account stack's service role may pass the instance role to EC2 (its
+    # PassInstanceRoleToEc2 statement): nothing is added to it here.
     parameters: dict[str, Any] = {
         "Instances": {
             "Ec2SubnetId": cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
@@ -102,12 +108,12 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             "KeepJobFlowAliveWhenNoSteps": True,
             "ServiceAccessSecurityGroup": _ssm(scope, "/dpc/emr/service-security-group"),
             "TerminationProtected": False},
-        "JobFlowRole": INSTANCE_ROLE,
+        "JobFlowRole": instance_role,
         "Name": f"dpc-{pipeline.name}",
-        "ServiceRole": SERVICE_ROLE,
+        "ServiceRole": service_role_name,
         "Applications": [{"Name": a} for a in cfg.applications],
         # No automatic scaling policies are defined; EMR never assumes this role.
-        "AutoScalingRole": SERVICE_ROLE,
+        "AutoScalingRole": service_role_name,
     }
     configurations = hive_configurations(cfg)
     if configurations:
@@ -140,7 +146,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
                     "elasticmapreduce:TerminateJobFlows", "elasticmapreduce:AddTags"],
          "Effect": "Allow", "Resource": "*"},
         {"Action": "iam:PassRole", "Effect": "Allow",
-         "Resource": [arn.role(SERVICE_ROLE), arn.role(INSTANCE_ROLE)]},
+         "Resource": [service_role_arn, arn.role(instance_role)]},
         {"Action": "iam:CreateServiceLinkedRole",
          "Condition": {"StringEquals": {"iam:AWSServiceName": [
              "elasticmapreduce.amazonaws.com", "elasticmapreduce.amazonaws.com.cn"]}},
@@ -148,7 +154,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
          "Resource": f"arn:{arn.aws}:iam::{arn.account}:role/aws-service-role/"
                      "elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*",
          "Sid": "ElasticMapReduceServiceLinkedRole"},
-        {"Action": "iam:PassRole", "Effect": "Allow", "Resource": arn.role(SERVICE_ROLE)},
+        {"Action": "iam:PassRole", "Effect": "Allow", "Resource": service_role_arn},
         {"Action": "elasticmapreduce:AddTags", "Effect": "Allow", "Resource": arn.clusters},
         arn.sync_rule("StepFunctionsGetEventForEMRRunJobFlowRule"),
     ])
@@ -173,6 +179,47 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
 
     return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown,
                       scope_policy=scope_policy, on_cdk_states=on_cdk_states)
+
+
+def hive_service_role(scope: Any, pipeline: str, hive: Any, region: str,
+                      instance_role_arn: str) -> Any:
+    """The EMR service role of a pipeline with a Hive metastore: the user-account role's
+    policies (AmazonEMRServicePolicy_v2, passing the instance role to EC2), plus
+    ``GetSecretValue`` on the three secrets and, for a secret under a customer key,
+    ``kms:Decrypt`` of that key through Secrets Manager only (``kms:ViaService``)."""
+    from aws_cdk import aws_iam as iam
+
+    name = hive_service_role_name(pipeline, region)
+    statements: list[dict[str, Any]] = [
+        {"Sid": "PassInstanceRoleToEc2", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": instance_role_arn,
+         "Condition": {"StringLike": {"iam:PassedToService": "ec2.amazonaws.com*"}}},
+        {"Sid": "ReadHiveMetastoreSecrets", "Effect": "Allow",
+         "Action": "secretsmanager:GetSecretValue",
+         "Resource": [hive.url, hive.username, hive.password]}]
+    if hive.kms_key:
+        statements.append(
+            {"Sid": "DecryptHiveMetastoreSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": hive.kms_key,
+             "Condition": {"StringEquals": {
+                 "kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}})
+    role = iam.Role(
+        scope, "EmrServiceRole", role_name=name,
+        assumed_by=iam.ServicePrincipal("elasticmapreduce.amazonaws.com"),
+        description=f"EMR service role of dpc pipeline {pipeline} (Hive metastore secrets)",
+        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+            "service-role/AmazonEMRServicePolicy_v2")],
+        inline_policies={"HiveMetastore": iam.PolicyDocument.from_json(
+            {"Version": "2012-10-17", "Statement": statements})})
+    from aws_cdk import Acknowledgment
+
+    info = stack_info(scope)
+    acknowledge(info.stack, Acknowledgment(
+        id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+           "AmazonEMRServicePolicy_v2]",
+        reason="AmazonEMRServicePolicy_v2 is the scoped-down EMR service policy AWS "
+               "maintains; it only acts on resources tagged for EMR"))
+    return role
 
 
 class _Arns:

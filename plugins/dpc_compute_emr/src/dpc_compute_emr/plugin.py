@@ -19,6 +19,7 @@ DPC_PLUGIN_API = 1
 
 
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,64}$")
 
 
 class HiveMetastore(BaseModel):
@@ -31,6 +32,10 @@ class HiveMetastore(BaseModel):
     url: str = Field(description="ARN of the secret holding the JDBC URL")
     username: str = Field(description="ARN of the secret holding the user name")
     password: str = Field(description="ARN of the secret holding the password")
+    kms_key: str | None = Field(
+        default=None, alias="kmsKey",
+        description="ARN of the customer managed KMS key the secrets are encrypted with "
+                    "(required for secrets in another account)")
 
     @field_validator("url", "username", "password")
     @classmethod
@@ -38,6 +43,14 @@ class HiveMetastore(BaseModel):
         if not _SECRET_ARN.match(value):
             raise ValueError(f"{value!r} is not a Secrets Manager secret ARN "
                              "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx)")
+        return value
+
+    @field_validator("kms_key")
+    @classmethod
+    def _key_arn(cls, value: str | None) -> str | None:
+        if value is not None and not _KEY_ARN.match(value):
+            raise ValueError(f"{value!r} is not a KMS key ARN "
+                             "(arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)")
         return value
 
 
@@ -93,6 +106,55 @@ class EmrCompute(ComputeConfig):
                              "reads them; the password no longer passes through the run)")
         return data
 
+    def _foreign_secrets(self, pipeline: Any) -> tuple[str, str] | None:
+        """(secrets' account, their region) when they are not in the pipeline's account."""
+        hive = self.hive_metastore
+        if hive is None or not pipeline.account:
+            return None
+        parts = hive.url.split(":")
+        return (parts[4], parts[3]) if parts[4] != pipeline.account else None
+
+    def aws_problems(self, pipeline: Any) -> list[str]:
+        """A secret in another account must be under a customer managed key, named here."""
+        foreign = self._foreign_secrets(pipeline)
+        if foreign is None or (self.hive_metastore and self.hive_metastore.kms_key):
+            return []
+        return [f"compute.hiveMetastore: the secrets are in account {foreign[0]}, not the "
+                f"pipeline's ({pipeline.account}); a secret read from another account must "
+                "be encrypted with a customer managed KMS key (the aws/secretsmanager key "
+                "cannot be shared): name it in compute.hiveMetastore.kmsKey"]
+
+    def aws_notes(self, pipeline: Any) -> list[str]:
+        """For secrets in another account: the statements their owner must add to each
+        secret's resource policy and to the key's policy (dpc grants the pipeline side)."""
+        import json
+
+        foreign = self._foreign_secrets(pipeline)
+        hive = self.hive_metastore
+        if foreign is None or hive is None:
+            return []
+        owner, region = foreign
+        partition = hive.url.split(":")[1]
+        role = (f"arn:{partition}:iam::{pipeline.account}:role/"
+                f"{hive_service_role_name(pipeline.name, region)}")
+        secret = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DpcEmrReadsHiveMetastore", "Effect": "Allow",
+            "Principal": {"AWS": role}, "Action": "secretsmanager:GetSecretValue",
+            "Resource": "*"}]}
+        notes = [f"the Hive metastore secrets are in account {owner}: EMR reads them with "
+                 f"{role} (created by this pipeline's stack). Their owner must add this "
+                 "resource policy to each of the three secrets (aws secretsmanager "
+                 f"put-resource-policy --secret-id ARN --resource-policy ...):\n"
+                 f"{json.dumps(secret, indent=2)}"]
+        if hive.kms_key:
+            key = {"Sid": "DpcEmrDecryptsHiveMetastore", "Effect": "Allow",
+                   "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*",
+                   "Condition": {"StringEquals": {
+                       "kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}}
+            notes.append(f"and this statement to the policy of the key {hive.kms_key}:\n"
+                         f"{json.dumps(key, indent=2)}")
+        return notes
+
     @model_validator(mode="after")
     def _step_within_run(self) -> EmrCompute:
         if self.step_timeout_minutes >= self.run_timeout_minutes:
@@ -100,6 +162,19 @@ class EmrCompute(ComputeConfig):
                              "a stuck step fails the run through its catch path (which "
                              "terminates the cluster) before the run itself times out")
         return self
+
+
+def hive_service_role_name(pipeline: str, region: str) -> str:
+    """``dpc-emr-<pipeline>-<region>``, the pipeline shortened with a hash where the name
+    would pass IAM's 64 characters (with the longest region code, 14): a fixed name, so
+    the owner of a secret in another account can name the role in the secret's policy."""
+    import hashlib
+
+    base = f"dpc-emr-{pipeline}"
+    if len(base) > 64 - 15:
+        digest = hashlib.sha256(pipeline.encode()).hexdigest()[:8]
+        base = f"{base[:64 - 15 - 9]}-{digest}"
+    return f"{base}-{region}"
 
 
 def _aws(ctx):  # type: ignore[no-untyped-def]
