@@ -292,3 +292,93 @@ def evaluate(req: Request, *, identity: Sequence[Policy] = (),
     if id_allow or rp_direct:
         return Decision(True, f"{what}: allowed within the account")
     return Decision(False, f"{what}: no identity-policy statement allows it (implicit deny)")
+
+
+# -- which global condition keys a request carries ---------------------------------------
+#
+# A condition on a key the request does not carry does not match (IAM User Guide,
+# "Condition operators": "If the key that you specify in a policy condition is not present
+# in the request context, the values do not match" — ...IfExists, the negated operators,
+# Null and ForAllValues excepted, see _operator_holds). So the harness must not give every
+# request every key: this table says, after the IAM User Guide's "AWS global condition
+# context keys" (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html,
+# the "Availability" line of each key) and the Service Authorization Reference
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/), which keys a
+# request has.
+
+#: Keys "always included in the request context" of a call by an IAM principal
+#: (aws:PrincipalArn, aws:PrincipalAccount, aws:SecureTransport; the SDKs call over HTTPS).
+ALWAYS_FOR_PRINCIPALS = ("aws:PrincipalArn", "aws:PrincipalAccount", "aws:SecureTransport")
+
+#: Actions whose request context has no ``aws:ResourceOrgID`` (nor ``aws:ResourceAccount``,
+#: ``aws:ResourceOrgPaths``): the key page lists them as not supporting the key — every
+#: Amazon EBS direct API and every Amazon EventBridge action, and a few EC2 peering,
+#: endpoint and copy actions (IAM User Guide, "AWS global condition context keys",
+#: aws:ResourceOrgID, May 2023 copy: awsdocs/iam-user-guide,
+#: doc_source/reference_policies_condition-keys.md). Patterns, IAM wildcards.
+RESOURCE_ORG_UNSUPPORTED = (
+    "ebs:*", "events:*",
+    "ec2:AcceptTransitGatewayPeeringAttachment", "ec2:AcceptVpcEndpointConnections",
+    "ec2:AcceptVpcPeeringConnection", "ec2:CopyImage", "ec2:CopySnapshot",
+    "ec2:CreateTransitGatewayPeeringAttachment", "ec2:CreateVolume",
+    "ec2:CreateVpcEndpoint", "ec2:CreateVpcPeeringConnection",
+)
+
+#: Service-to-service deliveries: the calling service puts the ARN of its resource in
+#: ``aws:SourceArn`` and that resource's account in ``aws:SourceAccount`` (IAM User Guide,
+#: aws:SourceArn / aws:SourceAccount: "only if accessing a resource triggers an AWS service
+#: to call another service on behalf of the resource owner"); the service documents name
+#: the keys for the paths dpc uses: EventBridge rule → SQS, Lambda, SNS (EventBridge User
+#: Guide, "Using resource-based policies for Amazon EventBridge"), SNS → Lambda, SQS (Amazon
+#: SNS Developer Guide, "Fanout to Amazon SQS queues", "Fanout to Lambda functions"),
+#: CloudWatch alarm → SNS (Amazon SNS Developer Guide, "Example cases for Amazon SNS access
+#: control"), API Gateway → Lambda (AWS Lambda Developer Guide, "Granting function access
+#: to AWS services": ``SourceArn`` of the API's execute-api ARN). A service principal is
+#: in no organisation: no aws:PrincipalOrgID.
+SOURCE_KEYS_BY_SERVICE = {
+    "apigateway.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    "events.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    "sns.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),  # and aws:SourceOrgID
+    "cloudwatch.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+}
+
+
+def supplies_resource_org(action: str) -> bool:
+    """Whether the request context of ``action`` can carry ``aws:ResourceOrgID``."""
+    return not any(glob_match(p, action, case_sensitive=False)
+                   for p in RESOURCE_ORG_UNSUPPORTED)
+
+
+def request_context(*, principal: str, action: str, resource_account: str,
+                    org_of: Any, source_arn: str | None = None) -> dict[str, ContextValue]:
+    """The global condition keys AWS puts in the request context of ``principal`` doing
+    ``action`` on a resource of ``resource_account``; ``org_of(account)`` is the
+    account's organisation id or None. Only keys the table above says the request
+    carries: no ``aws:ResourceOrgID`` for EventBridge, no ``aws:PrincipalOrgID`` for a
+    service principal or an account in no organisation, no ``aws:SourceArn`` for a call
+    an IAM principal makes itself."""
+    ctx: dict[str, ContextValue] = {}
+    service = not principal.startswith("arn:")
+    if service:
+        ctx["aws:PrincipalIsAWSService"] = True
+        if source_arn:
+            keys = SOURCE_KEYS_BY_SERVICE.get(principal, ())
+            if "aws:SourceArn" in keys:
+                ctx["aws:SourceArn"] = source_arn
+            if "aws:SourceAccount" in keys and source_arn.split(":")[4]:
+                ctx["aws:SourceAccount"] = source_arn.split(":")[4]
+                # "aws:SourceOrgID": present when the source resource's account is in an
+                # organisation (IAM User Guide, aws:SourceOrgID, "Availability").
+                if org_of(source_arn.split(":")[4]):
+                    ctx["aws:SourceOrgID"] = org_of(source_arn.split(":")[4])
+    else:
+        account = principal.split(":")[4]
+        always = dict(zip(ALWAYS_FOR_PRINCIPALS, (principal, account, True), strict=True))
+        ctx.update({**always, "aws:PrincipalIsAWSService": False})
+        if org_of(account):
+            ctx["aws:PrincipalOrgID"] = org_of(account)
+    if supplies_resource_org(action):
+        ctx["aws:ResourceAccount"] = resource_account
+        if org_of(resource_account):
+            ctx["aws:ResourceOrgID"] = org_of(resource_account)
+    return ctx

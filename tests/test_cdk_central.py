@@ -182,20 +182,21 @@ def test_no_rule_routes_triggers_the_trigger_manager_puts_them_on_the_childs_bus
         template: Any) -> None:
     """Delivery is PutEvents by bus ARN from the trigger manager (no rule per account, so
     no redeploy for a new account): its role may put dpc.trigger events on the
-    dpc-pipelines bus of any organisation account and of the listed ones, nothing else."""
+    dpc-pipelines bus of any account (the bus's own policy admits the central account),
+    in one statement, with no aws:ResourceOrgID (EventBridge does not supply it)."""
     rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
              if r["Properties"].get("EventPattern", {}).get("source") == ["dpc.trigger"]]
     assert rules == []
-    puts = [st for st in role_statements(template, "trigger_manager")
-            if "events:PutEvents" in as_list(st["Action"]) and "Sid" in st
-            and st["Sid"].startswith("PutTriggers")]
-    org = next(st for st in puts if st["Sid"] == "PutTriggersOnOrganisationPipelineBuses")
-    assert org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123",
-                                                 "events:source": ["dpc.trigger"]}}
-    assert json.dumps(org["Resource"]).endswith(':*:event-bus/dpc-pipelines"]]}')
-    listed = next(st for st in puts if st["Sid"] == "PutTriggersOnMemberPipelineBuses")
-    assert all(f":{m}:event-bus/dpc-pipelines" in json.dumps(listed["Resource"])
-               for m in MEMBERS)
+    for handler in ("trigger_manager", "reconciler"):
+        puts = [st for st in role_statements(template, handler)
+                if "events:PutEvents" in as_list(st["Action"])
+                and "dpc-pipelines" in json.dumps(st["Resource"])]
+        assert len(puts) == 1, puts
+        (put,) = puts
+        assert put["Condition"] == {"StringEquals": {"events:source": ["dpc.trigger"]}}
+        assert json.dumps(put["Resource"]).endswith(':*:event-bus/dpc-pipelines"]]}')
+    assert "aws:ResourceOrgID" not in json.dumps(
+        [st for st in iam_statements(template) if "events:" in json.dumps(st["Action"])])
 
 
 def test_refused_triggers_are_retried_from_a_queue_then_dead_lettered_with_an_alarm(
@@ -245,16 +246,41 @@ def test_slack_token_lives_in_secrets_manager_and_the_poster_reads_it(template: 
     threads = env["DPC_TABLE_SLACK_THREADS"]["Ref"]
     assert resources(template, "AWS::DynamoDB::Table")[threads]["Properties"]["KeySchema"] == [
         {"AttributeName": "executionArn", "KeyType": "HASH"}]
-    # Pipeline topics of the member accounts may invoke it.
-    permissions = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission")
-                   .values() if p["Properties"].get("Principal") == "sns.amazonaws.com"]
-    assert sorted(p["SourceAccount"] for p in permissions if "SourceAccount" in p) == MEMBERS
-    # ... and those of organisation accounts set up later: only dpc-* topics (the poster
-    # checks that a note's topic is in the account it names).
-    (org,) = [p for p in permissions if "SourceAccount" not in p]
-    assert org["SourceArn"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
-                                                  f":sns:{REGION}:*:dpc-*"]]}
-    assert all(json.dumps(p["SourceArn"]).endswith(':dpc-*"]]}') for p in permissions)
+    # Pipeline topics deliver to the notes queue the poster consumes; no function
+    # permission admits SNS (a Lambda permission takes one SourceArn/SourceAccount: a
+    # statement per account, and W1032 refuses an account field "*").
+    assert [p for p in resources(template, "AWS::Lambda::Permission").values()
+            if p["Properties"].get("Principal") == "sns.amazonaws.com"] == []
+    queues = resources(template, "AWS::SQS::Queue")
+    notes = next(k for k, q in queues.items()
+                 if q["Properties"].get("QueueName") == "dpc-slack-notes")
+    mappings = [m["Properties"] for m in resources(
+        template, "AWS::Lambda::EventSourceMapping").values()]
+    assert any(m["EventSourceArn"] == {"Fn::GetAtt": [notes, "Arn"]}
+               and m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    assert "RedrivePolicy" in queues[notes]["Properties"]
+    allows = [st for p in resources(template, "AWS::SQS::QueuePolicy").values()
+              for st in p["Properties"]["PolicyDocument"]["Statement"]
+              if st["Effect"] == "Allow" and st["Resource"] == {"Fn::GetAtt": [notes, "Arn"]}]
+    by_sid = {st["Sid"]: st for st in allows}
+    assert set(by_sid) == {"PipelineTopicsOfListedAccounts", "PipelineTopicsOfTheOrganisation"}
+    for st in allows:
+        assert st["Principal"] == {"Service": "sns.amazonaws.com"}
+        assert st["Action"] == "sqs:SendMessage"
+        assert st["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::Join": ["", [
+            "arn:", {"Ref": "AWS::Partition"}, f":sns:{REGION}:*:dpc-*"]]}
+    assert by_sid["PipelineTopicsOfListedAccounts"]["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": MEMBERS}
+    assert by_sid["PipelineTopicsOfTheOrganisation"]["Condition"]["StringEquals"] == {
+        "aws:SourceOrgID": "o-abc123"}
+
+
+def test_no_function_permission_names_an_account_wildcard(template: Any) -> None:
+    """AddPermission (and CloudFormation's schema; cfn-lint W1032) takes a SourceArn whose
+    account is 12 digits or empty: "*" would not deploy, and would admit every account."""
+    for p in resources(template, "AWS::Lambda::Permission").values():
+        arn = json.dumps(p["Properties"].get("SourceArn", ""))
+        assert ":*:" not in arn, arn
 
 
 @pytest.mark.parametrize("handler", ["execution_tracker", "reconciler"])
@@ -384,3 +410,137 @@ def test_execution_tracker_may_encrypt_for_member_topics_only_through_sns(templa
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sns.{REGION}.amazonaws.com"}}
     resources = json.dumps(kms["Resource"])
     assert all(f":kms:{REGION}:{m}:key/*" in resources for m in MEMBERS)
+
+
+# -- scale: 100 member accounts and an organisation --------------------------------------
+
+#: SQS: 20 statements and 8,192 bytes per queue policy (Amazon SQS Developer Guide,
+#: "Amazon SQS policy quotas"); Lambda: a function's resource-based policy at most 20 KB
+#: (AWS Lambda Developer Guide, "Lambda quotas").
+SQS_POLICY_STATEMENTS, SQS_POLICY_BYTES, LAMBDA_POLICY_BYTES = 20, 8192, 20 * 1024
+MANY = [f"{100000000000 + i:012d}" for i in range(100)]
+
+
+def _flat(value: Any) -> Any:
+    """A template value with its intrinsics replaced by strings as long as what
+    CloudFormation puts there (ids, names: 64 characters), for policy sizes."""
+    if isinstance(value, list):
+        return [_flat(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(str(_flat(p)) for p in parts)
+    if "Ref" in value:
+        return {"AWS::Partition": "aws", "AWS::Region": REGION,
+                "AWS::AccountId": "999999999999", "AWS::URLSuffix": "amazonaws.com"}.get(
+            value["Ref"], "x" * 64)
+    if "Fn::GetAtt" in value:
+        return f"arn:aws:service:{REGION}:999999999999:{'x' * 64}"
+    return {k: _flat(v) for k, v in value.items()}
+
+
+@pytest.fixture(scope="module")
+def many_members(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Central with 100 listed member accounts and the organisation (the seed's scale)."""
+    from dpc_central.app import CENTRAL_STACK, central_app
+
+    out = tmp_path_factory.mktemp("central100") / "cdk.out"
+    central_app(outdir=out, org_id="o-abc123", member_accounts=MANY,
+                account="999999999999", region=REGION).synth()
+    template: dict[str, Any] = json.loads((out / f"{CENTRAL_STACK}.template.json").read_text())
+    return template
+
+
+def test_central_with_100_member_accounts_keeps_every_queue_policy_within_sqs_quotas(
+        many_members: dict[str, Any]) -> None:
+    policies = [r["Properties"]["PolicyDocument"] for r in many_members["Resources"].values()
+                if r["Type"] == "AWS::SQS::QueuePolicy"]
+    assert policies
+    for doc in policies:
+        size = len(json.dumps(_flat(doc), separators=(",", ":")))
+        assert len(doc["Statement"]) <= SQS_POLICY_STATEMENTS, doc["Statement"][:3]
+        assert size <= SQS_POLICY_BYTES, size
+
+
+def test_central_with_100_member_accounts_keeps_every_function_policy_within_20_kb(
+        many_members: dict[str, Any]) -> None:
+    """Each AWS::Lambda::Permission is one statement of the function's policy (Sid: the
+    permission's physical id, up to 100 characters)."""
+    per_function: dict[str, list[dict[str, Any]]] = {}
+    for res in many_members["Resources"].values():
+        if res["Type"] != "AWS::Lambda::Permission":
+            continue
+        p = _flat(res["Properties"])
+        cond: dict[str, Any] = {}
+        if "SourceArn" in p:
+            cond["ArnLike"] = {"AWS:SourceArn": p["SourceArn"]}
+        if "SourceAccount" in p:
+            cond["StringEquals"] = {"AWS:SourceAccount": p["SourceAccount"]}
+        per_function.setdefault(json.dumps(res["Properties"]["FunctionName"]), []).append({
+            "Sid": "x" * 100, "Effect": "Allow", "Principal": {"Service": p["Principal"]},
+            "Action": p["Action"], "Resource": p["FunctionName"], "Condition": cond})
+    for function_name, statements in per_function.items():
+        size = len(json.dumps({"Version": "2012-10-17", "Id": "default",
+                               "Statement": statements}, separators=(",", ":")))
+        assert size <= LAMBDA_POLICY_BYTES, (function_name, len(statements), size)
+
+
+def test_status_rules_share_one_queue_statement_whatever_the_number_of_accounts(
+        template: Any, many_members: dict[str, Any]) -> None:
+    """One rule per listed account, but one statement in the status queue's policy and
+    one in the rule DLQ's: any rule of the central bus (aws:SourceArn, which EventBridge
+    supplies as the rule's ARN)."""
+    from aws_cdk.assertions import Template
+
+    for tpl, members in ((template, MEMBERS), (Template.from_json(many_members), MANY)):
+        rules = [r for r in resources(tpl, "AWS::Events::Rule").values()
+                 if "SqsParameters" in json.dumps(r["Properties"].get("Targets", []))]
+        assert len(rules) == len(members) + 1  # + the organisation's other accounts
+        queues = {json.dumps(t["Arn"]) for r in rules for t in r["Properties"]["Targets"]} | \
+            {json.dumps(t["DeadLetterConfig"]["Arn"]) for r in rules
+             for t in r["Properties"]["Targets"]}
+        assert len(queues) == 2
+        allows = [st for p in resources(tpl, "AWS::SQS::QueuePolicy").values()
+                  for st in p["Properties"]["PolicyDocument"]["Statement"]
+                  if st["Effect"] == "Allow" and json.dumps(st["Resource"]) in queues]
+        assert len(allows) == 2, allows
+        for st in allows:
+            assert st["Principal"] == {"Service": "events.amazonaws.com"}
+            assert st["Action"] == "sqs:SendMessage"
+            arn = json.dumps(st["Condition"]["ArnLike"]["aws:SourceArn"])
+            assert ":999999999999:rule/" in arn and arn.endswith('/*"]]}'), arn
+
+
+def test_reserved_concurrency_guarantees_the_trigger_manager_and_leaves_100_unreserved(
+        template: Any) -> None:
+    """Lambda keeps 100 concurrent executions unreserved and defaults to 1,000 per
+    account (Lambda Developer Guide, "Configuring reserved concurrency", "Lambda quotas");
+    every central function has a reservation (a cap on a flood), the trigger manager the
+    largest (its guarantee)."""
+    from dpc_central.central_account.concurrency import (
+        DEFAULT_ACCOUNT_CONCURRENCY,
+        UNRESERVED_MINIMUM,
+    )
+
+    functions = resources(template, "AWS::Lambda::Function")
+    reserved = {f["Properties"]["Handler"]: f["Properties"].get("ReservedConcurrentExecutions")
+                for f in functions.values()}
+    # dpc's functions (CDK's own custom-resource handlers run only at deploy).
+    missing = [h for h, n in reserved.items() if n is None and h.startswith("dpc_")]
+    assert missing == []
+    assert sum(n for n in reserved.values() if n) <= \
+        DEFAULT_ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM
+    tm = reserved["dpc_central.handlers.trigger_manager.handle"]
+    assert tm == max(n for n in reserved.values() if n)
+
+
+def test_the_trigger_manager_regroups_other_accounts_on_its_own_queue(template: Any) -> None:
+    _, props = function(template, "trigger_manager")
+    env = props["Environment"]["Variables"]
+    queues = resources(template, "AWS::SQS::Queue")
+    status = env["DPC_STATUS_QUEUE_URL"]["Ref"]
+    assert queues[status]["Properties"].get("FifoQueue")
+    assert {"Fn::GetAtt": [status, "Arn"]} in grants(role_statements(template,
+                                                                     "trigger_manager"),
+                                                     "sqs:SendMessage")

@@ -229,11 +229,11 @@ def test_notification_targets_become_topic_subscriptions(case_study: dict[str, P
     subs = [s["Properties"] for s in
             of_type(load(case_study, "pipeline-x"), "AWS::SNS::Subscription").values()]
     protocols = {s["Protocol"] for s in subs}
-    assert protocols == {"email", "lambda"}
+    assert protocols == {"email", "sqs"}
     email = next(s for s in subs if s["Protocol"] == "email")
     assert email["Endpoint"] == "rent-journey@example.com"
-    slack = next(s for s in subs if s["Protocol"] == "lambda")
-    assert json.dumps(slack["Endpoint"]).endswith(':function:dpc-slack-poster"]]}')
+    slack = next(s for s in subs if s["Protocol"] == "sqs")
+    assert json.dumps(slack["Endpoint"]).endswith(':dpc-slack-notes"]]}')
     opsgenie = [s["Properties"] for s in of_type(load(case_study, "listings-fallback"),
                                                  "AWS::SNS::Subscription").values()]
     assert [s["Protocol"] for s in opsgenie] == ["https"]

@@ -40,7 +40,14 @@ from typing import Any
 import pytest
 import yaml
 from cfn_resolve import Resolver
-from iam_eval import Decision, Request, condition_holds, evaluate, glob_match
+from iam_eval import (
+    Decision,
+    Request,
+    condition_holds,
+    evaluate,
+    glob_match,
+    request_context,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "central" / "aws-calls.yaml"
@@ -50,6 +57,12 @@ MEMBERS = ["111111111111", "222222222222", "333333333333"]
 TEAM = "333333333333"  # the team account whose stack is synthesized (pipeline-x's)
 ORG = "o-abc123"
 REGION = "eu-west-1"
+
+
+def org_of(account: str) -> str | None:
+    """The organisation of a test account: the central account, the listed members and
+    one that joined later (LATE_MEMBER) are in ``ORG``; OUTSIDER is in none."""
+    return ORG if account in {CENTRAL, *MEMBERS, LATE_MEMBER} else None
 
 #: AWS managed policies attached by ARN: the statements that matter here, copied from
 #: the AWS Managed Policy Reference (docs.aws.amazon.com/aws-managed-policy/latest/
@@ -666,6 +679,10 @@ class World:
             if kind == "AWS::SQS::Queue":
                 return (*self._queue(stack, lid), stack.account, False)
             return stack.resolver.arn(lid), None, stack.account, False
+        if key == "central:slack-notes":
+            lid = next(k for k, v in c.of_type("AWS::SQS::Queue").items()
+                       if v["Properties"].get("QueueName") == "dpc-slack-notes")
+            return (*self._queue(c, lid), CENTRAL, False)
         if key.startswith("central:function/"):
             return (*self._function(key.split("/", 1)[1]), CENTRAL, False)
         if key.startswith("central:registration-api/"):
@@ -751,18 +768,11 @@ class World:
         """Whether ``caller`` may do ``action`` on the resource, on every side AWS checks."""
         principal, identity, _ = self.caller(caller)
         arn, policies, owner, needs_rp = self.resource(resource_key, caller)
-        # Every test account is in the organisation.
-        ctx: dict[str, Any] = {"aws:SecureTransport": True, "aws:ResourceAccount": owner,
-                               "aws:ResourceOrgID": ORG}
-        if principal.startswith("arn:"):
-            account = principal.split(":")[4]
-            ctx.update({"aws:PrincipalArn": principal, "aws:PrincipalAccount": account,
-                        "aws:PrincipalOrgID": ORG, "aws:PrincipalIsAWSService": False})
-        else:
-            ctx["aws:PrincipalIsAWSService"] = True
-        if source:
-            source_arn = self.resource(source)[0]
-            ctx.update({"aws:SourceArn": source_arn, "aws:SourceAccount": source_arn.split(":")[4]})
+        # Only the global keys AWS puts in this request (iam_eval.request_context: no
+        # aws:ResourceOrgID for EventBridge, no aws:PrincipalOrgID for a service).
+        ctx: dict[str, Any] = request_context(
+            principal=principal, action=action, resource_account=owner, org_of=org_of,
+            source_arn=self.resource(source)[0] if source else None)
         if resource_key == "member:pipeline-topic-key":
             ctx["kms:EncryptionContext:aws:sns:topicArn"] = self.resource(
                 "member:pipeline-topic")[0]
@@ -895,6 +905,9 @@ def _target_cases(world: World, stacks: list[Stack]) -> Iterator[
             if props["Protocol"] == "lambda":
                 yield f"{lid} -> {props['Endpoint']}", "sns.amazonaws.com", \
                     "lambda:InvokeFunction", str(props["Endpoint"]), service
+            if props["Protocol"] == "sqs":
+                yield f"{lid} -> {props['Endpoint']}", "sns.amazonaws.com", \
+                    "sqs:SendMessage", str(props["Endpoint"]), service
             dlq = json.loads(json.dumps(props.get("RedrivePolicy") or {})).get(
                 "deadLetterTargetArn")
             if dlq:
@@ -918,14 +931,17 @@ def test_every_rule_target_alarm_and_subscription_is_allowed(
     for what, who, action, arn, ctx in _target_cases(world, [mine]):
         seen += 1
         policies, owner = _policies_of(world, arn)
-        context = {"aws:SecureTransport": True, "aws:ResourceOrgID": ORG, **ctx}
+        # The global keys from the table (a service principal gets the source's ARN and
+        # account; a target's role, the keys of its own calls); service keys as given.
+        context = {**request_context(principal=who, action=action, resource_account=owner,
+                                     org_of=org_of, source_arn=ctx.get("aws:SourceArn")),
+                   **{k: v for k, v in ctx.items() if not k.startswith("aws:")}}
         identity: list[dict[str, Any]] = []
         if who.startswith("arn:"):
             stack = next(s for s in world.stacks() if s.account == who.split(":")[4]
                          and any(s.resolver.arn(k) == who for k in s.of_type("AWS::IAM::Role")))
             lid = next(k for k in stack.of_type("AWS::IAM::Role") if stack.resolver.arn(k) == who)
             identity = world.identity(stack, lid)
-            context.update({"aws:PrincipalOrgID": ORG, "aws:PrincipalAccount": stack.account})
         decision = evaluate(Request(who, action, arn, context), identity=identity,
                             resource_policy=policies, resource_account=owner)
         if not decision.allowed:
@@ -958,8 +974,9 @@ def test_every_function_may_log_trace_and_dead_letter(world: World) -> None:
             for action, resource in needs:
                 policies, owner = _policies_of(world, resource) if action.startswith("sqs") \
                     else (None, stack.account)
-                decision = evaluate(Request(role, action, resource, {
-                    "aws:SecureTransport": True}), identity=identity,
+                decision = evaluate(Request(role, action, resource, request_context(
+                    principal=role, action=action, resource_account=owner, org_of=org_of)),
+                    identity=identity,
                     resource_policy=policies, resource_account=owner)
                 if not decision.allowed:
                     problems.append(f"{stack.name}/{fn}: {decision.reason}")
@@ -1202,22 +1219,26 @@ def test_reconciler_may_assume_the_read_role_of_an_organisation_account_set_up_l
         assert decision.allowed, decision.reason
 
 
-def test_slack_poster_may_be_invoked_by_the_topic_of_an_organisation_account_set_up_later(
-        templates: dict[str, dict[str, Any]]) -> None:
-    # The function permission cannot carry aws:SourceOrgID (AddPermission takes only
-    # SourceArn/SourceAccount for a service): it admits dpc-* topics of any account, and
-    # the poster refuses a note naming another account than its topic's
-    # (central/tests: test_slack_poster_refuses_a_note_from_a_topic_of_another_account).
-    world = World(templates, account=LATE_MEMBER)
-    decision = world.check("service sns.amazonaws.com", "lambda:InvokeFunction",
-                           "central:function/dpc_notify_slack.poster",
-                           source="member:pipeline-topic")
+@pytest.mark.parametrize("account", [*MEMBERS, LATE_MEMBER])
+def test_slack_notes_reach_the_poster_from_listed_and_organisation_accounts_only(
+        templates: dict[str, dict[str, Any]], account: str) -> None:
+    """The pipeline topic delivers to the central notes queue (SNS → SQS): a listed
+    account by aws:SourceAccount, an organisation account set up later by
+    aws:SourceOrgID (both supplied by SNS for a service-to-service delivery); an account
+    outside the organisation, or a topic that is not dpc's, is refused; SNS is no
+    principal of any organisation (no aws:PrincipalOrgID to lean on)."""
+    world = World(templates, account=account)
+    decision = world.check("service sns.amazonaws.com", "sqs:SendMessage",
+                           "central:slack-notes", source="member:pipeline-topic")
     assert decision.allowed, decision.reason
-    arn, policies, owner, _ = world.resource("central:function/dpc_notify_slack.poster")
-    other = Request("sns.amazonaws.com", "lambda:InvokeFunction", arn, {
-        "aws:SourceArn": f"arn:aws:sns:{REGION}:{LATE_MEMBER}:not-a-pipeline-topic",
-        "aws:SourceAccount": LATE_MEMBER})
-    assert not evaluate(other, resource_policy=policies, resource_account=owner)
+    arn, policies, owner, _ = world.resource("central:slack-notes")
+    for source in (f"arn:aws:sns:{REGION}:{OUTSIDER}:dpc-pipeline-x",
+                   f"arn:aws:sns:{REGION}:{account}:not-a-pipeline-topic"):
+        ctx = request_context(principal="sns.amazonaws.com", action="sqs:SendMessage",
+                              resource_account=owner, org_of=org_of, source_arn=source)
+        refused = evaluate(Request("sns.amazonaws.com", "sqs:SendMessage", arn, ctx),
+                           resource_policy=policies, resource_account=owner)
+        assert not refused.allowed, (source, refused.reason)
 
 
 def test_the_cluster_reaper_may_not_touch_a_cluster_not_tagged_as_dpcs(world: World) -> None:
@@ -1255,3 +1276,62 @@ def test_a_state_machine_may_not_retag_another_pipelines_cluster(
 
 def _definition(world: World, role: str) -> dict[str, Any]:
     return dict(state_machines(world))[role]
+
+
+# -- the request carries only the keys its service supplies ------------------------------
+
+def test_eventbridge_requests_carry_no_resource_org_id_and_services_no_principal_org_id(
+        ) -> None:
+    """IAM User Guide, "AWS global condition context keys": EventBridge actions do not
+    support aws:ResourceOrgID; aws:PrincipalOrgID is a key of principals in an
+    organisation; aws:SourceArn only of service-to-service requests."""
+    role = f"arn:aws:iam::{CENTRAL}:role/r"
+    put = request_context(principal=role, action="events:PutEvents",
+                          resource_account=LATE_MEMBER, org_of=org_of)
+    assert "aws:ResourceOrgID" not in put and "aws:ResourceAccount" not in put
+    assert put["aws:PrincipalOrgID"] == ORG and "aws:SourceArn" not in put
+    publish = request_context(principal=role, action="sns:Publish",
+                              resource_account=LATE_MEMBER, org_of=org_of)
+    assert publish["aws:ResourceOrgID"] == ORG
+    assert "aws:ResourceOrgID" not in request_context(
+        principal=role, action="sns:Publish", resource_account=OUTSIDER, org_of=org_of)
+    service = request_context(principal="sns.amazonaws.com", action="sqs:SendMessage",
+                              resource_account=CENTRAL, org_of=org_of,
+                              source_arn=f"arn:aws:sns:{REGION}:{LATE_MEMBER}:dpc-x")
+    assert "aws:PrincipalOrgID" not in service and "aws:SecureTransport" not in service
+    assert service["aws:SourceAccount"] == LATE_MEMBER
+
+
+@pytest.mark.parametrize("caller", ["lambda dpc_central.handlers.trigger_manager",
+                                    "lambda dpc_central.handlers.reconciler"])
+def test_triggers_reach_an_organisation_account_not_listed_at_setup(
+        templates: dict[str, dict[str, Any]], caller: str) -> None:
+    """A team account that joined after the central stack (LATE_MEMBER) and ran
+    ``dpc setup-user-account``: its pipeline bus admits the central account, the central
+    role may put dpc.trigger events on any dpc-pipelines bus. Nothing rests on
+    aws:ResourceOrgID, which an EventBridge request does not carry: the identity
+    statement the central stack had before (PutEvents on ``*:event-bus/dpc-pipelines``
+    only with aws:ResourceOrgID = the organisation) refuses the same call."""
+    world = World(templates, account=LATE_MEMBER)
+    ctx = {"events:source": "dpc.trigger"}
+    decision = world.check(caller, "events:PutEvents", "member:pipeline-bus", ctx)
+    assert decision.allowed, decision.reason
+    # Only triggers: another source is refused (by both policies).
+    assert not world.check(caller, "events:PutEvents", "member:pipeline-bus",
+                           {"events:source": "aws.states"}).allowed
+    # The old identity statement, in place of the new one.
+    principal, identity, _ = world.caller(caller)
+    old = copy.deepcopy(identity)
+    for doc in old:
+        for stmt in doc["Statement"]:
+            if "events:PutEvents" in json.dumps(stmt.get("Action")) and \
+                    "dpc-pipelines" in json.dumps(stmt.get("Resource")):
+                stmt["Condition"] = {"StringEquals": {"aws:ResourceOrgID": ORG,
+                                                      "events:source": ["dpc.trigger"]}}
+    arn, policies, owner, _ = world.resource("member:pipeline-bus")
+    context = {**request_context(principal=principal, action="events:PutEvents",
+                                 resource_account=owner, org_of=org_of), **ctx}
+    refused = evaluate(Request(principal, "events:PutEvents", arn, context), identity=old,
+                       resource_policy=policies, resource_account=owner)
+    assert not refused.allowed, refused.reason
+    assert "identity policy does not" in refused.reason

@@ -376,6 +376,16 @@ class World:
         """What the handlers put on the central bus (trigger events, reports)."""
         return [json.loads(r["body"]) for r in self.receive(CENTRAL, self.urls["tap"])]
 
+    def sqs_records(self, pipeline: str, account: str) -> list[dict[str, Any]]:
+        """Messages published to a pipeline's topic, as the central notes queue hands
+        them to the Slack poster (SNS → SQS → Lambda: the SNS message is the body)."""
+        return [{"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": r["body"],
+                 "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                 "eventSource": "aws:sqs",
+                 "eventSourceARN": f"arn:aws:sqs:{REGION}:{CENTRAL}:dpc-slack-notes",
+                 "awsRegion": REGION}
+                for r in self.receive(account, self.urls[f"sns:{pipeline}"])]
+
     def sns_records(self, pipeline: str, account: str) -> list[dict[str, Any]]:
         """Messages published to a pipeline's topic, as SNS → Lambda records."""
         out = []

@@ -163,10 +163,10 @@ def test_slack_thread_of_the_triggered_run(world: World) -> None:
             for target, event in world.lambda_invocations:
                 assert target.endswith(":function:dpc-execution-tracker")
                 execution_tracker.handle(event, None)
-            records = world.sns_records("pipeline-x", C)
+            records = world.sqs_records("pipeline-x", C)
             for record in records:
                 slack_poster.handle({"Records": [record]}, None)
-                slack_poster.handle({"Records": [record]}, None)  # SNS retried it
+                slack_poster.handle({"Records": [record]}, None)  # delivered twice
         finally:
             del os.environ["DPC_SLACK_API_URL"]
 

@@ -264,3 +264,77 @@ def test_tracker_never_publishes_to_another_accounts_topic(
     sent = _published(central, monkeypatch)
     assert execution_tracker.handle(_status(A, "listings", "RUNNING"), None) == {"published": 1}
     assert [n["topic"] for n in sent] == [f"arn:aws:sns:{REGION}:{A}:dpc-listings"]
+
+
+# -- the notes queue (SNS → SQS → the poster) -------------------------------------------
+
+def _sqs_record(envelope: dict[str, Any], message_id: str = "q1") -> dict[str, Any]:
+    """What SQS hands the poster: the SNS message as the body (not raw delivery)."""
+    return {"messageId": message_id, "receiptHandle": "r", "body": json.dumps(envelope),
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:dpc-slack-notes",
+            "awsRegion": REGION}
+
+
+def test_slack_poster_posts_what_the_notes_queue_delivers(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakes.slack_server import FakeSlack
+
+    register_case_study(central)
+    sns = _sns_record(_note("PIPELINE_STARTED", "RUNNING"))["Records"][0]["Sns"]
+    with FakeSlack(token=SLACK_TOKEN) as slack:
+        monkeypatch.setenv("DPC_SLACK_API_URL", slack.api_url)
+        out = slack_poster.handle({"Records": [_sqs_record(sns)]}, None)
+        assert out == {"posted": 1, "batchItemFailures": []}
+        assert len(slack.roots("data-pipeline-alerts")) == 1
+        # A record whose channel cannot be told is given back to SQS, alone.
+        monkeypatch.setenv("DPC_SLACK_API_URL", "http://127.0.0.1:9")
+        monkeypatch.setenv("DPC_NOTIFY_TIMEOUT", "1")
+        from dpc_central.handlers import _common
+
+        _common.reset()
+        finished = _sns_record(_note("PIPELINE_FINISHED", "FAILED"))["Records"][0]["Sns"]
+        out = slack_poster.handle({"Records": [_sqs_record(finished, "q2"),
+                                               _sqs_record({"Type": "x"}, "q3")]}, None)
+        assert out["batchItemFailures"] == [{"itemIdentifier": "q2"}]
+
+
+def test_slack_poster_confirms_a_pipeline_topics_subscription_only_at_sns(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A topic of a member account subscribes the central queue: SNS asks the queue
+    owner to visit the SubscribeURL ("Sending Amazon SNS messages to an Amazon SQS queue
+    in a different account"); the poster does, and only for SNS's own link to that
+    topic."""
+    from fakes.sns_confirm_server import FakeSnsConfirm
+
+    topic = f"arn:aws:sns:{REGION}:{C}:dpc-pipeline-x"
+    with FakeSnsConfirm() as sns:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", sns.url)
+        good = (f"{sns.url}/?Action=ConfirmSubscription&TopicArn={topic}&Token=t0k")
+        message = {"Type": "SubscriptionConfirmation", "TopicArn": topic, "Token": "t0k",
+                   "SubscribeURL": good, "MessageId": "c1"}
+        out = slack_poster.handle({"Records": [_sqs_record(message)]}, None)
+        assert out == {"posted": 0, "batchItemFailures": []}
+        assert sns.confirmed == [{"Action": "ConfirmSubscription", "TopicArn": topic,
+                                  "Token": "t0k"}]
+        for url, arn in [
+                # Another host, another topic, another action, not a dpc topic.
+                (good.replace("127.0.0.1", "localhost"), topic),
+                (good.replace("dpc-pipeline-x", "dpc-other"), topic),
+                (good.replace("ConfirmSubscription", "Unsubscribe"), topic),
+                (good.replace("dpc-pipeline-x", "orders"),
+                 topic.replace("dpc-pipeline-x", "orders"))]:
+            slack_poster.handle({"Records": [_sqs_record({**message, "SubscribeURL": url,
+                                                          "TopicArn": arn})]}, None)
+        assert len(sns.confirmed) == 1
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SNS")
+    assert slack_poster.subscribe_url_ok(
+        f"https://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic}"
+        "&Token=x", topic)
+    assert not slack_poster.subscribe_url_ok(
+        f"http://sns.{REGION}.amazonaws.com/?Action=ConfirmSubscription&TopicArn={topic}"
+        "&Token=x", topic)
+    assert not slack_poster.subscribe_url_ok(
+        f"https://sns.{REGION}.amazonaws.com.evil.example/?Action=ConfirmSubscription"
+        f"&TopicArn={topic}&Token=x", topic)

@@ -124,3 +124,73 @@ def test_spoofed_event_is_reported_on_the_central_bus(central: World) -> None:
     assert result["spoofed"] is True
     (report,) = central.tap()
     assert (report["source"], report["detail"]["account"]) == ("dpc.trigger-manager", B)
+
+
+# -- a message group per account (accounts not listed at setup share one on arrival) ----
+
+D, E = "444444444444", "555555555555"  # organisation accounts not listed at setup
+
+
+def _grouped(*items: tuple[str, str]) -> dict[str, Any]:
+    """SQS records of the status queue: (message group, body)."""
+    event = _records(*(body for _, body in items))
+    for record, (group, _) in zip(event["Records"], items, strict=True):
+        record["attributes"]["MessageGroupId"] = group
+    return event
+
+
+def _of(account: str, n: int) -> str:
+    return json.dumps({"version": "0", "id": f"e-{account}-{n}", "source": "aws.states",
+                       "detail-type": "Step Functions Execution Status Change",
+                       "account": account, "region": "eu-west-1", "time": "2026-11-26T01:00:00Z",
+                       "resources": [], "detail": {"n": n}})
+
+
+def test_events_of_accounts_not_listed_move_to_a_group_per_account(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dpc_central.conventions import ENV_STATUS_QUEUE_URL, OTHER_ACCOUNTS_GROUP
+
+    monkeypatch.setenv(ENV_STATUS_QUEUE_URL, central.urls["status"])
+    processed: list[Any] = []
+    monkeypatch.setattr(trigger_manager, "process", processed.append)
+    bodies = [_of(D, 1), _of(E, 1), _of(D, 2)]
+    batch = _grouped(*((OTHER_ACCOUNTS_GROUP, b) for b in bodies))
+    assert trigger_manager.handle(batch, None) == {"batchItemFailures": []}
+    assert processed == []  # moved, not processed in the shared group
+    # A redelivery of the same batch (the Lambda died before deleting) moves nothing twice.
+    assert trigger_manager.handle(batch, None) == {"batchItemFailures": []}
+    sqs = central.client(CENTRAL, "sqs")
+    moved = []
+    while True:
+        got = sqs.receive_message(QueueUrl=central.urls["status"], MaxNumberOfMessages=10,
+                                  AttributeNames=["MessageGroupId"]).get("Messages", [])
+        if not got:
+            break
+        for m in got:
+            moved.append((m["Attributes"]["MessageGroupId"], m["Body"]))
+            sqs.delete_message(QueueUrl=central.urls["status"],
+                               ReceiptHandle=m["ReceiptHandle"])
+    assert sorted(moved) == sorted([(D, bodies[0]), (E, bodies[1]), (D, bodies[2])])
+    # In its account's group, each event keeps its order.
+    assert [b for g, b in moved if g == D] == [bodies[0], bodies[2]]
+    # Moved events (now in the account's group) are processed, not moved again.
+    assert trigger_manager.handle(_grouped(*moved), None) == {"batchItemFailures": []}
+    assert len(processed) == 3
+
+
+def test_a_transient_failure_holds_only_its_accounts_group(
+        central: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    processed: list[str] = []
+
+    def flaky(raw: Any) -> Any:
+        if raw["account"] == D:
+            raise ConnectionError("throttled")
+        processed.append(raw["id"])
+
+    monkeypatch.setattr(trigger_manager, "process", flaky)
+    batch = _grouped((D, _of(D, 1)), (E, _of(E, 1)), (D, _of(D, 2)), (E, _of(E, 2)))
+    answer = trigger_manager.handle(batch, None)
+    # D's first event failed: D's later one waits; E's go on.
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"},
+                                            {"itemIdentifier": "m2"}]}
+    assert processed == [f"e-{E}-1", f"e-{E}-2"]

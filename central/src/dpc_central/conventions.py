@@ -89,6 +89,12 @@ ENV_POISON_DLQ_URL = "DPC_POISON_DLQ_URL"
 #: manager) and its dead-letter queue (alarmed) once the attempts are spent.
 ENV_DELIVERY_RETRY_URL = "DPC_DELIVERY_RETRY_URL"
 ENV_DELIVERY_DLQ_URL = "DPC_DELIVERY_DLQ_URL"
+#: The status FIFO queue itself: the trigger manager moves events of accounts not listed
+#: at setup from :data:`OTHER_ACCOUNTS_GROUP` to a message group per account.
+ENV_STATUS_QUEUE_URL = "DPC_STATUS_QUEUE_URL"
+#: The message group EventBridge gives status events of accounts not listed at setup
+#: (a rule target's MessageGroupId is static).
+OTHER_ACCOUNTS_GROUP = "dpc-other-accounts"
 
 #: Role each user account lets the central reconciler assume (read-only on executions);
 #: its name in a region is ``regional(RECONCILER_READ_ROLE, region)``, the central

@@ -58,16 +58,36 @@ class CentralContext:
                  function_name: str | None = None, timeout_s: int = 60) -> DpcFunction:
         """A dpc Lambda running ``handler`` (``module.function`` inside an installed
         plugin): async DLQ, X-Ray, a log group kept a month, alarms on errors and on the
-        DLQ to the alarms topic; the store's table names in its environment."""
+        DLQ to the alarms topic; the store's table names in its environment; reserved
+        concurrency ``RESERVED["plugin"]`` (a cap: whatever reaches it from member
+        accounts cannot take the account's pool from the trigger manager)."""
         from aws_cdk import Duration
 
+        from dpc_central.central_account.concurrency import RESERVED
         from dpc_central.common.function import DpcFunction
 
         return DpcFunction(scope, id, handler=handler, code_dir=self.code_dir,
                            environment={**self.tables.environment, **(environment or {})},
                            description=description, alarm_topic=self.alarm_topic,
                            layers=self.layers, function_name=function_name,
-                           timeout=Duration.seconds(timeout_s))
+                           timeout=Duration.seconds(timeout_s),
+                           reserved_concurrency=RESERVED["plugin"])
+
+    def queue(self, scope: Any, id: str, *, queue_name: str, visibility_timeout_s: int) -> Any:
+        """A standard SQS queue named ``queue_name``: SSE-SQS, TLS only, kept 4 days,
+        a dead-letter queue after 5 receives with a depth alarm to the alarms topic."""
+        from aws_cdk import Duration
+        from aws_cdk import aws_sqs as sqs
+
+        from dpc_central.common.function import alarm_on_queue_depth, dead_letter_queue
+
+        dlq = dead_letter_queue(scope, f"{id}Dlq")
+        alarm_on_queue_depth(scope, f"{id}DlqAlarm", queue=dlq, topic=self.alarm_topic)
+        return sqs.Queue(scope, id, queue_name=queue_name,
+                         encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                         retention_period=Duration.days(4),
+                         visibility_timeout=Duration.seconds(visibility_timeout_s),
+                         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5))
 
     def table(self, scope: Any, id: str, *, key: str) -> Any:
         """A DynamoDB table keyed by the string ``key``: on demand, encrypted,

@@ -50,9 +50,9 @@ class TriggerDelivery(Construct):
     * ``retry_queue``: triggers a pipeline bus refused (after in-process retries); the
       trigger manager consumes it and backs off exponentially per message;
     * ``dlq`` + ``dlq_alarm``: triggers still refused after :data:`DELIVERY_ATTEMPTS`;
-    * :meth:`grant_deliver`: ``events:PutEvents`` on the ``dpc-pipelines`` bus of any
-      account of the organisation (``aws:ResourceOrgID``) and of the listed accounts,
-      and sending to both queues.
+    * :meth:`grant_deliver`: ``events:PutEvents`` of ``dpc.trigger`` events on the
+      ``dpc-pipelines`` bus of any account whose bus admits the central account
+      (:meth:`bus_statements`), and sending to both queues.
     """
 
     def __init__(self, scope: Construct, id: str, *, org_id: str | None,
@@ -74,22 +74,25 @@ class TriggerDelivery(Construct):
                                                   max_receive_count=DELIVERY_ATTEMPTS + 3))
 
     def bus_statements(self) -> list[iam.PolicyStatement]:
-        """``events:PutEvents`` of ``dpc.trigger`` events on member pipeline buses."""
-        source = {"events:source": [TRIGGER_SOURCE]}
-        statements = []
-        if self.org_id:
-            stack = Stack.of(self)
-            statements.append(iam.PolicyStatement(
-                sid="PutTriggersOnOrganisationPipelineBuses", actions=["events:PutEvents"],
-                resources=[f"arn:{stack.partition}:events:{stack.region}:*:event-bus/"
-                           f"{PIPELINE_BUS_NAME}"],
-                conditions={"StringEquals": {"aws:ResourceOrgID": self.org_id, **source}}))
-        if self.member_accounts:
-            statements.append(iam.PolicyStatement(
-                sid="PutTriggersOnMemberPipelineBuses", actions=["events:PutEvents"],
-                resources=[pipeline_bus_arn(self, a) for a in self.member_accounts],
-                conditions={"StringEquals": source}))
-        return statements
+        """``events:PutEvents`` of ``dpc.trigger`` events on the ``dpc-pipelines`` bus of
+        any account: one statement, whatever the number of accounts.
+
+        The account is not limited here but by the bus: a ``dpc-pipelines`` bus admits
+        the central account only where ``dpc setup-user-account`` attached that policy
+        (:class:`dpc_central.user_account.pipeline_bus.PipelineBus`), and a cross-account
+        call needs both policies (IAM User Guide, "Cross-account policy evaluation
+        logic"). No ``aws:ResourceOrgID``: EventBridge does not put that key in the
+        request context of its actions (IAM User Guide, "AWS global condition context
+        keys", the actions that do not support ``aws:ResourceOrgID``), so a condition on
+        it would refuse every trigger to an account not listed at setup.
+        ``events:source`` is a key EventBridge supplies for ``PutEvents`` (Service
+        Authorization Reference, Amazon EventBridge)."""
+        stack = Stack.of(self)
+        return [iam.PolicyStatement(
+            sid="PutTriggersOnPipelineBuses", actions=["events:PutEvents"],
+            resources=[f"arn:{stack.partition}:events:{stack.region}:*:event-bus/"
+                       f"{PIPELINE_BUS_NAME}"],
+            conditions={"StringEquals": {"events:source": [TRIGGER_SOURCE]}})]
 
     def grant_deliver(self, fn: lambda_.Function) -> None:
         """Let ``fn`` put triggers on pipeline buses and queue the refused ones; sets
@@ -100,10 +103,9 @@ class TriggerDelivery(Construct):
         self.dlq.grant_send_messages(fn)
         fn.add_environment(ENV_DELIVERY_RETRY_URL, self.retry_queue.queue_url)
         fn.add_environment(ENV_DELIVERY_DLQ_URL, self.dlq.queue_url)
-        if self.org_id:
-            suppress(fn, [("AwsSolutions-IAM5", "triggers go to the dpc-pipelines bus of "
-                           "whichever organisation account owns the child (accounts join "
-                           "after this stack); limited by aws:ResourceOrgID and "
-                           "events:source",
-                           [f"Resource::arn:<AWS::Partition>:events:{region_in_finding(self)}"
-                            f":*:event-bus/{PIPELINE_BUS_NAME}"])])
+        suppress(fn, [("AwsSolutions-IAM5", "triggers go to the dpc-pipelines bus of "
+                       "whichever account owns the child (accounts join after this "
+                       "stack); only dpc.trigger events, and only buses whose own policy "
+                       "admits the central account (dpc setup-user-account)",
+                       [f"Resource::arn:<AWS::Partition>:events:{region_in_finding(self)}"
+                        f":*:event-bus/{PIPELINE_BUS_NAME}"])])

@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.concurrency import RESERVED
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
 from dpc_central.common.nag import region_in_finding, suppress
@@ -91,6 +92,7 @@ class ExecutionTracker(Construct):
             self, "Handler", handler=HANDLER_EXECUTION_TRACKER, code_dir=code_dir,
             environment=tables.environment, alarm_topic=alarm_topic, layers=layers,
             description="dpc execution tracker: notifications per pipeline",
+            reserved_concurrency=RESERVED["execution-tracker"],
         )
         tables.registry.grant_read_data(self.handler.function)
         # Run records (start time, logical date) complete the notes it formats.

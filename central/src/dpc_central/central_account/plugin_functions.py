@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.concurrency import RESERVED
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction
 from dpc_central.conventions import ENV_CENTRAL_BUS
@@ -58,7 +59,8 @@ class PluginFunctions(Construct):
                 handler=f"{module}.{function}", code_dir=code_dir,
                 environment={**tables.environment, ENV_CENTRAL_BUS: bus.event_bus_name},
                 description=f"dpc plugin handler {name} ({target})", alarm_topic=alarm_topic,
-                layers=layers, function_name=f"dpc-plugin-{name}")
+                layers=layers, function_name=f"dpc-plugin-{name}",
+                reserved_concurrency=RESERVED["plugin"])
             tables.registry.grant_read_data(fn.function)
             bus.grant_put_events_to(fn.function)
             self.functions[name] = fn

@@ -13,6 +13,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.concurrency import RESERVED
 from dpc_central.central_account.execution_tracker import grant_publish_to_pipeline_topics
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
@@ -93,7 +94,7 @@ class Reconciler(Construct):
                          ENV_READ_ROLE_NAME: regional(RECONCILER_READ_ROLE,
                                                       Stack.of(self).region)},
             description="dpc reconciler: statuses lost on the way", alarm_topic=alarm_topic,
-            layers=layers, timeout=Duration.minutes(5), reserved_concurrency=1,
+            layers=layers, timeout=Duration.minutes(5), reserved_concurrency=RESERVED["reconciler"],
         )
         tables.grant_engine(self.handler.function)
         bus.grant_put_events_to(self.handler.function)

@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from dpc_central.central_account.concurrency import RESERVED
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction
 from dpc_central.common.nag import suppress
@@ -38,6 +39,7 @@ class RegistrationApi(Construct):
             self, "Handler", handler=HANDLER_REGISTRATION, code_dir=code_dir,
             environment=tables.environment, alarm_topic=alarm_topic, layers=layers,
             description="dpc registration API: dependencies and alert channels",
+            reserved_concurrency=RESERVED["registration"],
         )
         tables.grant_engine(self.handler.function)
         conditions: list[iam.PolicyStatement] = []

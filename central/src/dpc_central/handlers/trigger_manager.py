@@ -24,9 +24,14 @@ What happens to an event:
   ``DPC_POISON_DLQ_URL`` is set, then reported as processed: retrying cannot make it
   parse, so it must not block its message group;
 * **transient failure** (DynamoDB errors, a trigger that could not even be queued for
-  retry): the record and every later record of the batch are returned in
-  ``batchItemFailures`` (the queue is FIFO: later records must not overtake a failed
-  one); SQS redelivers them, and the engine makes a redelivery harmless (rule 1).
+  retry): the record and every later record of its message group (its account) are
+  returned in ``batchItemFailures`` (the queue is FIFO: later records of a group must
+  not overtake a failed one); records of other groups go on; SQS redelivers the failed
+  ones, and the engine makes a redelivery harmless (rule 1);
+* **an account not listed at setup**: EventBridge puts its events in the one group
+  ``dpc-other-accounts`` (a rule target's group is static); each is moved, in order,
+  to the group of its account on the same queue (``DPC_STATUS_QUEUE_URL``), so one
+  account's failures do not hold the others.
 
 Delivery is never silent. A decision is claimed in the store *before* its trigger is put,
 and the claim is marked delivered only when the child's bus accepted the event
@@ -61,6 +66,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +75,8 @@ from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_DELIVERY_DLQ_URL,
     ENV_POISON_DLQ_URL,
+    ENV_STATUS_QUEUE_URL,
+    OTHER_ACCOUNTS_GROUP,
     PIPELINE_BUS_NAME,
     TRIGGER_SOURCE,
 )
@@ -80,6 +88,7 @@ REJECTED_DETAIL_TYPE = "dpc Event Rejected"
 #: At most this many unacknowledged claims are re-sent per batch (the rest wait for the
 #: next batch or the reconciler), so a backlog cannot eat a batch's time budget.
 SWEEP_LIMIT = 10
+_ACCOUNT = re.compile(r"\d{12}")
 
 
 class Poison(Exception):
@@ -124,13 +133,22 @@ def _sweep() -> None:
         common.emit(logging.WARNING, "sweep-failed", error=f"{type(exc).__name__}: {exc}")
 
 
+def _group(record: Any) -> str:
+    """The record's FIFO message group ("" when it has none)."""
+    attributes = record.get("attributes") if isinstance(record, Mapping) else None
+    return str((attributes or {}).get("MessageGroupId") or "")
+
+
 def _handle_batch(records: list[Any]) -> dict[str, Any]:
     _sweep()
     failures: list[dict[str, str]] = []
+    failed_groups: set[str] = set()
     for record in records:
         message_id = str(record.get("messageId", "")) if isinstance(record, Mapping) else ""
-        if failures:
-            # FIFO: once one record failed, the later ones wait for its redelivery.
+        group = _group(record)
+        if group in failed_groups:
+            # FIFO: once one record of a group failed, the later ones of that group wait
+            # for its redelivery; other groups (other accounts) go on.
             failures.append({"itemIdentifier": message_id})
             continue
         body = record.get("body") if isinstance(record, Mapping) else None
@@ -141,7 +159,8 @@ def _handle_batch(records: list[Any]) -> dict[str, Any]:
                 raw = json.loads(body)
             except ValueError as exc:
                 raise Poison(f"body is not JSON: {exc}") from None
-            process(raw)
+            if not _regroup(record, group, raw, body, message_id):
+                process(raw)
         except Poison as exc:
             try:
                 _poison(str(exc), body if isinstance(body, str) else json.dumps(record,
@@ -150,12 +169,40 @@ def _handle_batch(records: list[Any]) -> dict[str, Any]:
                 common.emit(logging.ERROR, "poison-dlq-failed", messageId=message_id,
                             error=f"{type(dlq_exc).__name__}: {dlq_exc}")
                 failures.append({"itemIdentifier": message_id})
+                failed_groups.add(group)
         except Exception as exc:
             # Transient (throttling, a DynamoDB or EventBridge outage): SQS redelivers.
             common.emit(logging.WARNING, "retry", messageId=message_id,
                         error=f"{type(exc).__name__}: {exc}")
             failures.append({"itemIdentifier": message_id})
+            failed_groups.add(group)
     return {"batchItemFailures": failures}
+
+
+def _regroup(record: Mapping[str, Any], group: str, raw: Any, body: str,
+             message_id: str) -> bool:
+    """Move an event of an account not listed at setup (message group
+    :data:`OTHER_ACCOUNTS_GROUP`, EventBridge's static group for them) to the group of
+    its account on the same queue; True when moved (the record is then done with).
+
+    The move keeps the order (the old group is read in order, each account's events
+    enter its group in that order) and is idempotent: the deduplication id is derived
+    from the record's message id, which SQS keeps across redeliveries, so a redelivered
+    record is not moved twice within SQS's 5-minute deduplication interval."""
+    url = os.environ.get(ENV_STATUS_QUEUE_URL, "").strip()
+    if group != OTHER_ACCOUNTS_GROUP or not url or not message_id:
+        return False
+    source = str(record.get("eventSourceARN") or "").rsplit(":", 1)[-1]
+    if source != url.rstrip("/").rsplit("/", 1)[-1]:
+        return False  # only the status queue's own records
+    account = raw.get("account") if isinstance(raw, Mapping) else None
+    if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
+        raise Poison("a status event without a 12-digit account")
+    common.client("sqs").send_message(
+        QueueUrl=url, MessageBody=body, MessageGroupId=account,
+        MessageDeduplicationId=f"regroup-{message_id}"[:128])
+    common.emit(logging.INFO, "regrouped", messageId=message_id, account=account)
+    return True
 
 
 def process(raw: Any) -> Result:

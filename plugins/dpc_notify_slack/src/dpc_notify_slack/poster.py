@@ -3,10 +3,12 @@
 Deployed by this plugin's ``dpc_central_constructs`` (:mod:`dpc_notify_slack.central`)
 and built on :mod:`dpc_central.plugin_api` only, as any channel's central service is.
 
-Invoked by the pipelines' SNS topics (``{"Records": [{"EventSource": "aws:sns", "Sns":
-{...}}]}``, the note as JSON in the message attribute ``dpc-notification`` written by the
-execution tracker) or with an EventBridge event whose ``detail`` is the note
-(``detail-type`` ``dpc Notification``).
+Invoked by the notes queue the pipelines' SNS topics deliver to (SQS records whose body
+is the SNS message, the note as JSON in its message attribute ``dpc-notification``
+written by the execution tracker; a ``SubscriptionConfirmation`` is confirmed), by an
+SNS topic directly (``{"Records": [{"EventSource": "aws:sns", "Sns": {...}}]}``) or
+with an EventBridge event whose ``detail`` is the note (``detail-type``
+``dpc Notification``).
 
 The channels are the pipeline's registered ``SLACK`` targets (from the registry, not from
 the message). Posting is :class:`dpc_notify_slack.backend.SlackBackend`: the first
@@ -148,51 +150,146 @@ def backend() -> Any:
 
 
 def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """Lambda entry point; raises when a channel could not be told (SNS retries the
-    delivery; channels already told are not told again)."""
-    notes: list[tuple[str, str | None]] = []  # (note, the SNS topic that delivered it)
+    """Lambda entry point.
+
+    SQS records (the notes queue): each body is an SNS envelope; a record whose channels
+    could not all be told is returned in ``batchItemFailures`` (SQS gives it again;
+    channels already told are not told again). SNS records or one EventBridge event:
+    raises when a channel could not be told (SNS/Lambda retries the delivery)."""
     records = event.get("Records") if isinstance(event, Mapping) else None
+    if isinstance(records, list) and records and all(
+            isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records):
+        failures = []
+        posted = 0
+        for record in records:
+            try:
+                envelope = json.loads(str(record.get("body")))
+            except ValueError:
+                envelope = None
+            if not isinstance(envelope, Mapping):
+                common.emit(logging.WARNING, "slack-ignored", reason="body is no SNS message")
+                continue
+            try:
+                if envelope.get("Type") == "SubscriptionConfirmation":
+                    confirm_subscription(envelope)
+                    continue
+                count, problems = _post_notes([_note_of(envelope)])
+                posted += count
+            except Exception as exc:  # Slack or DynamoDB trouble: SQS gives it again
+                problems = [f"{type(exc).__name__}: {exc}"]
+            if problems:
+                failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+                _log_problems(problems)
+        return {"posted": posted, "batchItemFailures": failures}
+    notes: list[tuple[str, str | None] | None] = []
     if isinstance(records, list):
         for record in records:
             sns = record.get("Sns") if isinstance(record, Mapping) else None
-            attrs = sns.get("MessageAttributes") if isinstance(sns, Mapping) else None
-            attr = attrs.get(NOTE_ATTRIBUTE) if isinstance(attrs, Mapping) else None
-            value = attr.get("Value") if isinstance(attr, Mapping) else None
-            if isinstance(value, str):
-                notes.append((value, str(sns.get("TopicArn") or "") if isinstance(sns, Mapping)
-                              else ""))
-            else:
-                common.emit(logging.WARNING, "slack-ignored",
-                            reason=f"record without the {NOTE_ATTRIBUTE} attribute")
+            notes.append(_note_of(sns) if isinstance(sns, Mapping) else None)
     elif isinstance(event, Mapping) and event.get("detail-type") == NOTIFICATION_DETAIL_TYPE \
             and isinstance(event.get("detail"), Mapping):
         notes.append((json.dumps(event["detail"]), None))
     else:
         common.emit(logging.WARNING, "slack-ignored", reason="not an SNS or notification event")
+    posted, problems = _post_notes(notes)
+    if problems:
+        raise RuntimeError(_log_problems(problems))
+    return {"posted": posted}
+
+
+def _note_of(message: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """(note JSON, delivering topic) of an SNS message (a Lambda record's ``Sns`` or the
+    envelope SNS puts in an SQS body: the same fields), or None."""
+    attrs = message.get("MessageAttributes")
+    attr = attrs.get(NOTE_ATTRIBUTE) if isinstance(attrs, Mapping) else None
+    value = attr.get("Value") if isinstance(attr, Mapping) else None
+    if not isinstance(value, str):
+        common.emit(logging.WARNING, "slack-ignored",
+                    reason=f"message without the {NOTE_ATTRIBUTE} attribute")
+        return None
+    return value, str(message.get("TopicArn") or "")
+
+
+def _post_notes(notes: list[tuple[str, str | None] | None]) -> tuple[int, list[str]]:
     posted = 0
     problems: list[str] = []
-    for text, topic in notes:
+    for item in notes:
+        if item is None:
+            continue
+        text, topic = item
         try:
             note = note_from_json(text)
         except (TypeError, ValueError) as exc:
             common.emit(logging.WARNING, "slack-ignored", reason=f"bad note: {exc}")
             continue
         if topic is not None and not topic_may_speak_for(topic, note.account):
-            # The function admits the dpc-* topics of any account (organisation accounts
-            # join later; a Lambda permission has no aws:SourceOrgID): a topic speaks only
-            # for pipelines of its own account, which the registry then must know.
+            # A topic speaks only for pipelines of its own account, which the registry
+            # then must know (the queue admits dpc-* topics of every admitted account).
             common.emit(logging.WARNING, "slack-ignored", reason="topic of another account",
                         topic=topic, account=note.account, pipeline=note.pipeline)
             continue
         count, failed = post(note)
         posted += count
         problems.extend(failed)
-    if problems:
-        from dpc_core.notify import redact
+    return posted, problems
 
-        raise RuntimeError(redact("Slack delivery failed: " + "; ".join(problems),
-                                  [bot_token()]))
-    return {"posted": posted}
+
+def _log_problems(problems: list[str]) -> str:
+    from dpc_core.notify import redact
+
+    text = redact("Slack delivery failed: " + "; ".join(problems), [bot_token()])
+    common.emit(logging.ERROR, "slack-failed", error=text)
+    return text
+
+
+#: Limits of the confirmation call (a GET to SNS answering a few hundred bytes).
+CONFIRM_TIMEOUT_S = 10
+CONFIRM_MAX_BYTES = 64 * 1024
+
+
+def subscribe_url_ok(url: str, topic_arn: str) -> bool:
+    """Whether ``url`` is SNS's confirmation link for ``topic_arn``: HTTPS to the SNS
+    endpoint of the topic's Region (``sns.<region>.amazonaws.com``, ``.com.cn`` in
+    China; ``AWS_ENDPOINT_URL_SNS`` when the SDK is pointed elsewhere),
+    ``Action=ConfirmSubscription`` for that very topic. Anything else is not fetched."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = topic_arn.split(":")
+    if len(parts) != 6 or parts[2] != "sns" or not parts[5].startswith("dpc-"):
+        return False
+    try:
+        link = urlsplit(url)
+    except ValueError:
+        return False
+    override = os.environ.get("AWS_ENDPOINT_URL_SNS", "").strip()
+    if override:
+        allowed = urlsplit(override)
+        place_ok = (link.scheme, link.netloc) == (allowed.scheme, allowed.netloc)
+    else:
+        suffix = "amazonaws.com.cn" if parts[1] == "aws-cn" else "amazonaws.com"
+        place_ok = link.scheme == "https" and link.netloc == f"sns.{parts[3]}.{suffix}"
+    query = parse_qs(link.query)
+    return place_ok and query.get("Action") == ["ConfirmSubscription"] \
+        and query.get("TopicArn") == [topic_arn] and bool(query.get("Token"))
+
+
+def confirm_subscription(envelope: Mapping[str, Any]) -> None:
+    """Confirm a pipeline topic's subscription of the notes queue: SNS sends the queue a
+    ``SubscriptionConfirmation`` whose ``SubscribeURL`` the queue owner visits (Amazon
+    SNS Developer Guide, "Sending Amazon SNS messages to an Amazon SQS queue in a
+    different account"). Only a message the queue policy admitted gets here (a dpc-*
+    topic of an admitted account), and only SNS's own link is fetched."""
+    import urllib.request
+
+    topic = str(envelope.get("TopicArn") or "")
+    url = str(envelope.get("SubscribeURL") or "")
+    if not subscribe_url_ok(url, topic):
+        common.emit(logging.WARNING, "slack-ignored", reason="not SNS's confirmation link",
+                    topic=topic)
+        return
+    with urllib.request.urlopen(url, timeout=CONFIRM_TIMEOUT_S) as answer:
+        answer.read(CONFIRM_MAX_BYTES)
+    common.emit(logging.INFO, "slack-subscription-confirmed", topic=topic)
 
 
 def topic_may_speak_for(topic_arn: str, account: str) -> bool:
