@@ -154,23 +154,24 @@ def _synth_stacks(project: str, app_command: str | None, out: Path, region: str 
 
         with progress(f"synthesizing `{app_command}`"):
             names = run_app(app_command, out, region=region)
-    else:
-        from dpc_central.app import pipeline_app
-        from dpc_core.deployability import aws_notes
-        from dpc_core.plugins import get_registry
+        if check:
+            check_quotas([Path(app_command) if Path(app_command).is_dir() else out],
+                         region=region)
+        return names
+    from dpc_central.app import pipeline_app
+    from dpc_core.deployability import aws_notes
+    from dpc_core.plugins import get_registry
 
-        pipelines = _load(project)
-        with progress(f"synthesizing the pipeline stacks of {project}"):
-            asm = _synth(pipeline_app(pipelines, outdir=out, region=region, nag=nag))
-        registry = get_registry()
-        for p in pipelines:
-            for note in aws_notes(p, registry):
-                click.echo(f"note: {p.source}: {note}", err=True)
-        names = [stack.stack_name for stack in asm.stacks]
+    pipelines = _load(project)
+    with progress(f"synthesizing the pipeline stacks of {project}"):
+        asm = _synth(pipeline_app(pipelines, outdir=out, region=region, nag=nag))
     if check:
-        check_quotas([Path(app_command) if app_command and Path(app_command).is_dir()
-                      else out], region=region)
-    return names
+        check_quotas([out], region=region)
+    registry = get_registry()
+    for p in pipelines:
+        for note in aws_notes(p, registry):
+            click.echo(f"note: {p.source}: {note}", err=True)
+    return [stack.stack_name for stack in asm.stacks]
 
 
 def _with(options: list[Any]) -> Any:
