@@ -404,6 +404,17 @@ def test_template_passes_cfn_lint(central: tuple[Any, Path]) -> None:
     assert cfn_lint(central[1]) == []
 
 
+def test_template_has_no_source_arn_cloudformation_would_refuse(
+        central: tuple[Any, Path]) -> None:
+    """cfn-lint W1032 (a pattern of the resource schema: a Lambda permission's SourceArn
+    account must be 12 digits or empty) is a warning to cfn-lint and an error to
+    CloudFormation."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    matches = lint_file(central[1], config=ManualArgs(regions=[REGION]))
+    assert [f"{m.rule.id}: {m.message}" for m in matches if m.rule.id == "W1032"] == []
+
+
 def test_execution_tracker_may_encrypt_for_member_topics_only_through_sns(template: Any) -> None:
     """A cross-account publisher to a topic with a customer key needs the key actions in
     its own identity policy (and the key policy; see test_cdk_pipeline)."""
@@ -550,3 +561,22 @@ def test_the_trigger_manager_regroups_other_accounts_on_its_own_queue(template: 
     assert {"Fn::GetAtt": [status, "Arn"]} in grants(role_statements(template,
                                                                      "trigger_manager"),
                                                      "sqs:SendMessage")
+
+
+def test_sqs_event_sources_never_poll_beyond_their_functions_reservation(
+        template: Any) -> None:
+    """A throttled SQS batch goes back to the queue and counts as a receive (toward the
+    DLQ after 5): each function's mappings together stay within its reservation
+    (ScalingConfig.MaximumConcurrency)."""
+    functions = resources(template, "AWS::Lambda::Function")
+    queues = resources(template, "AWS::SQS::Queue")
+    per_function: dict[str, int] = {}
+    for m in resources(template, "AWS::Lambda::EventSourceMapping").values():
+        props = m["Properties"]
+        if props["EventSourceArn"]["Fn::GetAtt"][0] not in queues:
+            continue
+        fn = props["FunctionName"]["Ref"]
+        per_function[fn] = per_function.get(fn, 0) + props["ScalingConfig"]["MaximumConcurrency"]
+    assert len(per_function) >= 2  # the trigger manager and the Slack poster
+    for fn, total in per_function.items():
+        assert total <= functions[fn]["Properties"]["ReservedConcurrentExecutions"], fn

@@ -73,6 +73,14 @@ class CentralContext:
                            timeout=Duration.seconds(timeout_s),
                            reserved_concurrency=RESERVED["plugin"])
 
+    @property
+    def event_source_max_concurrency(self) -> int:
+        """The ``max_concurrency`` of an SQS event source of a :meth:`function`: its
+        reserved concurrency, so the mapping is never throttled."""
+        from dpc_central.central_account.concurrency import EVENT_SOURCE_MAX
+
+        return EVENT_SOURCE_MAX["plugin"]
+
     def queue(self, scope: Any, id: str, *, queue_name: str, visibility_timeout_s: int) -> Any:
         """A standard SQS queue named ``queue_name``: SSE-SQS, TLS only, kept 4 days,
         a dead-letter queue after 5 receives with a depth alarm to the alarms topic."""

@@ -32,3 +32,15 @@ RESERVED: dict[str, int] = {
     # a cap, so what reaches them from member accounts cannot eat the account's pool.
     "plugin": 5,
 }
+
+#: Most concurrent invocations each SQS event source mapping may make (its
+#: ``ScalingConfig.MaximumConcurrency``): together at most the function's reservation, so
+#: the mapping never meets a throttle — a throttled SQS batch returns to the queue and
+#: counts as a receive, which would walk status events towards their dead-letter queue
+#: (Lambda Developer Guide, "Configuring maximum concurrency for Amazon SQS event
+#: sources").
+EVENT_SOURCE_MAX: dict[str, int] = {
+    "trigger-manager:status": 40,
+    "trigger-manager:retry": 10,
+    "plugin": 5,
+}

@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from dpc_central.central_account.concurrency import RESERVED
+from dpc_central.central_account.concurrency import EVENT_SOURCE_MAX, RESERVED
 from dpc_central.central_account.delivery import TriggerDelivery
 from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
@@ -150,9 +150,11 @@ class TriggerManager(Construct):
             reserved_concurrency=RESERVED["trigger-manager"],
         )
         self.handler.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=10, report_batch_item_failures=True))
+            self.queue, batch_size=10, report_batch_item_failures=True,
+            max_concurrency=EVENT_SOURCE_MAX["trigger-manager:status"]))
         self.handler.function.add_event_source(sources.SqsEventSource(
-            delivery.retry_queue, batch_size=10, report_batch_item_failures=True))
+            delivery.retry_queue, batch_size=10, report_batch_item_failures=True,
+            max_concurrency=EVENT_SOURCE_MAX["trigger-manager:retry"]))
         # The backoff: a refused trigger's message becomes visible again later each time.
         delivery.retry_queue.grant(self.handler.function, "sqs:ChangeMessageVisibility",
                                    "sqs:GetQueueUrl")

@@ -71,8 +71,11 @@ class SlackService(Construct):
             self.notes.add_to_resource_policy(statement)
         from aws_cdk import aws_lambda_event_sources as sources
 
+        # No more pollers than the poster's reservation (a throttled batch would count
+        # as a receive towards the DLQ).
         self.poster.function.add_event_source(sources.SqsEventSource(
-            self.notes, batch_size=10, report_batch_item_failures=True))
+            self.notes, batch_size=10, report_batch_item_failures=True,
+            max_concurrency=central.event_source_max_concurrency))
 
 
 def notes_statements(stack: Any, queue_arn: str, member_accounts: Any,
