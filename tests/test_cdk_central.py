@@ -64,7 +64,7 @@ def test_status_events_reach_a_fifo_queue_grouped_by_source_account(template: An
         for target in rule["Properties"].get("Targets", []):
             if "SqsParameters" in target:
                 pattern = rule["Properties"]["EventPattern"]
-                assert set(pattern["source"]) == {"aws.states", "dpc.pipeline"}
+                assert set(pattern["source"]) == {"aws.states", "dpc.states", "dpc.pipeline"}
                 groups[target["SqsParameters"]["MessageGroupId"]] = pattern.get("account")
                 assert "DeadLetterConfig" in target
     for member in MEMBERS:

@@ -38,15 +38,30 @@ def test_pipeline_bus_admits_only_trigger_events_from_the_central_account(templa
     assert statement["Condition"] == {"StringEquals": {"events:source": ["dpc.trigger"]}}
 
 
-def test_step_functions_status_changes_are_forwarded_to_the_central_bus(template: Any) -> None:
-    (rule,) = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
-               if (r["Properties"].get("EventPattern") or {}).get("source") == ["aws.states"]
-               and "dpc-central" in json.dumps(r["Properties"]["Targets"])]
+def test_step_functions_status_changes_go_through_the_forwarder_not_to_central_whole(
+        template: Any) -> None:
+    """A rule whose target is another account's bus forwards the event whole (run input,
+    output, error, cause) for every state machine of the account: the status events go
+    to the local forwarder, which may put only dpc.states events on the central bus."""
+    rules = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
+             if (r["Properties"].get("EventPattern") or {}).get("source") == ["aws.states"]]
+    assert not any("event-bus/dpc-central" in json.dumps(r["Targets"]) for r in rules)
+    functions = template.find_resources("AWS::Lambda::Function")
+    (lid,) = [k for k, r in functions.items() if r["Properties"].get("Handler") ==
+              "dpc_central.handlers.status_forwarder.handle"]
+    (rule,) = [r for r in rules if r["Targets"][0]["Arn"] == {"Fn::GetAtt": [lid, "Arn"]}]
     assert rule["EventPattern"]["detail-type"] == ["Step Functions Execution Status Change"]
     assert "EventBusName" not in rule  # the default bus, where AWS puts aws.states events
-    (target,) = rule["Targets"]
-    assert f":{CENTRAL}:event-bus/dpc-central" in json.dumps(target["Arn"])
-    assert "RoleArn" in target and "DeadLetterConfig" in target
+    assert "DeadLetterConfig" in rule["Targets"][0]
+    env = functions[lid]["Properties"]["Environment"]["Variables"]
+    assert f":{CENTRAL}:event-bus/dpc-central" in json.dumps(env["DPC_CENTRAL_BUS"])
+    role = functions[lid]["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = {s.get("Sid"): s for p in template.find_resources("AWS::IAM::Policy").values()
+                  if {"Ref": role} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]}
+    put = statements["PutOnCentralBus"]
+    assert put["Condition"] == {"StringEquals": {"events:source": "dpc.states"}}
+    assert statements["ReadStateMachineTags"]["Action"] == "states:ListTagsForResource"
 
 
 def test_artifacts_bucket_is_encrypted_tls_only_versioned_and_private(template: Any) -> None:

@@ -1122,12 +1122,13 @@ def test_a_removed_bus_policy_statement_breaks_the_cross_account_path(
     for lid in [k for k, v in resources.items() if v["Type"] == "AWS::Events::EventBusPolicy"]:
         del resources[lid]
     world = World(broken)
-    decision = world.check("role member:StatusForwardingRole", "events:PutEvents",
-                           "central-bus", {"events:source": "aws.states"})
+    decision = world.check("lambda dpc_central.handlers.status_forwarder", "events:PutEvents",
+                           "central-bus", {"events:source": "dpc.states"})
     assert not decision.allowed
     assert "cross-account" in decision.reason
-    assert World(templates).check("role member:StatusForwardingRole", "events:PutEvents",
-                                  "central-bus", {"events:source": "aws.states"}).allowed
+    assert World(templates).check("lambda dpc_central.handlers.status_forwarder",
+                                  "events:PutEvents", "central-bus",
+                                  {"events:source": "dpc.states"}).allowed
 
 
 def test_a_removed_identity_statement_breaks_the_path(
@@ -1148,14 +1149,14 @@ def test_an_org_condition_is_evaluated_not_string_matched(
         templates: dict[str, dict[str, Any]]) -> None:
     # A caller from outside the organisation and the member list is refused by the bus.
     world = World(templates)
-    principal, identity, _ = world.caller("role member:StatusForwardingRole")
+    principal, identity, _ = world.caller("lambda dpc_central.handlers.status_forwarder")
     outsider = principal.replace(TEAM, "444444444444")
     arn, policies, owner, _ = world.resource("central-bus")
     req = Request(outsider, "events:PutEvents", arn, {"aws:PrincipalOrgID": "o-other",
-                                                      "events:source": "aws.states"})
+                                                      "events:source": "dpc.states"})
     assert not evaluate(req, identity=identity, resource_policy=policies, resource_account=owner)
     inside = Request(outsider, "events:PutEvents", arn, {"aws:PrincipalOrgID": ORG,
-                                                         "events:source": "aws.states"})
+                                                         "events:source": "dpc.states"})
     assert evaluate(inside, identity=identity, resource_policy=policies, resource_account=owner)
 
 

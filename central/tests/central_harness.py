@@ -168,7 +168,10 @@ class World:
         if not members:
             return
         for account in MEMBERS:
-            # StatusForwarding: the default bus's Step Functions events → central bus.
+            # The default bus's Step Functions events → central bus, as a team stack did
+            # before its status forwarder (central still accepts aws.states; the
+            # forwarder's path is tested in test_handler_status_forwarder.py and
+            # test_handler_trigger_manager.py).
             self._rule(account, "default", "dpc-status-forwarding", {
                 "source": [names.SFN_SOURCE], "detail-type": [names.SFN_DETAIL_TYPE]},
                 [{"Id": "central", "Arn": self._bus_arn(CENTRAL, bus),

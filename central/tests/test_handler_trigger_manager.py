@@ -194,3 +194,23 @@ def test_a_transient_failure_holds_only_its_accounts_group(
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"},
                                             {"itemIdentifier": "m2"}]}
     assert processed == [f"e-{E}-1", f"e-{E}-2"]
+
+
+def test_status_events_as_the_team_forwarder_sends_them_decide_the_same_triggers(
+        central: World) -> None:
+    """The case study's happy path as the team accounts' forwarders put it on the
+    central bus (source dpc.states, the detail without the runs' data): the engine reads
+    every field it needs and decides the same trigger."""
+    from dpc_central.handlers.status_forwarder import trimmed
+
+    register_case_study(central)
+    forwarded = [{**e, "source": "dpc.states", "detail": trimmed(e["detail"])}
+                 for e in events_of("s01_happy_path.jsonl")]
+    assert all(set(e["detail"]) <= {"executionArn", "stateMachineArn", "name", "status",
+                                    "startDate", "stopDate", "redriveCount", "error",
+                                    "cause", "input", "redriveStatus"} for e in forwarded)
+    results = [trigger_manager.handle(e, None) for e in forwarded]
+    assert [r["decisions"] for r in results] == [0, 0, 0, 1]
+    (put,) = central.puts
+    assert (put.event["detail"]["account"], put.event["detail"]["pipeline"]) == (C,
+                                                                                 "pipeline-x")

@@ -23,6 +23,13 @@ STEP_STATUS_DETAIL_TYPE = "dpc Step Status"
 #: Step Functions status events as AWS emits them on the default bus.
 SFN_SOURCE = "aws.states"
 SFN_DETAIL_TYPE = "Step Functions Execution Status Change"
+#: The same events as a team account's status forwarder puts them on the central bus:
+#: dpc's state machines only, without their data (``aws.*`` sources cannot be put by
+#: callers, so the source is dpc's; the detail keeps the AWS shape).
+FORWARDED_STATUS_SOURCE = "dpc.states"
+#: The tag every pipeline's state machine carries (its value: the pipeline); the status
+#: forwarder forwards only the events of state machines with it.
+SFN_TAG_PIPELINE = "dpc-pipeline"
 
 #: Names in the central account that user accounts build ARNs from. Channel plugins name
 #: their own (e.g. dpc-notify-slack's poster, ``dpc_notify_slack.aws``).
@@ -74,6 +81,7 @@ HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
 HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
 HANDLER_CLUSTER_REAPER = "dpc_central.handlers.cluster_reaper.handle"
 HANDLER_SG_RULES_CLEANUP = "dpc_central.handlers.sg_rules_cleanup.handle"
+HANDLER_STATUS_FORWARDER = "dpc_central.handlers.status_forwarder.handle"
 
 #: Environment variables of the central Lambdas. The trigger manager builds
 #: ``DynamoStore(client, DynamoTables(registry=..., runs=..., windows=...))`` from them.

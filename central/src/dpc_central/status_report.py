@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from dpc_central.conventions import (
+    FORWARDED_STATUS_SOURCE,
     RUN_STATUS_DETAIL_TYPE,
     RUN_STATUS_SOURCE,
     SFN_DETAIL_TYPE,
@@ -69,3 +70,13 @@ def to_status_event(raw: Mapping[str, Any]) -> dict[str, Any] | None:
             "cause": d.get("cause"),
         },
     }
+
+
+def from_forwarded(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A status event as a team account's forwarder puts it (source ``dpc.states``, the
+    AWS shape without the run's data) as the Step Functions event it stands for, or None
+    when ``raw`` is not one. ``account`` stays the one EventBridge stamped (rule 7)."""
+    if raw.get("source") != FORWARDED_STATUS_SOURCE or raw.get("detail-type") != \
+            SFN_DETAIL_TYPE:
+        return None
+    return {**raw, "source": SFN_SOURCE}

@@ -18,6 +18,7 @@ from dpc_central.central_account.tables import TriggerTables
 from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
 from dpc_central.common.nag import region_in_finding, suppress
 from dpc_central.conventions import (
+    FORWARDED_STATUS_SOURCE,
     HANDLER_EXECUTION_TRACKER,
     RUN_STATUS_SOURCE,
     SFN_SOURCE,
@@ -111,6 +112,7 @@ class ExecutionTracker(Construct):
                                               topic=alarm_topic)
         self.rule = events.Rule(
             self, "RunEvents", event_bus=bus, description="run and step events to notify",
-            event_pattern=events.EventPattern(source=[SFN_SOURCE, RUN_STATUS_SOURCE]),
+            event_pattern=events.EventPattern(
+                source=[SFN_SOURCE, FORWARDED_STATUS_SOURCE, RUN_STATUS_SOURCE]),
             targets=[targets.LambdaFunction(self.handler.function, dead_letter_queue=self.dlq,
                                             retry_attempts=8)])

@@ -23,6 +23,7 @@ from dpc_central.conventions import (
     ENV_CENTRAL_BUS,
     ENV_POISON_DLQ_URL,
     ENV_STATUS_QUEUE_URL,
+    FORWARDED_STATUS_SOURCE,
     HANDLER_TRIGGER_MANAGER,
     OTHER_ACCOUNTS_GROUP,
     RUN_STATUS_DETAIL_TYPE,
@@ -75,9 +76,10 @@ def allow_bus_rules(queue: sqs.IQueue, bus: events.IEventBus, sid: str) -> None:
 
 
 def status_event_pattern(accounts: events.Match | list[str] | None = None) -> events.EventPattern:
-    """Step Functions status changes and the runs' own reports (TRIGGERS.md reliable path)."""
+    """Step Functions status changes (as the team accounts' forwarders put them, or as
+    AWS emits them) and the runs' own reports (TRIGGERS.md reliable path)."""
     return events.EventPattern(
-        source=[SFN_SOURCE, RUN_STATUS_SOURCE],
+        source=[SFN_SOURCE, FORWARDED_STATUS_SOURCE, RUN_STATUS_SOURCE],
         detail_type=[SFN_DETAIL_TYPE, RUN_STATUS_DETAIL_TYPE],
         account=accounts,  # type: ignore[arg-type]
     )

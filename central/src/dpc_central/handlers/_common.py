@@ -18,9 +18,11 @@ from dpc_central.conventions import (
     ENV_TABLE_REGISTRY,
     ENV_TABLE_RUNS,
     ENV_TABLE_WINDOWS,
+    FORWARDED_STATUS_SOURCE,
     PIPELINE_BUS_NAME,
     RUN_STATUS_DETAIL_TYPE,
     RUN_STATUS_SOURCE,
+    SFN_DETAIL_TYPE,
     TRIGGER_DETAIL_TYPE,
     TRIGGER_SOURCE,
 )
@@ -90,11 +92,12 @@ def engine() -> Engine:
     """The one trigger engine over the DynamoDB store, reading the runs' own reports
     (``dpc.pipeline`` run-status events) through :func:`to_status_event`."""
     def build() -> Engine:
-        from dpc_central.status_report import to_status_event
+        from dpc_central.status_report import from_forwarded, to_status_event
         from dpc_core.engine import Engine
 
-        return Engine(store(), adapters=[(RUN_STATUS_SOURCE, RUN_STATUS_DETAIL_TYPE,
-                                          to_status_event)])
+        return Engine(store(), adapters=[
+            (RUN_STATUS_SOURCE, RUN_STATUS_DETAIL_TYPE, to_status_event),
+            (FORWARDED_STATUS_SOURCE, SFN_DETAIL_TYPE, from_forwarded)])
 
     result: Engine = cached("engine", build)
     return result

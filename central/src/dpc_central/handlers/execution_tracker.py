@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dpc_central.conventions import (
+    FORWARDED_STATUS_SOURCE,
     RUN_STATUS_DETAIL_TYPE,
     RUN_STATUS_SOURCE,
     SFN_DETAIL_TYPE,
@@ -163,6 +164,12 @@ def to_notification(raw: Mapping[str, Any]) -> Any:
     if source == RUN_STATUS_SOURCE and kind == STEP_STATUS_DETAIL_TYPE:
         return _step_note(raw)
     self_report = source == RUN_STATUS_SOURCE and kind == RUN_STATUS_DETAIL_TYPE
+    if source == FORWARDED_STATUS_SOURCE and kind == SFN_DETAIL_TYPE:
+        # A team account's forwarder: the AWS event without the run's data.
+        from dpc_central.status_report import from_forwarded
+
+        raw = from_forwarded(raw) or raw
+        source = SFN_SOURCE
     if self_report:
         from dpc_central.status_report import to_status_event
 

@@ -22,6 +22,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from dpc_central.conventions import SFN_TAG_PIPELINE
 from dpc_central.errors import SynthError
 from dpc_central.pipeline.status_report import run_status, step_status
 from dpc_core.cdk_values import in_stack_of, minutes, partition
@@ -163,6 +164,9 @@ class PipelineStateMachine(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
                                 include_execution_data=False),
         ), self)
+        # The team account's status forwarder sends only tagged state machines' events.
+        # (the resource's tag manager: no aspect visiting the state machine's children)
+        self.state_machine.node.default_child.tags.set_tag(SFN_TAG_PIPELINE, pipeline.name)
         statements = graph.policy
         if compute is not None and compute.scope_policy is not None:
             statements = compute.scope_policy(statements)

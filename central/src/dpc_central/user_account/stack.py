@@ -52,7 +52,8 @@ class UserAccountStack(Stack):
                                  display_name="dpc alarms (team account)")
         self.pipeline_bus = PipelineBus(self, "PipelineBus", central_account=central_account).bus
         self.forwarding = StatusForwarding(self, "StatusForwarding",
-                                           central_account=central_account)
+                                           central_account=central_account,
+                                           code_dir=code_dir, layers=layers)
         self.artifacts = ArtifactsBucket(self, "Artifacts")
         self.emr = EmrFoundation(self, "Emr", vpc_id=vpc, artifacts=self.artifacts.bucket)
         # EMR makes its groups reference one another; EC2 refuses to delete a referenced
