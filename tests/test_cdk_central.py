@@ -298,18 +298,21 @@ def test_notices_may_go_to_pipeline_topics_of_any_organisation_account(
     assert json.dumps(kms["Resource"]).endswith(f':kms:{REGION}:*:key/*"]]}}')
     assert kms["Condition"] == {"StringEquals": {
         "kms:ViaService": f"sns.{REGION}.amazonaws.com", "aws:ResourceOrgID": "o-abc123"}}
-    # No grant on every account's topics without the organisation condition.
+    # No grant on every account's topics without the organisation's or the listed
+    # accounts' condition.
     for st in by_sid.values():
         if ":*:" in json.dumps(st.get("Resource")) and st["Action"] in (
                 "sns:Publish", ["kms:GenerateDataKey*", "kms:Decrypt"]):
-            assert "aws:ResourceOrgID" in json.dumps(st["Condition"]), st
+            keys = set(st["Condition"]["StringEquals"])
+            assert keys & {"aws:ResourceOrgID", "aws:ResourceAccount"}, st
 
 
 def test_reconciler_may_assume_the_read_role_in_any_organisation_account(
         template: Any) -> None:
     """Accounts of the organisation not listed at setup are reconciled without a central
     redeploy: the role name in any account, limited by aws:ResourceOrgID; the listed
-    accounts by ARN; no unconditioned wildcard."""
+    accounts by aws:ResourceAccount (one ARN per account outgrew IAM's managed-policy size
+    at 85 accounts); no unconditioned wildcard."""
     assumes = [st for st in role_statements(template, "reconciler")
                if "sts:AssumeRole" in as_list(st["Action"])]
     by_sid = {st.get("Sid"): st for st in assumes}
@@ -318,10 +321,10 @@ def test_reconciler_may_assume_the_read_role_in_any_organisation_account(
     assert json.dumps(org["Resource"]).endswith(
         f':iam::*:role/dpc-central-reconciler-read-{REGION}"]]}}')
     assert org["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "o-abc123"}}
-    listed = json.dumps(by_sid["AssumeListedReadRoles"]["Resource"])
-    assert all(f":iam::{m}:role/dpc-central-reconciler-read-{REGION}" in listed
-               for m in MEMBERS)
-    assert "Condition" not in by_sid["AssumeListedReadRoles"]
+    listed = by_sid["AssumeListedReadRoles"]
+    assert json.dumps(listed["Resource"]).endswith(
+        f':iam::*:role/dpc-central-reconciler-read-{REGION}"]]}}')
+    assert listed["Condition"] == {"StringEquals": {"aws:ResourceAccount": MEMBERS}}
 
 
 def test_reconciler_runs_on_a_schedule(template: Any) -> None:
@@ -418,9 +421,12 @@ def test_execution_tracker_may_encrypt_for_member_topics_only_through_sns(templa
     statements = role_statements(template, "execution_tracker")
     (kms,) = [st for st in statements if st.get("Sid") == "EncryptForPipelineTopics"]
     assert kms["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
-    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"sns.{REGION}.amazonaws.com"}}
-    resources = json.dumps(kms["Resource"])
-    assert all(f":kms:{REGION}:{m}:key/*" in resources for m in MEMBERS)
+    assert kms["Condition"] == {"StringEquals": {
+        "kms:ViaService": f"sns.{REGION}.amazonaws.com", "aws:ResourceAccount": MEMBERS}}
+    assert json.dumps(kms["Resource"]).endswith(f':kms:{REGION}:*:key/*"]]}}')
+    (sns_,) = [st for st in statements if st.get("Sid") == "PublishToPipelineTopics"]
+    assert sns_["Condition"] == {"StringEquals": {"aws:ResourceAccount": MEMBERS}}
+    assert json.dumps(sns_["Resource"]).endswith(f':sns:{REGION}:*:dpc-*"]]}}')
 
 
 # -- scale: 100 member accounts and an organisation --------------------------------------

@@ -78,6 +78,21 @@ def test_artifacts_bucket_is_encrypted_tls_only_versioned_and_private(template: 
     assert '"aws:SecureTransport": "false"' in policies
 
 
+def test_emr_logs_in_the_artifacts_bucket_expire(template: Any) -> None:
+    """Each cluster writes its logs under ``emr-logs/<pipeline>/`` (the emr compute's
+    LogUri); a lifecycle rule expires them, or a daily pipeline's logs pile up for ever."""
+    import inspect
+
+    from dpc_central.user_account.artifacts import EMR_LOGS_DAYS, EMR_LOGS_PREFIX
+    from dpc_compute_emr import aws as emr_aws
+
+    assert f"/{EMR_LOGS_PREFIX}{{pipeline.name}}/" in inspect.getsource(emr_aws)
+    rules = [r for b in template.find_resources("AWS::S3::Bucket").values()
+             for r in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])]
+    assert {"Id": "ExpireEmrLogs", "Prefix": EMR_LOGS_PREFIX, "Status": "Enabled",
+            "ExpirationInDays": EMR_LOGS_DAYS} in rules
+
+
 def test_emr_roles_have_the_names_pipelines_pass_to_run_job_flow(template: Any) -> None:
     template.has_resource_properties("AWS::IAM::Role", {
         "RoleName": "dpc-emr-service-role-eu-west-1"})

@@ -53,6 +53,20 @@ def _synth(app: Any) -> Any:
         raise SynthError(str(exc).splitlines()[0]) from None
 
 
+def check_quotas(outs: Sequence[Path], *, account: str | None = None,
+                 region: str | None = None) -> None:
+    """Refuse (QuotaError, exit 2) the synthesized stacks in ``outs`` (one account's) when
+    one breaks an AWS quota or name rule CloudFormation or the service would refuse."""
+    from dpc_central.quotas import check_assembly, refuse_violations, schemas_available
+
+    with progress("checking the stacks against AWS quotas"):
+        report = check_assembly(outs, account=account or "123456789012", region=region)
+    refuse_violations(report)
+    if not schemas_available():
+        click.echo("note: names and ARNs were not checked against the CloudFormation "
+                   "resource schemas (they ship with cfn-lint: pip install cfn-lint)", err=True)
+
+
 def _identity() -> dict[str, str]:
     """The caller's account; DeployError when no credentials are configured."""
     try:
@@ -132,13 +146,18 @@ _common = [
 
 
 def _synth_stacks(project: str, app_command: str | None, out: Path, region: str | None,
-                  nag: bool = True) -> list[str]:
-    """Synthesize the project's pipelines, or run ``--app``; the stack names written."""
+                  nag: bool = True, check: bool = True) -> list[str]:
+    """Synthesize the project's pipelines, or run ``--app``; the stack names written.
+    With ``check``, refuse stacks that break an AWS quota (:func:`check_quotas`)."""
     if app_command:
         from dpc_central.app_command import run_app
 
         with progress(f"synthesizing `{app_command}`"):
-            return run_app(app_command, out, region=region)
+            names = run_app(app_command, out, region=region)
+        if check:
+            check_quotas([Path(app_command) if Path(app_command).is_dir() else out],
+                         region=region)
+        return names
     from dpc_central.app import pipeline_app
     from dpc_core.deployability import aws_notes
     from dpc_core.plugins import get_registry
@@ -146,6 +165,8 @@ def _synth_stacks(project: str, app_command: str | None, out: Path, region: str 
     pipelines = _load(project)
     with progress(f"synthesizing the pipeline stacks of {project}"):
         asm = _synth(pipeline_app(pipelines, outdir=out, region=region, nag=nag))
+    if check:
+        check_quotas([out], region=region)
     registry = get_registry()
     for p in pipelines:
         for note in aws_notes(p, registry):
@@ -196,7 +217,7 @@ def destroy(project: str, outdir: str | None, region: str | None, app_command: s
     reg = _region(region)
     preflight(reg)
     out = _out(outdir, Path(project))
-    _synth_stacks(project, app_command, out, reg, nag=False)
+    _synth_stacks(project, app_command, out, reg, nag=False, check=False)
     _toolkit(["destroy", "--all", *(["--force"] if force else [])], out)
 
 
@@ -243,6 +264,7 @@ def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_em
         _synth(central_app(outdir=out, org_id=org_id, member_accounts=list(members),
                            region=reg, lambda_deps=lambda_deps, layer_arns=layers,
                            alarm_email=alarm_email))
+    check_quotas([out], region=reg)
     click.echo(f"synthesized dpc-central -> {out}")
     if not synth_only:
         _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)
@@ -295,6 +317,7 @@ def setup_user_account(central_account: str, registration_url: str | None, vpc_i
         _synth(user_app(outdir=out, central_account=central_account, region=reg, vpc_id=vpc_id,
                         subnet_id=subnet_id, registration_url=registration_url,
                         lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
+    check_quotas([out], region=reg)
     click.echo(f"synthesized dpc-user-account -> {out}")
     if not synth_only:
         _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)

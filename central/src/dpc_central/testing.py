@@ -36,13 +36,38 @@ def case_study_project(source: Path, dest: Path, *, add_emr: tuple[str, ...] = (
     return dest
 
 
+#: cfn-lint warnings that mean CloudFormation (or the service it calls) refuses the
+#: template at deploy time, so :func:`cfn_lint` reports them with the errors. cfn-lint
+#: makes them warnings because it cannot always resolve the value; a synthesized template
+#: that triggers them is refused all the same. Every other warning is style or advice.
+REFUSING_WARNINGS: dict[str, str] = {
+    "W1030": "a Ref resolves to a value the property's schema refuses (pattern, enum, length)",
+    "W1031": "an Fn::Sub resolves to a value the property's schema refuses",
+    "W1032": "an Fn::Join resolves to a value the property's schema refuses (e.g. a "
+             "Lambda permission SourceArn with `*` as account: AddPermission wants 12 digits)",
+    "W1033": "an Fn::Split yields values the property's schema refuses",
+    "W1034": "an Fn::FindInMap yields a value the property's schema refuses",
+    "W1035": "an Fn::Select yields a value the property's schema refuses",
+    "W1036": "an Fn::GetAZs yields a value the property's schema refuses",
+    "W1040": "an Fn::ToJsonString yields a value the property's schema refuses",
+    "W1053": "a dynamic reference with spaces does not resolve",
+    "W2030": "a parameter's default is not one its property accepts",
+    "W2031": "a parameter's default does not match its AllowedPattern",
+    "W3034": "a parameter's default is outside its MinValue/MaxValue",
+    "W2511": "an IAM resource policy is malformed (the service answers MalformedPolicyDocument)",
+    "W3701": "SSM refuses parameter names that start with /aws or /ssm",
+}
+
+
 def cfn_lint(template: Path, regions: tuple[str, ...] = ("eu-west-1",)) -> list[str]:
-    """cfn-lint's errors (``E…``) for one template, as lines ``RULE path: message``."""
+    """cfn-lint's errors (``E…``) and the warnings that mean CloudFormation refuses the
+    template (:data:`REFUSING_WARNINGS`) for one template, as lines
+    ``RULE path: message``."""
     from cfnlint.api import ManualArgs, lint_file
 
     matches = lint_file(template, config=ManualArgs(regions=list(regions)))
     return [f"{m.rule.id} {'/'.join(map(str, m.path or []))}: {m.message}" for m in matches
-            if m.rule.id.startswith("E")]
+            if m.rule.id.startswith("E") or m.rule.id in REFUSING_WARNINGS]
 
 
 def resolve(value: Any, refs: Mapping[str, str]) -> Any:

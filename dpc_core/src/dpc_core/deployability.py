@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,8 +97,17 @@ def aws_problems(pipeline: Any, registry: Any) -> list[str]:
     """Why ``dpc synth`` would refuse ``pipeline`` with the installed plugins, one line per
     problem (empty: it deploys). Each line names the step or target and its plugin."""
     problems: list[str] = []
+    project = Path(getattr(pipeline, "project_dir", "") or ".")
     for step in pipeline.steps:
         step_type = registry.steps.get(step.type)
+        files = getattr(step_type, "files", None)
+        if step_type is not None and step_type.aws_states is not None and files is not None:
+            for relative in files(step):
+                if not (project / relative).is_file():
+                    problems.append(
+                        f"step {step.name!r}: script {relative!r} not found in {project}: "
+                        "`dpc synth`/`dpc deploy` upload it to the account's artifacts "
+                        "bucket; add the file or fix the path")
         if step_type is not None and step_type.aws_states is None:
             problems.append(
                 f"step {step.name!r} (type {step.type}, plugin "

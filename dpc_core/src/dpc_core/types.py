@@ -152,7 +152,9 @@ class StepType:
     """A step type (``type:`` of a step) contributed by a plugin.
 
     ``config`` validates the step's fields; ``local`` builds the subprocess of the
-    local runtime; ``aws_states`` contributes the Step Functions states on AWS.
+    local runtime; ``aws_states`` contributes the Step Functions states on AWS;
+    ``files`` names the project files (relative to the project directory) a step's AWS
+    form uploads, so ``dpc validate`` reports a missing one as ``dpc synth`` would.
     """
 
     name: str
@@ -160,6 +162,7 @@ class StepType:
     local: LocalExecutor | None = None
     aws_states: AwsStepStates | None = None
     description: str = ""
+    files: Callable[[Any], Sequence[str]] | None = None
 
     def __post_init__(self) -> None:
         _check_name("step type", self.name)

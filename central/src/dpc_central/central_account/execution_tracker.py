@@ -31,8 +31,9 @@ TOPIC_PREFIX = "dpc-"
 def grant_publish_to_pipeline_topics(handler: DpcFunction, member_accounts: Sequence[str], *,
                                      org_id: str | None, why: str) -> None:
     """Let ``handler`` publish to any pipeline's ``dpc-<pipeline>`` topic in the listed
-    member accounts and in every account of the organisation ``org_id`` (also those that
-    join after this stack: ``aws:ResourceOrgID``), encrypting with the topic's key.
+    member accounts (``aws:ResourceAccount``) and in every account of the organisation
+    ``org_id`` (also those that join after this stack: ``aws:ResourceOrgID``), encrypting
+    with the topic's key.
 
     Pipeline topics are encrypted with their own customer keys: publishing across
     accounts needs the key actions in this identity policy too (the key policies grant
@@ -58,17 +59,21 @@ def grant_publish_to_pipeline_topics(handler: DpcFunction, member_accounts: Sequ
         findings += [f"Resource::arn:<AWS::Partition>:sns:{region}:*:{TOPIC_PREFIX}*",
                      f"Resource::arn:<AWS::Partition>:kms:{region}:*:key/*"]
     if accounts:
+        # The account in a condition, not one ARN per account: at about 140 listed
+        # accounts the ARNs outgrow the managed policy CDK moves them to (6,144
+        # characters), and IAM refuses the stack (dpc_central.quotas).
+        listed = {"aws:ResourceAccount": accounts}
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="PublishToPipelineTopics", actions=["sns:Publish"],
-            resources=[f"arn:{stack.partition}:sns:{stack.region}:{a}:{TOPIC_PREFIX}*"
-                       for a in accounts]))
+            resources=[f"arn:{stack.partition}:sns:{stack.region}:*:{TOPIC_PREFIX}*"],
+            conditions={"StringEquals": listed}))
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="EncryptForPipelineTopics", actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-            resources=[f"arn:{stack.partition}:kms:{stack.region}:{a}:key/*" for a in accounts],
-            conditions={"StringEquals": via_sns}))
-        findings += [f"Resource::arn:<AWS::Partition>:sns:{region}:{a}:{TOPIC_PREFIX}*"
-                     for a in accounts]
-        findings += [f"Resource::arn:<AWS::Partition>:kms:{region}:{a}:key/*" for a in accounts]
+            resources=[f"arn:{stack.partition}:kms:{stack.region}:*:key/*"],
+            conditions={"StringEquals": {**via_sns, **listed}}))
+        findings += [f for f in (f"Resource::arn:<AWS::Partition>:sns:{region}:*:{TOPIC_PREFIX}*",
+                                 f"Resource::arn:<AWS::Partition>:kms:{region}:*:key/*")
+                     if f not in findings]
     if findings:
         suppress(handler, [("AwsSolutions-IAM5", f"{why}, encrypting with that topic's key "
                             "(kms:ViaService SNS only); topics and keys are created by pipeline "

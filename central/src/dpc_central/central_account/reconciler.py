@@ -29,7 +29,8 @@ from dpc_central.conventions import (
 
 def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
                             org_id: str | None) -> None:
-    """Let ``handler`` assume ``RECONCILER_READ_ROLE`` in the listed accounts and, with
+    """Let ``handler`` assume ``RECONCILER_READ_ROLE`` in the listed accounts (the role
+    name in any account, ``aws:ResourceAccount`` one of them) and, with
     ``org_id``, in every account of the organisation, also those that join after this
     stack: the role ARN's account is a wildcard and ``aws:ResourceOrgID`` (the
     organisation of the account that owns the role) must be ``org_id``. An account
@@ -47,9 +48,13 @@ def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
         return f"arn:{stack.partition}:iam::{account}:role/{name}"
 
     if accounts:
+        # One resource and the accounts in a condition, not one ARN per account: at 85
+        # listed accounts the ARNs alone outgrow a managed policy (6,144 characters, the
+        # overflow CDK moves them to), and IAM refuses the stack (dpc_central.quotas).
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="AssumeListedReadRoles", actions=["sts:AssumeRole"],
-            resources=[role(a) for a in accounts]))
+            resources=[role("*")],
+            conditions={"StringEquals": {"aws:ResourceAccount": list(accounts)}}))
     if org_id:
         fn.add_to_role_policy(iam.PolicyStatement(
             sid="AssumeOrganisationReadRoles", actions=["sts:AssumeRole"],
@@ -58,17 +63,19 @@ def grant_assume_read_roles(handler: DpcFunction, accounts: Sequence[str], *,
     elif not accounts:
         fn.add_to_role_policy(iam.PolicyStatement(
             actions=["sts:AssumeRole"], resources=[role("*")]))
-    if org_id or not accounts:
-        why = ("organisation mode: accounts that join the organisation after this stack "
-               "are reconciled without a redeploy; the role name is fixed, "
-               "aws:ResourceOrgID limits it to the organisation's accounts and each "
-               "account's trust policy admits only this account") if org_id else (
-               "no account listed: the role name is fixed and each account's trust "
-               "policy admits only this account")
-        suppress(handler, [("AwsSolutions-IAM5", why,
-                            [f"Resource::arn:<AWS::Partition>:iam::*:role/"
-                             f"{regional(RECONCILER_READ_ROLE, region_in_finding(handler))}"
-                             ])])
+    why = ("organisation mode: accounts that join the organisation after this stack "
+           "are reconciled without a redeploy; the role name is fixed, "
+           "aws:ResourceOrgID limits it to the organisation's accounts and each "
+           "account's trust policy admits only this account") if org_id else (
+           "listed accounts: the role name is fixed, aws:ResourceAccount limits it "
+           "to the listed accounts and each account's trust policy admits only this "
+           "account") if accounts else (
+           "no account listed: the role name is fixed and each account's trust "
+           "policy admits only this account")
+    suppress(handler, [("AwsSolutions-IAM5", why,
+                        [f"Resource::arn:<AWS::Partition>:iam::*:role/"
+                         f"{regional(RECONCILER_READ_ROLE, region_in_finding(handler))}"
+                         ])])
 
 
 class Reconciler(Construct):

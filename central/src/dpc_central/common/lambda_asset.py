@@ -7,7 +7,9 @@ pydantic-core, pyyaml, pluggy, click) are not copied from this machine because
 pydantic-core is a compiled wheel for *this* platform; either
 
 * ``deps="pip"``: ``pip install --target`` the Linux (manylinux, x86_64) wheels for
-  the Lambda runtime into the asset at synth time (cached by requirement set), or
+  the Lambda runtime, at the versions pinned from ``uv.lock``
+  (:data:`RUNTIME_REQUIREMENTS`), into the asset at synth time (cached by requirement
+  set), or
 * ``deps="none"``: the caller provides them as a Lambda layer (``--lambda-layer ARN``).
 """
 
@@ -24,8 +26,15 @@ from pathlib import Path
 from dpc_central.errors import SynthError
 
 #: Third-party packages the handlers import (with pydantic's compiled core).
-RUNTIME_REQUIREMENTS: tuple[str, ...] = ("pydantic>=2.7", "pyyaml>=6", "pluggy>=1.5",
-                                         "click>=8.1", "slack-sdk>=3.27")
+RUNTIME_ROOTS: tuple[str, ...] = ("pydantic", "pyyaml", "pluggy", "click", "slack-sdk")
+#: The handlers' dependencies and theirs, pinned to the versions of the workspace's
+#: ``uv.lock`` (tests/test_lambda_asset_pins.py requires the two to agree), installed
+#: with ``--no-deps``: the bundle of a release is the same wherever and whenever it is
+#: built, and is the set the tests ran with, not whatever PyPI holds that day.
+RUNTIME_REQUIREMENTS: tuple[str, ...] = (
+    "annotated-types==0.8.0", "click==8.5.1", "pluggy==1.7.0", "pydantic==2.14.4",
+    "pydantic-core==2.50.5", "pyyaml==6.0.4", "slack-sdk==3.48.0",
+    "typing-extensions==4.16.0", "typing-inspection==0.4.5")
 LAMBDA_PYTHON = "3.14"
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache")
 
@@ -139,7 +148,7 @@ def build_lambda_code(packages: Sequence[str], *, cache_dir: Path, deps: str = "
         if not deps_dir.exists():
             tmp = cache_dir / f".deps-{dep_key}"
             shutil.rmtree(tmp, ignore_errors=True)
-            pip_install(tmp, RUNTIME_REQUIREMENTS)
+            pip_install(tmp, RUNTIME_REQUIREMENTS, extra_args=["--no-deps"])
             tmp.rename(deps_dir)
         shutil.copytree(deps_dir, staging, dirs_exist_ok=True, ignore=_IGNORE)
     elif deps != "none":

@@ -8,10 +8,17 @@ from constructs import Construct
 
 from dpc_central.common.nag import suppress
 
+#: Where EMR writes each cluster's logs (the emr compute's ``LogUri``), and how long they
+#: are kept: an account's daily clusters would otherwise pile up logs for ever.
+EMR_LOGS_PREFIX = "emr-logs/"
+EMR_LOGS_DAYS = 90
+
 
 class ArtifactsBucket(Construct):
     """Scripts uploaded at deploy, EMR logs and step logs: encrypted (S3-managed keys),
     TLS-only, versioned, public access blocked; server access logs go to a second bucket.
+    EMR logs expire after :data:`EMR_LOGS_DAYS` days (their old versions 90 days later,
+    with every noncurrent version).
 
     Attributes: ``bucket``, ``access_logs``.
     """
@@ -30,5 +37,8 @@ class ArtifactsBucket(Construct):
             self, "Bucket", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True,
             server_access_logs_bucket=self.access_logs, server_access_logs_prefix="artifacts/",
-            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
+            lifecycle_rules=[
+                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90)),
+                s3.LifecycleRule(id="ExpireEmrLogs", prefix=EMR_LOGS_PREFIX,
+                                 expiration=Duration.days(EMR_LOGS_DAYS))],
             removal_policy=RemovalPolicy.RETAIN)

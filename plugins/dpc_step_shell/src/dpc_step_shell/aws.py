@@ -8,12 +8,11 @@ with :data:`KEEP_BUSY` before it. A command that starts with a project script
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
 from typing import Any
 
 from dpc_core.aws_assets import emr_add_step
 from dpc_core.types import AwsStepContext
+from dpc_step_shell.plugin import project_script
 
 #: Runs before the command, in the background: while the command's shell lives, touch the
 #: file EMR (6.4.0+) reads on the primary node to see activity that is not a YARN
@@ -29,17 +28,6 @@ RUN_SCRIPT = ('script=$(mktemp) && aws s3 cp --quiet "$0" "$script" && chmod +x 
               '&& "$script" "$@"')
 
 
-def _project_script(command: str, project_dir: Path) -> tuple[str, list[str]] | None:
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    if not words or not words[0].startswith(("./", "scripts/")) or \
-            any(c in command for c in "|;&><`$"):
-        return None
-    return words[0], words[1:]
-
-
 def shell_states(ctx: AwsStepContext) -> Any:
     """``addStep.sync`` running the command on the cluster (an ASL state: see
     :class:`dpc_core.types.AslState`)."""
@@ -49,7 +37,7 @@ def shell_states(ctx: AwsStepContext) -> Any:
                          "`compute: {type: emr}` to the pipeline")
     env = [f"{k}={v}" for k, v in sorted(step.env.items())]
     env.append(f"DPC_PIPELINE={ctx.pipeline.name}")
-    script = _project_script(step.command, Path(ctx.project_dir))
+    script = project_script(step.command)
     if script is not None:
         # The script and its arguments follow the command, as $0 and $@.
         run, extra = RUN_SCRIPT, [ctx.upload(script[0], "script"), *script[1]]

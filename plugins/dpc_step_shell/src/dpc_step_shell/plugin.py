@@ -6,6 +6,7 @@ cluster through EMR's command-runner (see :mod:`dpc_step_shell.aws`).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 
 from pydantic import Field
@@ -29,6 +30,26 @@ def local_command(step: ShellStep, ctx: RunContext) -> LocalCommand:
     return LocalCommand(argv=["bash", "-c", step.command], env=dict(step.env), cwd=ctx.project_dir)
 
 
+def project_script(command: str) -> tuple[str, list[str]] | None:
+    """The project script a command runs (``./export.sh args`` or ``scripts/x.sh``) and
+    its arguments, or None (a plain command line, or one with pipes, redirections or
+    substitutions, which runs as written)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or not words[0].startswith(("./", "scripts/")) or \
+            any(c in command for c in "|;&><`$"):
+        return None
+    return words[0], words[1:]
+
+
+def _files(step: ShellStep) -> list[str]:
+    """The script the AWS form uploads, if the command runs one."""
+    script = project_script(step.command)
+    return [script[0]] if script else []
+
+
 @needs_compute("emr")  # an EMR step: the pipeline gets a cluster by default
 def _aws_states(ctx):  # type: ignore[no-untyped-def]
     from dpc_step_shell.aws import shell_states
@@ -40,4 +61,4 @@ def _aws_states(ctx):  # type: ignore[no-untyped-def]
 def dpc_step_types() -> Iterator[StepType]:
     """The ``shell`` step type."""
     yield StepType(name="shell", config=ShellStep, local=local_command, aws_states=_aws_states,
-                   description="a bash command")
+                   description="a bash command", files=_files)

@@ -79,4 +79,5 @@ def _aws_states(ctx):  # type: ignore[no-untyped-def]
 def dpc_step_types() -> Iterator[StepType]:
     """The ``spark`` step type."""
     yield StepType(name="spark", config=SparkStep, local=local_command, aws_states=_aws_states,
-                   description="a Spark application (spark-submit / EMR step)")
+                   description="a Spark application (spark-submit / EMR step)",
+                   files=lambda step: [step.script])
