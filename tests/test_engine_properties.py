@@ -10,7 +10,7 @@ pipeline, failures, redrives, manual reruns carrying ``dpc.logicalDate``) are fe
 The properties, and why each is stated the way it is
 ----------------------------------------------------
 
-TRIGGERS.md evaluates a reference against the *latest* run of a parent in a window, at the
+docs/triggers.md evaluates a reference against the *latest* run of a parent in a window, at the
 moment an event arrives, and claims a trigger the first time the condition holds. So the
 decisions of some streams legitimately depend on delivery order, and a property only means
 something over streams where the contract says order cannot matter:

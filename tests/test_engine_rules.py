@@ -1,4 +1,4 @@
-"""The rules of TRIGGERS.md, one behaviour per test, on :class:`dpc_core.engine.Engine`.
+"""The rules of docs/triggers.md, one behaviour per test, on :class:`dpc_core.engine.Engine`.
 
 Each test registers pipelines validated by the real pipeline.yaml model into an engine over a
 fresh in-memory :class:`SqliteStore` and feeds it status events in the real AWS shape
@@ -293,7 +293,7 @@ def test_a_status_list_accepts_any_of_its_statuses() -> None:
 
 def test_parents_name_only_runs_of_the_sub_blocks_that_hold() -> None:
     # q SUCCEEDED alone does not satisfy allOf [q, r]: it is not among the parent runs
-    # that satisfied the condition (TRIGGERS.md rule 6), p's run is.
+    # that satisfied the condition (docs/triggers.md rule 6), p's run is.
     cond = {"anyOf": [ref("p"), {"allOf": [ref("q"), ref("r")]}]}
     eng = three_parents(cond)
     [decision] = feed(eng, succeeded("q", A), succeeded("p", A))

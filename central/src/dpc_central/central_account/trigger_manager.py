@@ -32,7 +32,7 @@ OTHER_GROUP = "dpc-other-accounts"
 
 
 def status_event_pattern(accounts: events.Match | list[str] | None = None) -> events.EventPattern:
-    """Step Functions status changes and the runs' own reports (TRIGGERS.md reliable path)."""
+    """Step Functions status changes and the runs' own reports (docs/triggers.md reliable path)."""
     return events.EventPattern(
         source=[SFN_SOURCE, RUN_STATUS_SOURCE],
         detail_type=[SFN_DETAIL_TYPE, RUN_STATUS_DETAIL_TYPE],

@@ -45,7 +45,7 @@ class PipelineStateMachine(Construct):
 
     The steps run in a one-branch ``Parallel`` so that one ``Catch`` covers every step
     whatever states a plugin contributes. The state machine is named exactly the
-    pipeline name (TRIGGERS.md: the pipeline's identity on AWS).
+    pipeline name (docs/triggers.md: the pipeline's identity on AWS).
 
     Attributes: ``state_machine``, ``definition`` (the ASL, CDK tokens in its strings).
     """
