@@ -77,6 +77,48 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
+#: dpc_core's layers, lowest first (ARCHITECTURE.md explains them): a module imports only
+#: modules of its own layer or of a lower one. Modules named by their path under dpc_core;
+#: a package name covers its modules.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("dpc_core", "errors", "jsonlimits", "progress", "schedule", "deadlines", "store",
+     "cdk_values", "types"),
+    ("model", "events", "hookspecs", "plugins", "builtin", "loader", "schema", "notify",
+     "address_secrets", "deployability", "stores"),
+    ("engine", "health", "lineage", "simulate", "openlineage", "aws_session", "aws_runs",
+     "aws_backfill", "aws_assets", "scaffold", "testing"),
+    ("local",),
+    ("ui",),
+    ("cli",),
+)
+
+
+def layer_of(module: str) -> int:
+    """The layer of a ``dpc_core`` module (its longest listed prefix); KeyError if none."""
+    rel = module.removeprefix("dpc_core.") if module != "dpc_core" else "dpc_core"
+    for candidate in (rel, rel.split(".")[0]):
+        for number, names in enumerate(LAYERS):
+            if candidate in names:
+                return number
+    raise KeyError(f"{module} is in no layer of LAYERS: add it where it belongs")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``importer -> imported`` for each import of a module from a higher layer."""
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                  if layer_of(t) > layer_of(m))
+
+
+def test_every_module_imports_only_its_own_layer_or_lower_ones() -> None:
+    assert upward_imports(import_graph(CORE)) == []
+
+
+def test_an_import_from_a_higher_layer_is_found() -> None:
+    graph = {"dpc_core.lineage": {"dpc_core.ui.page", "dpc_core.store"},
+             "dpc_core.ui.page": {"dpc_core.lineage"}}
+    assert upward_imports(graph) == ["dpc_core.lineage -> dpc_core.ui.page"]
+
+
 def test_dpc_core_has_no_import_circle() -> None:
     graph = import_graph(CORE)
     assert len(graph) > 40  # the whole package was read
