@@ -4,7 +4,7 @@ An organisation is ``N`` pipelines over ``M`` accounts: about 30% scheduled root
 children with 1–4 parents (any account) under ``allOf``/``anyOf`` blocks, some nested, some
 combined with ``operator: OR``. Parents are picked among the preceding ``locality`` pipelines,
 as teams build on a neighbourhood of datasets, so the number of children per pipeline does
-not grow with ``N`` (what TRIGGERS.md rule 2 is about). Each pipeline sits in one of
+not grow with ``N`` (what docs/triggers.md rule 2 is about). Each pipeline sits in one of
 ``layers`` layers (roots in layer 0) and takes parents from lower layers only, so lineage is
 at most ``layers - 1`` deep, as in a real organisation, and a day's runs fit in the day.
 

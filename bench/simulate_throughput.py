@@ -5,7 +5,7 @@ status events (``bench/orggen.py``); the pipelines are validated by the real mod
 registered into an engine over a SQLite file (as ``dpc simulate --db FILE`` does); the events
 are parsed as ``dpc simulate`` parses them; then the engine handles them in order. Loading,
 registration and parsing are reported separately from the event loop, whose figures are the
-ones the targets are about (TRIGGERS.md rule 2: an event's cost does not grow with N):
+ones the targets are about (docs/triggers.md rule 2: an event's cost does not grow with N):
 
 * per-event time at N = 10,000 / per-event time at N = 1,000   (target: <= 1.25)
 * events/s at N = 10,000                                      (target: >= 5,000 on 2 cores)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.outside_plugin import PLUGIN
 
 from dpc_central.testing import Placeholders
 
@@ -542,39 +543,6 @@ compute: {type: emr}
     assert target["Arn"] == {"Ref": starter[0]}
     assert json.loads(target["Input"]) == {"input": {"dpc": {
         "logicalDate": "<aws.scheduler.scheduled-time>", "trigger": "schedule"}}}
-
-
-PLUGIN = '''
-"""An outside team's step plugin: writes a marker object to S3 (no core change)."""
-from dpc_core import hookimpl
-from dpc_core.types import LocalCommand, StepConfig, StepType
-
-DPC_PLUGIN_API = 1
-
-
-class MarkerStep(StepConfig):
-    bucket: str
-
-
-def _aws(ctx):
-    from aws_cdk import aws_stepfunctions as sfn
-    from aws_cdk import aws_stepfunctions_tasks as tasks
-
-    jp = sfn.JsonPath
-    return tasks.CallAwsService(
-        ctx.scope, f"{ctx.step.name} marker", service="s3", action="putObject",
-        parameters={"Bucket": ctx.step.bucket, "Body": "done",
-                    "Key": jp.format("markers/{}/" + ctx.step.name,
-                                     jp.string_at("$.dpc.logicalDate"))},
-        iam_resources=[f"arn:aws:s3:::{ctx.step.bucket}/markers/*"],
-        result_path=jp.DISCARD)
-
-
-@hookimpl
-def dpc_step_types():
-    yield StepType(name="acme-marker", config=MarkerStep, aws_states=_aws,
-                   local=lambda step, ctx: LocalCommand(["true"]))
-'''
 
 
 def outside_plugin_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

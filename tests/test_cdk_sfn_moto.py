@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.outside_plugin import PLUGIN
 
 ACCOUNT = "123456789012"  # moto's default account: pipeline and central bus both here
 REGION = "eu-west-1"
@@ -36,8 +37,6 @@ REGION = "eu-west-1"
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The pipeline stack of an outside-plugin pipeline, triggered by another pipeline."""
-    from test_cdk_pipeline import PLUGIN
-
     from dpc_central.app import pipeline_app, pipeline_stack_name
     from dpc_core.loader import load_pipelines
     from dpc_core.plugins import EntryPointLike, installed_entry_points, load_registry

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from helpers.engine import epoch_ms
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -138,10 +139,6 @@ class Hostile:
     why: str
 
 
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
 def _run_events(draw: st.DrawFn, account: str, name: str, run: str, start: datetime,
                 logical: str | None) -> list[Real]:
     """RUNNING, a terminal status, maybe a redrive; some events lose their input."""
@@ -154,13 +151,13 @@ def _run_events(draw: st.DrawFn, account: str, name: str, run: str, start: datet
     out = []
     for status, rc in statuses:
         ev = make_status_event(account=account, region=REGION, pipeline=name, execution=run,
-                               status=status, start_ms=_ms(start), redrive_count=rc,
+                               status=status, start_ms=epoch_ms(start), redrive_count=rc,
                                input={"dpc": {"logicalDate": logical}} if logical else None)
         carried = logical
         if draw(st.integers(0, 3)) == 0:
             del ev["detail"]["input"]
             carried = None
-        out.append(Real(ev, arn, pkey(account, name), status, rc, _ms(start), carried))
+        out.append(Real(ev, arn, pkey(account, name), status, rc, epoch_ms(start), carried))
     return out
 
 

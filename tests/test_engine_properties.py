@@ -10,7 +10,7 @@ pipeline, failures, redrives, manual reruns carrying ``dpc.logicalDate``) are fe
 The properties, and why each is stated the way it is
 ----------------------------------------------------
 
-TRIGGERS.md evaluates a reference against the *latest* run of a parent in a window, at the
+docs/triggers.md evaluates a reference against the *latest* run of a parent in a window, at the
 moment an event arrives, and claims a trigger the first time the condition holds. So the
 decisions of some streams legitimately depend on delivery order, and a property only means
 something over streams where the contract says order cannot matter:
@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from helpers.engine import epoch_ms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,24 +173,20 @@ Event = dict[str, Any]
 Group = list[Event]  # the events of one (run, redriveCount), in natural order
 
 
-def _ms(when: datetime) -> int:
-    return int(when.timestamp() * 1000)
-
-
 def _run_groups(draw: st.DrawFn, account: str, name: str, run: str, start: datetime,
                 logical: str | None, redrives: bool) -> list[Group]:
     """RUNNING then a terminal status; maybe a redrive (same ARN, redriveCount 1)."""
     common = {"account": account, "region": "eu-west-1", "pipeline": name, "execution": run,
-              "start_ms": _ms(start),
+              "start_ms": epoch_ms(start),
               "input": {"dpc": {"logicalDate": logical}} if logical else None}
     status = draw(st.sampled_from(TERMINAL))
     groups = [[make_status_event(status="RUNNING", **common),
-               make_status_event(status=status, stop_ms=_ms(start) + 600_000, **common)]]
+               make_status_event(status=status, stop_ms=epoch_ms(start) + 600_000, **common)]]
     if redrives and status != "SUCCEEDED" and draw(st.booleans()):
         again = draw(st.sampled_from(TERMINAL))
         groups.append([make_status_event(status="RUNNING", redrive_count=1, **common),
                        make_status_event(status=again, redrive_count=1,
-                                         stop_ms=_ms(start) + 1_200_000, **common)])
+                                         stop_ms=epoch_ms(start) + 1_200_000, **common)])
     return groups
 
 

@@ -1,4 +1,4 @@
-"""The rules of TRIGGERS.md, one behaviour per test, on :class:`dpc_core.engine.Engine`.
+"""The rules of docs/triggers.md, one behaviour per test, on :class:`dpc_core.engine.Engine`.
 
 Each test registers pipelines validated by the real pipeline.yaml model into an engine over a
 fresh in-memory :class:`SqliteStore` and feeds it status events in the real AWS shape
@@ -7,10 +7,10 @@ fresh in-memory :class:`SqliteStore` and feeds it status events in the real AWS 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from helpers.engine import arn, ms
 
 from dpc_core.engine import Decision, Engine, Outcome, window_of
 from dpc_core.errors import ConditionTooDeep, DependencyCycle
@@ -22,11 +22,6 @@ from dpc_core.stores.sqlite import SqliteStore
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 REGION = "eu-west-1"
-
-
-def ms(text: str) -> int:
-    """Epoch milliseconds of an ISO UTC timestamp such as ``2026-11-26T03:00``."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def pipeline(name: str, account: str, executions: dict[str, Any] | None = None,
@@ -66,11 +61,6 @@ def event(pipeline_name: str, account: str, run: str, status: str, start: str, *
         input={"dpc": {"logicalDate": logical}} if logical else None)
     ev["account"] = account  # the sender; differs from the ARN's account only when spoofed
     return ev
-
-
-def arn(pipeline_name: str, account: str, run: str) -> str:
-    """The execution ARN :func:`event` gives a run."""
-    return f"arn:aws:states:{REGION}:{account}:execution:{pipeline_name}:{run}"
 
 
 def feed(eng: Engine, *events: dict[str, Any]) -> list[Decision]:
@@ -293,7 +283,7 @@ def test_a_status_list_accepts_any_of_its_statuses() -> None:
 
 def test_parents_name_only_runs_of_the_sub_blocks_that_hold() -> None:
     # q SUCCEEDED alone does not satisfy allOf [q, r]: it is not among the parent runs
-    # that satisfied the condition (TRIGGERS.md rule 6), p's run is.
+    # that satisfied the condition (docs/triggers.md rule 6), p's run is.
     cond = {"anyOf": [ref("p"), {"allOf": [ref("q"), ref("r")]}]}
     eng = three_parents(cond)
     [decision] = feed(eng, succeeded("q", A), succeeded("p", A))

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from helpers.engine import arn, ms
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,10 +38,6 @@ A, B, C, D = "111111111111", "222222222222", "333333333333", "444444444444"
 REGION = "eu-west-1"
 
 
-def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
-
-
 def pipeline(name: str, account: str, executions: dict[str, Any] | None = None,
              **top: Any) -> Pipeline:
     doc: dict[str, Any] = {"name": name, "account": account,
@@ -63,10 +60,6 @@ def event(name: str, account: str, run: str, status: str, start: str,
                              status=status, start_ms=ms(start),
                              stop_ms=ms(stop) if stop else None,
                              input={"dpc": {"logicalDate": logical}})
-
-
-def arn(name: str, account: str, run: str) -> str:
-    return f"arn:aws:states:{REGION}:{account}:execution:{name}:{run}"
 
 
 def case_study(**extra: Any) -> Engine:

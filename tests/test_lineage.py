@@ -19,13 +19,13 @@ from dpc_core.lineage import (
     build_graph,
     latest_run_on,
     render_dot,
-    render_html,
     render_mermaid,
     render_text,
 )
 from dpc_core.simulate import simulate
 from dpc_core.store import PipelineSpec, RunRecord
 from dpc_core.stores.sqlite import SqliteStore
+from dpc_core.ui.page import render_html
 
 CASE_STUDY = Path(__file__).resolve().parents[1] / "examples" / "seed"
 A, B, C = "111111111111", "222222222222", "333333333333"

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers.yaml_mutations import SEEDS, mutate
 
 from dpc_core import loader
-from tests.test_loader_fuzz import SEEDS, _mutate
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = sorted((REPO / "tests" / "broken").glob("*/pipeline.yaml"))
@@ -74,7 +74,7 @@ def test_fast_path_agrees_on_shipped_and_broken_files() -> None:
 def test_fast_path_agrees_on_mutated_files() -> None:
     r = random.Random(20261128)
     originals = [p.read_text() for p in SEEDS]
-    used = [_same_or_refused(_mutate(r.choice(originals), r)) for _ in range(1500)]
+    used = [_same_or_refused(mutate(r.choice(originals), r)) for _ in range(1500)]
     # Both outcomes are exercised: mutations that still parse, and mutations refused.
     assert used.count("fast") > 100 and used.count("fallback") > 100
 

@@ -1,7 +1,7 @@
 """The local runtime's notifications: a first run without credentials is quiet and honest
 (each notification printed as it would be sent, one start-up line saying what to set),
 `dpc local notifications` lists what went where, and each notification type sends what
-PRODUCT.md says (FAILURES_ONLY: one message per failed run, naming the step)."""
+README.md says (FAILURES_ONLY: one message per failed run, naming the step)."""
 
 from __future__ import annotations
 

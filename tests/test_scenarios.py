@@ -1,4 +1,4 @@
-"""The scenario table of TRIGGERS.md, run through the real ``dpc simulate`` CLI.
+"""The scenario table of docs/triggers.md, run through the real ``dpc simulate`` CLI.
 
 Every ``case-study/events/sNN_*.jsonl`` is fed to ``dpc simulate --format json`` through the
 CLI's entry point ``dpc_core.cli.main:main`` (in process, to keep the suite quick; a few tests
@@ -145,7 +145,7 @@ def test_an_event_line_that_is_not_json_exits_2_naming_file_and_line() -> None:
 
 
 def test_an_event_with_an_unknown_status_is_rejected_the_rest_decided_and_exit_is_2() -> None:
-    # TRIGGERS.md: an unknown status is bad input (exit 2, FILE:LINE, no traceback); rule 8:
+    # docs/triggers.md: an unknown status is bad input (exit 2, FILE:LINE, no traceback); rule 8:
     # the event is rejected and the events after it are processed as usual.
     events = FIXTURES / "bad-events" / "unknown_status.jsonl"
     proc = run_in_process("simulate", "--pipelines", CASE_STUDY, "--events", events,

@@ -10,20 +10,18 @@ action with its confirmation. Screenshots are kept under test-artifacts/ui-*.png
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace, dpc
-from test_lineage_html import ARTIFACTS, Browser, chromium
+from helpers.browser import ARTIFACTS, Browser, wait_for
+from helpers.ui_server import UiServer, page, serve
+from local_helpers import SHELL_CASE_STUDY, copy_workspace, dpc
 
 # A page that never loads must fail its test, not hang the suite.
 pytestmark = pytest.mark.timeout(300)
@@ -32,57 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-11-26"
 HOSTILE_TEXT = '</script><script>window.pwned=1</script> "quoted" <b>bold</b>'
 HOSTILE_OWNER = "<img src=x onerror=window.pwned=2>"
-
-
-def wait_for(browser: Browser, expression: str, deadline_s: float = 20) -> Any:
-    """Poll a JS expression until it is truthy (a deadline against hanging, not a timing
-    assertion: how fast it happens is bench/ui_paint.py's figure)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = browser.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"never true: {expression}")
-        time.sleep(0.05)
-
-
-class UiServer:
-    """``dpc ui -w WS --port 0`` in a subprocess; its URL is the line it prints."""
-
-    def __init__(self, workspace: Path) -> None:
-        self.proc = subprocess.Popen([DPC, "ui", "-w", str(workspace), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, line + (self.proc.stderr.read()
-                                                    if self.proc.stderr else "")
-        printed = line.split(": ", 1)[1].split()[0]
-        # http://127.0.0.1:PORT/?token=TOKEN: the page's address, and the access token.
-        self.url, _, self.token = printed.partition("?token=")
-        self.port = int(self.url.rstrip("/").rsplit(":", 1)[1])
-
-    def auth(self) -> dict[str, str]:
-        """The headers of the page's own actions: its Origin and the token's cookie."""
-        return {"Origin": self.url.rstrip("/"), "Cookie": f"dpc-ui-{self.port}={self.token}"}
-
-    def close(self) -> None:
-        """Stop the server this object started."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def serve(workspace: Path) -> Iterator[UiServer]:
-    server = UiServer(workspace)
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -106,21 +53,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(workspace: Path) -> Iterator[UiServer]:
     yield from serve(workspace)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """One Chromium for the module, on a fresh profile."""
-    yield from chromium(tmp_path_factory)
-
-
-_loads = iter(range(1_000_000))
-
-
-def page(server: UiServer, date: str, hash_: str = "") -> str:
-    """A URL of the page that differs from the last one loaded: Browser.load waits for a
-    load event, which a navigation that changes only the fragment never fires."""
-    return f"{server.url}?date={date}&n={next(_loads)}&token={server.token}{hash_}"
 
 
 def shot(browser: Browser, name: str) -> None:

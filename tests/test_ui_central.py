@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import queue
 import threading
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from helpers.ui_server import Stream
 from moto import mock_aws
 
 from dpc_central.testing import central_engine_with_listings_succeeded
@@ -105,45 +105,6 @@ def ui(engine: Engine) -> Iterator[Ui]:
     server = Ui()
     yield server
     server.close()
-
-
-class Stream:
-    """The page's live stream (/api/events): event names as they arrive."""
-
-    def __init__(self, url: str) -> None:
-        host, port = url.split("//", 1)[1].rstrip("/").split(":")
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        self.conn.request("GET", "/api/events")
-        self.resp = self.conn.getresponse()
-        self.events: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        assert self.next(30) == "hello"
-
-    def _read(self) -> None:
-        try:
-            for raw in self.resp:
-                line = raw.decode().strip()
-                if line.startswith("event: "):
-                    self.events.put(line[7:])
-        except (OSError, ValueError, AttributeError):  # closed by the test
-            pass
-
-    def next(self, timeout: float) -> str:
-        return self.events.get(timeout=timeout)
-
-    def wait_for(self, name: str, timeout: float = 30) -> list[str]:
-        seen, end = [], time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                seen.append(self.next(max(end - time.monotonic(), 0.01)))
-            except queue.Empty:
-                break
-            if seen[-1] == name:
-                return seen
-        raise AssertionError(f"no {name!r} event within {timeout}s (saw {seen})")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def test_the_graph_and_statuses_are_the_organisations(ui: Ui) -> None:

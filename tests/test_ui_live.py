@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.browser import Browser, wait_for
+from helpers.ui_server import Stream, UiServer, page
 from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace
-from test_lineage_html import Browser, chromium
-from test_ui import UiServer, page, wait_for
-from test_ui_central import Stream
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -129,10 +128,7 @@ def test_a_pipeline_added_while_the_runtime_runs_is_a_graph_event(server: UiServ
         stream.close()
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """One Chromium for the module, on a fresh profile."""
-    yield from chromium(tmp_path_factory)
+
 
 
 def test_the_page_draws_a_pipeline_added_while_it_is_open(browser: Browser, server: UiServer,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -174,8 +174,11 @@ def _synth_stacks(project: str, app_command: str | None, out: Path, region: str 
     return [stack.stack_name for stack in asm.stacks]
 
 
-def _with(options: list[Any]) -> Any:
-    def wrap(f: Any) -> Any:
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _with(options: list[Any]) -> Callable[[_F], _F]:
+    def wrap(f: _F) -> _F:
         for opt in reversed(options):
             f = opt(f)
         return f

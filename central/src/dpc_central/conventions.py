@@ -15,7 +15,7 @@ PIPELINE_BUS_NAME = "dpc-pipelines"
 TRIGGER_SOURCE = "dpc.trigger"
 TRIGGER_DETAIL_TYPE = "dpc Pipeline Trigger"
 
-#: Events a run puts about itself (reliable path of TRIGGERS.md) and about its steps.
+#: Events a run puts about itself (reliable path of docs/triggers.md) and about its steps.
 RUN_STATUS_SOURCE = "dpc.pipeline"
 RUN_STATUS_DETAIL_TYPE = "dpc Pipeline Run Status"
 STEP_STATUS_DETAIL_TYPE = "dpc Step Status"

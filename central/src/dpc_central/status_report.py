@@ -1,6 +1,6 @@
 """The status event a run puts about itself, and its translation to the AWS shape.
 
-Step Functions delivers its own status events *best effort*; TRIGGERS.md asks for a
+Step Functions delivers its own status events *best effort*; docs/triggers.md asks for a
 path with retries. The generated state machine's last state (in the success and in
 the catch path) puts a ``dpc.pipeline`` event on the central bus. ``aws.*`` sources
 cannot be put by callers, and ASL cannot turn ``$$.Execution.StartTime`` (ISO 8601)

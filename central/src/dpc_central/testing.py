@@ -113,7 +113,9 @@ def synth_pipeline_yaml(tmp: Path, yaml_text: str, files: Mapping[str, str] | No
     (p,) = load_pipelines([project], registry=registry)
     out = tmp / "cdk.out"
     pipeline_app([p], outdir=out, region="eu-west-1", registry=registry, nag=False).synth()
-    return json.loads((out / f"{pipeline_stack_name(p)}.template.json").read_text())
+    template: dict[str, Any] = json.loads(
+        (out / f"{pipeline_stack_name(p)}.template.json").read_text())
+    return template
 
 
 def state_machine_definitions(template: Mapping[str, Any], refs: Mapping[str, str]) -> dict[

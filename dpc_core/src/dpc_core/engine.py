@@ -1,4 +1,4 @@
-"""The trigger engine: the one implementation of TRIGGERS.md.
+"""The trigger engine: the one implementation of docs/triggers.md.
 
 Every runtime calls :meth:`Engine.handle` with a status event and a store behind
 it: the central trigger-manager Lambda (DynamoDB), the local runtime (SQLite) and
@@ -61,7 +61,7 @@ class ParentRun:
     status: str
 
     def to_dict(self) -> dict[str, str]:
-        """The JSON shape of TRIGGERS.md."""
+        """The JSON shape of docs/triggers.md."""
         return {"pipeline": self.pipeline, "account": self.account,
                 "executionArn": self.execution_arn, "status": self.status}
 
@@ -111,7 +111,7 @@ class Outcome:
 
     ``skipped``: not a status event for the engine (another source, not an object).
     ``rejected``: a status event refused with the reason; ``bad_input`` when a field is
-    not what TRIGGERS.md allows (rule 8), ``spoofed`` when the sender does not own the
+    not what docs/triggers.md allows (rule 8), ``spoofed`` when the sender does not own the
     state machine or the execution it names (rule 7). Neither is recorded.
     ``problems``: children that could not be evaluated (a stored condition the engine
     cannot use); the other children were.
@@ -480,7 +480,7 @@ class Engine:
         """Process one event (a decoded EventBridge event, or a parsed :class:`StatusEvent`).
 
         Never raises because of the event, whatever JSON value it is: other shapes come
-        back ``skipped``, bad fields and spoofed events ``rejected`` (TRIGGERS.md rules 7
+        back ``skipped``, bad fields and spoofed events ``rejected`` (docs/triggers.md rules 7
         and 8), before anything is recorded. Store failures (a DynamoDB outage) do raise:
         the caller retries, and rule 1 makes the retry harmless.
         """
@@ -604,7 +604,7 @@ class Engine:
     @staticmethod
     def _placement(run: RunRecord, recorded: Recorded,
                    prior: RunRecord | None) -> tuple[int, str | None, bool]:
-        """``(start, logical, moved)`` of a run: one logical date per run (TRIGGERS.md
+        """``(start, logical, moved)`` of a run: one logical date per run (docs/triggers.md
         "Words"). The first start and logical date recorded stick; an event without input
         belongs where the run was placed; a run placed by its start moves when a new
         status brings ``dpc.logicalDate``."""

@@ -57,4 +57,4 @@ class BadEvent(DpcError):
 
 
 class ConditionTooDeep(DpcError):
-    """A trigger condition nests blocks deeper than the engine accepts (TRIGGERS.md rule 8)."""
+    """A trigger condition nests blocks deeper than the engine accepts (docs/triggers.md rule 8)."""

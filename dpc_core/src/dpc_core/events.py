@@ -49,7 +49,7 @@ DETAIL_TYPE = "Step Functions Execution Status Change"
 SOURCE = "aws.states"
 
 
-#: Limits of the fields dpc reads (TRIGGERS.md rule 8): anything outside them is bad input.
+#: Limits of the fields dpc reads (docs/triggers.md rule 8): anything outside them is bad input.
 #: Epoch ms before 9999-12-31 UTC, so that the date in any time zone is a real date.
 MAX_EPOCH_MS = 253_402_214_399_999
 #: Step Functions counts redrives in a 32-bit integer; more is not a real run.

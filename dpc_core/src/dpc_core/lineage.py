@@ -37,7 +37,8 @@ STATUS_BORDERS: dict[str, str] = {
     "ABORTED": "#616161",
     "NONE": "#78909c",
 }
-FORMATS = ("text", "mermaid", "dot", "html")
+#: The text renderers here; the HTML page is :func:`dpc_core.ui.page.render_html`.
+FORMATS = ("text", "mermaid", "dot")
 
 
 @dataclass(frozen=True)
@@ -404,23 +405,10 @@ def render_dot(graph: LineageGraph) -> str:
     return "\n".join(out)
 
 
-# -- HTML -----------------------------------------------------------------------------
-
-
-def render_html(graph: LineageGraph) -> str:
-    """A self-contained page drawn by the same front end as ``dpc ui`` (its scripts, styles
-    and the vendored dagre layout engine inlined, the graph embedded as JSON); it loads
-    nothing from anywhere."""
-    from dpc_core.ui.page import page_data, render_page
-
-    return render_page(page_data(graph, live=False), inline=True)
-
-
 RENDERERS: dict[str, Callable[[LineageGraph], str]] = {
     "text": render_text,
     "mermaid": render_mermaid,
     "dot": render_dot,
-    "html": render_html,
 }
 
 

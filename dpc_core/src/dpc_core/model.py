@@ -47,7 +47,7 @@ ACCOUNT_RE = re.compile(r"[0-9]{12}")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
 NAME_RULE = "must start with a letter or digit and contain only letters, digits, '-' and '_' " \
     "(at most 80 characters)"
-#: TRIGGERS.md rule 8: a condition nested deeper than this is bad input.
+#: docs/triggers.md rule 8: a condition nested deeper than this is bad input.
 MAX_CONDITION_DEPTH = 32
 
 _ACCOUNT_SCHEMA: dict[str, Any] = {"anyOf": [

@@ -6,7 +6,7 @@ Two kinds of bad input, handled differently on purpose:
   :data:`MAX_LINE_DEPTH`, longer than :data:`MAX_LINE_BYTES`, or not a JSON object): the
   *file* is broken (a wrong file, a truncated copy, another encoding) and no EventBridge
   delivery looks like that. Like a broken pipeline.yaml, it stops the simulation before
-  any decision: exit 2, ``FILE:LINE:COL: message``, no traceback (TRIGGERS.md, ``dpc
+  any decision: exit 2, ``FILE:LINE:COL: message``, no traceback (docs/triggers.md, ``dpc
   simulate``: "JSON that does not parse ... exits 2").
 * **A well-formed event with bad fields** (an unknown status, a ``startDate`` that is
   not a sane integer, a malformed ARN, a bad ``dpc.logicalDate``, ...): that is what
@@ -14,7 +14,7 @@ Two kinds of bad input, handled differently on purpose:
   rejected and reported, and the events after it are processed as usual. Simulate does
   the same: each such event is reported on stderr as ``FILE:LINE: rejected: bad status
   event: FIELD: ...``, the other events are decided and printed; and because
-  TRIGGERS.md counts these as bad input too ("an unknown status ... exits 2"), the
+  docs/triggers.md counts these as bad input too ("an unknown status ... exits 2"), the
   command then states how many events were rejected as bad input and exits 2. Events
   refused by rule 7 (spoofed, unregistered) and events of other sources are normal
   traffic: reported and counted, exit 0.
@@ -60,7 +60,7 @@ class SimulationResult:
 
     @property
     def bad_input(self) -> int:
-        """How many events were rejected as bad input (TRIGGERS.md rule 8)."""
+        """How many events were rejected as bad input (docs/triggers.md rule 8)."""
         return self.counts["bad input"]
 
 

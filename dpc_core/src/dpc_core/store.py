@@ -182,7 +182,7 @@ class TriggerStore(Protocol):
 
     def record(self, run: RunRecord) -> tuple[Recorded, RunRecord | None]:
         """:meth:`record_run`, and the run as the log held it before (None: first seen),
-        which places the run in its one window (TRIGGERS.md "Words": one logical date).
+        which places the run in its one window (docs/triggers.md "Terms": one logical date).
 
         The first start and the first logical date recorded for a run stick: later
         statuses never change them.

@@ -114,7 +114,7 @@ class AwsStepContext:
     def upload(self, relative: str, kind: str = "file") -> str:
         """Upload a project file to ``s3://<artifacts>/dpc/<pipeline>/<step>/`` at deploy and
         return its S3 URI; ValueError when the file does not exist."""
-        from dpc_core.aws_assets import upload_project_file
+        from dpc_core.cdk_values import upload_project_file
 
         return upload_project_file(self, relative, kind)
 

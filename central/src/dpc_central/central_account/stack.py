@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
@@ -23,6 +23,14 @@ from dpc_central.central_account.tables import TriggerTables
 from dpc_central.central_account.trigger_manager import TriggerManager
 from dpc_central.common.alarms import allow_alarms_to_publish, subscription_dead_letters
 from dpc_core.cdk_values import in_app
+
+
+class _Shared(TypedDict):
+    """What every Lambda-backed construct of the stack is given."""
+
+    code_dir: Path
+    alarm_topic: sns.ITopic
+    layers: Sequence[lambda_.ILayerVersion]
 
 
 class CentralStack(Stack):
@@ -60,7 +68,7 @@ class CentralStack(Stack):
                             ("RunsTable", self.tables.runs),
                             ("WindowsTable", self.tables.windows)):
             CfnOutput(self, name, value=table.table_name)
-        common = {"code_dir": code_dir, "alarm_topic": self.alarm_topic, "layers": layers}
+        common = _Shared(code_dir=code_dir, alarm_topic=self.alarm_topic, layers=layers)
         # Triggers go straight to the child's pipeline bus (PutEvents by ARN): no rule per
         # account, so accounts set up later need no redeploy of this stack.
         self.delivery = TriggerDelivery(self, "Delivery", org_id=org_id, member_accounts=members,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import jsii
 from aws_cdk import Duration, Stack
@@ -53,7 +54,8 @@ class _StatusQueueTarget:
     def __init__(self, queue: sqs.IQueue, group: str, dlq: sqs.IQueue) -> None:
         self.queue, self.group, self.dlq = queue, group, dlq
 
-    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+    def bind(self, rule: Any,  # IRuleTarget's parameter names
+             id: str | None = None) -> events.RuleTargetConfig:
         return events.RuleTargetConfig(
             arn=self.queue.queue_arn,
             sqs_parameters=events.CfnRule.SqsParametersProperty(message_group_id=self.group),
@@ -77,7 +79,7 @@ def allow_bus_rules(queue: sqs.IQueue, bus: events.IEventBus, sid: str) -> None:
 
 def status_event_pattern(accounts: events.Match | list[str] | None = None) -> events.EventPattern:
     """Step Functions status changes (as the team accounts' forwarders put them, or as
-    AWS emits them) and the runs' own reports (TRIGGERS.md reliable path)."""
+    AWS emits them) and the runs' own reports (docs/triggers.md reliable path)."""
     return events.EventPattern(
         source=[SFN_SOURCE, FORWARDED_STATUS_SOURCE, RUN_STATUS_SOURCE],
         detail_type=[SFN_DETAIL_TYPE, RUN_STATUS_DETAIL_TYPE],

@@ -27,10 +27,10 @@ def suppress(scope: Any, rules: Sequence[Rule]) -> None:
     ``(rule_id, reason)`` or ``(rule_id, reason, findings)``."""
     from aws_cdk import Acknowledgment
 
-    acks = []
+    acks: list[Acknowledgment] = []
     for rule in rules:
         rid, reason = rule[0], rule[1]
-        findings = rule[2] if len(rule) == 3 else ()  # type: ignore[misc]
+        findings = rule[2] if len(rule) == 3 else ()
         if findings:
             acks.extend(Acknowledgment(id=f"{rid}[{f}]", reason=reason) for f in findings)
         else:

@@ -38,7 +38,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpc_central.conventions import (
     FORWARDED_STATUS_SOURCE,
@@ -49,6 +49,9 @@ from dpc_central.conventions import (
     STEP_STATUS_DETAIL_TYPE,
 )
 from dpc_central.handlers import _common as common
+
+if TYPE_CHECKING:
+    from dpc_core.types import EventKind
 
 #: Message attribute carrying the note as JSON.
 NOTE_ATTRIBUTE = "dpc-notification"
@@ -193,6 +196,7 @@ def to_notification(raw: Mapping[str, Any]) -> Any:
                     account=ev.account, stateMachineArn=ev.detail.state_machine_arn)
         return None
     status = ev.detail.status.value
+    note_kind: EventKind
     if status == "RUNNING":
         note_kind = "PIPELINE_STARTED"
     elif status in _SELF_REPORTED and not self_report:

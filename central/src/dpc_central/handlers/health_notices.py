@@ -21,16 +21,19 @@ current window of every pipeline with a ``deadline``, and at every open notice.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpc_central.handlers import _common as common
+
+if TYPE_CHECKING:
+    from dpc_core.types import EventKind
 
 NOTICE_PREFIX = "N#"
 _KINDS = {"LATE": ("PIPELINE_LATE", "LATE", "late"),
           "BLOCKED": ("PIPELINE_BLOCKED", "BLOCKED", "blocked")}
 
 
-def _note(spec: Any, window: str, kind: str, status: str, notice_id: str, text: str) -> Any:
+def _note(spec: Any, window: str, kind: EventKind, status: str, notice_id: str, text: str) -> Any:
     from dpc_core.types import Notification
 
     return Notification(kind=kind, pipeline=spec.name, account=spec.account,

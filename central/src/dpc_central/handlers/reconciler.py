@@ -8,7 +8,7 @@ function's region), lists the executions started in
 the last ``DPC_RECONCILE_HOURS`` hours (default 48), and for each terminal one the run
 log does not hold in that status (and redrive) it builds the status event AWS would
 have sent — the real shape, with ``account`` = the pipeline's account — and hands it to
-the engine. Duplicates are harmless (TRIGGERS.md rule 1); decisions are put on the
+the engine. Duplicates are harmless (docs/triggers.md rule 1); decisions are put on the
 central bus like the trigger manager's.
 
 One account failing (role missing, throttled) does not stop the others; it is logged

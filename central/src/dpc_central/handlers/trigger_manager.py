@@ -13,14 +13,14 @@ when the central stack is deployed.
 What happens to an event:
 
 * **decided**: trigger events put (:func:`_common.put_triggers`);
-* **rejected** (TRIGGERS.md rule 7): an event whose ``account`` does not own the state
+* **rejected** (docs/triggers.md rule 7): an event whose ``account`` does not own the state
   machine it names, or whose ``executionArn`` is not an execution of that state machine,
   is *spoofed* (the engine says so: ``Outcome.spoofed``): logged as a warning
   (``{"dpc": "spoofed", ...}``) and reported on the central bus as
   ``dpc.trigger-manager`` / ``dpc Event Rejected``; an event about a state machine no
   one registered (the account's other workflows) is logged at info level and dropped;
 * **poison** (body not JSON, not an event, not a status event, a status event with bad
-  fields: TRIGGERS.md rule 8): logged with the reason and sent to the poison queue when
+  fields: docs/triggers.md rule 8): logged with the reason and sent to the poison queue when
   ``DPC_POISON_DLQ_URL`` is set, then reported as processed: retrying cannot make it
   parse, so it must not block its message group;
 * **transient failure** (DynamoDB errors, a trigger that could not even be queued for
@@ -215,7 +215,7 @@ def process(raw: Any) -> Result:
         raise Poison("not an EventBridge event (needs source, detail-type and detail)")
     outcome = common.engine().handle(raw)
     if outcome.skipped or outcome.bad_input:
-        # Not a status event, or one whose fields break the contract (TRIGGERS.md rule 8):
+        # Not a status event, or one whose fields break the contract (docs/triggers.md rule 8):
         # retrying cannot fix it, the poison queue keeps it for the operator.
         raise Poison(outcome.skipped or outcome.rejected or "bad input")
     if outcome.rejected:

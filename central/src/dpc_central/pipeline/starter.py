@@ -20,7 +20,7 @@ class TriggerStarter(Construct):
     """An Express state machine that starts ``target`` with ``Name = executionName``.
 
     EventBridge's Step Functions target cannot name an execution, so a trigger event
-    delivered twice would start two runs (TRIGGERS.md rule 5). The trigger rule targets
+    delivered twice would start two runs (docs/triggers.md rule 5). The trigger rule targets
     this starter instead; ``states:StartExecution`` with the deterministic name either
     starts the run or fails with ``StepFunctions.ExecutionAlreadyExistsException``, which
     is caught as success. Express workflows emit no status events, so the starter adds

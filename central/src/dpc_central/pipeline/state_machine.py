@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -46,7 +46,7 @@ class PipelineStateMachine(Construct):
 
     The steps run in a one-branch ``Parallel`` so that one ``Catch`` covers every step
     whatever states a plugin contributes. The state machine is named exactly the
-    pipeline name (TRIGGERS.md: the pipeline's identity on AWS).
+    pipeline name (docs/triggers.md: the pipeline's identity on AWS).
 
     Attributes: ``state_machine``, ``definition`` (the ASL, CDK tokens in its strings).
     """
@@ -166,7 +166,8 @@ class PipelineStateMachine(Construct):
         ), self)
         # The team account's status forwarder sends only tagged state machines' events.
         # (the resource's tag manager: no aspect visiting the state machine's children)
-        self.state_machine.node.default_child.tags.set_tag(SFN_TAG_PIPELINE, pipeline.name)
+        cast(sfn.CfnStateMachine, self.state_machine.node.default_child).tags.set_tag(
+            SFN_TAG_PIPELINE, pipeline.name)
         statements = graph.policy
         if compute is not None and compute.scope_policy is not None:
             statements = compute.scope_policy(statements)

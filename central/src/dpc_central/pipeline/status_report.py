@@ -19,7 +19,7 @@ from dpc_core.types import AslState
 def _put(name: str, bus_arn: str, detail_type: str, detail: dict[str, Any],
          partition: str) -> AslState:
     return AslState(name, {
-        # The reliable path of TRIGGERS.md: retry throttling and transient failures for
+        # The reliable path of docs/triggers.md: retry throttling and transient failures for
         # about ten minutes before giving up (the reconciler covers the rest).
         "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 8,
                    "BackoffRate": 2}],

@@ -31,7 +31,7 @@ def check_emr_subnet(subnet_id: str, *, vpc_id: str, region: str | None = None,
                           f"{exc.response['Error'].get('Message', exc)}") from None
     if not subnets:
         raise DeployError(f"subnet {subnet_id} does not exist in this account and region")
-    subnet = subnets[0]
+    subnet: dict[str, Any] = subnets[0]
     if vpc_id and subnet.get("VpcId") != vpc_id:
         raise DeployError(f"subnet {subnet_id} is in {subnet.get('VpcId')}, not in --vpc-id "
                           f"{vpc_id}; give the VPC of the subnet")

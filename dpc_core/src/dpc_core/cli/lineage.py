@@ -159,7 +159,14 @@ def lineage(pipelines: tuple[Path, ...], workspace: Path | None, day: str | None
         workspace = Path(".")
     graph = load_graph(pipelines, workspace, day, store)
     graph = graph.restrict(upstream=upstream, downstream=downstream)
-    text = json.dumps(graph.to_dict(), indent=2) if fmt == "json" else render(graph, fmt)
+    if fmt == "json":
+        text = json.dumps(graph.to_dict(), indent=2)
+    elif fmt == "html":
+        from dpc_core.ui.page import render_html
+
+        text = render_html(graph)
+    else:
+        text = render(graph, fmt)
     if fmt == "text" and store is None and workspace is not None:
         text += _backfills_text(workspace)
     if output is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +10,8 @@ import click
 from dpc_core.cli.options import WORKSPACE, output_format
 from dpc_core.cli.ui import HOST as UI_HOST
 from dpc_core.cli.ui import PORT as UI_PORT
+from dpc_core.local.manual import logical_date as _date
+from dpc_core.local.manual import queue_run
 
 if TYPE_CHECKING:
     from dpc_core.stores.sqlite import SqliteStore
@@ -19,17 +20,6 @@ if TYPE_CHECKING:
 AWS = click.option("--aws", "on_aws", is_flag=True,
                    help="On AWS, in the account of your credentials, instead of a workspace.")
 REGION = click.option("--region", default=None, help="With --aws: the region.")
-
-
-def _date(value: str | None) -> str:
-    if value is None:
-        return dt.date.today().isoformat()
-    from dpc_core.events import is_logical_date
-
-    # Exactly these two forms (date.fromisoformat also takes 2026-W48-4 or 20261126).
-    if len(value) not in (10, 13) or not is_logical_date(value):
-        raise click.BadParameter(f"{value!r}: use YYYY-MM-DD (or YYYY-MM-DDTHH)")
-    return value
 
 
 @click.group("local")
@@ -131,30 +121,6 @@ def up(workspace: Path, until_idle: bool, no_schedule: bool, parallel: int, with
 def _queue(workspace: Path, pipeline: str, date: str | None, reason: str,
            downstream: bool = False) -> None:
     click.echo(queue_run(workspace, pipeline, date, reason, downstream))
-
-
-def queue_run(workspace: Path, pipeline: str, date: str | None, reason: str,
-              downstream: bool = False) -> str:
-    """Queue a run by hand (``manual``, ``rerun`` or ``rerun-downstream``) into the
-    workspace's state and wake a running runtime; returns the line to show the user.
-    ``dpc local start``, ``dpc rerun`` and the web UI's actions all go through here."""
-    from dpc_core.local.runtime import Workspace, insert_run, manual_run_id
-    from dpc_core.local.state import guarded
-
-    ws = Workspace(workspace.resolve())
-    # Refused here (did you mean …, exit 2) rather than queued and failed by the runtime.
-    key = ws.resolve(ws.keys(), pipeline)
-    logical = _date(date)
-    store = ws.connect()
-    prefix = {"manual": "manual", "rerun": "rerun", "rerun-downstream": "rerun"}[reason]
-    run_id = manual_run_id(prefix, logical)
-    with guarded(ws.db_path), store.transaction():
-        insert_run(store, key, run_id, logical, reason, downstream=downstream)
-    store.close()
-    running = ws.poke()
-    where = "started by the running runtime" if running else \
-        "queued; it runs when `dpc local up` starts"
-    return f"{key} {run_id} for {logical}: {where}"
 
 
 @local.command("cancel")

@@ -303,7 +303,7 @@ class LocalSource:
 
     def action(self, action: str, pipeline: str, date: str) -> str:
         """Queue the run as ``dpc local start`` / ``dpc rerun [--downstream]`` do."""
-        from dpc_core.cli.local import queue_run
+        from dpc_core.local.manual import queue_run
 
         reason, downstream = ACTIONS[action]
         return queue_run(self.ws.root, pipeline, date, reason, downstream)

@@ -65,3 +65,10 @@ def render_page(data: dict[str, Any], *, inline: bool) -> str:
             f"{styles}</head><body><div id=\"app\"></div>"
             f"<script type=\"application/json\" id=\"dpc-data\">{json_for_script(data)}"
             f"</script>{scripts}</body></html>\n")
+
+
+def render_html(graph: LineageGraph) -> str:
+    """``dpc lineage --format html``: a self-contained page drawn by the same front end as
+    ``dpc ui`` (its scripts, styles and the vendored dagre layout engine inlined, the graph
+    embedded as JSON); it loads nothing from anywhere."""
+    return render_page(page_data(graph, live=False), inline=True)

@@ -87,7 +87,7 @@ def notes_statements(stack: Any, queue_arn: str, member_accounts: Any,
     User Guide, "AWS global condition context keys": aws:SourceArn, aws:SourceAccount,
     aws:SourceOrgID). Two statements at most, whatever the number of accounts."""
     topics = f"arn:{stack.partition}:sns:{stack.region}:*:{TOPIC_PREFIX}*"
-    common = {"principals": [iam.ServicePrincipal("sns.amazonaws.com")],
+    common: dict[str, Any] = {"principals": [iam.ServicePrincipal("sns.amazonaws.com")],
               "actions": ["sqs:SendMessage"], "resources": [queue_arn]}
     out = []
     accounts = sorted(set(member_accounts))
