@@ -43,7 +43,9 @@ def _step_args(tmp: Path, command: str, files: dict[str, str] | None = None) -> 
     from dpc_central.testing import Placeholders, state_machine_definitions, synth_pipeline_yaml
 
     template = synth_pipeline_yaml(tmp, PIPELINE.format(command=json.dumps(command)), files)
-    (asl,) = state_machine_definitions(template, Placeholders()).values()
+    # The pipeline's state machine (a scheduled pipeline also has its idempotent starter).
+    (asl,) = [d for d in state_machine_definitions(template, Placeholders()).values()
+              if "Run steps" in d["States"]]
     state = asl["States"]["Run steps"]["Branches"][0]["States"]["work"]
     jar = state["Parameters"]["Step"]["HadoopJarStep"]
     assert jar["Jar"] == "command-runner.jar"

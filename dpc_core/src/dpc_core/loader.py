@@ -951,8 +951,8 @@ def _guess_key(path: Path) -> tuple[str | None, str] | None:
     it then get no second, misleading problem ("no pipeline.yaml defines ..."), only the
     file's own."""
     try:
-        raw = path.read_bytes()[:MAX_FILE_BYTES]
-    except OSError:
+        raw = _read_regular(path)[:MAX_FILE_BYTES]  # a FIFO would block, a huge file fill memory
+    except (OSError, _NotRegular):
         return None
     name = _NAME_LINE.search(raw)
     if name is None:
