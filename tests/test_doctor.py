@@ -360,7 +360,7 @@ def test_as_deployed_each_call_is_simulated_as_its_functions_role(aws: None) -> 
                       {"PolicySourceArn": role, "ActionNames": ["sqs:SendMessage"],
                        "ResourceArns": [dlq],
                        "ContextEntries": doctor.context_entries("sqs:SendMessage", send, s, role)})
-    other = Call("lambda dpc_central.handlers.cluster_reaper",
+    other = Call("lambda dpc_compute_emr.handlers.cluster_reaper",
                  ("elasticmapreduce:ListClusters",), "*", {}, "x")
     checks = doctor.check_permissions(s, lambda svc, r: iam, PRINCIPAL, calls=[send, other],
                                       deployed=deployed)

@@ -329,3 +329,61 @@ class TriggerSource:
 
     def __post_init__(self) -> None:
         _check_name("trigger source", self.name)
+
+
+_OPTION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class AccountOption:
+    """A command-line option a plugin adds to ``dpc setup-user-account`` (``--<name>``).
+
+    ``help`` is the option's help line. Given, its value reaches the plugin's
+    ``dpc_team_account_constructs`` (``team.option(name)``); omitted (``--synth-only``),
+    it becomes a CloudFormation parameter of type ``cfn_type`` named after the option
+    (``vpc-id`` -> ``VpcId``) described by ``description`` (default: ``help``). A
+    ``required_to_deploy`` option must be given to deploy.
+    """
+
+    name: str
+    help: str
+    cfn_type: str = "String"
+    required_to_deploy: bool = True
+    #: The CloudFormation parameter's description (default: ``help``).
+    description: str = ""
+    #: For a subnet: tags it must carry (``dpc doctor --aws --subnet-id`` checks them),
+    #: and why (one line naming the AWS policy that requires them).
+    required_tags: tuple[tuple[str, str], ...] = ()
+    tags_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not _OPTION.match(self.name):
+            raise ValueError(f"account option {self.name!r}: lower-case words joined by "
+                             "'-' (it becomes --NAME)")
+
+    @property
+    def flag(self) -> str:
+        """``--<name>``."""
+        return f"--{self.name}"
+
+    @property
+    def parameter_id(self) -> str:
+        """The CloudFormation parameter's logical id: ``vpc-id`` -> ``VpcId``."""
+        return "".join(part.capitalize() for part in self.name.split("-"))
+
+
+@dataclass(frozen=True)
+class AccountResource:
+    """A resource a plugin keeps in a team account, by the key its runtime calls name it
+    with in ``aws-calls.yaml`` (``member:<key>``), for ``dpc doctor --aws``.
+
+    ``arn`` is exact, or a pattern with ``*`` where CloudFormation or a run chooses the
+    name (``exact=False``). A role set up by ``setup-user-account`` whose permissions
+    doctor checks ``--as-deployed`` names its ``caller`` (``role member:<caller>`` in
+    ``aws-calls.yaml``).
+    """
+
+    key: str
+    arn: str
+    exact: bool = True
+    caller: str | None = None

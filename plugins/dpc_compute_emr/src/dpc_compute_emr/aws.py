@@ -20,25 +20,23 @@ from typing import Any
 
 import jsii
 
+from dpc_compute_emr.names import (
+    CLUSTER_PREFIX,
+    EMR_MANAGED_TAG,
+    INSTANCE_ROLE,
+    SERVICE_ROLE,
+    SSM_MASTER_SG,
+    SSM_SERVICE_SG,
+    SSM_SUBNET,
+    SSM_WORKER_SG,
+    TAG_EXECUTION,
+    TAG_PIPELINE,
+    regional,
+)
 from dpc_compute_emr.plugin import hive_service_role_name
 from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
 from dpc_core.types import AslState, AwsCompute, AwsComputeContext
 
-#: The user-account stack's roles are these names followed by ``-<region>`` (IAM names
-#: are account-wide; ``dpc_central.conventions.regional``).
-SERVICE_ROLE = "dpc-emr-service-role"
-INSTANCE_ROLE = "dpc-emr-instance-role"
-
-
-def regional(name: str, region: str) -> str:
-    """The name of the user-account stack's role ``name`` in ``region``."""
-    return f"{name}-{region}"
-#: Tags of every cluster a run creates; the state machine's EMR permissions require them.
-TAG_PIPELINE = "dpc-pipeline"
-TAG_EXECUTION = "dpc-execution"
-#: AmazonEMRServicePolicy_v2 requires this tag on the cluster (EMR propagates it to the
-#: instances, launch templates and network interfaces it creates for the cluster).
-EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 #: How long EMR may take to start a cluster, and to terminate one, before the task fails.
 PROVISION_TIMEOUT_MINUTES = 60
 TEARDOWN_TIMEOUT_MINUTES = 30
@@ -99,17 +97,17 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     # PassInstanceRoleToEc2 statement): nothing is added to it here.
     parameters: dict[str, Any] = {
         "Instances": {
-            "Ec2SubnetId": cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
-            "EmrManagedMasterSecurityGroup": _ssm(scope, "/dpc/emr/master-security-group"),
-            "EmrManagedSlaveSecurityGroup": _ssm(scope, "/dpc/emr/worker-security-group"),
+            "Ec2SubnetId": cfg.subnet_id or _ssm(scope, SSM_SUBNET),
+            "EmrManagedMasterSecurityGroup": _ssm(scope, SSM_MASTER_SG),
+            "EmrManagedSlaveSecurityGroup": _ssm(scope, SSM_WORKER_SG),
             "InstanceGroups": groups,
             # Steps are added after the cluster is up, so it must stay alive without
             # steps; EMR terminates it once idle, whatever happened to the run.
             "KeepJobFlowAliveWhenNoSteps": True,
-            "ServiceAccessSecurityGroup": _ssm(scope, "/dpc/emr/service-security-group"),
+            "ServiceAccessSecurityGroup": _ssm(scope, SSM_SERVICE_SG),
             "TerminationProtected": False},
         "JobFlowRole": instance_role,
-        "Name": f"dpc-{pipeline.name}",
+        "Name": f"{CLUSTER_PREFIX}{pipeline.name}",
         "ServiceRole": service_role_name,
         "Applications": [{"Name": a} for a in cfg.applications],
         # No automatic scaling policies are defined; EMR never assumes this role.
