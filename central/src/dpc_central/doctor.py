@@ -804,7 +804,7 @@ def doctor(aws: bool, region: str | None, central_account: str | None, org_id: s
            members: tuple[str, ...], subnets: tuple[str, ...], pipelines: int,
            role: str | None, as_deployed: bool, caller_filter: str | None,
            fmt: str) -> None:
-    """Preflight (read-only): organisation, EMR subnets, quotas and every runtime call
+    """Preflight (read-only): organisation, subnets, quotas and every runtime call
     through IAM's policy simulator, each ok / refused / unknown with the fix.
 
     Exit code 0 when nothing is refused, 1 when something is, 2 for bad input or no
