@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from dpc_core.types import AwsStepContext
+from typing import Any
 
 #: CDK's marker of an unresolved string (``${Token[...]}``): what ``Token.is_unresolved``
 #: looks for in a string, checked here without a round trip.
@@ -56,14 +53,6 @@ def timeout_minutes(n: int) -> Any:
     from aws_cdk import aws_stepfunctions as sfn
 
     return sfn.Timeout.duration(minutes(n))
-
-
-def step_timeout(ctx: AwsStepContext) -> Any:
-    """An EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
-    run's), so a stuck step fails into the catch path, which terminates the cluster,
-    instead of the run timing out, which skips it. None when the compute sets none."""
-    n = getattr(ctx.compute, "step_timeout_minutes", None)
-    return timeout_minutes(n) if n else None
 
 
 @functools.cache

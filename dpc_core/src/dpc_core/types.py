@@ -110,6 +110,17 @@ class AwsStepContext:
     artifacts_bucket: Any
     cluster_id_path: str
     project_dir: Path
+    #: The compute's ``AwsCompute.run_command`` (None: the pipeline has no compute that
+    #: runs commands); call it through :meth:`run_command`.
+    runner: Callable[[AwsStepContext, list[str]], Any] | None = None
+
+    def run_command(self, argv: list[str]) -> Any:
+        """The state that runs ``argv`` on the pipeline's compute (dpc-compute-emr: an
+        EMR step on the run's cluster); ValueError when the compute runs no commands."""
+        if self.runner is None:
+            raise ValueError(f"step {self.step.name!r} runs a command on the pipeline's "
+                             "compute on AWS, and the pipeline's compute runs none")
+        return self.runner(self, argv)
 
     def upload(self, relative: str, kind: str = "file") -> str:
         """Upload a project file to ``s3://<artifacts>/dpc/<pipeline>/<step>/`` at deploy and
@@ -186,13 +197,16 @@ class AwsCompute:
     rewrites the IAM statements of the ``AslState`` forms (the compute's and the steps')
     before they are granted, e.g. to confine them to the run's own cluster;
     ``on_cdk_states`` (optional) is called with the state machine construct when some
-    step's states are CDK constructs, whose grants CDK writes itself."""
+    step's states are CDK constructs, whose grants CDK writes itself. ``run_command``
+    (optional) builds the state that runs a step's command (an argv) on this compute,
+    what ``AwsStepContext.run_command`` returns to the shell and spark steps."""
 
     provision: Any
     teardown: Any
     catch_teardown: Any
     scope_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
     on_cdk_states: Callable[[Any], None] | None = None
+    run_command: Callable[[AwsStepContext, list[str]], Any] | None = None
 
 
 @dataclass(frozen=True)

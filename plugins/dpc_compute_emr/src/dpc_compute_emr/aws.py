@@ -35,7 +35,7 @@ from dpc_compute_emr.names import (
 )
 from dpc_compute_emr.plugin import hive_service_role_name
 from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
-from dpc_core.types import AslState, AwsCompute, AwsComputeContext
+from dpc_core.types import AslState, AwsCompute, AwsComputeContext, AwsStepContext
 
 #: How long EMR may take to start a cluster, and to terminate one, before the task fails.
 PROVISION_TIMEOUT_MINUTES = 60
@@ -176,7 +176,8 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             ScopeEmrToPipelineClusters(pipeline.name, machine))
 
     return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown,
-                      scope_policy=scope_policy, on_cdk_states=on_cdk_states)
+                      scope_policy=scope_policy, on_cdk_states=on_cdk_states,
+                      run_command=add_step)
 
 
 def hive_service_role(scope: Any, pipeline: str, hive: Any, region: str,
@@ -373,3 +374,33 @@ def _acknowledge(scope: Any, pipeline: str) -> None:
                "aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*]",
             reason="EMR's own cleanup service-linked role, created on first use (CDK's "
                    "EmrCreateCluster grant)"))
+
+
+def add_step(ctx: AwsStepContext, argv: list[str]) -> AslState:
+    """A step's command on the run's cluster (``AwsCompute.run_command``):
+    ``addStep.sync`` of ``command-runner.jar`` with ``argv``, the step failing after the
+    compute's ``stepTimeoutMinutes``: what CDK's ``EmrAddStep`` task renders and grants,
+    as plain ASL (no jsii round trip)."""
+    aws = partition()
+    info = stack_info(ctx.scope)
+    state: dict[str, Any] = {"Type": "Task"}
+    timeout = getattr(ctx.compute, "step_timeout_minutes", None)
+    if timeout:
+        # Shorter than the run's: a stuck step fails into the catch path, which
+        # terminates the cluster, instead of the run timing out, which skips it.
+        state["TimeoutSeconds"] = int(timeout) * 60
+    state.update({
+        "ResultPath": None,
+        "Resource": f"arn:{aws}:states:::elasticmapreduce:addStep.sync",
+        "Parameters": {"ClusterId.$": ctx.cluster_id_path, "Step": {
+            "Name": ctx.step.name, "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": argv}}}})
+    where = f"{info.region}:{info.account}"
+    return AslState(ctx.step.name, state, policy=[
+        {"Action": ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:DescribeStep",
+                    "elasticmapreduce:CancelSteps"], "Effect": "Allow",
+         "Resource": f"arn:{info.partition}:elasticmapreduce:{where}:cluster/*"},
+        {"Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+         "Effect": "Allow",
+         "Resource": f"arn:{info.partition}:events:{where}:rule/"
+                     "StepFunctionsGetEventForEMRAddJobFlowStepsRule"}])
