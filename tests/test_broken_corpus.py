@@ -124,9 +124,9 @@ def test_a_single_problem_is_printed_as_a_bare_position_line() -> None:
     assert proc.stderr == (case / "expected.txt").read_text()
 
 
-def test_a_first_party_type_whose_plugin_is_missing_says_what_to_install() -> None:
+def test_a_type_whose_plugin_is_left_out_says_how_to_load_it() -> None:
     lines = (BROKEN / "step_plugin_not_installed" / "expected.txt").read_text()
-    assert "pip install dpc-step-spark" in lines
+    assert "add step_spark to DPC_PLUGINS" in lines  # what the entry points say
     assert "installed: shell;" in lines
 
 

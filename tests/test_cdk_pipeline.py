@@ -339,7 +339,8 @@ def test_clusters_of_stopped_runs_are_terminated_by_the_reaper(
     import boto3
     from moto import mock_aws
 
-    from dpc_central.handlers import _common, cluster_reaper
+    from dpc_central.handlers import _common
+    from dpc_compute_emr.handlers import cluster_reaper
 
     create = definition(load(case_study, "listings"), "listings")["States"]["Create cluster"]
     for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),

@@ -184,7 +184,7 @@ def test_central_reconciler_may_only_read_executions(template: Any) -> None:
 def _reaper(template: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The cluster reaper's function and its role's policy statements."""
     (fn,) = [r["Properties"] for r in template.find_resources("AWS::Lambda::Function").values()
-             if r["Properties"].get("Handler") == "dpc_central.handlers.cluster_reaper.handle"]
+             if r["Properties"].get("Handler") == "dpc_compute_emr.handlers.cluster_reaper.handle"]
     role = fn["Role"]["Fn::GetAtt"][0]
     statements = [s for p in template.find_resources("AWS::IAM::Policy").values()
                   if {"Ref": role} in p["Properties"]["Roles"]
@@ -296,7 +296,7 @@ def test_deleting_the_stack_first_revokes_emrs_rules_between_its_groups(template
         {"Fn::GetAtt": [lid, "GroupId"]} for lid in groups]
     (fn,) = [r for r in template.find_resources("AWS::Lambda::Function").values()
              if r["Properties"].get("Handler") ==
-             "dpc_central.handlers.sg_rules_cleanup.handle"]
+             "dpc_compute_emr.handlers.sg_rules_cleanup.handle"]
     role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
     statements = {s.get("Sid"): s for p in template.find_resources("AWS::IAM::Policy").values()
                   if {"Ref": role} in p["Properties"]["Roles"]
@@ -304,3 +304,100 @@ def test_deleting_the_stack_first_revokes_emrs_rules_between_its_groups(template
     revoke = statements["RevokeRulesOfEmrGroups"]
     assert len(revoke["Resource"]) == 3
     assert all("security-group/" in json.dumps(r) for r in revoke["Resource"])
+
+
+# -- compute is a plugin: the team stack holds EMR only when dpc-compute-emr is installed --
+
+def _registry(with_emr: bool) -> Any:
+    """The installed plugins, with or without dpc-compute-emr (its entry point
+    ``compute_emr`` left out of the allow-list, as ``DPC_PLUGINS`` would)."""
+    from dpc_core.plugins import installed_entry_points, load_registry
+
+    names = [ep.name for ep in installed_entry_points()]
+    assert "compute_emr" in names
+    return load_registry(allow=[n for n in names if with_emr or n != "compute_emr"])
+
+
+def _team_template(out: Path, registry: Any) -> dict[str, Any]:
+    from dpc_central.app import USER_STACK, user_app
+
+    user_app(outdir=out, central_account=CENTRAL, account="333333333333",
+             region="eu-west-1", registry=registry).synth()
+    return dict(json.loads((out / f"{USER_STACK}.template.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def without_emr(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _team_template(tmp_path_factory.mktemp("no-emr") / "cdk.out", _registry(False))
+
+
+def test_without_the_emr_plugin_the_team_stack_holds_nothing_of_emr(
+        without_emr: dict[str, Any]) -> None:
+    text = json.dumps(without_emr)
+    assert "elasticmapreduce" not in text and "emr" not in text.lower()
+    types = {r["Type"] for r in without_emr["Resources"].values()}
+    assert "AWS::EC2::SecurityGroup" not in types
+    assert "AWS::IAM::InstanceProfile" not in types
+    assert not [k for k in without_emr["Resources"] if "Reaper" in k or "Emr" in k]
+    # No VPC or subnet to give: the compute that needs them is not installed.
+    assert set(without_emr.get("Parameters", {})) <= {"RegistrationUrl", "BootstrapVersion"}
+    roles = {str(r["Properties"].get("RoleName")) for r in without_emr["Resources"].values()
+             if r["Type"] == "AWS::IAM::Role" and "RoleName" in r["Properties"]}
+    assert roles == {"dpc-central-reconciler-read-eu-west-1"}
+    # The rest of the team stack is all there.
+    assert "AWS::Events::EventBus" in types and "AWS::S3::Bucket" in types
+
+
+def test_the_emr_plugin_adds_its_resources_and_changes_nothing_else(
+        template: Any, without_emr: dict[str, Any]) -> None:
+    """dpc-compute-emr's contribution through ``dpc_team_account_constructs``: today's
+    EMR resources under today's logical ids (an existing team stack updates in place),
+    and every other resource exactly as without the plugin."""
+    with_emr = template.to_json()
+    ours, base = with_emr["Resources"], without_emr["Resources"]
+    assert set(base) <= set(ours)
+    for lid, resource in base.items():
+        assert ours[lid] == resource, lid
+    added = {lid: r for lid, r in ours.items() if lid not in base}
+    named = {r["Properties"].get("RoleName") or r["Properties"].get("InstanceProfileName")
+             for r in added.values()} - {None}
+    assert named == {"dpc-emr-service-role-eu-west-1", "dpc-emr-instance-role-eu-west-1"}
+    assert sum(r["Type"] == "AWS::EC2::SecurityGroup" for r in added.values()) == 3
+    assert {r["Properties"]["Name"] for r in added.values()
+            if r["Type"] == "AWS::SSM::Parameter"} == {
+        "/dpc/emr/subnet-id", "/dpc/emr/master-security-group",
+        "/dpc/emr/worker-security-group", "/dpc/emr/service-security-group"}
+    handlers = {r["Properties"].get("Handler") for r in added.values()
+                if r["Type"] == "AWS::Lambda::Function"}
+    assert {"dpc_compute_emr.handlers.cluster_reaper.handle",
+            "dpc_compute_emr.handlers.sg_rules_cleanup.handle"} <= handlers
+    # The logical ids the team stacks deployed before the move.
+    assert {"EmrServiceRole", "EmrInstanceRole", "EmrInstanceProfile", "EmrMasterSg",
+            "ClusterReaperHandlerFunction", "EmrSecurityGroupRules"} <= {
+        lid[:-8] for lid in added}
+    assert {"VpcId", "SubnetId"} <= set(with_emr["Parameters"])
+    assert with_emr["Parameters"]["SubnetId"]["Type"] == "AWS::EC2::Subnet::Id"
+
+
+def test_setup_user_account_has_the_vpc_and_subnet_options_only_with_the_emr_plugin(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from dpc_core import plugins
+    from dpc_core.cli.main import main
+
+    def dpc(args: list[str]) -> tuple[int, str]:
+        try:
+            code = main(args)  # --help returns (click's standalone_mode=False)
+        except SystemExit as exited:
+            code = exited.code
+        out = capsys.readouterr()
+        return int(code or 0), out.out + out.err
+
+    for with_emr in (True, False):
+        monkeypatch.setattr(plugins, "_default", _registry(with_emr))
+        code, help_text = dpc(["setup-user-account", "--help"])
+        assert code == 0
+        assert ("--vpc-id" in help_text and "--subnet-id" in help_text) is with_emr
+    code, output = dpc(["setup-user-account", "--central-account", CENTRAL,
+                        "--vpc-id", "vpc-1", "--synth-only", "--out", str(tmp_path)])
+    assert code == 2 and "No such option '--vpc-id'" in output

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import pytest
 
-from dpc_core.cli.main import COMMANDS, cli
+from dpc_core.cli.main import all_commands, cli
 from tests.local_helpers import (
     CASE_STUDY_EVENTS,
     DPC,
@@ -57,7 +57,7 @@ def test_every_command_that_reads_a_workspace_takes_w_and_workspace(
 
 def test_the_workspace_commands_list_is_complete() -> None:
     # A new command that takes --workspace must take -w too (and be listed above).
-    for name in COMMANDS:
+    for name in all_commands():
         if name in ("synth", "deploy", "destroy", "setup-central-account",
                     "setup-user-account"):
             continue  # these read one project (-p), not a workspace

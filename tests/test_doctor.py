@@ -123,6 +123,28 @@ def test_subnets_without_the_emr_tag_or_missing_are_refused(aws: None) -> None:
     assert missing.status == REFUSED and "NotFound" in missing.detail
 
 
+def test_the_subnet_tag_and_the_emr_resources_come_from_the_emr_plugin(aws: None) -> None:
+    """Without dpc-compute-emr installed, doctor asks no tag of a subnet and knows no
+    EMR role: what it checks comes from the installed plugins' hooks."""
+    from dpc_core.plugins import installed_entry_points, load_registry
+
+    names = [ep.name for ep in installed_entry_points()]
+    without = load_registry(allow=[n for n in names if n != "compute_emr"])
+    with_emr = load_registry(allow=names)
+    ec2 = moto_clients("ec2", REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    bare = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.3.0/24")["Subnet"]["SubnetId"]
+    plain = by_name(doctor.check_subnets(scope(subnets=(bare,)), moto_clients, without))
+    assert plain[f"subnet {bare}"].status == OK
+    assert "no tag required" in plain[f"subnet {bare}"].detail
+    emr = by_name(doctor.check_subnets(scope(subnets=(bare,)), moto_clients, with_emr))
+    assert emr[f"subnet {bare}"].status == REFUSED
+    assert "AmazonEMRServicePolicy_v2" in emr[f"subnet {bare}"].detail
+    assert doctor.plugin_resources(REGION, "333333333333", without) == []
+    keys = {r.key for r in doctor.plugin_resources(REGION, "333333333333", with_emr)}
+    assert {"emr-service-role", "emr-instance-role", "emr-cluster"} <= keys
+
+
 # -- quotas (Stubber: moto's Service Quotas answers only for `vpc`) ---------------------
 
 
@@ -360,7 +382,7 @@ def test_as_deployed_each_call_is_simulated_as_its_functions_role(aws: None) -> 
                       {"PolicySourceArn": role, "ActionNames": ["sqs:SendMessage"],
                        "ResourceArns": [dlq],
                        "ContextEntries": doctor.context_entries("sqs:SendMessage", send, s, role)})
-    other = Call("lambda dpc_central.handlers.cluster_reaper",
+    other = Call("lambda dpc_compute_emr.handlers.cluster_reaper",
                  ("elasticmapreduce:ListClusters",), "*", {}, "x")
     checks = doctor.check_permissions(s, lambda svc, r: iam, PRINCIPAL, calls=[send, other],
                                       deployed=deployed)

@@ -147,11 +147,26 @@ def test_a_failing_backend_is_returned_and_logged_and_the_others_still_get_the_n
     assert "could not notify SLACK of PIPELINE_STARTED for pipeline-x run run-7" in caplog.text
 
 
-def test_a_channel_without_a_plugin_is_a_failure_naming_the_distribution() -> None:
+def test_a_channel_without_a_plugin_is_a_failure_saying_none_provides_it() -> None:
     failures = Dispatcher(Registry(), {}).notify(targets("PIPELINE", "OPSGENIE"),
                                                  note("PIPELINE_STARTED", "RUNNING"))
 
-    assert "install dpc-notify-opsgenie" in failures[0].reason
+    assert "no installed plugin provides 'OPSGENIE'" in failures[0].reason
+    assert "pip install" not in failures[0].reason  # dpc guesses no package name
+
+
+def test_a_channel_whose_plugin_dpc_plugins_leaves_out_names_its_entry_point() -> None:
+    """What the installed entry points say, not a list of first-party names in core."""
+    from dpc_core.plugins import installed_entry_points, load_registry
+
+    names = [ep.name for ep in installed_entry_points() if ep.name != "notify_opsgenie"]
+    failures = Dispatcher(load_registry(allow=names), {}).notify(
+        targets("PIPELINE", "OPSGENIE"), note("PIPELINE_STARTED", "RUNNING"))
+
+    assert failures[0].reason == (
+        "LookupError: channel 'OPSGENIE' is not available: 'OPSGENIE' is provided by "
+        "dpc-notify-opsgenie (entry point notify_opsgenie), which DPC_PLUGINS leaves out: "
+        "add notify_opsgenie to DPC_PLUGINS")
 
 
 def test_secrets_in_a_backend_error_are_redacted(caplog: pytest.LogCaptureFixture) -> None:

@@ -329,8 +329,9 @@ def scanned_modules() -> list[str]:
                   if p.stem != "__init__")
     # First-party plugins: their code runs in the handlers' Lambdas (notifier backends)
     # or at synth; a boto3 call added there must be declared too.
-    plugins = sorted(f"{p.parent.name}.{p.stem}" for p in ROOT.glob("plugins/*/src/*/*.py")
-                     if p.stem != "__init__")
+    # (Their Lambda handlers live in a ``handlers`` subpackage, e.g. dpc-compute-emr's.)
+    plugins = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts[3:])
+                     for p in ROOT.glob("plugins/*/src/*/**/*.py") if p.stem != "__init__")
     return [*mods, "dpc_core.stores.dynamodb", *plugins]
 
 
@@ -1244,11 +1245,11 @@ def test_slack_notes_reach_the_poster_from_listed_and_organisation_accounts_only
 
 def test_the_cluster_reaper_may_not_touch_a_cluster_not_tagged_as_dpcs(world: World) -> None:
     for action in ("elasticmapreduce:TerminateJobFlows", "elasticmapreduce:DescribeCluster"):
-        ok = world.check("lambda dpc_central.handlers.cluster_reaper", action,
+        ok = world.check("lambda dpc_compute_emr.handlers.cluster_reaper", action,
                          "member:emr-cluster", {"aws:ResourceTag/dpc-pipeline": "pipeline-x",
                                                 "aws:ResourceTag/dpc-execution": "r1"})
         assert ok.allowed, ok.reason
-        untagged = world.check("lambda dpc_central.handlers.cluster_reaper", action,
+        untagged = world.check("lambda dpc_compute_emr.handlers.cluster_reaper", action,
                                "member:emr-cluster", {"aws:ResourceTag/team": "analytics"})
         assert not untagged.allowed, untagged.reason
 

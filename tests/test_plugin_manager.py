@@ -321,14 +321,28 @@ def _validate(text: str, reg: Registry) -> list[str]:
     return [str(p) for p in err.value.problems]
 
 
-def test_a_first_party_step_type_without_its_plugin_says_which_package_to_install(
+def test_a_step_type_no_installed_plugin_provides_names_no_package_to_install(
     fake_plugin: PluginFactory,
 ) -> None:
+    """Core knows no plugin by name (a guessed package name is a typosquatter's gift)."""
     reg = load_registry([fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-step-hello")])
     problems = _validate("name: p\nsteps:\n  - name: s\n    type: spark\n    script: a.py\n", reg)
     assert problems == [
+        "pipeline.yaml:4:11: steps[0].type: unknown step type 'spark'; installed: hello"
+    ]
+
+
+def test_a_step_type_whose_plugin_the_allow_list_leaves_out_names_its_entry_point(
+    fake_plugin: PluginFactory,
+) -> None:
+    hello = fake_plugin(STEP_PLUGIN, name="hello", dist="dpc-step-hello", ep_name="hello")
+    spark = fake_plugin(STEP_PLUGIN, name="spark", dist="acme-spark", ep_name="acme_spark")
+    reg = load_registry([hello, spark], allow=["hello"])
+    problems = _validate("name: p\nsteps:\n  - name: s\n    type: spark\n    message: a\n", reg)
+    assert problems == [
         "pipeline.yaml:4:11: steps[0].type: unknown step type 'spark'; installed: hello; "
-        "'spark' is provided by dpc-step-spark: pip install dpc-step-spark"
+        "'spark' is provided by acme-spark (entry point acme_spark), which DPC_PLUGINS "
+        "leaves out: add acme_spark to DPC_PLUGINS"
     ]
 
 

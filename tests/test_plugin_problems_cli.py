@@ -87,7 +87,7 @@ def test_plugins_list_runs_and_shows_the_conflict_with_its_fix(site: Path) -> No
     assert ["shell", "step", "dpc-step-shell", "0.1.0", "conflict"] in rows
     assert ["spark", "step", "dpc-step-spark", "0.1.0", "ok"] in rows
     assert SHELL_CONFLICT in proc.stdout
-    assert "(that keeps dpc-step-shell)" in proc.stdout
+    assert "(that keeps acme-shell)" in proc.stdout  # the first claimant: dpc prefers none
 
 
 def test_plugins_list_shows_a_plugin_built_for_another_api_as_skipped(site: Path) -> None:
@@ -143,6 +143,10 @@ def test_the_suggested_allow_list_makes_the_conflicting_type_usable(
 ) -> None:
     listed = dpc(site, "plugins", "list").stdout
     allow = listed.split("DPC_PLUGINS=")[1].split()[0]
-    assert "acme_shell" not in allow.split(",")
-    proc = dpc(site, "validate", str(project(tmp_path, "shell")), env={"DPC_PLUGINS": allow})
+    # dpc prefers no distribution: the allow-list keeps the first claimant (acme-shell).
+    assert "step_shell" not in allow.split(",") and "acme_shell" in allow.split(",")
+    proc = dpc(site, "plugins", "list", env={"DPC_PLUGINS": allow})
     assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()]
+    assert ["shell", "step", "acme-shell", "1.2"] in rows
+    assert "conflict" not in proc.stdout

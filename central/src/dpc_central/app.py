@@ -6,7 +6,7 @@ command builds an app.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,18 +73,20 @@ def central_app(*, outdir: Path, org_id: str | None, member_accounts: Sequence[s
 
 
 def user_app(*, outdir: Path, central_account: str, account: str | None = None,
-             region: str | None = None, vpc_id: str | None = None,
-             subnet_id: str | None = None, registration_url: str | None = None,
+             region: str | None = None, registration_url: str | None = None,
              lambda_deps: str = "none", alarm_email: str | None = None,
-             layer_arns: Sequence[str] = (), nag: bool = True) -> Any:
-    """The app of ``dpc setup-user-account``."""
+             layer_arns: Sequence[str] = (), nag: bool = True,
+             options: Mapping[str, str | None] | None = None, registry: Any = None) -> Any:
+    """The app of ``dpc setup-user-account`` (with the resources the installed plugins
+    contribute through ``dpc_team_account_constructs``; ``options``: the values of their
+    account options, e.g. ``{"vpc-id": ..., "subnet-id": ...}`` for dpc-compute-emr)."""
     app = new_app(outdir, nag=nag)
     from dpc_central.user_account.stack import UserAccountStack
 
     UserAccountStack(app, USER_STACK, central_account=central_account,
                      code_dir=lambda_code_dir(outdir, lambda_deps), layer_arns=layer_arns,
-                     vpc_id=vpc_id, subnet_id=subnet_id, registration_url=registration_url,
-                     alarm_email=alarm_email, env=_env(account, region))
+                     registration_url=registration_url, alarm_email=alarm_email,
+                     env=_env(account, region), options=options, registry=registry)
     return app
 
 

@@ -273,53 +273,78 @@ def setup_central_account(org_id: str | None, members: tuple[str, ...], alarm_em
         _toolkit(["deploy", "--all", "--require-approval", _approval(None, yes)], out)
 
 
-@click.command("setup-user-account")
+def _dest(option: str) -> str:
+    """The keyword a plugin's account option reaches the command with."""
+    return "plugin_" + option.replace("-", "_")
+
+
+class _TeamAccountCommand(click.Command):
+    """``setup-user-account`` with the options the installed plugins declare
+    (``dpc_team_account_options``: dpc-compute-emr's ``--vpc-id``/``--subnet-id``), read
+    when the command parses or prints its help, not when ``dpc`` starts."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        taken = {o for p in params for o in p.opts}
+        from dpc_central.user_account.options import account_options
+        from dpc_core.plugins import get_registry
+
+        for option in account_options(get_registry()).values():
+            if option.flag in taken:
+                raise click.UsageError(f"a plugin declares {option.flag}, which "
+                                       "setup-user-account already has")
+            params.append(click.Option([option.flag, _dest(option.name)],
+                                       default=None, help=option.help))
+        return params
+
+
+@click.command("setup-user-account", cls=_TeamAccountCommand)
 @click.option("--central-account", required=True, help="12-digit id of the central account")
 @click.option("--registration-url", default=None,
               help="URL of the central registration API (output of the central stack)")
-@click.option("--vpc-id", default=None, help="VPC of the EMR clusters")
-@click.option("--subnet-id", default=None,
-              help="private subnet of the EMR clusters, tagged "
-                   "for-use-with-amazon-emr-managed-policies=true")
 @click.option("--alarm-email", default=None, help="email subscribed to the account's alarms")
 @click.option("--out", "outdir", default="cdk.out.account", show_default=True)
 @click.option("--region", default=None)
 @_lambda_options
-def setup_user_account(central_account: str, registration_url: str | None, vpc_id: str | None,
-                       subnet_id: str | None, alarm_email: str | None, outdir: str,
-                       region: str | None,
+def setup_user_account(central_account: str, registration_url: str | None,
+                       alarm_email: str | None, outdir: str, region: str | None,
                        lambda_deps: str, layers: tuple[str, ...], synth_only: bool,
-                       yes: bool) -> None:
+                       yes: bool, **plugin_options: str | None) -> None:
     """Synthesize and deploy a team account's stack.
 
-    Deploying needs the VPC, the EMR subnet and the registration URL (they are
-    CloudFormation parameters only in ``--synth-only`` output); the subnet must carry the
-    tag AmazonEMRServicePolicy_v2 requires, which is checked before deploying.
+    Deploying needs the registration URL and the options of the installed plugins
+    (dpc-compute-emr: the VPC and the subnet of its clusters); they are CloudFormation
+    parameters only in ``--synth-only`` output. Before deploying, each plugin checks
+    what the stack cannot (dpc-compute-emr: the subnet's tag).
     """
     from dpc_central.app import user_app
     from dpc_central.common.lambda_asset import check_dependency_source
+    from dpc_central.user_account.options import account_options
+    from dpc_core.plugins import get_registry
 
     if not (central_account.isdigit() and len(central_account) == 12):
         raise click.UsageError("--central-account must be 12 digits")
     check_dependency_source(lambda_deps, layers)
     reg = _region(region)
+    registry = get_registry()
+    declared = account_options(registry)
+    options = {name: plugin_options.get(_dest(name)) for name in declared}
     if not synth_only:
-        missing = [flag for flag, value in (("--vpc-id", vpc_id), ("--subnet-id", subnet_id),
-                                            ("--registration-url", registration_url))
-                   if not value]
+        missing = [flag for flag, value in (
+            *((o.flag, options[o.name]) for o in declared.values() if o.required_to_deploy),
+            ("--registration-url", registration_url)) if not value]
         if missing:
             raise click.UsageError(f"deploying needs {', '.join(missing)} (CloudFormation "
                                    "would refuse the stack without them); use --synth-only "
                                    "to write a template that takes them as parameters")
         preflight(reg)
-        from dpc_central.user_account.subnet_check import check_emr_subnet
-
-        check_emr_subnet(subnet_id or "", vpc_id=vpc_id or "", region=reg)
+        registry.hook.dpc_team_account_preflight(options=options, region=reg)
     out = Path(outdir)
     with progress("synthesizing dpc-user-account"):
-        _synth(user_app(outdir=out, central_account=central_account, region=reg, vpc_id=vpc_id,
-                        subnet_id=subnet_id, registration_url=registration_url,
-                        lambda_deps=lambda_deps, layer_arns=layers, alarm_email=alarm_email))
+        _synth(user_app(outdir=out, central_account=central_account, region=reg,
+                        registration_url=registration_url, options=options,
+                        registry=registry, lambda_deps=lambda_deps, layer_arns=layers,
+                        alarm_email=alarm_email))
     check_quotas([out], region=reg)
     click.echo(f"synthesized dpc-user-account -> {out}")
     if not synth_only:

@@ -40,23 +40,11 @@ SSM_PREFIX = "/dpc"
 SSM_CENTRAL_ACCOUNT = f"{SSM_PREFIX}/central-account"
 SSM_ARTIFACTS_BUCKET = f"{SSM_PREFIX}/artifacts-bucket"
 SSM_REGISTRATION_PROVIDER = f"{SSM_PREFIX}/registration-provider-arn"
-SSM_EMR_SUBNET = f"{SSM_PREFIX}/emr/subnet-id"
-SSM_EMR_MASTER_SG = f"{SSM_PREFIX}/emr/master-security-group"
-SSM_EMR_WORKER_SG = f"{SSM_PREFIX}/emr/worker-security-group"
-SSM_EMR_SERVICE_SG = f"{SSM_PREFIX}/emr/service-security-group"
 SSM_ALARM_TOPIC = f"{SSM_PREFIX}/alarm-topic-arn"
 
-#: AmazonEMRServicePolicy_v2 lets EMR use only a subnet and security groups with this tag.
-EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
-
-#: Fixed IAM names in each user account (EMR's RunJobFlow takes role *names*). IAM names
-#: are account-wide, so each name ends with the region (:func:`regional`): a second
-#: region's ``setup-user-account`` in the same account makes its own roles.
-EMR_SERVICE_ROLE = "dpc-emr-service-role"
-EMR_INSTANCE_ROLE = "dpc-emr-instance-role"
-#: The instance profile has the role's name (CDK's EmrCreateCluster passes the role name as
-#: JobFlowRole, which EMR reads as an instance profile name).
-EMR_INSTANCE_PROFILE = EMR_INSTANCE_ROLE
+#: Fixed IAM names in each user account are account-wide, so each name ends with the
+#: region (:func:`regional`): a second region's ``setup-user-account`` in the same
+#: account makes its own roles. A compute plugin names its own (``dpc_compute_emr.names``).
 #: IAM's limit on a role name (and an instance profile name): 64 characters.
 IAM_ROLE_NAME_MAX = 64
 
@@ -66,21 +54,12 @@ def regional(name: str, region: str) -> str:
     token). The longest region code (14 characters) keeps every dpc role within 64."""
     return f"{name}-{region}"
 
-#: Tags and name of every cluster a run creates (``dpc_compute_emr.aws``: ``dpc-<pipeline>``,
-#: ``dpc-pipeline=<pipeline>``, ``dpc-execution=<execution name>``); the cluster reaper
-#: finds a run's clusters by them.
-EMR_TAG_PIPELINE = "dpc-pipeline"
-EMR_TAG_EXECUTION = "dpc-execution"
-EMR_CLUSTER_PREFIX = "dpc-"
-
 #: Lambda entry points (modules under dpc_central.handlers, written with the handlers).
 HANDLER_TRIGGER_MANAGER = "dpc_central.handlers.trigger_manager.handle"
 HANDLER_REGISTRATION = "dpc_central.handlers.registration.handle"
 HANDLER_RECONCILER = "dpc_central.handlers.reconciler.handle"
 HANDLER_EXECUTION_TRACKER = "dpc_central.handlers.execution_tracker.handle"
 HANDLER_REGISTRATION_CLIENT = "dpc_central.handlers.registration_client.handle"
-HANDLER_CLUSTER_REAPER = "dpc_central.handlers.cluster_reaper.handle"
-HANDLER_SG_RULES_CLEANUP = "dpc_central.handlers.sg_rules_cleanup.handle"
 HANDLER_STATUS_FORWARDER = "dpc_central.handlers.status_forwarder.handle"
 
 #: Environment variables of the central Lambdas. The trigger manager builds

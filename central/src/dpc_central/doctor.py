@@ -5,7 +5,8 @@ It reads, and changes nothing:
 
 * the organisation (``organizations:DescribeOrganization``, ``ListAccounts``): its id is
   ``--org-id`` and every ``--member-account`` is an active account of it;
-* each ``--subnet-id`` (``ec2:DescribeSubnets``): the tag AmazonEMRServicePolicy_v2 needs;
+* each ``--subnet-id`` (``ec2:DescribeSubnets``): the tags the installed compute plugins
+  require of a subnet (dpc-compute-emr: the one AmazonEMRServicePolicy_v2 needs);
 * the quotas dpc draws on (``servicequotas:GetServiceQuota``), against what dpc creates
   for ``--member-account``s and ``--pipelines``;
 * every runtime call of ``aws-calls.yaml`` through IAM's policy simulator
@@ -33,9 +34,6 @@ import click
 
 from dpc_central.conventions import (
     CENTRAL_BUS_NAME,
-    EMR_INSTANCE_ROLE,
-    EMR_MANAGED_TAG,
-    EMR_SERVICE_ROLE,
     PIPELINE_BUS_NAME,
     RECONCILER_READ_ROLE,
     regional,
@@ -202,12 +200,39 @@ def check_organisation(scope: Scope, clients: Clients) -> list[Check]:
 # -- subnets ----------------------------------------------------------------------------
 
 
-def check_subnets(scope: Scope, clients: Clients) -> list[Check]:
-    """Each subnet exists and carries the tag EMR's managed service policy requires
-    (the same rule ``setup-user-account`` enforces, ``user_account/subnet_check.py``)."""
+def _plugins() -> Any:
+    from dpc_core.plugins import get_registry
+
+    return get_registry()
+
+
+def subnet_tags(registry: Any = None) -> list[tuple[str, str, str]]:
+    """``(key, value, why)`` of every tag an installed plugin requires of a subnet (its
+    ``AccountOption.required_tags``; dpc-compute-emr's ``--subnet-id``)."""
+    from dpc_central.user_account.options import account_options
+
+    return [(key, value, option.tags_reason)
+            for option in account_options(registry or _plugins()).values()
+            for key, value in option.required_tags]
+
+
+def plugin_resources(region: str, account: str, registry: Any = None) -> list[Any]:
+    """The resources the installed plugins keep in a team account
+    (``dpc_team_account_resources``), by their ``aws-calls.yaml`` keys."""
+    hook = getattr(registry or _plugins(), "hook", None)
+    if hook is None:
+        return []
+    return [r for batch in hook.dpc_team_account_resources(region=region, account=account)
+            for r in batch or ()]
+
+
+def check_subnets(scope: Scope, clients: Clients, registry: Any = None) -> list[Check]:
+    """Each subnet exists and carries the tags the installed plugins require of it (the
+    same rule their ``setup-user-account`` preflight enforces; dpc-compute-emr:
+    ``dpc_compute_emr/subnet_check.py``)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    key, value = EMR_MANAGED_TAG
+    required = subnet_tags(registry)
     ec2 = clients("ec2", scope.region)
     checks = []
     for subnet_id in scope.subnets:
@@ -229,14 +254,15 @@ def check_subnets(scope: Scope, clients: Clients) -> list[Check]:
                                 f"give a subnet of account {scope.account} in {scope.region}"))
             continue
         tags = {t["Key"]: t["Value"] for t in subnets[0].get("Tags", [])}
-        if tags.get(key) == value:
+        lacking = [(k, v, why) for k, v, why in required if tags.get(k) != v]
+        if not lacking:
+            have = ", ".join(f"{k}={v}" for k, v, _ in required) or "no tag required"
             checks.append(Check("subnet", name, OK,
-                                f"{key}={value} (VPC {subnets[0].get('VpcId')})"))
+                                f"{have} (VPC {subnets[0].get('VpcId')})"))
         else:
+            key, value, why = lacking[0]
             checks.append(Check(
-                "subnet", name, REFUSED,
-                f"lacks {key}={value}: AmazonEMRServicePolicy_v2 launches clusters only "
-                "in subnets with it",
+                "subnet", name, REFUSED, f"lacks {key}={value}: {why}",
                 f"aws ec2 create-tags --resources {subnet_id} --tags Key={key},Value={value}"))
     return checks
 
@@ -428,10 +454,9 @@ def resource_arn(key: str, scope: Scope,
         "member:pipeline-bus": f"arn:aws:events:{r}:{m}:event-bus/{PIPELINE_BUS_NAME}",
         "member:reconciler-read-role":
             f"arn:aws:iam::{m}:role/{regional(RECONCILER_READ_ROLE, r)}",
-        "member:emr-service-role": f"arn:aws:iam::{m}:role/{regional(EMR_SERVICE_ROLE, r)}",
-        "member:emr-instance-role":
-            f"arn:aws:iam::{m}:role/{regional(EMR_INSTANCE_ROLE, r)}",
     }
+    plugins = plugin_resources(r, m)
+    fixed.update({f"member:{p.key}": p.arn for p in plugins if p.exact})
     if key in fixed:
         return fixed[key], True
     if key.startswith("member:rule/"):
@@ -455,14 +480,13 @@ def resource_arn(key: str, scope: Scope,
         "member:state-machine": f"arn:aws:states:{r}:{m}:stateMachine:*",
         "member:starter": f"arn:aws:states:{r}:{m}:stateMachine:*",
         "member:execution": f"arn:aws:states:{r}:{m}:execution:*",
-        "member:emr-cluster": f"arn:aws:elasticmapreduce:{r}:{m}:cluster/*",
-        "member:emr-security-group": f"arn:aws:ec2:{r}:{m}:security-group/*",
         "member:hive-secret/": f"arn:aws:secretsmanager:{r}:{m}:secret:*",
         "member:artifacts/": "arn:aws:s3:::*/" + key.partition("/")[2],
         "central:registration-api/": f"arn:aws:execute-api:{r}:{c}:*/*/"
                                      + key.partition("/")[2],
         "central:function/": f"arn:aws:lambda:{r}:{c}:function:*",
         "queue:": f"arn:aws:sqs:{r}:{c}:*",
+        **{f"member:{p.key}": p.arn for p in plugins if not p.exact},
     }
     for prefix, arn in patterns.items():
         if key.startswith(prefix):
@@ -572,12 +596,12 @@ def deployed_callers(scope: Scope, clients: Clients) -> tuple[dict[str, Deployed
                         role=str(cfg["Role"]),
                         env=dict((cfg.get("Environment") or {}).get("Variables") or {}))
             if stack == "dpc-user-account":
-                for caller, name in (("ReconcilerReadRole", RECONCILER_READ_ROLE),
-                                     ("EmrServiceRole", EMR_SERVICE_ROLE),
-                                     ("EmrInstanceRole", EMR_INSTANCE_ROLE)):
-                    found[f"role member:{caller}"] = Deployed(
-                        role=f"arn:aws:iam::{scope.account}:role/"
-                             f"{regional(name, scope.region)}", env={})
+                found["role member:ReconcilerReadRole"] = Deployed(
+                    role=f"arn:aws:iam::{scope.account}:role/"
+                         f"{regional(RECONCILER_READ_ROLE, scope.region)}", env={})
+                for res in plugin_resources(scope.region, scope.account):
+                    if res.caller:
+                        found[f"role member:{res.caller}"] = Deployed(role=res.arn, env={})
     except (ClientError, BotoCoreError) as exc:
         code, msg = _error(exc)
         return found, Check("deployment", "deployed roles", UNKNOWN, f"{code}: {msg}",
@@ -763,7 +787,7 @@ def _accounts(values: Sequence[str], flag: str) -> None:
 @click.option("--member-account", "members", multiple=True,
               help="12-digit member account given at setup (repeat)")
 @click.option("--subnet-id", "subnets", multiple=True,
-              help="EMR subnet of this account (repeat)")
+              help="subnet of this account for the compute plugins' clusters (repeat)")
 @click.option("--pipelines", default=50, show_default=True,
               type=click.IntRange(1, MAX_PIPELINES),
               help="pipelines this team account will hold (for the quotas)")
@@ -780,7 +804,7 @@ def doctor(aws: bool, region: str | None, central_account: str | None, org_id: s
            members: tuple[str, ...], subnets: tuple[str, ...], pipelines: int,
            role: str | None, as_deployed: bool, caller_filter: str | None,
            fmt: str) -> None:
-    """Preflight (read-only): organisation, EMR subnets, quotas and every runtime call
+    """Preflight (read-only): organisation, subnets, quotas and every runtime call
     through IAM's policy simulator, each ok / refused / unknown with the fix.
 
     Exit code 0 when nothing is refused, 1 when something is, 2 for bad input or no

@@ -78,14 +78,6 @@ def timeout_minutes(n: int) -> Any:
     return sfn.Timeout.duration(minutes(n))
 
 
-def step_timeout(ctx: StepSite) -> Any:
-    """An EMR step's task timeout: the compute's ``stepTimeoutMinutes`` (shorter than the
-    run's), so a stuck step fails into the catch path, which terminates the cluster,
-    instead of the run timing out, which skips it. None when the compute sets none."""
-    n = getattr(ctx.compute, "step_timeout_minutes", None)
-    return timeout_minutes(n) if n else None
-
-
 @functools.cache
 def string_at(path: str) -> str:
     """``JsonPath.string_at(path)`` (a token string, the same in every stack)."""

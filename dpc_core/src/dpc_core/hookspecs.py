@@ -17,13 +17,20 @@ would provide fail only the pipelines that use them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pluggy
 
 from dpc_core import PROJECT_NAME
-from dpc_core.types import ComputeType, NotifierType, StepType, TriggerSource
+from dpc_core.types import (
+    AccountOption,
+    AccountResource,
+    ComputeType,
+    NotifierType,
+    StepType,
+    TriggerSource,
+)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -154,4 +161,83 @@ class DpcSpec:
                 fn = central.function(scope, "TeamsPoster",
                                       handler="dpc_notify_teams.poster.handle")
                 central.tables.registry.grant_read_data(fn.function)
+        """
+
+    # -- a team account (``dpc setup-user-account``) ------------------------------
+
+    @hookspec
+    def dpc_team_account_options(self) -> Iterable[AccountOption]:  # type: ignore[empty-body]
+        """Return the options this plugin adds to ``dpc setup-user-account``.
+
+        Called when ``setup-user-account`` parses its command line (``--help`` lists
+        them). A value given reaches ``dpc_team_account_constructs`` as
+        ``team.option(name)``; one not given becomes a CloudFormation parameter of the
+        team stack (``--synth-only``). Deploying needs every ``required_to_deploy`` one.
+        Two plugins may not declare the same option.
+
+        Example::
+
+            @hookimpl
+            def dpc_team_account_options():
+                yield AccountOption(name="vpc-id", help="VPC of the EMR clusters",
+                                    cfn_type="AWS::EC2::VPC::Id")
+        """
+
+    @hookspec
+    def dpc_team_account_preflight(self, options: Mapping[str, str | None],
+                                   region: str | None) -> None:
+        """Check, before ``dpc setup-user-account`` deploys, what the stack cannot.
+
+        Called with the values of every account option (by name) and the target region,
+        after credentials were checked; raise a ``dpc_core.errors.DpcError`` saying what
+        to fix (one line, exit code 2). Not called with ``--synth-only``.
+
+        Example::
+
+            @hookimpl
+            def dpc_team_account_preflight(options, region):
+                check_subnet_is_tagged(options["subnet-id"], region=region)
+        """
+
+    @hookspec
+    def dpc_team_account_constructs(self, scope: Any, team: Any) -> None:
+        """Add a plugin's own resources to a team account's CDK stack.
+
+        Called by ``dpc setup-user-account`` once the team stack's own resources exist
+        (pipeline bus, status forwarding, artifacts bucket, registration provider): a
+        compute backend deploys here what its runs share in the account (roles,
+        security groups, a cluster reaper, an application), exactly as a third-party
+        backend would. ``scope`` is the stack itself (logical ids follow your construct
+        ids: keep them stable); ``team`` is a ``dpc_central.plugin_api.TeamContext``:
+        ``stack``, ``artifacts`` (the account's bucket), ``alarm_topic``, ``code_dir``
+        and ``layers`` (the Lambda asset with every installed plugin, for handlers of
+        your own package), ``option(name)`` (an account option's value, or its
+        CloudFormation parameter) and ``publish(name, value)`` (an SSM parameter that
+        pipeline stacks read at deploy). Import ``aws_cdk`` inside the implementation.
+
+        Example::
+
+            @hookimpl
+            def dpc_team_account_constructs(scope, team):
+                from aws_cdk import aws_iam as iam
+                role = iam.Role(scope, "FargateExecutionRole", ...)
+                team.publish("/dpc/fargate/execution-role", role.role_arn)
+        """
+
+    @hookspec
+    def dpc_team_account_resources(  # type: ignore[empty-body]
+            self, region: str, account: str) -> Iterable[AccountResource]:
+        """Return the resources this plugin keeps in team account ``account``, ``region``,
+        by the keys its entries of ``aws-calls.yaml`` use.
+
+        Called by ``dpc doctor --aws``, which simulates every listed runtime call against
+        the resource's ARN (and, ``--as-deployed``, as the deployed role of a ``caller``).
+
+        Example::
+
+            @hookimpl
+            def dpc_team_account_resources(region, account):
+                yield AccountResource(
+                    key="fargate-cluster",
+                    arn=f"arn:aws:ecs:{region}:{account}:cluster/dpc")
         """

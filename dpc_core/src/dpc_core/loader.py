@@ -30,7 +30,7 @@ from dpc_core.model import (
     ScheduleSpec,
     Trigger,
 )
-from dpc_core.plugins import KNOWN_PROVIDERS, Registry, get_registry
+from dpc_core.plugins import Registry, get_registry
 from dpc_core.types import StepConfig
 
 STR_TAG = "tag:yaml.org,2002:str"
@@ -652,14 +652,14 @@ def _unknown_msg(kind: str, name: str, reg: Registry) -> str:
     what = {"step": "step type", "compute": "compute type", "channel": "notification channel"}
     import difflib
 
-    provider = KNOWN_PROVIDERS.get((kind, name))
+    provider = reg.left_out_provider(kind, name)
     close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.7)
     msg = f"unknown {what[kind]} {_short(name)}"
     if close and not provider:
         msg += f" (did you mean {close[0]!r}?)"
     msg += f"; installed: {', '.join(sorted(table)) or 'none'}"
     if provider:
-        msg += f"; {name!r} is provided by {provider}: pip install {provider}"
+        msg += f"; {reg.missing_hint(kind, name)}"
     if reg.failures:
         # The type may belong to a plugin that is installed but broken: say so.
         broken = ", ".join(sorted({f.dist for f in reg.failures}))

@@ -322,11 +322,8 @@ class Dispatcher:
     def _build(self, channel: str) -> NotifierBackend:
         notifier = self.registry.notifiers.get(channel)
         if notifier is None:
-            from dpc_core.plugins import KNOWN_PROVIDERS
-
-            dist = KNOWN_PROVIDERS.get(("channel", channel))
-            hint = f"; install {dist}" if dist else ""
-            raise LookupError(f"no installed plugin provides channel {channel!r}{hint}")
+            hint = self.registry.missing_hint("channel", channel)
+            raise LookupError(f"channel {channel!r} is not available: {hint}")
         unset = self.unconfigured([channel]).get(channel)
         if unset:
             raise ChannelNotConfigured(f"set {' and '.join(unset)} to send {channel} "

@@ -113,9 +113,8 @@ class Conflict:
             return (f"{what} is claimed by {claimed}: {self.kept.dist} keeps it (a plugin "
                     f"cannot take over a core name); uninstall "
                     f"{' and '.join(c.dist for c in others)} or have it renamed")
-        # Suggest keeping the first-party plugin of that name, if it is one of them.
-        first_party = KNOWN_PROVIDERS.get((self.kind, self.name))
-        keep = next((c for c in self.claimants if c.dist == first_party), self.claimants[0])
+        # dpc prefers no distribution: the allow-list suggested keeps the first claimant.
+        keep = self.claimants[0]
         drop = {c.plugin for c in self.claimants if c != keep}
         allow = ",".join(p for p in self.loaded if p not in drop) or keep.plugin
         uninstall = " / ".join(f"pip uninstall {c.dist}" for c in self.claimants)
@@ -152,6 +151,8 @@ class Registry:
     conflicts: list[Conflict] = field(default_factory=list)
     #: Entry-point names the DPC_PLUGINS allow-list left out.
     not_allowed: list[str] = field(default_factory=list)
+    #: Their entry points (what :meth:`left_out_provider` asks).
+    left_out: list[EntryPointLike] = field(default_factory=list)
     hook: Any = None
 
     def owner(self, kind: str, name: str) -> str:
@@ -161,6 +162,28 @@ class Registry:
     def problems(self) -> list[str]:
         """Every plugin problem as one line with its fix (what ``dpc plugins list`` shows)."""
         return [c.message() for c in self.conflicts] + [f.message() for f in self.failures]
+
+    def left_out_provider(self, kind: str, name: str) -> EntryPointLike | None:
+        """The installed entry point that ``DPC_PLUGINS`` left out and that would provide
+        ``name`` of ``kind`` (its hooks asked, the plugin not registered), or None."""
+        for ep in self.left_out:
+            try:
+                provides = _guess_provides(ep.load())
+            except Exception:  # a plugin that cannot even be imported provides nothing
+                continue
+            if (kind, name) in provides:
+                return ep
+        return None
+
+    def missing_hint(self, kind: str, name: str) -> str:
+        """How to get ``name`` of ``kind`` that no loaded plugin provides, as the entry
+        points say: the one ``DPC_PLUGINS`` leaves out, else where to look."""
+        ep = self.left_out_provider(kind, name)
+        if ep is not None:
+            return (f"{name!r} is provided by {ep.dist} (entry point {ep.name}), which "
+                    f"{ALLOW_ENV} leaves out: add {ep.name} to {ALLOW_ENV}")
+        return (f"no installed plugin provides {name!r}: install the plugin that does "
+                "(`dpc plugins list` shows what is installed)")
 
     def unavailable(self, kind: str, name: str) -> str | None:
         """Why ``name`` of ``kind`` cannot be used although a plugin provides it, or None.
@@ -179,15 +202,6 @@ class Registry:
         return None
 
 
-#: First-party names and the distribution that provides each, for helpful errors.
-KNOWN_PROVIDERS: dict[tuple[str, str], str] = {
-    ("step", "spark"): "dpc-step-spark",
-    ("step", "shell"): "dpc-step-shell",
-    ("compute", "emr"): "dpc-compute-emr",
-    ("channel", "SLACK"): "dpc-notify-slack",
-    ("channel", "EMAIL"): "dpc-notify-email",
-    ("channel", "OPSGENIE"): "dpc-notify-opsgenie",
-}
 
 
 def installed_entry_points() -> list[EntryPointLike]:
@@ -273,6 +287,7 @@ def load_registry(
     for ep in eps:
         if allow is not None and ep.name not in allow:
             reg.not_allowed.append(ep.name)
+            reg.left_out.append(ep)
             continue
         candidates.append((ep.name, ep.dist, ep.version, ep.load))
 

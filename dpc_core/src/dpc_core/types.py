@@ -110,6 +110,17 @@ class AwsStepContext:
     artifacts_bucket: Any
     cluster_id_path: str
     project_dir: Path
+    #: The compute's ``AwsCompute.run_command`` (None: the pipeline has no compute that
+    #: runs commands); call it through :meth:`run_command`.
+    runner: Callable[[AwsStepContext, list[str]], Any] | None = None
+
+    def run_command(self, argv: list[str]) -> Any:
+        """The state that runs ``argv`` on the pipeline's compute (dpc-compute-emr: an
+        EMR step on the run's cluster); ValueError when the compute runs no commands."""
+        if self.runner is None:
+            raise ValueError(f"step {self.step.name!r} runs a command on the pipeline's "
+                             "compute on AWS, and the pipeline's compute runs none")
+        return self.runner(self, argv)
 
     def upload(self, relative: str, kind: str = "file") -> str:
         """Upload a project file to ``s3://<artifacts>/dpc/<pipeline>/<step>/`` at deploy and
@@ -189,13 +200,16 @@ class AwsCompute:
     rewrites the IAM statements of the ``AslState`` forms (the compute's and the steps')
     before they are granted, e.g. to confine them to the run's own cluster;
     ``on_cdk_states`` (optional) is called with the state machine construct when some
-    step's states are CDK constructs, whose grants CDK writes itself."""
+    step's states are CDK constructs, whose grants CDK writes itself. ``run_command``
+    (optional) builds the state that runs a step's command (an argv) on this compute,
+    what ``AwsStepContext.run_command`` returns to the shell and spark steps."""
 
     provision: Any
     teardown: Any
     catch_teardown: Any
     scope_policy: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
     on_cdk_states: Callable[[Any], None] | None = None
+    run_command: Callable[[AwsStepContext, list[str]], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -343,3 +357,61 @@ class TriggerSource:
 
     def __post_init__(self) -> None:
         _check_name("trigger source", self.name)
+
+
+_OPTION = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class AccountOption:
+    """A command-line option a plugin adds to ``dpc setup-user-account`` (``--<name>``).
+
+    ``help`` is the option's help line. Given, its value reaches the plugin's
+    ``dpc_team_account_constructs`` (``team.option(name)``); omitted (``--synth-only``),
+    it becomes a CloudFormation parameter of type ``cfn_type`` named after the option
+    (``vpc-id`` -> ``VpcId``) described by ``description`` (default: ``help``). A
+    ``required_to_deploy`` option must be given to deploy.
+    """
+
+    name: str
+    help: str
+    cfn_type: str = "String"
+    required_to_deploy: bool = True
+    #: The CloudFormation parameter's description (default: ``help``).
+    description: str = ""
+    #: For a subnet: tags it must carry (``dpc doctor --aws --subnet-id`` checks them),
+    #: and why (one line naming the AWS policy that requires them).
+    required_tags: tuple[tuple[str, str], ...] = ()
+    tags_reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not _OPTION.match(self.name):
+            raise ValueError(f"account option {self.name!r}: lower-case words joined by "
+                             "'-' (it becomes --NAME)")
+
+    @property
+    def flag(self) -> str:
+        """``--<name>``."""
+        return f"--{self.name}"
+
+    @property
+    def parameter_id(self) -> str:
+        """The CloudFormation parameter's logical id: ``vpc-id`` -> ``VpcId``."""
+        return "".join(part.capitalize() for part in self.name.split("-"))
+
+
+@dataclass(frozen=True)
+class AccountResource:
+    """A resource a plugin keeps in a team account, by the key its runtime calls name it
+    with in ``aws-calls.yaml`` (``member:<key>``), for ``dpc doctor --aws``.
+
+    ``arn`` is exact, or a pattern with ``*`` where CloudFormation or a run chooses the
+    name (``exact=False``). A role set up by ``setup-user-account`` whose permissions
+    doctor checks ``--as-deployed`` names its ``caller`` (``role member:<caller>`` in
+    ``aws-calls.yaml``).
+    """
+
+    key: str
+    arn: str
+    exact: bool = True
+    caller: str | None = None

@@ -96,7 +96,8 @@ class PipelineStateMachine(Construct):
                 states = step_type.aws_states(AwsStepContext(
                     scope=step_scope, pipeline=pipeline, step=step, compute=compute_config,
                     artifacts_bucket=artifacts, cluster_id_path=cluster_path,
-                    project_dir=project_dir))
+                    project_dir=project_dir,
+                    runner=compute.run_command if compute is not None else None))
             except (ValueError, TypeError, FileNotFoundError) as exc:
                 raise SynthError(f"{where}: {exc}") from None
             if full:

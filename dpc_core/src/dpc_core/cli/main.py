@@ -2,7 +2,15 @@
 
 ``dpc --help`` must not import pydantic-heavy modules, aws_cdk, boto3, pyspark or
 slack_sdk, so each command lives in its own module, imported on use, and its one-line
-help is written here.
+help is written in a table: core's here (:data:`COMMANDS`), an installed package's in
+the table its ``dpc.commands`` entry point names (dpc-central's ``synth``, ``deploy``,
+``setup-*``, ``doctor``)::
+
+    [project.entry-points."dpc.commands"]
+    central = "dpc_central.commands:COMMANDS"
+
+A table is a module-level ``dict`` of name -> ("module:attribute", one-line help) in a
+module that imports nothing heavy. Core's own names win over a package's.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import click
 
 from dpc_core import __version__
 
-#: name -> ("module:attribute", one-line help)
+#: Core's commands: name -> ("module:attribute", one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("dpc_core.cli.project:validate", "Validate every pipeline.yaml below PATHs."),
     "schema": ("dpc_core.cli.project:schema", "Print the JSON Schema of pipeline.yaml."),
@@ -33,44 +41,94 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ui": ("dpc_core.cli.ui:ui", "Serve the web UI over a local workspace (live)."),
     "backfill": ("dpc_core.cli.backfill:backfill",
                  "Run a pipeline for a range of dates, with its downstream; resumable."),
-    "synth": ("dpc_central.cli:synth", "Synthesize the CDK app of a project (cdk.out)."),
-    "deploy": ("dpc_central.cli:deploy", "Deploy a project's pipeline stack."),
-    "destroy": ("dpc_central.cli:destroy", "Destroy a project's pipeline stack."),
-    "setup-central-account": ("dpc_central.cli:setup_central_account",
-                              "Synthesize/deploy the central-account stack."),
-    "setup-user-account": ("dpc_central.cli:setup_user_account",
-                           "Synthesize/deploy a team account's stack."),
-    "doctor": ("dpc_central.doctor:doctor",
-               "Preflight an AWS account (read-only): organisation, subnets, quotas, IAM."),
 }
+
+
+#: The entry-point group through which installed packages add commands.
+COMMANDS_GROUP = "dpc.commands"
+
+
+def _entry_points(group: str) -> list[str]:
+    """The values (``module:attribute``) of ``group``'s entry points, one per
+    distribution, read from the ``*.dist-info/entry_points.txt`` files on ``sys.path``:
+    importing ``importlib.metadata`` alone costs more than ``dpc --help`` may."""
+    import os
+
+    header = f"[{group}]"
+    seen: set[str] = set()
+    values: list[str] = []
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".dist-info"):
+                continue
+            dist = name.split("-")[0].lower().replace("_", "-")
+            try:
+                with open(os.path.join(entry or ".", name, "entry_points.txt"),
+                          encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if header not in text or dist in seen:
+                continue
+            seen.add(dist)
+            section = text.split(header, 1)[1].split("\n[", 1)[0]
+            for line in section.splitlines():
+                _, eq, value = line.partition("=")
+                if eq and value.strip():
+                    values.append(value.strip())
+    return values
+
+
+_all: dict[str, tuple[str, str]] | None = None
+
+
+def all_commands() -> dict[str, tuple[str, str]]:
+    """Core's commands and those of every installed ``dpc.commands`` table (read once);
+    a table that cannot be imported or is malformed adds nothing."""
+    global _all
+    if _all is None:
+        found: dict[str, tuple[str, str]] = {}
+        for value in _entry_points(COMMANDS_GROUP):
+            module, _, attr = value.partition(":")
+            try:
+                table = getattr(importlib.import_module(module), attr or "COMMANDS")
+                found.update({str(k): (str(v[0]), str(v[1])) for k, v in table.items()})
+            except Exception:  # a broken package must not take `dpc` down
+                continue
+        _all = {**found, **COMMANDS}
+    return _all
 
 
 class LazyGroup(click.Group):
     """A group that imports a command's module only when that command runs."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(all_commands())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = COMMANDS.get(cmd_name) or all_commands().get(cmd_name)
         if target is None:
             return None
         module, _, attr = target[0].partition(":")
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            hint = "pip install dpc-central" if module.startswith("dpc_central") else str(exc)
+            why = str(exc)
 
             @click.command(cmd_name, help=target[1])
             def missing() -> None:
-                raise click.ClickException(f"`dpc {cmd_name}` is not available: {hint}")
+                raise click.ClickException(f"`dpc {cmd_name}` is not available: {why}")
 
             return missing
         cmd: click.Command = getattr(mod, attr)
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_) for name, (_, help_) in sorted(COMMANDS.items())]
+        rows = [(name, help_) for name, (_, help_) in sorted(all_commands().items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

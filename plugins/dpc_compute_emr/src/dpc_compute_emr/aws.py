@@ -20,25 +20,23 @@ from typing import Any
 
 import jsii
 
+from dpc_compute_emr.names import (
+    CLUSTER_PREFIX,
+    EMR_MANAGED_TAG,
+    INSTANCE_ROLE,
+    SERVICE_ROLE,
+    SSM_MASTER_SG,
+    SSM_SERVICE_SG,
+    SSM_SUBNET,
+    SSM_WORKER_SG,
+    TAG_EXECUTION,
+    TAG_PIPELINE,
+    regional,
+)
 from dpc_compute_emr.plugin import hive_service_role_name
 from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
-from dpc_core.types import AslState, AwsCompute, AwsComputeContext
+from dpc_core.types import AslState, AwsCompute, AwsComputeContext, AwsStepContext
 
-#: The user-account stack's roles are these names followed by ``-<region>`` (IAM names
-#: are account-wide; ``dpc_central.conventions.regional``).
-SERVICE_ROLE = "dpc-emr-service-role"
-INSTANCE_ROLE = "dpc-emr-instance-role"
-
-
-def regional(name: str, region: str) -> str:
-    """The name of the user-account stack's role ``name`` in ``region``."""
-    return f"{name}-{region}"
-#: Tags of every cluster a run creates; the state machine's EMR permissions require them.
-TAG_PIPELINE = "dpc-pipeline"
-TAG_EXECUTION = "dpc-execution"
-#: AmazonEMRServicePolicy_v2 requires this tag on the cluster (EMR propagates it to the
-#: instances, launch templates and network interfaces it creates for the cluster).
-EMR_MANAGED_TAG = ("for-use-with-amazon-emr-managed-policies", "true")
 #: How long EMR may take to start a cluster, and to terminate one, before the task fails.
 PROVISION_TIMEOUT_MINUTES = 60
 TEARDOWN_TIMEOUT_MINUTES = 30
@@ -99,17 +97,17 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     # PassInstanceRoleToEc2 statement): nothing is added to it here.
     parameters: dict[str, Any] = {
         "Instances": {
-            "Ec2SubnetId": cfg.subnet_id or _ssm(scope, "/dpc/emr/subnet-id"),
-            "EmrManagedMasterSecurityGroup": _ssm(scope, "/dpc/emr/master-security-group"),
-            "EmrManagedSlaveSecurityGroup": _ssm(scope, "/dpc/emr/worker-security-group"),
+            "Ec2SubnetId": cfg.subnet_id or _ssm(scope, SSM_SUBNET),
+            "EmrManagedMasterSecurityGroup": _ssm(scope, SSM_MASTER_SG),
+            "EmrManagedSlaveSecurityGroup": _ssm(scope, SSM_WORKER_SG),
             "InstanceGroups": groups,
             # Steps are added after the cluster is up, so it must stay alive without
             # steps; EMR terminates it once idle, whatever happened to the run.
             "KeepJobFlowAliveWhenNoSteps": True,
-            "ServiceAccessSecurityGroup": _ssm(scope, "/dpc/emr/service-security-group"),
+            "ServiceAccessSecurityGroup": _ssm(scope, SSM_SERVICE_SG),
             "TerminationProtected": False},
         "JobFlowRole": instance_role,
-        "Name": f"dpc-{pipeline.name}",
+        "Name": f"{CLUSTER_PREFIX}{pipeline.name}",
         "ServiceRole": service_role_name,
         "Applications": [{"Name": a} for a in cfg.applications],
         # No automatic scaling policies are defined; EMR never assumes this role.
@@ -178,7 +176,8 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
             ScopeEmrToPipelineClusters(pipeline.name, machine))
 
     return AwsCompute(provision=create, teardown=teardown, catch_teardown=catch_teardown,
-                      scope_policy=scope_policy, on_cdk_states=on_cdk_states)
+                      scope_policy=scope_policy, on_cdk_states=on_cdk_states,
+                      run_command=add_step)
 
 
 def hive_service_role(scope: Any, pipeline: str, hive: Any, region: str,
@@ -375,3 +374,33 @@ def _acknowledge(scope: Any, pipeline: str) -> None:
                "aws-service-role/elasticmapreduce.amazonaws.com*/AWSServiceRoleForEMRCleanup*]",
             reason="EMR's own cleanup service-linked role, created on first use (CDK's "
                    "EmrCreateCluster grant)"))
+
+
+def add_step(ctx: AwsStepContext, argv: list[str]) -> AslState:
+    """A step's command on the run's cluster (``AwsCompute.run_command``):
+    ``addStep.sync`` of ``command-runner.jar`` with ``argv``, the step failing after the
+    compute's ``stepTimeoutMinutes``: what CDK's ``EmrAddStep`` task renders and grants,
+    as plain ASL (no jsii round trip)."""
+    aws = partition()
+    info = stack_info(ctx.scope)
+    state: dict[str, Any] = {"Type": "Task"}
+    timeout = getattr(ctx.compute, "step_timeout_minutes", None)
+    if timeout:
+        # Shorter than the run's: a stuck step fails into the catch path, which
+        # terminates the cluster, instead of the run timing out, which skips it.
+        state["TimeoutSeconds"] = int(timeout) * 60
+    state.update({
+        "ResultPath": None,
+        "Resource": f"arn:{aws}:states:::elasticmapreduce:addStep.sync",
+        "Parameters": {"ClusterId.$": ctx.cluster_id_path, "Step": {
+            "Name": ctx.step.name, "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": argv}}}})
+    where = f"{info.region}:{info.account}"
+    return AslState(ctx.step.name, state, policy=[
+        {"Action": ["elasticmapreduce:AddJobFlowSteps", "elasticmapreduce:DescribeStep",
+                    "elasticmapreduce:CancelSteps"], "Effect": "Allow",
+         "Resource": f"arn:{info.partition}:elasticmapreduce:{where}:cluster/*"},
+        {"Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+         "Effect": "Allow",
+         "Resource": f"arn:{info.partition}:events:{where}:rule/"
+                     "StepFunctionsGetEventForEMRAddJobFlowStepsRule"}])

@@ -2,6 +2,10 @@
 
 On AWS the state machine creates the cluster before the steps and terminates it
 after them (and in the catch path). The local runtime runs steps on this machine.
+
+In each team account (``dpc setup-user-account --vpc-id ... --subnet-id ...``) the
+plugin adds what the runs share: roles, security groups, the cluster reaper
+(:mod:`dpc_compute_emr.team`); before deploying it checks the subnet's EMR tag.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dpc_compute_emr.names import EMR_MANAGED_TAG, INSTANCE_ROLE, SERVICE_ROLE, regional
 from dpc_core import hookimpl
-from dpc_core.types import ComputeConfig, ComputeType
+from dpc_core.types import AccountOption, AccountResource, ComputeConfig, ComputeType
 
 DPC_PLUGIN_API = 1
 
@@ -188,3 +193,49 @@ def dpc_compute_types() -> Iterator[ComputeType]:
     """The ``emr`` compute type."""
     yield ComputeType(name="emr", config=EmrCompute, aws=_aws,
                       description="transient EMR cluster per run")
+
+
+@hookimpl
+def dpc_team_account_options() -> Iterator[AccountOption]:
+    """``--vpc-id`` and ``--subnet-id`` of ``dpc setup-user-account``."""
+    yield AccountOption(name="vpc-id", help="VPC of the EMR clusters",
+                        cfn_type="AWS::EC2::VPC::Id")
+    yield AccountOption(name="subnet-id", help="private subnet of the EMR clusters, tagged "
+                        "for-use-with-amazon-emr-managed-policies=true",
+                        cfn_type="AWS::EC2::Subnet::Id",
+                        description="private subnet of the EMR clusters",
+                        required_tags=(EMR_MANAGED_TAG,),
+                        tags_reason="AmazonEMRServicePolicy_v2 launches clusters only in "
+                                    "subnets with it")
+
+
+@hookimpl
+def dpc_team_account_resources(region: str, account: str) -> Iterator[AccountResource]:
+    """What ``aws-calls.yaml`` calls ``member:emr-*``: the account's EMR roles (checked
+    ``--as-deployed`` as EmrServiceRole/EmrInstanceRole), its clusters and groups."""
+    for key, caller, role in (("emr-service-role", "EmrServiceRole", SERVICE_ROLE),
+                              ("emr-instance-role", "EmrInstanceRole", INSTANCE_ROLE)):
+        yield AccountResource(key=key, caller=caller,
+                              arn=f"arn:aws:iam::{account}:role/{regional(role, region)}")
+    yield AccountResource(key="emr-cluster", exact=False,
+                          arn=f"arn:aws:elasticmapreduce:{region}:{account}:cluster/*")
+    yield AccountResource(key="emr-security-group", exact=False,
+                          arn=f"arn:aws:ec2:{region}:{account}:security-group/*")
+
+
+@hookimpl
+def dpc_team_account_preflight(options: Any, region: str | None) -> None:
+    """The subnet exists, lies in the VPC and carries the tag EMR's service policy
+    requires (an untagged subnet deploys, and every cluster fails at its first run)."""
+    from dpc_compute_emr.subnet_check import check_emr_subnet
+
+    check_emr_subnet(options.get("subnet-id") or "", vpc_id=options.get("vpc-id") or "",
+                     region=region)
+
+
+@hookimpl
+def dpc_team_account_constructs(scope: Any, team: Any) -> None:
+    """The account's EMR roles, security groups, their rules cleanup and the reaper."""
+    from dpc_compute_emr.team import add_team_resources
+
+    add_team_resources(scope, team)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpc_core.aws_assets import emr_add_step
 from dpc_core.types import AwsStepContext
 from dpc_step_shell.plugin import project_script
 
@@ -29,8 +28,8 @@ RUN_SCRIPT = ('script=$(mktemp) && aws s3 cp --quiet "$0" "$script" && chmod +x 
 
 
 def shell_states(ctx: AwsStepContext) -> Any:
-    """``addStep.sync`` running the command on the cluster (an ASL state: see
-    :class:`dpc_core.types.AslState`)."""
+    """The command run on the pipeline's compute (``ctx.run_command``: dpc-compute-emr's
+    is an ``addStep.sync`` ASL state on the run's cluster)."""
     step = ctx.step
     if not ctx.cluster_id_path:
         raise ValueError("shell steps run on the pipeline's cluster on AWS; add "
@@ -43,5 +42,4 @@ def shell_states(ctx: AwsStepContext) -> Any:
         run, extra = RUN_SCRIPT, [ctx.upload(script[0], "script"), *script[1]]
     else:
         run, extra = step.command, []
-    return emr_add_step(ctx, jar="command-runner.jar",
-                        args=["env", *env, "bash", "-c", f"{KEEP_BUSY}\n{run}", *extra])
+    return ctx.run_command(["env", *env, "bash", "-c", f"{KEEP_BUSY}\n{run}", *extra])

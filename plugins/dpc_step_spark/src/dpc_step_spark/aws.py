@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpc_core.aws_assets import emr_add_step
 from dpc_core.types import AwsStepContext
 
 
 def spark_states(ctx: AwsStepContext) -> Any:
-    """``addStep.sync`` of ``spark-submit --deploy-mode cluster`` on the compute's cluster
-    (an ASL state: see :class:`dpc_core.types.AslState`)."""
+    """``spark-submit --deploy-mode cluster`` run on the pipeline's compute
+    (``ctx.run_command``: dpc-compute-emr's is an ``addStep.sync`` ASL state)."""
     step = ctx.step
     if not ctx.cluster_id_path:
         raise ValueError("spark steps run on a cluster on AWS; add `compute: {type: emr}` "
@@ -27,4 +26,4 @@ def spark_states(ctx: AwsStepContext) -> Any:
     if step.main_class:
         args += ["--class", step.main_class]
     args += [script, *step.args]
-    return emr_add_step(ctx, jar="command-runner.jar", args=args)
+    return ctx.run_command(args)

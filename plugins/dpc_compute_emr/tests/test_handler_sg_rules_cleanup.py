@@ -56,7 +56,7 @@ def references(ec2: Any, groups: list[str]) -> list[dict[str, Any]]:
 
 
 def test_delete_revokes_every_rule_between_the_groups_and_keeps_cidr_rules(ec2: Any) -> None:
-    from dpc_central.handlers.sg_rules_cleanup import handle
+    from dpc_compute_emr.handlers.sg_rules_cleanup import handle
 
     groups = emr_groups(ec2)
     assert len(references(ec2, groups)) == 4
@@ -73,7 +73,7 @@ def test_delete_revokes_every_rule_between_the_groups_and_keeps_cidr_rules(ec2: 
 
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
 def test_create_and_update_touch_no_rule(ec2: Any, request_type: str) -> None:
-    from dpc_central.handlers.sg_rules_cleanup import handle
+    from dpc_compute_emr.handlers.sg_rules_cleanup import handle
 
     groups = emr_groups(ec2)
     out = handle({"RequestType": request_type, "ResourceProperties": {"GroupIds": groups}})

@@ -1,6 +1,10 @@
-"""EMR roles and security groups shared by the account's pipelines."""
+"""The EMR backend's resources in a team account (``dpc_team_account_constructs``):
+roles and security groups shared by the account's pipelines, the rules cleanup that
+lets the stack be deleted, and the cluster reaper."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_cdk import Fn, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
@@ -8,14 +12,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from dpc_central.common.nag import bucket_grant_findings, suppress
-from dpc_central.conventions import (
-    EMR_INSTANCE_PROFILE,
-    EMR_INSTANCE_ROLE,
+from dpc_central.plugin_api import bucket_grant_findings, suppress
+from dpc_compute_emr.names import (
     EMR_MANAGED_TAG,
-    EMR_SERVICE_ROLE,
+    SSM_MASTER_SG,
+    SSM_SERVICE_SG,
+    SSM_SUBNET,
+    SSM_WORKER_SG,
     regional,
 )
+from dpc_compute_emr.names import INSTANCE_PROFILE as EMR_INSTANCE_PROFILE
+from dpc_compute_emr.names import INSTANCE_ROLE as EMR_INSTANCE_ROLE
+from dpc_compute_emr.names import SERVICE_ROLE as EMR_SERVICE_ROLE
 
 
 class EmrFoundation(Construct):
@@ -26,8 +34,9 @@ class EmrFoundation(Construct):
     AmazonEMRServicePolicy_v2 lets EMR launch instances into, and edit the rules of, only a
     subnet and security groups tagged ``for-use-with-amazon-emr-managed-policies=true``:
     the groups get the tag here, the subnet (not ours) is checked by
-    ``dpc setup-user-account``. The policy may pass only ``EMR_EC2_DefaultRole`` to EC2, so
-    the service role may also pass dpc's instance role.
+    ``dpc setup-user-account`` (:mod:`dpc_compute_emr.subnet_check`). The policy may pass
+    only ``EMR_EC2_DefaultRole`` to EC2, so the service role may also pass dpc's instance
+    role.
 
     Attributes: ``service_role``, ``instance_role``, ``instance_profile``, ``master_sg``,
     ``worker_sg``, ``service_sg``.
@@ -75,3 +84,27 @@ class EmrFoundation(Construct):
         key, value = EMR_MANAGED_TAG
         for sg in (self.master_sg, self.worker_sg, self.service_sg):
             Tags.of(sg).add(key, value)
+
+
+def add_team_resources(scope: Construct, team: Any) -> EmrFoundation:
+    """Everything the EMR backend keeps in a team account, added to its stack ``scope``
+    (the construct ids are today's, so an existing team stack is updated in place):
+    roles and security groups, the cleanup of EMR's rules between the groups (EC2
+    refuses to delete a referenced group), the cluster reaper (runs that are stopped or
+    time out run no catch path), and the SSM parameters pipeline stacks read."""
+    from dpc_compute_emr.cluster_reaper import ClusterReaper
+    from dpc_compute_emr.sg_cleanup import SecurityGroupRulesCleanup
+
+    vpc = team.option("vpc-id")
+    subnet = team.option("subnet-id")
+    emr = EmrFoundation(scope, "Emr", vpc_id=vpc, artifacts=team.artifacts)
+    groups = [emr.master_sg, emr.worker_sg, emr.service_sg]
+    SecurityGroupRulesCleanup(scope, "EmrSecurityGroupRules", code_dir=team.code_dir,
+                              layers=team.layers, groups=groups)
+    ClusterReaper(scope, "ClusterReaper", code_dir=team.code_dir, layers=team.layers)
+    for name, value in ((SSM_SUBNET, subnet),
+                        (SSM_MASTER_SG, emr.master_sg.security_group_id),
+                        (SSM_WORKER_SG, emr.worker_sg.security_group_id),
+                        (SSM_SERVICE_SG, emr.service_sg.security_group_id)):
+        team.publish(name, value)
+    return emr

@@ -13,15 +13,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from dpc_central.common.function import DpcFunction
-from dpc_central.common.nag import LAMBDA_BASICS, logical_ref, suppress
-from dpc_central.conventions import HANDLER_SG_RULES_CLEANUP
-from dpc_central.handlers.sg_rules_cleanup import RESOURCE_TYPE
+from dpc_central.plugin_api import LAMBDA_BASICS, DpcFunction, logical_ref, suppress
+from dpc_compute_emr.handlers.sg_rules_cleanup import RESOURCE_TYPE
+from dpc_compute_emr.names import HANDLER_SG_RULES_CLEANUP
 
 
 class SecurityGroupRulesCleanup(Construct):
     """``Custom::DpcEmrSecurityGroupRules`` over ``groups``: on stack deletion it revokes
-    the rules EMR added between them (:mod:`dpc_central.handlers.sg_rules_cleanup`), so
+    the rules EMR added between them (:mod:`dpc_compute_emr.handlers.sg_rules_cleanup`), so
     EC2 can delete the groups. It references the groups, so CloudFormation deletes it
     first. Attributes: ``handler``, ``resource``.
     """

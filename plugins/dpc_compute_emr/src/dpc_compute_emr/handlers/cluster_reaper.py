@@ -30,14 +30,11 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dpc_central.conventions import (
-    EMR_CLUSTER_PREFIX,
-    EMR_TAG_EXECUTION,
-    EMR_TAG_PIPELINE,
-    SFN_DETAIL_TYPE,
-    SFN_SOURCE,
-)
-from dpc_central.handlers import _common as common
+from dpc_central import plugin_api as common
+from dpc_central.plugin_api import SFN_DETAIL_TYPE, SFN_SOURCE
+from dpc_compute_emr.names import CLUSTER_PREFIX as EMR_CLUSTER_PREFIX
+from dpc_compute_emr.names import TAG_EXECUTION as EMR_TAG_EXECUTION
+from dpc_compute_emr.names import TAG_PIPELINE as EMR_TAG_PIPELINE
 
 #: Run statuses after which no teardown will come.
 ENDED = ("TIMED_OUT", "ABORTED", "FAILED")

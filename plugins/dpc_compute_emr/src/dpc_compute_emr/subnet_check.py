@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpc_central.conventions import EMR_MANAGED_TAG
-from dpc_central.errors import DeployError
+from dpc_central.plugin_api import DeployError
+from dpc_compute_emr.names import EMR_MANAGED_TAG
 
 
 def check_emr_subnet(subnet_id: str, *, vpc_id: str, region: str | None = None,

@@ -12,16 +12,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from dpc_central.common.function import DpcFunction, alarm_on_queue_depth, dead_letter_queue
-from dpc_central.common.nag import region_in_finding, suppress
-from dpc_central.conventions import (
-    EMR_TAG_EXECUTION,
-    EMR_TAG_PIPELINE,
-    HANDLER_CLUSTER_REAPER,
+from dpc_central.plugin_api import (
     SFN_DETAIL_TYPE,
     SFN_SOURCE,
+    DpcFunction,
+    alarm_on_queue_depth,
+    dead_letter_queue,
+    region_in_finding,
+    suppress,
 )
-from dpc_central.handlers.cluster_reaper import ENDED
+from dpc_compute_emr.handlers.cluster_reaper import ENDED
+from dpc_compute_emr.names import HANDLER_CLUSTER_REAPER
+from dpc_compute_emr.names import TAG_EXECUTION as EMR_TAG_EXECUTION
+from dpc_compute_emr.names import TAG_PIPELINE as EMR_TAG_PIPELINE
 
 
 def dpc_cluster_condition() -> dict[str, dict[str, str]]:
@@ -32,7 +35,7 @@ def dpc_cluster_condition() -> dict[str, dict[str, str]]:
 
 
 class ClusterReaper(Construct):
-    """A Lambda (``dpc_central.handlers.cluster_reaper``) run by the account's
+    """A Lambda (``dpc_compute_emr.handlers.cluster_reaper``) run by the account's
     ``Step Functions Execution Status Change`` events for ``TIMED_OUT``, ``ABORTED`` and
     ``FAILED`` (default bus), and every ``interval`` as a sweep (status events are best
     effort). It may list clusters, and describe and terminate only clusters tagged as

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from dpc_central.handlers import _common as common
+from dpc_central import plugin_api as common
 
 #: The custom resource's type.
 RESOURCE_TYPE = "Custom::DpcEmrSecurityGroupRules"
