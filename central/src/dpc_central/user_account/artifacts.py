@@ -8,17 +8,12 @@ from constructs import Construct
 
 from dpc_central.common.nag import suppress
 
-#: Where EMR writes each cluster's logs (the emr compute's ``LogUri``), and how long they
-#: are kept: an account's daily clusters would otherwise pile up logs for ever.
-EMR_LOGS_PREFIX = "emr-logs/"
-EMR_LOGS_DAYS = 90
-
 
 class ArtifactsBucket(Construct):
-    """Scripts uploaded at deploy, EMR logs and step logs: encrypted (S3-managed keys),
-    TLS-only, versioned, public access blocked; server access logs go to a second bucket.
-    EMR logs expire after :data:`EMR_LOGS_DAYS` days (their old versions 90 days later,
-    with every noncurrent version).
+    """Scripts uploaded at deploy and the logs of the compute plugins: encrypted
+    (S3-managed keys), TLS-only, versioned, public access blocked; server access logs go
+    to a second bucket. A compute plugin adds the expiry of its own logs
+    (``dpc_team_account_constructs``); noncurrent versions expire after 90 days.
 
     Attributes: ``bucket``, ``access_logs``.
     """
@@ -38,7 +33,5 @@ class ArtifactsBucket(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL, versioned=True,
             server_access_logs_bucket=self.access_logs, server_access_logs_prefix="artifacts/",
             lifecycle_rules=[
-                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90)),
-                s3.LifecycleRule(id="ExpireEmrLogs", prefix=EMR_LOGS_PREFIX,
-                                 expiration=Duration.days(EMR_LOGS_DAYS))],
+                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN)

@@ -24,6 +24,7 @@ from dpc_compute_emr.names import (
     CLUSTER_PREFIX,
     EMR_MANAGED_TAG,
     INSTANCE_ROLE,
+    LOGS_PREFIX,
     SERVICE_ROLE,
     SSM_MASTER_SG,
     SSM_SERVICE_SG,
@@ -117,7 +118,7 @@ def emr_states(ctx: AwsComputeContext) -> AwsCompute:
     if configurations:
         parameters["Configurations"] = configurations
     parameters.update({
-        "LogUri": f"s3://{bucket_name(ctx.artifacts_bucket)}/emr-logs/{pipeline.name}/",
+        "LogUri": f"s3://{bucket_name(ctx.artifacts_bucket)}/{LOGS_PREFIX}{pipeline.name}/",
         "ReleaseLabel": cfg.release_label,
         "Tags": [{"Key": TAG_PIPELINE, "Value": pipeline.name},
                  {"Key": TAG_EXECUTION, "Value.$": "$$.Execution.Name"},

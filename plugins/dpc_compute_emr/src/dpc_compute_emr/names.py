@@ -34,6 +34,12 @@ TAG_PIPELINE = "dpc-pipeline"
 TAG_EXECUTION = "dpc-execution"
 CLUSTER_PREFIX = "dpc-"
 
+#: Where EMR writes each cluster's logs in the account's artifacts bucket (the cluster's
+#: ``LogUri``: ``emr-logs/<pipeline>/``), and how long they are kept: an account's daily
+#: clusters would otherwise pile up logs for ever.
+LOGS_PREFIX = "emr-logs/"
+LOGS_DAYS = 90
+
 #: The cluster reaper's Lambda entry point (bundled with this plugin).
 HANDLER_CLUSTER_REAPER = "dpc_compute_emr.handlers.cluster_reaper.handle"
 #: The custom resource that revokes EMR's cross-group rules when the team stack goes.

@@ -15,6 +15,8 @@ from constructs import Construct
 from dpc_central.plugin_api import bucket_grant_findings, suppress
 from dpc_compute_emr.names import (
     EMR_MANAGED_TAG,
+    LOGS_DAYS,
+    LOGS_PREFIX,
     SSM_MASTER_SG,
     SSM_SERVICE_SG,
     SSM_SUBNET,
@@ -91,7 +93,8 @@ def add_team_resources(scope: Construct, team: Any) -> EmrFoundation:
     (the construct ids are today's, so an existing team stack is updated in place):
     roles and security groups, the cleanup of EMR's rules between the groups (EC2
     refuses to delete a referenced group), the cluster reaper (runs that are stopped or
-    time out run no catch path), and the SSM parameters pipeline stacks read."""
+    time out run no catch path), the SSM parameters pipeline stacks read, and the expiry
+    of the clusters' logs in the artifacts bucket."""
     from dpc_compute_emr.cluster_reaper import ClusterReaper
     from dpc_compute_emr.sg_cleanup import SecurityGroupRulesCleanup
 
@@ -99,6 +102,10 @@ def add_team_resources(scope: Construct, team: Any) -> EmrFoundation:
     subnet = team.option("subnet-id")
     emr = EmrFoundation(scope, "Emr", vpc_id=vpc, artifacts=team.artifacts)
     groups = [emr.master_sg, emr.worker_sg, emr.service_sg]
+    from aws_cdk import Duration
+
+    team.artifacts.add_lifecycle_rule(id="ExpireEmrLogs", prefix=LOGS_PREFIX,
+                                      expiration=Duration.days(LOGS_DAYS))
     SecurityGroupRulesCleanup(scope, "EmrSecurityGroupRules", code_dir=team.code_dir,
                               layers=team.layers, groups=groups)
     ClusterReaper(scope, "ClusterReaper", code_dir=team.code_dir, layers=team.layers)
