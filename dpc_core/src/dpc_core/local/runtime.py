@@ -1363,16 +1363,16 @@ class Runtime:
             t0 = time.monotonic()
             # A long step says it is alive, with its elapsed time, every DPC_HEARTBEAT_S
             # seconds (plain lines: other runs print to the same console meanwhile).
-            from dpc_core.progress import elapsed_text, heartbeat
+            from dpc_core.progress import elapsed_text
 
             def beat(seconds: float, step: Any = step) -> None:
                 self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RUNNING    "
                          f"{row.run_id}  step {step.name} for {elapsed_text(seconds)}")
 
-            with heartbeat(beat):
-                rc, error = self._run_step(row, step, ctx, log_path, idx)
+            rc, error, timed_out = self._attempts(row, step, ctx, log_path, idx, beat)
             status = "SUCCEEDED" if rc == 0 else (
-                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else "FAILED")
+                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else
+                "TIMED_OUT" if timed_out else "FAILED")
             took = time.monotonic() - t0
 
             def finished(idx: int = idx, step: Any = step, status: str = status, rc: int = rc,
@@ -1387,24 +1387,69 @@ class Runtime:
             self._durably(finished, f"step {step.name} of {row.run_id} ({status})")
             self.wake_notify.set()
             if rc != 0:
-                return status, error, step.name
+                # A step's timeout fails the run (as on AWS, where States.Timeout is caught).
+                return ("FAILED" if status == "TIMED_OUT" else status), error, step.name
         return "SUCCEEDED", None, None
 
+    def _attempts(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path, idx: int,
+                  beat: Callable[[float], None]) -> tuple[int, str | None, bool]:
+        """Run a step, and again after its backoff while its ``retries`` allow (see
+        dpc_core/retry.py): (exit code, error, timed out) of the last attempt. Every attempt
+        writes to the step's log, after a line that names it."""
+        from dpc_core.progress import heartbeat
+
+        retries = getattr(step, "retries", None)
+        timeout = getattr(step, "timeout", None)
+        total = 1 + (retries.count if retries is not None else 0)
+        attempt = 1
+        while True:
+            with heartbeat(beat):
+                rc, error, timed_out = self._run_step(row, step, ctx, log_path, idx,
+                                                      timeout=timeout, attempt=(attempt, total))
+            if rc == 0 or attempt >= total or retries is None \
+                    or not retries.retries_after(timed_out) \
+                    or self.stopping.is_set() or self._cancelled(row.arn):
+                return rc, error, timed_out
+            delay = retries.backoff.delay(attempt)
+            attempt += 1
+            self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RETRYING   {row.run_id}  "
+                     f"step {step.name}, attempt {attempt} of {total} in {delay}s: {error}")
+
+            def waiting(attempt: int = attempt) -> None:
+                # No pid while waiting: a cancel has no process to end, only the run.
+                self.store.conn.execute("UPDATE lr_steps SET attempt = ?, pid = NULL WHERE "
+                                        "arn = ? AND idx = ?", (attempt, row.arn, idx))
+
+            self._durably(waiting, f"attempt {attempt} of step {step.name} of {row.run_id}")
+            with contextlib.suppress(OSError), open(log_path, "ab") as log:
+                log.write(f"dpc: {error}; attempt {attempt} of {total} in {delay}s\n".encode())
+            until = time.monotonic() + delay
+            while time.monotonic() < until:
+                if self.stopping.wait(min(0.5, max(until - time.monotonic(), 0))) \
+                        or self._cancelled(row.arn):
+                    return rc, error, timed_out
+
     def _run_step(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path,
-                  idx: int) -> tuple[int, str | None]:
+                  idx: int, *, timeout: int | None = None,
+                  attempt: tuple[int, int] = (1, 1)) -> tuple[int, str | None, bool]:
+        """One attempt of a step: (exit code, error, timed out). The first attempt starts
+        the log; a retry appends to it."""
         step_type = self.ws.registry.steps.get(step.type)
         if step_type is None or step_type.local is None:
-            return 127, f"step {step.name}: type {step.type!r} has no local executor"
+            return 127, f"step {step.name}: type {step.type!r} has no local executor", False
         try:
             cmd = step_type.local(step, ctx)
         except Exception as exc:
-            return 126, f"step {step.name}: {exc}"
+            return 126, f"step {step.name}: {exc}", False
         from dpc_core.local.step_env import start_copy, step_environment, withheld_names
 
         # A minimal environment, never the notifiers' secrets (see local/step_env.py).
         asked = (*cmd.pass_env, *getattr(step, "pass_env", ()))
         env = step_environment(self.env, ctx.environment(), cmd, asked, self.secrets.names)
-        with open(log_path, "wb") as log:
+        timed_out = False
+        with open(log_path, "wb" if attempt[0] == 1 else "ab") as log:
+            if attempt[0] > 1:
+                log.write(f"dpc: attempt {attempt[0]} of {attempt[1]}\n".encode())
             for name in withheld_names(asked, self.secrets.names):
                 log.write(f"dpc: {name} is not passed: steps never get notifier secrets\n"
                           .encode())
@@ -1414,7 +1459,8 @@ class Runtime:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
                 log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
-                return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
+                return 127, (f"step {step.name}: cannot start {cmd.argv[0]}: "
+                             f"{exc.strerror}"), False
             # Beside the log at once, for the recovery after a kill -9: the pid's row below
             # waits for the store, which another thread may hold for a while.
             with contextlib.suppress(OSError):
@@ -1436,16 +1482,28 @@ class Runtime:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
             try:
-                rc = proc.wait()
+                try:
+                    rc = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    # The whole process group, as a cancel does; reaped by the wait below.
+                    timed_out = True
+                    threading.Thread(target=operator.terminate_group, args=(proc.pid,),
+                                     name="dpc-timeout", daemon=True).start()
+                    rc = proc.wait()
             finally:
                 self.procs.pop(row.arn, None)
             copier.join(timeout=5)  # not forever: a step's leftover child may hold the pipe
             if not copier.is_alive():
                 proc.stdout.close()
+        if timed_out:
+            with contextlib.suppress(OSError), open(log_path, "ab") as log:
+                log.write(f"dpc: stopped after the step's timeout ({timeout}s)\n".encode())
+            return rc or 124, f"step {step.name} timed out after {timeout}s", True
         if rc == 0:
-            return 0, None
+            return 0, None, False
         tail = _tail(log_path)
-        return rc, f"step {step.name} exited with code {rc}" + (f": {tail}" if tail else "")
+        return rc, f"step {step.name} exited with code {rc}" + (
+            f": {tail}" if tail else ""), False
 
     # -- running and stopping -------------------------------------------------------
 
