@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1057,6 +1057,10 @@ class Runtime:
                 scheduled = {k: e.pipeline for k, e in self.pipelines.entries.items()
                              if e.meta.get("scheduled")}
                 for k in scheduled:
+                    if k not in seen and version == 0 and k in last:
+                        self._guarded_call("scheduler", f"catch-up of {k}",
+                                           lambda k=k, p=scheduled[k]: self._catch_up(  # type: ignore[misc]
+                                               k, p, last, started))
                     seen.setdefault(k, started if version == 0 else now_ms())
             now = datetime.now(UTC)
             due: list[tuple[datetime, str]] = []
@@ -1096,7 +1100,27 @@ class Runtime:
                                        "scheduler", f"firing of {key}", exc))
             last[key] = int(when.timestamp() * 1000)
 
-    def _fire(self, key: str, when: datetime) -> None:
+    def _catch_up(self, key: str, pipeline: Pipeline, last: dict[str, int],
+                  started_ms: int) -> None:
+        """At start, the firings of ``key``'s schedule missed since its last one (in
+        lr_schedules) and before the runtime started, as its ``catchup`` says: none, the
+        latest, or all (the most recent ``catchupLimit``, oldest first). Each is recorded
+        as the last firing with its run, so a restart does not start it again."""
+        trigger = pipeline.trigger
+        if trigger.catchup == "none":
+            return
+        keep = trigger.catchup_limit if trigger.catchup == "all" else 1
+        missed = missed_firings(pipeline, datetime.fromtimestamp(last[key] / 1000, tz=UTC),
+                                datetime.fromtimestamp(started_ms / 1000, tz=UTC), keep)
+        for when in missed:
+            self._fire(key, when, reason="catch-up")
+            last[key] = int(when.timestamp() * 1000)
+        if missed:
+            self.out(f"{_fmt_ms(now_ms())}  catch-up  {pipeline.name}@{pipeline.account}: "
+                     f"{len(missed)} missed firing(s) ({trigger.catchup}), from "
+                     f"{missed[0]:%Y-%m-%d %H:%M} to {missed[-1]:%Y-%m-%d %H:%M} UTC")
+
+    def _fire(self, key: str, when: datetime, reason: str = "schedule") -> None:
         pipeline = self.pipelines.get(key)
         if pipeline is None:
             return  # removed from the workspace since the firing was planned
@@ -1108,7 +1132,7 @@ class Runtime:
                 operator.hold(self.store.conn, key, logical, "schedule")
                 arn = None
             else:
-                arn = insert_run(self.store, key, run_id, logical, "schedule")
+                arn = insert_run(self.store, key, run_id, logical, reason)
             self.store.conn.execute(
                 "INSERT INTO lr_schedules (pipeline, last_fire_ms) VALUES (?, ?) ON CONFLICT "
                 "(pipeline) DO UPDATE SET last_fire_ms = excluded.last_fire_ms",
@@ -1598,6 +1622,25 @@ def next_fire(pipeline: Pipeline, after: datetime, anchor: datetime) -> datetime
     if isinstance(parsed, Rate):
         return parsed.next_after(after, anchor)
     return parsed.next_after(after, ZoneInfo(pipeline.trigger.timezone))
+
+
+def missed_firings(pipeline: Pipeline, last: datetime, until: datetime,
+                   keep: int) -> list[datetime]:
+    """The latest ``keep`` firings of ``pipeline``'s schedule strictly after ``last`` and
+    at or before ``until``, oldest first. Scans back from ``until`` over a window that
+    doubles from an hour, so a long outage costs about ``2 × keep`` firings to compute,
+    not one per firing missed."""
+    span = timedelta(hours=1)
+    while True:
+        start = max(last, until - span)
+        found: list[datetime] = []
+        t = start
+        while (nxt := next_fire(pipeline, t, last)) is not None and nxt <= until:
+            found.append(nxt)
+            t = nxt
+        if len(found) >= keep or start == last:
+            return found[-keep:]
+        span *= 2
 
 
 def logical_date_of_firing(pipeline: Pipeline, when: datetime) -> str:

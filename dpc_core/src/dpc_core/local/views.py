@@ -43,7 +43,8 @@ def reason_text(row: RunRow, any_of: bool | Collection[str] = False) -> str:
             for p in row.parents)
     return {"manual": "started by hand", "schedule": "schedule", "rerun": "rerun by hand",
             "rerun-downstream": "rerun by hand, downstream",
-            "resumed": "run again: the runtime stopped during its last run"}.get(row.reason,
+            "resumed": "run again: the runtime stopped during its last run",
+            "catch-up": "catch-up of a missed schedule firing"}.get(row.reason,
                                                                                row.reason)
 
 
