@@ -388,7 +388,8 @@ class Trigger(Strict):
     """When a pipeline runs: on a schedule, or when other pipelines reach statuses."""
 
     model_config = ConfigDict(title="Trigger", json_schema_extra={
-        "not": {"required": ["schedule", "executions"]}})
+        "not": {"required": ["schedule", "executions"]},
+        "dependentRequired": {"catchup": ["schedule"], "catchupLimit": ["schedule"]}})
 
     schedule: ScheduleSpec | None = Field(
         default=None, title="Schedule",
