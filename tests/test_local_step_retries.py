@@ -105,3 +105,57 @@ def test_retries_on_names_the_errors_that_are_retried(tmp_path: Path, on: str, c
                          f"backoff: {{initial: 1s}}, on: {on}}}\n")
     assert run["status"] == "FAILED"
     assert step["attempt"] == attempts
+
+
+def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
+        tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    from dpc_core.local import operator
+    from dpc_core.local.views import step_logs
+
+    ws = tmp_path / "ws"
+    write_pipeline(ws, "p", A, "steps:\n  - name: s\n    type: shell\n    command: 'echo no; "
+                   "exit 1'\n    retries: {count: 2, backoff: {initial: 10m}}\n")
+    lines: list[str] = []
+    rt = Runtime(ws, schedules=False, out=lines.append)
+    rt.open()
+
+    def cancel_while_waiting() -> None:
+        wait_for(lambda: any("RETRYING" in ln for ln in lines), "the first retry's wait")
+        conn = sqlite3.connect(ws / ".dpc" / "state.db", timeout=30)
+        with conn:
+            operator.request(conn, arn, "tester", "no point")
+        conn.close()
+
+    try:
+        rt.start()
+        with rt.store.transaction():
+            arn = insert_run(rt.store, f"{A}/p", "manual-1", "2026-11-26", "manual")
+        assert arn is not None
+        canceller = threading.Thread(target=cancel_while_waiting)
+        canceller.start()
+        rt._submit(arn)
+        rt.serve(until_idle=True)  # returns long before the 10-minute backoff
+        canceller.join()
+    finally:
+        rt.shutdown()
+    store = rt.ws.connect()
+    status, = store.conn.execute("SELECT status FROM lr_runs WHERE arn = ?", (arn,)).fetchone()
+    assert status == "ABORTED"
+    from dpc_core.local.views import find_run
+
+    ((name, step_status, log),) = step_logs(store, find_run(store, arn))
+    assert (name, step_status) == ("s", "ABORTED")  # the second attempt never started
+    assert log.count("no\n") == 1
+
+
+def test_logs_name_the_attempt_of_a_retried_step(tmp_path: Path) -> None:
+    from dpc_core.local.views import find_run, step_logs
+
+    _run_once(tmp_path / "ws", "    command: 'exit 1'\n    retries: {count: 1, backoff: "
+                               "{initial: 1s}}\n")
+    store = Runtime(tmp_path / "ws", schedules=False).ws.connect()
+    (_, status, _), = step_logs(store, find_run(store, "manual-1"))
+    assert status == "FAILED, attempt 2"

@@ -1439,12 +1439,12 @@ class Runtime:
             self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RETRYING   {row.run_id}  "
                      f"step {step.name}, attempt {attempt} of {total} in {delay}s: {error}")
 
-            def waiting(attempt: int = attempt) -> None:
+            def waiting() -> None:
                 # No pid while waiting: a cancel has no process to end, only the run.
-                self.store.conn.execute("UPDATE lr_steps SET attempt = ?, pid = NULL WHERE "
-                                        "arn = ? AND idx = ?", (attempt, row.arn, idx))
+                self.store.conn.execute("UPDATE lr_steps SET pid = NULL WHERE arn = ? AND "
+                                        "idx = ?", (row.arn, idx))
 
-            self._durably(waiting, f"attempt {attempt} of step {step.name} of {row.run_id}")
+            self._durably(waiting, f"backoff of step {step.name} of {row.run_id}")
             with contextlib.suppress(OSError), open(log_path, "ab") as log:
                 log.write(f"dpc: {error}; attempt {attempt} of {total} in {delay}s\n".encode())
             until = time.monotonic() + delay
@@ -1452,6 +1452,13 @@ class Runtime:
                 if self.stopping.wait(min(0.5, max(until - time.monotonic(), 0))) \
                         or self._cancelled(row.arn):
                     return rc, error, timed_out
+
+            def next_attempt(attempt: int = attempt) -> None:
+                self.store.conn.execute("UPDATE lr_steps SET attempt = ? WHERE arn = ? AND "
+                                        "idx = ?", (attempt, row.arn, idx))
+
+            self._durably(next_attempt, f"attempt {attempt} of step {step.name} of "
+                                        f"{row.run_id}")
 
     def _run_step(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path,
                   idx: int, *, timeout: int | None = None,
