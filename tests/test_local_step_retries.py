@@ -149,6 +149,10 @@ def test_a_cancel_during_the_backoff_ends_the_run_without_another_attempt(
     ((name, step_status, log),) = step_logs(store, find_run(store, arn))
     assert (name, step_status) == ("s", "ABORTED")  # the second attempt never started
     assert log.count("no\n") == 1
+    # Nothing left for a recovery to kill: the ended attempt's pid is gone with it.
+    assert not list((ws / ".dpc").rglob("*.pid"))
+    assert store.conn.execute("SELECT pid FROM lr_steps WHERE arn = ?", (arn,)).fetchone() \
+        == (None,)
 
 
 def test_logs_name_the_attempt_of_a_retried_step(tmp_path: Path) -> None:

@@ -1444,6 +1444,10 @@ class Runtime:
                 self.store.conn.execute("UPDATE lr_steps SET pid = NULL WHERE arn = ? AND "
                                         "idx = ?", (row.arn, idx))
 
+            # Nor its pid file: a recovery after a kill -9 in the backoff would kill that
+            # (ended) process's group id, which the system may have given to another.
+            with contextlib.suppress(OSError):
+                log_path.with_suffix(".pid").unlink(missing_ok=True)
             self._durably(waiting, f"backoff of step {step.name} of {row.run_id}")
             with contextlib.suppress(OSError), open(log_path, "ab") as log:
                 log.write(f"dpc: {error}; attempt {attempt} of {total} in {delay}s\n".encode())
