@@ -64,6 +64,7 @@ def test_the_run_fails_after_the_last_attempt(tmp_path: Path) -> None:
         tmp_path / "ws", "    command: 'echo no; exit 3'\n    retries: {count: 1, backoff: "
                          "{initial: 1s}}\n")
     assert run["status"] == "FAILED" and "exited with code 3" in (run["error"] or "")
+    assert (run["error"] or "").endswith("(attempt 2 of 2)")  # as `dpc local runs` shows
     assert (step["status"], step["attempt"]) == ("FAILED", 2)
     assert log.count("no\n") == 2
     # FAILED once, after the retry: not when the first attempt failed.

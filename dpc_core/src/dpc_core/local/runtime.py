@@ -1433,6 +1433,8 @@ class Runtime:
             if rc == 0 or attempt >= total or retries is None \
                     or not retries.retries_after(timed_out) \
                     or self.stopping.is_set() or self._cancelled(row.arn):
+                if rc != 0 and attempt > 1:  # the run's error says it was retried
+                    error = f"{error} (attempt {attempt} of {total})"
                 return rc, error, timed_out
             delay = retries.backoff.delay(attempt)
             attempt += 1
