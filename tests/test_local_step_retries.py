@@ -51,8 +51,9 @@ def test_a_failing_step_is_retried_after_its_backoff_until_it_succeeds(tmp_path:
     assert (step["status"], step["attempt"]) == ("SUCCEEDED", 3)
     assert count.read_text().strip() == "3"
     # Every attempt's output stays in the log, each after the line that names it.
-    assert [ln for ln in log.splitlines() if ln.startswith(("try", "dpc: attempt"))] == [
-        "try 1", "dpc: attempt 2 of 5", "try 2", "dpc: attempt 3 of 5", "try 3"]
+    assert [ln for ln in log.splitlines() if ln.startswith(("try", "dpc:"))] == [
+        "try 1", "dpc: waiting 1s before attempt 2 of 5", "dpc: attempt 2 of 5", "try 2",
+        "dpc: waiting 1s before attempt 3 of 5", "dpc: attempt 3 of 5", "try 3"]
     retrying = [ln for ln in lines if "RETRYING" in ln]
     assert len(retrying) == 2 and "attempt 3 of 5 in 1s" in retrying[1]
     # The run was RUNNING between the attempts: one final status.
@@ -64,7 +65,8 @@ def test_the_run_fails_after_the_last_attempt(tmp_path: Path) -> None:
         tmp_path / "ws", "    command: 'echo no; exit 3'\n    retries: {count: 1, backoff: "
                          "{initial: 1s}}\n")
     assert run["status"] == "FAILED" and "exited with code 3" in (run["error"] or "")
-    assert (run["error"] or "").endswith("(attempt 2 of 2)")  # as `dpc local runs` shows
+    # As `dpc local runs` shows it: the last attempt's output only, and which attempt.
+    assert run["error"] == "step s exited with code 3: no (attempt 2 of 2)"
     assert (step["status"], step["attempt"]) == ("FAILED", 2)
     assert log.count("no\n") == 2
     # FAILED once, after the retry: not when the first attempt failed.

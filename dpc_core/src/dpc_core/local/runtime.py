@@ -1452,7 +1452,7 @@ class Runtime:
                 log_path.with_suffix(".pid").unlink(missing_ok=True)
             self._durably(waiting, f"backoff of step {step.name} of {row.run_id}")
             with contextlib.suppress(OSError), open(log_path, "ab") as log:
-                log.write(f"dpc: {error}; attempt {attempt} of {total} in {delay}s\n".encode())
+                log.write(f"dpc: waiting {delay}s before attempt {attempt} of {total}\n".encode())
             until = time.monotonic() + delay
             while time.monotonic() < until:
                 if self.stopping.wait(min(0.5, max(until - time.monotonic(), 0))) \
@@ -1487,6 +1487,8 @@ class Runtime:
         with open(log_path, "wb" if attempt[0] == 1 else "ab") as log:
             if attempt[0] > 1:
                 log.write(f"dpc: attempt {attempt[0]} of {attempt[1]}\n".encode())
+            log.flush()
+            begin = log.tell()  # this attempt's output starts here (its error's tail)
             for name in withheld_names(asked, self.secrets.names):
                 log.write(f"dpc: {name} is not passed: steps never get notifier secrets\n"
                           .encode())
@@ -1538,7 +1540,7 @@ class Runtime:
             return rc or 124, f"step {step.name} timed out after {timeout}s", True
         if rc == 0:
             return 0, None, False
-        tail = _tail(log_path)
+        tail = _tail(log_path, offset=begin)
         return rc, f"step {step.name} exited with code {rc}" + (
             f": {tail}" if tail else ""), False
 
@@ -1616,9 +1618,12 @@ class Runtime:
             self._lock_file.close()
 
 
-def _tail(path: Path, lines: int = 3) -> str:
+def _tail(path: Path, lines: int = 3, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log, from byte ``offset`` (an attempt's own output)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(t.strip() for t in text[-lines:])[-400:]
