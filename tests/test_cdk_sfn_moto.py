@@ -37,11 +37,15 @@ REGION = "eu-west-1"
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The pipeline stack of an outside-plugin pipeline, triggered by another pipeline."""
+    return _synth_acme(tmp_path_factory.mktemp("moto"))
+
+
+def _synth_acme(root: Any, second: str = "") -> dict[str, Any]:
+    """The acme pipeline's stack; ``second``: more fields of its (failing) second step."""
     from dpc_central.app import pipeline_app, pipeline_stack_name
     from dpc_core.loader import load_pipelines
     from dpc_core.plugins import EntryPointLike, installed_entry_points, load_registry
 
-    root = tmp_path_factory.mktemp("moto")
     (root / "outside").mkdir()
     (root / "outside" / "dpc_acme_steps.py").write_text(PLUGIN)
     mp = pytest.MonkeyPatch()
@@ -58,7 +62,7 @@ trigger:
     allOf: [{{name: upstream, status: [SUCCEEDED]}}]
 steps:
   - {{name: first, type: acme-marker, bucket: acme-data}}
-  - {{name: second, type: acme-marker, bucket: acme-missing}}
+  - {{name: second, type: acme-marker, bucket: acme-missing{second}}}
 """)
     (p,) = load_pipelines([project], registry=registry)
     out = root / "cdk.out"
@@ -199,6 +203,38 @@ def test_catch_path_reports_failed_and_fails_the_run(
     (report,) = reports(aws)
     assert report["detail"]["status"] == "FAILED"
     assert "NoSuchBucket" in report["detail"]["error"]
+
+
+def _attempts(aws: dict[str, Any], run_arn: str, state: str) -> int:
+    """How many times the execution scheduled ``state``'s task."""
+    events = aws["sfn"].get_execution_history(executionArn=run_arn,
+                                              maxResults=1000)["events"]
+    entered = [e for e in events if e["type"] == "TaskStateEntered"
+               and e["stateEnteredEventDetails"]["name"] == state]
+    assert len(entered) == 1  # retries happen inside the one state
+    return sum(1 for e in events if e["type"] == "TaskScheduled"
+               and e["id"] > entered[0]["id"] and "acme-missing" in
+               e["taskScheduledEventDetails"]["parameters"])
+
+
+@pytest.mark.parametrize("on,attempts", [("FAILED", 3), ("ALL", 3), ("TIMEOUT", 1)])
+def test_a_failing_step_with_retries_runs_again_then_fails_the_run(
+        tmp_path_factory: pytest.TempPathFactory, aws: dict[str, Any], on: str,
+        attempts: int) -> None:
+    """`retries: {count: 2, on: ...}` as synthesized, run by moto's interpreter: an S3
+    error (States.TaskFailed) is tried three times with FAILED or ALL, once when only
+    timeouts are retried; the run fails after the last attempt either way."""
+    template = _synth_acme(tmp_path_factory.mktemp("retries"),
+                           ", retries: {count: 2, backoff: {initial: 1s, rate: 1.0}, "
+                           f"on: {on}}}")
+    sm = create(aws, "acme", definitions(template, "x")["pipeline"])
+    run = aws["sfn"].start_execution(stateMachineArn=sm, name=f"run-{on}",
+                                     input=json.dumps({"dpc": {"logicalDate": "2026-11-26"}}))
+    result = wait(aws, run["executionArn"])
+    assert result["status"] == "FAILED"
+    assert _attempts(aws, run["executionArn"], "second marker") == attempts
+    (report,) = reports(aws)
+    assert report["detail"]["status"] == "FAILED"
 
 
 def test_second_start_with_the_trigger_name_fails_with_the_error_the_starter_catches(

@@ -82,7 +82,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 #: a package name covers its modules.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dpc_core", "errors", "jsonlimits", "progress", "schedule", "deadlines", "store",
-     "cdk_values", "types"),
+     "cdk_values", "retry", "types"),
     ("model", "events", "hookspecs", "plugins", "builtin", "loader", "schema", "notify",
      "address_secrets", "deployability", "stores"),
     ("engine", "health", "lineage", "simulate", "openlineage", "aws_session", "aws_runs",

@@ -354,7 +354,7 @@ def test_a_step_validates_with_the_config_model_of_the_plugin_that_owns_its_type
     assert problems == [
         "pipeline.yaml:3:5: steps[0].message: required field is missing",
         "pipeline.yaml:5:5: steps[0].mesage: unknown field (did you mean 'message'?); "
-        "allowed: name, type, passEnv, message",
+        "allowed: name, type, passEnv, retries, timeout, message",
     ]
 
 

@@ -35,6 +35,10 @@ NAMED = {
     "cron_field_out_of_range": "$.trigger.schedule.hour",  # hour: 27
     "cron_not_a_cron": "$.trigger.schedule.cron",     # cron: "not a cron"
     "timezone_on_mars": "$.trigger.timezone",         # timezone: Mars/Olympus
+    "retries_count_too_high": "$.steps[0].retries",  # retries: 11
+    "retries_unknown_error": "$.steps[0].retries.on[1]",  # on: [FAILED, CRASHED]
+    "timeout_without_unit": "$.steps[0].timeout",     # timeout: 30
+    "catchup_without_schedule": "$.trigger",          # catchup on a parent trigger
 }
 
 

@@ -47,6 +47,8 @@ ACCOUNT_RE = re.compile(r"[0-9]{12}")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$"
 NAME_RULE = "must start with a letter or digit and contain only letters, digits, '-' and '_' " \
     "(at most 80 characters)"
+#: The most missed firings ``catchup: all`` runs at once (``trigger.catchupLimit``).
+MAX_CATCHUP = 100
 #: docs/triggers.md rule 8: a condition nested deeper than this is bad input.
 MAX_CONDITION_DEPTH = 32
 
@@ -386,7 +388,8 @@ class Trigger(Strict):
     """When a pipeline runs: on a schedule, or when other pipelines reach statuses."""
 
     model_config = ConfigDict(title="Trigger", json_schema_extra={
-        "not": {"required": ["schedule", "executions"]}})
+        "not": {"required": ["schedule", "executions"]},
+        "dependentRequired": {"catchup": ["schedule"], "catchupLimit": ["schedule"]}})
 
     schedule: ScheduleSpec | None = Field(
         default=None, title="Schedule",
@@ -406,6 +409,15 @@ class Trigger(Strict):
         default="never", title="Rerun",
         description="never: once per window; on-new-parent-run: again when a newer parent "
                     "run satisfies the condition.")
+    catchup: Literal["none", "latest", "all"] = Field(
+        default="none", title="Catch-up",
+        description="Firings of the schedule missed while the runtime was stopped: none "
+                    "(default) skips them, latest runs the most recent one, all runs each "
+                    "(oldest first, at most catchupLimit). Local runtime; see docs/aws.md.")
+    catchup_limit: int = Field(
+        default=10, ge=1, le=MAX_CATCHUP, alias="catchupLimit", title="Catch-up limit",
+        description=f"With catchup: all, the most recent missed firings run (1-{MAX_CATCHUP}, "
+                    "default 10).")
 
     @field_validator("executions", mode="before")
     @classmethod
@@ -443,6 +455,11 @@ class Trigger(Strict):
     def _exclusive(self) -> Trigger:
         if self.schedule is not None and self.executions is not None:
             raise ValueError("schedule and executions are mutually exclusive; choose one")
+        given = self.model_fields_set & {"catchup", "catchup_limit"}
+        if given and self.schedule is None:
+            raise ValueError(f"{'catchupLimit' if given == {'catchup_limit'} else 'catchup'} "
+                             "applies to a schedule: this trigger has none (runs triggered by "
+                             "parents are never missed)")
         return self
 
 

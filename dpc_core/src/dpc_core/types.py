@@ -14,14 +14,30 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dpc_core.retry import MAX_RETRIES, Retries, parse_duration, shorthand
+
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _CHANNEL = re.compile(r"^[A-Z][A-Z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _retries_schema(schema: dict[str, Any]) -> None:
+    # A count alone is the shorthand of {count: N}.
+    schema["anyOf"] = [{"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+                       *schema.get("anyOf", [])]
+
+
+def _timeout_schema(schema: dict[str, Any]) -> None:
+    from dpc_core.retry import DURATION_PATTERN
+
+    schema.pop("anyOf", None)
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "null"}]
+
+
 class StepConfig(BaseModel):
-    """Base of every step plugin's config model. ``name``, ``type`` and ``passEnv`` belong
-    to the core."""
+    """Base of every step plugin's config model. ``name``, ``type``, ``passEnv``,
+    ``retries`` and ``timeout`` belong to the core."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +58,26 @@ class StepConfig(BaseModel):
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not an environment variable name")
         return names
+
+    #: ``retries`` and ``timeout`` (dpc_core/retry.py): core fields every step type has.
+    retries: Retries | None = Field(
+        default=None, json_schema_extra=_retries_schema,
+        description="More attempts after a failure: a count (0-10), or {count, backoff: "
+                    "{initial, rate, max}, on: ALL | TIMEOUT | FAILED}")
+    timeout: int | None = Field(
+        default=None, json_schema_extra=_timeout_schema,
+        description="How long one attempt may run, e.g. 30m, 2h (at most 7d); then it "
+                    "fails with TIMEOUT")
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _retries(cls, value: object) -> object:
+        return shorthand(value)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)
 
 
 class ComputeConfig(BaseModel):

@@ -104,7 +104,7 @@ class PipelineStateMachine(Construct):
                 branch.append(graph.part(step_status(
                     f"{step.name} started", bus_arn=bus_arn, step=step.name,
                     status="RUNNING", partition=aws)))
-            branch.extend(graph.parts(states, where))
+            branch.extend(_retried(graph, graph.parts(states, where), step))
             if full:
                 branch.append(graph.part(step_status(
                     f"{step.name} succeeded", bus_arn=bus_arn, step=step.name,
@@ -271,6 +271,60 @@ class _Graph:
         states: dict[str, Any] = {}
         self.chain(parts, None, into=states)
         return {"StartAt": parts[0].start, "States": states}
+
+
+def _retried(graph: _Graph, parts: list[_Part], step: Any) -> list[_Part]:
+    """A step's states with its ``timeout`` (``TimeoutSeconds`` of each of its task
+    states, in place of the compute's step timeout) and ``retries`` (a ``Retry`` rule); a
+    step without them is left exactly as its plugin made it.
+
+    ``Retry`` goes on the step's task state when the step is that one state; a step type
+    whose AWS form is several states is wrapped in a one-branch ``Parallel`` named after
+    the step, which retries the whole sequence (a ``Parallel`` has no ``TimeoutSeconds``:
+    there the timeout is each task state's)."""
+    retries = getattr(step, "retries", None)
+    timeout = getattr(step, "timeout", None)
+    if timeout is not None:
+        for part in parts:
+            for name, state in part.states.items():
+                if state.get("Type") == "Task":
+                    part.states[name] = _keyed(state, "TimeoutSeconds", int(timeout), "Type")
+    if retries is None or retries.count == 0:
+        return parts
+    rule = retries.asl()
+    if len(parts) == 1 and len(parts[0].states) == 1:
+        (name, state), = parts[0].states.items()
+        if state.get("Type") == "Task":
+            parts[0].states[name] = {**state, "Retry": _with_rule(state.get("Retry"), rule)}
+            return parts
+    name = f"{step.name} (retried)"
+    wrapper = {"Type": "Parallel", "ResultPath": None,
+               "Branches": [graph.branch(parts)], "Retry": [rule]}
+    return [_Part(name, {name: wrapper}, [name])]
+
+
+def _keyed(state: dict[str, Any], key: str, value: Any, after: str) -> dict[str, Any]:
+    """``state`` with ``key`` set, placed after ``after`` when it is new."""
+    if key in state:
+        return {**state, key: value}
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        out[k] = v
+        if k == after:
+            out[key] = value
+    out.setdefault(key, value)
+    return out
+
+
+def _with_rule(existing: Any, rule: dict[str, Any]) -> list[Any]:
+    """A plugin's own ``Retry`` rules with the step's: last, but before a plugin's
+    ``States.ALL`` rule (which Step Functions requires to be the last)."""
+    rules = list(existing or [])
+    if rules and "States.ALL" in rules[-1].get("ErrorEquals", []):
+        # The step's own catch-all replaces the plugin's.
+        return [*rules[:-1], rule] if "States.ALL" in rule["ErrorEquals"] \
+            else [*rules[:-1], rule, rules[-1]]
+    return [*rules, rule]
 
 
 def _to_json(definition: dict[str, Any], scope: Construct) -> str:

@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -1057,6 +1057,10 @@ class Runtime:
                 scheduled = {k: e.pipeline for k, e in self.pipelines.entries.items()
                              if e.meta.get("scheduled")}
                 for k in scheduled:
+                    if k not in seen and version == 0 and k in last:
+                        self._guarded_call("scheduler", f"catch-up of {k}",
+                                           lambda k=k, p=scheduled[k]: self._catch_up(  # type: ignore[misc]
+                                               k, p, last, started))
                     seen.setdefault(k, started if version == 0 else now_ms())
             now = datetime.now(UTC)
             due: list[tuple[datetime, str]] = []
@@ -1096,7 +1100,27 @@ class Runtime:
                                        "scheduler", f"firing of {key}", exc))
             last[key] = int(when.timestamp() * 1000)
 
-    def _fire(self, key: str, when: datetime) -> None:
+    def _catch_up(self, key: str, pipeline: Pipeline, last: dict[str, int],
+                  started_ms: int) -> None:
+        """At start, the firings of ``key``'s schedule missed since its last one (in
+        lr_schedules) and before the runtime started, as its ``catchup`` says: none, the
+        latest, or all (the most recent ``catchupLimit``, oldest first). Each is recorded
+        as the last firing with its run, so a restart does not start it again."""
+        trigger = pipeline.trigger
+        if trigger.catchup == "none":
+            return
+        keep = trigger.catchup_limit if trigger.catchup == "all" else 1
+        missed = missed_firings(pipeline, datetime.fromtimestamp(last[key] / 1000, tz=UTC),
+                                datetime.fromtimestamp(started_ms / 1000, tz=UTC), keep)
+        for when in missed:
+            self._fire(key, when, reason="catch-up")
+            last[key] = int(when.timestamp() * 1000)
+        if missed:
+            self.out(f"{_fmt_ms(now_ms())}  catch-up  {pipeline.name}@{pipeline.account}: "
+                     f"{len(missed)} missed firing(s) ({trigger.catchup}), from "
+                     f"{missed[0]:%Y-%m-%d %H:%M} to {missed[-1]:%Y-%m-%d %H:%M} UTC")
+
+    def _fire(self, key: str, when: datetime, reason: str = "schedule") -> None:
         pipeline = self.pipelines.get(key)
         if pipeline is None:
             return  # removed from the workspace since the firing was planned
@@ -1108,7 +1132,7 @@ class Runtime:
                 operator.hold(self.store.conn, key, logical, "schedule")
                 arn = None
             else:
-                arn = insert_run(self.store, key, run_id, logical, "schedule")
+                arn = insert_run(self.store, key, run_id, logical, reason)
             self.store.conn.execute(
                 "INSERT INTO lr_schedules (pipeline, last_fire_ms) VALUES (?, ?) ON CONFLICT "
                 "(pipeline) DO UPDATE SET last_fire_ms = excluded.last_fire_ms",
@@ -1363,16 +1387,16 @@ class Runtime:
             t0 = time.monotonic()
             # A long step says it is alive, with its elapsed time, every DPC_HEARTBEAT_S
             # seconds (plain lines: other runs print to the same console meanwhile).
-            from dpc_core.progress import elapsed_text, heartbeat
+            from dpc_core.progress import elapsed_text
 
             def beat(seconds: float, step: Any = step) -> None:
                 self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RUNNING    "
                          f"{row.run_id}  step {step.name} for {elapsed_text(seconds)}")
 
-            with heartbeat(beat):
-                rc, error = self._run_step(row, step, ctx, log_path, idx)
+            rc, error, timed_out = self._attempts(row, step, ctx, log_path, idx, beat)
             status = "SUCCEEDED" if rc == 0 else (
-                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else "FAILED")
+                "ABORTED" if self.stopping.is_set() or self._cancelled(row.arn) else
+                "TIMED_OUT" if timed_out else "FAILED")
             took = time.monotonic() - t0
 
             def finished(idx: int = idx, step: Any = step, status: str = status, rc: int = rc,
@@ -1387,24 +1411,84 @@ class Runtime:
             self._durably(finished, f"step {step.name} of {row.run_id} ({status})")
             self.wake_notify.set()
             if rc != 0:
-                return status, error, step.name
+                # A step's timeout fails the run (as on AWS, where States.Timeout is caught).
+                return ("FAILED" if status == "TIMED_OUT" else status), error, step.name
         return "SUCCEEDED", None, None
 
+    def _attempts(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path, idx: int,
+                  beat: Callable[[float], None]) -> tuple[int, str | None, bool]:
+        """Run a step, and again after its backoff while its ``retries`` allow (see
+        dpc_core/retry.py): (exit code, error, timed out) of the last attempt. Every attempt
+        writes to the step's log, after a line that names it."""
+        from dpc_core.progress import heartbeat
+
+        retries = getattr(step, "retries", None)
+        timeout = getattr(step, "timeout", None)
+        total = 1 + (retries.count if retries is not None else 0)
+        attempt = 1
+        while True:
+            with heartbeat(beat):
+                rc, error, timed_out = self._run_step(row, step, ctx, log_path, idx,
+                                                      timeout=timeout, attempt=(attempt, total))
+            if rc == 0 or attempt >= total or retries is None \
+                    or not retries.retries_after(timed_out) \
+                    or self.stopping.is_set() or self._cancelled(row.arn):
+                if rc != 0 and attempt > 1:  # the run's error says it was retried
+                    error = f"{error} (attempt {attempt} of {total})"
+                return rc, error, timed_out
+            delay = retries.backoff.delay(attempt)
+            attempt += 1
+            self.out(f"{_fmt_ms(now_ms())}  {row.name}@{row.account}  RETRYING   {row.run_id}  "
+                     f"step {step.name}, attempt {attempt} of {total} in {delay}s: {error}")
+
+            def waiting() -> None:
+                # No pid while waiting: a cancel has no process to end, only the run.
+                self.store.conn.execute("UPDATE lr_steps SET pid = NULL WHERE arn = ? AND "
+                                        "idx = ?", (row.arn, idx))
+
+            # Nor its pid file: a recovery after a kill -9 in the backoff would kill that
+            # (ended) process's group id, which the system may have given to another.
+            with contextlib.suppress(OSError):
+                log_path.with_suffix(".pid").unlink(missing_ok=True)
+            self._durably(waiting, f"backoff of step {step.name} of {row.run_id}")
+            with contextlib.suppress(OSError), open(log_path, "ab") as log:
+                log.write(f"dpc: waiting {delay}s before attempt {attempt} of {total}\n".encode())
+            until = time.monotonic() + delay
+            while time.monotonic() < until:
+                if self.stopping.wait(min(0.5, max(until - time.monotonic(), 0))) \
+                        or self._cancelled(row.arn):
+                    return rc, error, timed_out
+
+            def next_attempt(attempt: int = attempt) -> None:
+                self.store.conn.execute("UPDATE lr_steps SET attempt = ? WHERE arn = ? AND "
+                                        "idx = ?", (attempt, row.arn, idx))
+
+            self._durably(next_attempt, f"attempt {attempt} of step {step.name} of "
+                                        f"{row.run_id}")
+
     def _run_step(self, row: RunRow, step: Any, ctx: RunContext, log_path: Path,
-                  idx: int) -> tuple[int, str | None]:
+                  idx: int, *, timeout: int | None = None,
+                  attempt: tuple[int, int] = (1, 1)) -> tuple[int, str | None, bool]:
+        """One attempt of a step: (exit code, error, timed out). The first attempt starts
+        the log; a retry appends to it."""
         step_type = self.ws.registry.steps.get(step.type)
         if step_type is None or step_type.local is None:
-            return 127, f"step {step.name}: type {step.type!r} has no local executor"
+            return 127, f"step {step.name}: type {step.type!r} has no local executor", False
         try:
             cmd = step_type.local(step, ctx)
         except Exception as exc:
-            return 126, f"step {step.name}: {exc}"
+            return 126, f"step {step.name}: {exc}", False
         from dpc_core.local.step_env import start_copy, step_environment, withheld_names
 
         # A minimal environment, never the notifiers' secrets (see local/step_env.py).
         asked = (*cmd.pass_env, *getattr(step, "pass_env", ()))
         env = step_environment(self.env, ctx.environment(), cmd, asked, self.secrets.names)
-        with open(log_path, "wb") as log:
+        timed_out = False
+        with open(log_path, "wb" if attempt[0] == 1 else "ab") as log:
+            if attempt[0] > 1:
+                log.write(f"dpc: attempt {attempt[0]} of {attempt[1]}\n".encode())
+            log.flush()
+            begin = log.tell()  # this attempt's output starts here (its error's tail)
             for name in withheld_names(asked, self.secrets.names):
                 log.write(f"dpc: {name} is not passed: steps never get notifier secrets\n"
                           .encode())
@@ -1414,7 +1498,8 @@ class Runtime:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
                 log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
-                return 127, f"step {step.name}: cannot start {cmd.argv[0]}: {exc.strerror}"
+                return 127, (f"step {step.name}: cannot start {cmd.argv[0]}: "
+                             f"{exc.strerror}"), False
             # Beside the log at once, for the recovery after a kill -9: the pid's row below
             # waits for the store, which another thread may hold for a while.
             with contextlib.suppress(OSError):
@@ -1436,16 +1521,28 @@ class Runtime:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
             try:
-                rc = proc.wait()
+                try:
+                    rc = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    # The whole process group, as a cancel does; reaped by the wait below.
+                    timed_out = True
+                    threading.Thread(target=operator.terminate_group, args=(proc.pid,),
+                                     name="dpc-timeout", daemon=True).start()
+                    rc = proc.wait()
             finally:
                 self.procs.pop(row.arn, None)
             copier.join(timeout=5)  # not forever: a step's leftover child may hold the pipe
             if not copier.is_alive():
                 proc.stdout.close()
+        if timed_out:
+            with contextlib.suppress(OSError), open(log_path, "ab") as log:
+                log.write(f"dpc: stopped after the step's timeout ({timeout}s)\n".encode())
+            return rc or 124, f"step {step.name} timed out after {timeout}s", True
         if rc == 0:
-            return 0, None
-        tail = _tail(log_path)
-        return rc, f"step {step.name} exited with code {rc}" + (f": {tail}" if tail else "")
+            return 0, None, False
+        tail = _tail(log_path, offset=begin)
+        return rc, f"step {step.name} exited with code {rc}" + (
+            f": {tail}" if tail else ""), False
 
     # -- running and stopping -------------------------------------------------------
 
@@ -1521,9 +1618,12 @@ class Runtime:
             self._lock_file.close()
 
 
-def _tail(path: Path, lines: int = 3) -> str:
+def _tail(path: Path, lines: int = 3, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log, from byte ``offset`` (an attempt's own output)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(t.strip() for t in text[-lines:])[-400:]
@@ -1540,6 +1640,25 @@ def next_fire(pipeline: Pipeline, after: datetime, anchor: datetime) -> datetime
     if isinstance(parsed, Rate):
         return parsed.next_after(after, anchor)
     return parsed.next_after(after, ZoneInfo(pipeline.trigger.timezone))
+
+
+def missed_firings(pipeline: Pipeline, last: datetime, until: datetime,
+                   keep: int) -> list[datetime]:
+    """The latest ``keep`` firings of ``pipeline``'s schedule strictly after ``last`` and
+    at or before ``until``, oldest first. Scans back from ``until`` over a window that
+    doubles from an hour, so a long outage costs about ``2 × keep`` firings to compute,
+    not one per firing missed."""
+    span = timedelta(hours=1)
+    while True:
+        start = max(last, until - span)
+        found: list[datetime] = []
+        t = start
+        while (nxt := next_fire(pipeline, t, last)) is not None and nxt <= until:
+            found.append(nxt)
+            t = nxt
+        if len(found) >= keep or start == last:
+            return found[-keep:]
+        span *= 2
 
 
 def logical_date_of_firing(pipeline: Pipeline, when: datetime) -> str:

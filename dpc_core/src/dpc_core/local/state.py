@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS lr_steps (
     exit_code INTEGER,
     log_path TEXT,
     pid INTEGER,
+    attempt INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (arn, idx)
 );
 CREATE TABLE IF NOT EXISTS lr_outbox (
@@ -249,6 +250,10 @@ def init(conn: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # another process added it
             conn.execute("ALTER TABLE lr_runs ADD COLUMN interrupted INTEGER NOT NULL "
                          "DEFAULT 0")
+    if "attempt" not in {r[1] for r in conn.execute("PRAGMA table_info(lr_steps)")}:
+        # Which attempt of the step (its `retries:`) runs or ran last; 1 without retries.
+        with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+            conn.execute("ALTER TABLE lr_steps ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1")
     conn.execute("CREATE INDEX IF NOT EXISTS lr_runs_interrupted ON lr_runs (arn) "
                  "WHERE interrupted = 1")
 

@@ -43,7 +43,8 @@ def reason_text(row: RunRow, any_of: bool | Collection[str] = False) -> str:
             for p in row.parents)
     return {"manual": "started by hand", "schedule": "schedule", "rerun": "rerun by hand",
             "rerun-downstream": "rerun by hand, downstream",
-            "resumed": "run again: the runtime stopped during its last run"}.get(row.reason,
+            "resumed": "run again: the runtime stopped during its last run",
+            "catch-up": "catch-up of a missed schedule firing"}.get(row.reason,
                                                                                row.reason)
 
 
@@ -112,10 +113,14 @@ def find_run(store: SqliteStore, ident: str) -> RunRow:
 
 
 def step_logs(store: SqliteStore, run: RunRow) -> list[tuple[str, str, str]]:
-    """(step, status, log text) of each step of a run."""
+    """(step, status, log text) of each step of a run; the status names the attempt
+    after the first (``FAILED, attempt 3``: the step's ``retries``)."""
     out = []
-    for name, status, log_path in store.conn.execute(
-            "SELECT name, status, log_path FROM lr_steps WHERE arn = ? ORDER BY idx", (run.arn,)):
+    for name, status, log_path, attempt in store.conn.execute(
+            "SELECT name, status, log_path, attempt FROM lr_steps WHERE arn = ? ORDER BY idx",
+            (run.arn,)):
+        if attempt and attempt > 1:
+            status = f"{status}, attempt {attempt}"
         try:
             text = Path(log_path).read_text(errors="replace") if log_path else ""
         except OSError:
