@@ -86,7 +86,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model", "events", "hookspecs", "plugins", "builtin", "loader", "schema", "notify",
      "address_secrets", "deployability", "stores"),
     ("engine", "health", "lineage", "simulate", "openlineage", "aws_session", "aws_runs",
-     "aws_backfill", "aws_assets", "scaffold", "testing"),
+     "aws_backfill", "aws_assets", "grid", "scaffold", "testing"),
     ("local",),
     ("ui",),
     ("cli",),
