@@ -16,7 +16,8 @@ DAYS = ["2026-11-24", "2026-11-25", "2026-11-26"]
 
 def _chain(ws: Path, parent: str, child: str) -> Path:
     """listings (A, started by the backfill) and a child (C) on its SUCCESS."""
-    write_pipeline(ws, "listings", A, f"steps:\n  - {{name: s, type: shell, command: '{parent}'}}\n")
+    write_pipeline(ws, "listings", A,
+                   f"steps:\n  - {{name: s, type: shell, command: '{parent}'}}\n")
     write_pipeline(ws, "child", C, f"""trigger:
   executions:
     allOf:

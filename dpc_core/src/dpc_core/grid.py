@@ -20,6 +20,7 @@ from typing import Any
 
 from dpc_core.errors import DpcError
 from dpc_core.health import owner_of
+from dpc_core.lineage import day_of
 from dpc_core.store import PipelineSpec, RunRecord
 
 #: At most this many dates in one grid (a quarter).
@@ -207,7 +208,7 @@ def cells_of_runs(dates: list[str], runs: Iterable[RunRecord]) -> dict[str, Cell
     out: dict[str, Cell] = {}
     counts: dict[str, int] = {}
     for r in sorted(runs, key=lambda r: (r.start_ms, r.arn)):
-        day = (r.logical or "")[:10]
+        day = day_of(r)  # its logical date, else the UTC day it started (as lineage)
         if day not in wanted:
             continue
         counts[day] = counts.get(day, 0) + 1
