@@ -30,7 +30,7 @@ READERS = 8
 
 #: A cell's symbol by run status; a date without a run is "·".
 SYMBOLS: dict[str, str] = {
-    "SUCCEEDED": "✓", "FAILED": "✗", "TIMED_OUT": "⌛", "ABORTED": "⊘",
+    "SUCCEEDED": "✓", "FAILED": "✗", "TIMED_OUT": "⊗", "ABORTED": "⊘",
     "RUNNING": "…", "PENDING": "○",
 }
 NO_RUN = "·"

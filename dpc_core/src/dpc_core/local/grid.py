@@ -11,24 +11,21 @@ from dpc_core.grid import Cell, Grid, build
 
 #: The query walks the index ``lr_runs_logical`` (:mod:`dpc_core.local.state`).
 
-_QUERY = """
-SELECT pipeline, day, status, run_id, arn, runs FROM (
-    SELECT pipeline, substr(logical_date, 1, 10) AS day, status, run_id, arn,
-           ROW_NUMBER() OVER (PARTITION BY pipeline, substr(logical_date, 1, 10)
-                              ORDER BY created_ms DESC, rowid DESC) AS rn,
-           COUNT(*) OVER (PARTITION BY pipeline, substr(logical_date, 1, 10)) AS runs
-    FROM lr_runs WHERE logical_date >= ? AND logical_date < ?)
-WHERE rn = 1
-"""
+_QUERY = ("SELECT pipeline, substr(logical_date, 1, 10), status, run_id, arn FROM lr_runs "
+          "WHERE logical_date >= ? AND logical_date < ? ORDER BY created_ms, rowid")
 
 
 def local_cells(conn: sqlite3.Connection, dates: list[str]) -> dict[str, dict[str, Cell]]:
     """pipeline key -> date -> the latest run's cell, for ``dates`` (consecutive days).
-    A logical date with a time (``2026-11-26T10:00``) counts for its day."""
+    A logical date with a time (``2026-11-26T10:00``) counts for its day. One query,
+    oldest run first: a later run of the same date replaces the cell (a window function
+    per pipeline and date measured 5x slower at 700 pipelines x 30 dates)."""
     after = (date.fromisoformat(dates[-1]) + timedelta(days=1)).isoformat()
     out: dict[str, dict[str, Cell]] = {}
-    for key, day, status, run_id, arn, runs in conn.execute(_QUERY, (dates[0], after)):
-        out.setdefault(key, {})[day] = Cell(status, run_id, arn, int(runs))
+    for key, day, status, run_id, arn in conn.execute(_QUERY, (dates[0], after)):
+        row = out.setdefault(key, {})
+        seen = row.get(day)
+        row[day] = Cell(status, run_id, arn, 1 if seen is None else seen.runs + 1)
     return out
 
 

@@ -833,7 +833,8 @@
         gridSelect("owner", "owner", Object.keys(owners).sort(), f),
         gridSelect("status", "status", Object.keys(g.legend).filter(function (s) {
           return s !== "NONE" && s !== "PAUSED"; }), f),
-        gridSelect("days", "days", ["7", "14", "30", "60", "90"], f)]);
+        gridSelect("days", "days", ["7", "14", "30", "60", "90"], {
+          account: f.account, owner: f.owner, status: f.status, days: f.days || "14"})]);
       view.appendChild(el("h2", {text: "Runs by logical date " + g.from + " … " + g.to +
                                        " (" + g.shown + " of " + g.pipelines + " pipelines)"}));
       view.appendChild(tools);
