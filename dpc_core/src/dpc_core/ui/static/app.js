@@ -1038,8 +1038,11 @@
       b.dates.forEach(function (d) {
         table.appendChild(el("tr", {"data-date": d.date}, [
           el("td", {text: d.date}),
-          el("td", {"class": "s-" + d.status, text: d.status === "HELD" ? "waiting" : d.status}),
-          el("td", {text: (d.run_id || "") + (d.attempt > 1 ? " (attempt " + d.attempt + ")" : "")})
+          // the date with its children: one whose child failed is FAILED (d.why says which)
+          el("td", {"class": "s-" + (d.rollup || d.status),
+                    text: d.status === "HELD" ? "waiting" : (d.rollup || d.status)}),
+          el("td", {text: (d.run_id || "") + (d.attempt > 1 ? " (attempt " + d.attempt + ")" : "") +
+                          (d.why ? " · " + d.why : "")})
         ]));
       });
       box.appendChild(el("div", {"class": "backfill-box"}, [head, bar, table]));
