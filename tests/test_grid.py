@@ -201,3 +201,14 @@ def test_the_grid_view_draws_cells_that_link_to_runs(browser: Browser, server: U
                                "document.querySelector('tr.chosen td.s-FAILED') && "
                                "document.querySelector('tr.chosen td').textContent")
     assert chosen.startswith(D1)
+
+
+def test_the_grid_view_shows_a_new_run_live(browser: Browser, server: UiServer,
+                                            workspace: Path) -> None:
+    browser.load(page(server, D2, "#grid?days=2"), width=1100, height=700)
+    wait_for(browser, "document.body.dataset.grid === '4' && document.body.dataset.live === '1'")
+    cell = "document.querySelector('tr[data-key=\"222222222222/searches\"] td.gcell a')"
+    assert browser.evaluate(f"{cell} && {cell}.dataset.status") == "SUCCEEDED"  # D2 only
+    dpc("local", "start", "searches", "--date", D1, "-w", workspace)
+    wait_for(browser, f"{cell} && {cell}.dataset.status === 'PENDING'")  # D1's, first
+    assert browser.evaluate(f"{cell}.getAttribute('href')").startswith("#r/222222222222")
