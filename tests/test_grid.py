@@ -121,6 +121,12 @@ def test_a_bad_range_is_one_clear_error(workspace: Path, args: list[str], says: 
     assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_workspace_never_run_says_what_to_do(tmp_path: Path) -> None:
+    proc = dpc("local", "grid", "-w", tmp_path, check=False)
+    assert proc.returncode == 2 and "run `dpc local up` once" in proc.stderr
+    assert not (tmp_path / ".dpc").exists()  # nothing created
+
+
 # -- --aws: the central run log -----------------------------------------------------------
 
 REGION = "eu-west-1"
