@@ -86,7 +86,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("model", "events", "hookspecs", "plugins", "builtin", "loader", "schema", "notify",
      "address_secrets", "deployability", "stores"),
     ("engine", "health", "lineage", "simulate", "openlineage", "aws_session", "aws_runs",
-     "aws_backfill", "scaffold", "testing"),
+     "aws_backfill", "grid", "scaffold", "testing"),
     ("local",),
     ("ui",),
     ("cli",),

@@ -200,5 +200,5 @@ def _backfills_text(workspace: Path) -> str:
     finally:
         conn.close()
     lines = [f"backfill {b.id}: {b.line()}\n  "
-             + "  ".join(f"{d.date} {d.status}" for d in b.dates) for b in found]
+             + "  ".join(f"{d.date} {d.rollup}" for d in b.dates) for b in found]
     return "".join("\n" + line for line in lines)

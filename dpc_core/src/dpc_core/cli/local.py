@@ -370,7 +370,8 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
                            "to": b.date_to, "downstream": b.downstream,
                            "maxParallel": b.max_parallel,
                            "dates": [{"date": d.date, "status": d.status, "runId": d.run_id,
-                                      "attempt": d.attempt} for d in b.dates]}
+                                      "attempt": d.attempt, "rollup": d.rollup, "why": d.why}
+                                     for d in b.dates]}
                           for b in backfills]}))
         return
     if not latest:
@@ -400,7 +401,11 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
         click.echo(notices_table(found))
     for b in backfills:
         click.echo(f"backfill {b.id}: {b.line()}")
-        click.echo("  " + "  ".join(f"{d.date} {d.status}" for d in b.dates))
+        # Each date with its children: one whose child failed is FAILED, not SUCCEEDED.
+        click.echo("  " + "  ".join(f"{d.date} {d.rollup}" for d in b.dates))
+        for d in b.dates:
+            if d.why:
+                click.echo(f"  {d.date}: {d.why}")
     _problems_line(store)
 
 
@@ -527,3 +532,12 @@ def inject(workspace: Path, events: Path) -> None:
             click.echo(f"... and {bad - len(problems)} more", err=True)
         click.echo(f"{bad} bad line(s) skipped; the other lines were queued", err=True)
         raise click.exceptions.Exit(2)
+
+
+def _add_grid() -> None:
+    from dpc_core.cli.grid import grid
+
+    local.add_command(grid)
+
+
+_add_grid()

@@ -1557,7 +1557,9 @@ class Runtime:
                     "SELECT (SELECT COUNT(*) FROM lr_runs WHERE status IN ('PENDING', 'RUNNING'))"
                     " + (SELECT COUNT(*) FROM lr_outbox WHERE done_ms IS NULL)"
                     # backfill dates held back by --max-parallel are work still to do
-                    " + (SELECT COUNT(*) FROM lr_backfill_dates WHERE arn IS NULL)"
+                    # (not those of a cancelled backfill: dropped)
+                    " + (SELECT COUNT(*) FROM lr_backfill_dates d JOIN lr_backfills b ON "
+                    "b.id = d.backfill WHERE d.arn IS NULL AND b.cancelled_ms IS NULL)"
                     # what resumed pipelines held, not released yet (dpc local resume)
                     " + (SELECT COUNT(*) FROM lr_held WHERE pipeline NOT IN "
                     "(SELECT pipeline FROM lr_paused))").fetchone()[0]

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS lr_runs (
 );
 CREATE INDEX IF NOT EXISTS lr_runs_status ON lr_runs (status);
 CREATE INDEX IF NOT EXISTS lr_runs_pipeline ON lr_runs (pipeline, created_ms);
+-- The run grid's range query (dpc local grid, the UI's Grid).
+CREATE INDEX IF NOT EXISTS lr_runs_logical ON lr_runs (logical_date);
 CREATE TABLE IF NOT EXISTS lr_steps (
     arn TEXT NOT NULL,
     idx INTEGER NOT NULL,

@@ -140,6 +140,15 @@ class CentralSource:
         out: dict[str, list[RunRecord]] = self._cached("runs", load)
         return out
 
+    def grid(self, dates: list[str], filters: dict[str, str | None]) -> dict[str, Any]:
+        """The run grid over the central run log (the runs read for the page)."""
+        from dpc_core.grid import build, cells_of_runs
+
+        specs = self.specs()
+        cells = {k: c for k, runs in self.runs().items() if (c := cells_of_runs(dates, runs))}
+        return build(dates, specs.values(), cells, account=filters.get("account"),
+                     owner=filters.get("owner"), status=filters.get("status")).to_dict()
+
     def _latest(self, date: str) -> dict[str, RunRecord]:
         from dpc_core.lineage import latest_run_on
 

@@ -179,7 +179,8 @@ def backfill_dict(b: Any) -> dict[str, Any]:
             "downstream": b.downstream, "max_parallel": b.max_parallel,
             "counts": b.counts(), "line": b.line(),
             "dates": [{"date": d.date, "status": d.status, "attempt": d.attempt,
-                       "run_id": d.run_id} for d in b.dates]}
+                       "run_id": d.run_id, "rollup": d.rollup, "why": d.why}
+                      for d in b.dates]}
 
 
 def backfills(store: SqliteStore, key: str) -> list[dict[str, Any]]:
@@ -296,6 +297,15 @@ class LocalSource:
     def log_chunk(self, arn: str, idx: int, offset: int) -> dict[str, Any]:
         """:func:`log_chunk`."""
         return cast("dict[str, Any]", self._read(log_chunk, arn, idx, offset))
+
+    def grid(self, dates: list[str], filters: dict[str, str | None]) -> dict[str, Any]:
+        """The run grid of the workspace (:func:`dpc_core.local.grid.local_grid`)."""
+        from dpc_core.local.grid import local_grid
+
+        def read(store: SqliteStore) -> dict[str, Any]:
+            return local_grid(store, dates, **filters).to_dict()
+
+        return cast("dict[str, Any]", self._read(read))
 
     def watch(self) -> LocalWatch:
         """A watch on its own connection."""

@@ -81,6 +81,7 @@ _KEY = re.compile(rf"[0-9]{{12}}/{_NAME}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2})?")
 _ARN = re.compile(r"[A-Za-z0-9:/_.+=@-]{1,512}")
+_OWNER = re.compile(r"[A-Za-z0-9 ._@/-]{1,100}")
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
@@ -433,6 +434,29 @@ def create_app(source: DataSource | Path, access: Access) -> Any:
             return JSONResponse({"error": "no such pipeline"}, status_code=404)
         return JSONResponse(found)
 
+    async def api_grid(request: Request) -> Response:
+        # The run grid: dates x pipelines; a range of at most grid.MAX_DAYS dates.
+        from dpc_core.grid import MAX_DAYS, STATUSES, BadGridRange, date_range
+
+        days = int(_query(request, "days", re.compile(r"[0-9]{1,3}"),
+                          f"a number of days, 1 to {MAX_DAYS}", default="14"))
+        first = _query(request, "from", _DAY, "YYYY-MM-DD", default="-")
+        last = _query(request, "to", _DAY, "YYYY-MM-DD", default="-")
+        try:
+            dates = date_range(None if first == "-" else first, None if last == "-" else last,
+                               days)
+        except BadGridRange as exc:
+            raise BadRequest(str(exc).replace("--", "")) from None
+        filters = {
+            "account": _query(request, "account", re.compile(r"[0-9]{12}"),
+                              "an account (12 digits)", default="-"),
+            "owner": _query(request, "owner", _OWNER, "a team name (1 to 100 letters, digits, "
+                            "spaces or . _ - @ /)", default="-"),
+            "status": _query(request, "status", re.compile("|".join(STATUSES)),
+                             "one of " + ", ".join(STATUSES), default="-")}
+        return JSONResponse(await call(src.grid, dates, {
+            k: (None if v == "-" else v) for k, v in filters.items()}))
+
     async def api_log(request: Request) -> Response:
         arn = _query(request, "arn", _ARN, "a run's ARN")
         idx = int(_query(request, "idx", re.compile(r"[0-9]{1,5}"),
@@ -527,6 +551,7 @@ def create_app(source: DataSource | Path, access: Access) -> Any:
         Route("/api/health", api_health),
         Route("/api/pipeline", api_pipeline),
         Route("/api/log", api_log),
+        Route("/api/grid", api_grid),
         Route("/api/action", api_action, methods=["POST"]),
         Route("/api/events", api_events),
         # The browser asks for it; an answer keeps a 404 out of the console.

@@ -57,6 +57,10 @@ class DataSource(Protocol):
 
     def watch(self) -> Watch: ...
 
+    def grid(self, dates: list[str], filters: dict[str, str | None]) -> dict[str, Any]:
+        """The run grid (:class:`dpc_core.grid.Grid` as JSON) for ``dates``, filtered by
+        ``account``, ``owner``, ``status``."""
+
     def action(self, action: str, pipeline: str, date: str) -> str:
         """Run, rerun or rerun-downstream ``pipeline`` for ``date``: the line to show."""
 

@@ -785,6 +785,111 @@
     document.body.appendChild(dlg);
   }
 
+  // -- run grid: logical dates x pipelines, the latest run of each (/api/grid) -----------
+  function gridParams() {  // #grid?account=...&owner=...&status=...&days=...
+    var out = {}, h = location.hash.slice(1), i = h.indexOf("?");
+    if (i < 0) { return out; }
+    h.slice(i + 1).split("&").forEach(function (kv) {
+      var p = kv.split("=");
+      if (p[0] && p[1]) { out[decodeURIComponent(p[0])] = decodeURIComponent(p[1]); }
+    });
+    return out;
+  }
+
+  function gridHash(f) {
+    var keys = Object.keys(f).filter(function (k) { return f[k]; });
+    return "#grid" + (keys.length ? "?" + keys.map(function (k) {
+      return encodeURIComponent(k) + "=" + encodeURIComponent(f[k]); }).join("&") : "");
+  }
+
+  function gridSelect(name, label, values, f) {
+    var s = el("select", {name: name, "aria-label": label});
+    s.appendChild(el("option", {value: "", text: "any " + label}));
+    values.forEach(function (v) {
+      var o = el("option", {value: v, text: v});
+      if (f[name] === v) { o.selected = true; }
+      s.appendChild(o);
+    });
+    s.addEventListener("change", function () {
+      var g = {}; Object.keys(f).forEach(function (k) { g[k] = f[k]; });
+      g[name] = s.value; location.hash = gridHash(g);
+    });
+    return s;
+  }
+
+  // A live change re-reads the grid at most once a second (700 x 30 cells per read).
+  var gridTimer = null, gridAt = 0;
+  function gridLater() {
+    if (gridTimer) { return; }
+    gridTimer = setTimeout(function () {
+      gridTimer = null;
+      if (location.hash.slice(1).indexOf("grid") === 0) { renderGrid(); }
+    }, Math.max(0, 1000 - (Date.now() - gridAt)));
+  }
+
+  function renderGrid() {
+    gridAt = Date.now();
+    var view = document.getElementById("view"), f = gridParams();
+    view.textContent = "loading…";
+    var params = {days: f.days || "14"};
+    if (st.date) { params.to = st.date; }
+    ["account", "owner", "status"].forEach(function (k) { if (f[k]) { params[k] = f[k]; } });
+    getJSON("/api/grid?" + q(params)).then(function (g) {
+      view.textContent = "";
+      if (g.error) { view.appendChild(el("p", {text: g.error})); return; }
+      var owners = {};
+      st.graph.nodes.forEach(function (n) { if (n.info && n.info.owner) { owners[n.info.owner] = 1; } });
+      var tools = el("div", {"class": "grid-tools"}, [
+        gridSelect("account", "account", st.graph.accounts.slice().sort(), f),
+        gridSelect("owner", "owner", Object.keys(owners).sort(), f),
+        gridSelect("status", "status", Object.keys(g.legend).filter(function (s) {
+          return s !== "NONE" && s !== "PAUSED"; }), f),
+        gridSelect("days", "days", ["7", "14", "30", "60", "90"], {
+          account: f.account, owner: f.owner, status: f.status, days: f.days || "14"})]);
+      view.appendChild(el("h2", {text: "Runs by logical date " + g.from + " … " + g.to +
+                                       " (" + g.shown + " of " + g.pipelines + " pipelines)"}));
+      view.appendChild(tools);
+      var table = el("table", {"class": "grid"});
+      var head = el("tr", {}, [el("th", {text: "pipeline"})]);
+      g.dates.forEach(function (d) {
+        head.appendChild(el("th", {"class": "gday", title: d, text: d.slice(8)}));
+      });
+      table.appendChild(head);
+      var account = null;
+      g.rows.forEach(function (r) {
+        if (r.account !== account) {
+          account = r.account;
+          table.appendChild(el("tr", {"class": "gacct"}, [el("th", {colspan: String(g.dates.length + 1),
+                                                                     text: "account " + account})]));
+        }
+        var tr = el("tr", {"data-key": r.key}, [el("td", {"class": "gname"}, [
+          el("a", {href: "#p/" + encodeURIComponent(r.key),
+                   text: (r.paused ? g.legend.PAUSED + " " : "") + r.pipeline}),
+          r.owner ? el("span", {"class": "meta", text: " " + r.owner}) : ""])]);
+        g.dates.forEach(function (d) {
+          var c = r.cells[d], td = el("td", {"class": "gcell"});
+          if (c) {
+            td.appendChild(el("a", {"class": "s-" + c.status, "data-status": c.status,
+                                    href: "#r/" + encodeURIComponent(r.key) + "/" + encodeURIComponent(c.arn),
+                                    title: r.pipeline + " " + d + ": " + c.status + " (" + c.runId +
+                                           (c.runs > 1 ? ", " + c.runs + " runs" : "") + ")",
+                                    text: c.symbol}));
+          } else { td.appendChild(el("span", {"class": "zero", text: g.legend.NONE})); }
+          tr.appendChild(td);
+        });
+        table.appendChild(tr);
+      });
+      view.appendChild(g.rows.length ? table : el("p", {text: "no pipeline matches the filters"}));
+      var lg = el("div", {"class": "legend"});
+      Object.keys(g.legend).forEach(function (s) {
+        lg.appendChild(el("span", {"class": "s-" + s, text: g.legend[s] + " " +
+                                   (s === "NONE" ? "no run" : s === "PAUSED" ? "paused" : s)}));
+      });
+      view.appendChild(lg);
+      document.body.setAttribute("data-grid", String(g.rows.length));
+    });
+  }
+
   // -- shell, routing, live ----------------------------------------------------------
   function header() {
     var h = el("header");
@@ -798,6 +903,7 @@
       var nav = el("nav");
       nav.appendChild(el("a", {href: "#", text: "Landscape"}));
       nav.appendChild(el("a", {href: "#health", text: "Health"}));
+      nav.appendChild(el("a", {href: "#grid", text: "Grid"}));
       h.appendChild(nav);
       var d = el("input", {type: "date", id: "date", value: st.date || ""});
       d.addEventListener("change", function () {
@@ -834,6 +940,12 @@
     tails.forEach(function (t) { t.stop = true; }); tails = [];
     if (h.indexOf("p/") === 0) { renderPipeline(h.slice(2)); return; }
     if (h === "health") { renderHealth(null); return; }
+    if (h === "grid" || h.indexOf("grid?") === 0) { renderGrid(); return; }
+    if (h.indexOf("r/") === 0) {  // a run's page: #r/KEY/ARN (each part encoded)
+      var rp = location.hash.slice(3).split("/");
+      renderPipeline(decodeURIComponent(rp[0]), decodeURIComponent(rp[1] || ""));
+      return;
+    }
     if (h.indexOf("list/") === 0) {
       var parts = location.hash.slice(1).split("/");
       renderHealth({dim: parts[1], value: decodeURIComponent(parts[2]), cat: parts[3]});
@@ -847,6 +959,7 @@
     document.body.setAttribute("data-changes", String(st.changes));
     var h = location.hash.slice(1);
     if (h.indexOf("p/") === 0) { renderPipeline(decodeURIComponent(h.slice(2)), st.pipelineRun); }
+    else if (h.indexOf("grid") === 0) { gridLater(); }
     else if (h === "health" || h.indexOf("list/") === 0) { route(); }
     else { refreshStatuses(); }
   }
@@ -937,8 +1050,11 @@
       b.dates.forEach(function (d) {
         table.appendChild(el("tr", {"data-date": d.date}, [
           el("td", {text: d.date}),
-          el("td", {"class": "s-" + d.status, text: d.status === "HELD" ? "waiting" : d.status}),
-          el("td", {text: (d.run_id || "") + (d.attempt > 1 ? " (attempt " + d.attempt + ")" : "")})
+          // the date with its children: one whose child failed is FAILED (d.why says which)
+          el("td", {"class": "s-" + (d.rollup || d.status),
+                    text: d.status === "HELD" ? "waiting" : (d.rollup || d.status)}),
+          el("td", {text: (d.run_id || "") + (d.attempt > 1 ? " (attempt " + d.attempt + ")" : "") +
+                          (d.why ? " · " + d.why : "")})
         ]));
       });
       box.appendChild(el("div", {"class": "backfill-box"}, [head, bar, table]));
