@@ -71,18 +71,11 @@ def _identity() -> dict[str, str]:
     """The caller's account; DeployError when no credentials are configured."""
     try:
         import boto3
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
     except ImportError:
         raise DeployError("boto3 is needed to deploy: pip install 'dpc-core[aws]'") from None
-    try:
-        ident = boto3.client("sts").get_caller_identity()
-    except NoCredentialsError:
-        raise DeployError("no AWS credentials: configure a profile (aws configure / "
-                          "AWS_PROFILE) or export AWS_ACCESS_KEY_ID and "
-                          "AWS_SECRET_ACCESS_KEY") from None
-    except (BotoCoreError, ClientError) as exc:
-        raise DeployError(f"AWS credentials are not usable: {exc}") from None
-    return {"account": ident["Account"], "arn": ident["Arn"]}
+    from dpc_central.doctor import caller_identity
+
+    return caller_identity(lambda service, _region: boto3.client(service))
 
 
 def _check_bootstrap(region: str | None) -> None:
