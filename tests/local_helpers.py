@@ -45,6 +45,21 @@ def write_pipeline(ws: Path, name: str, account: str, body: str) -> None:
     (d / "pipeline.yaml").write_text(f'name: {name}\naccount: "{account}"\n{body}')
 
 
+def listings_and_child(ws: Path, parent: str, child: str) -> Path:
+    """listings (A, no trigger: started by hand or a backfill) running the shell command
+    ``parent``, and one child (C) running ``child`` when listings succeeds."""
+    write_pipeline(ws, "listings", A,
+                   f"steps:\n  - {{name: s, type: shell, command: '{parent}'}}\n")
+    write_pipeline(ws, "child", C, f"""trigger:
+  executions:
+    allOf:
+      - {{name: listings, account: "{A}", status: [SUCCESS]}}
+steps:
+  - {{name: s, type: shell, command: '{child}'}}
+""")
+    return ws
+
+
 def noop_case_study(ws: Path, rerun: str = "never") -> Path:
     """The four case-study pipelines with the seed's triggers and no-op shell steps."""
     step = "steps:\n  - name: s\n    type: shell\n    command: 'true'\n"

@@ -23,6 +23,7 @@ from local_helpers import (
     C,
     copy_workspace,
     dpc,
+    listings_and_child,
     runs,
     runs_of,
     wait_for,
@@ -120,17 +121,8 @@ RANGE = [f"2026-10-{d:02d}" for d in range(1, 21)]
 
 
 def _chain(ws: Path, parent_s: float, child_s: float) -> Path:
-    """listings (A, by hand) and one child (C) that runs when listings succeeds."""
-    write_pipeline(ws, "listings", A,
-                   f"steps:\n  - {{name: s, type: shell, command: 'sleep {parent_s}'}}\n")
-    write_pipeline(ws, "child", C, f"""trigger:
-  executions:
-    allOf:
-      - {{name: listings, account: "{A}", status: [SUCCESS]}}
-steps:
-  - {{name: s, type: shell, command: 'sleep {child_s}'}}
-""")
-    return ws
+    """listings and its child, each a step sleeping that long."""
+    return listings_and_child(ws, f"sleep {parent_s}", f"sleep {child_s}")
 
 
 def _running(ws: Path, name: str) -> bool:

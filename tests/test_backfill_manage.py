@@ -9,23 +9,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from local_helpers import DPC, A, C, dpc, runs_of, wait_for, write_pipeline
+from local_helpers import DPC, C, dpc, listings_and_child, runs_of, wait_for
 
 DAYS = ["2026-11-24", "2026-11-25", "2026-11-26"]
 
 
-def _chain(ws: Path, parent: str, child: str) -> Path:
-    """listings (A, started by the backfill) and a child (C) on its SUCCESS."""
-    write_pipeline(ws, "listings", A,
-                   f"steps:\n  - {{name: s, type: shell, command: '{parent}'}}\n")
-    write_pipeline(ws, "child", C, f"""trigger:
-  executions:
-    allOf:
-      - {{name: listings, account: "{A}", status: [SUCCESS]}}
-steps:
-  - {{name: s, type: shell, command: '{child}'}}
-""")
-    return ws
 
 
 def _listed(ws: Path) -> list[dict[str, object]]:
@@ -36,7 +24,7 @@ def _listed(ws: Path) -> list[dict[str, object]]:
 
 def test_a_date_whose_child_failed_is_not_succeeded(tmp_path: Path) -> None:
     # The child fails on the second date only.
-    ws = _chain(tmp_path / "ws", "true",
+    ws = listings_and_child(tmp_path / "ws", "true",
                 'test "$DPC_LOGICAL_DATE" != 2026-11-25 || exit 3')
     dpc("backfill", "listings", "--from", DAYS[0], "--to", DAYS[-1], "--downstream", "-w", ws)
     dpc("local", "up", "--until-idle", "--no-schedule", "-w", ws, check=False)
@@ -67,7 +55,7 @@ def test_a_date_whose_child_failed_is_not_succeeded(tmp_path: Path) -> None:
 
 
 def test_cancel_without_a_runtime_drops_the_dates_not_started(tmp_path: Path) -> None:
-    ws = _chain(tmp_path / "ws", "true", "true")
+    ws = listings_and_child(tmp_path / "ws", "true", "true")
     out = dpc("backfill", "listings", "--from", DAYS[0], "--to", DAYS[-1], "-w", ws).stdout
     bid = out.split()[1].rstrip(":")
     done = dpc("backfill", "cancel", bid[:6], "--reason", "wrong range", "-w", ws,
@@ -88,7 +76,7 @@ def test_cancel_without_a_runtime_drops_the_dates_not_started(tmp_path: Path) ->
 
 
 def test_cancel_ends_the_running_run_through_the_runtime(tmp_path: Path) -> None:
-    ws = _chain(tmp_path / "ws", "sleep 60", "true")
+    ws = listings_and_child(tmp_path / "ws", "sleep 60", "true")
     dpc("backfill", "listings", "--from", DAYS[0], "--to", DAYS[-1], "--max-parallel", "1",
         "-w", ws)
     proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
@@ -110,7 +98,7 @@ def test_cancel_ends_the_running_run_through_the_runtime(tmp_path: Path) -> None
 
 
 def test_cancel_of_an_unknown_backfill_is_one_clear_error(tmp_path: Path) -> None:
-    ws = _chain(tmp_path / "ws", "true", "true")
+    ws = listings_and_child(tmp_path / "ws", "true", "true")
     dpc("backfill", "listings", "--from", DAYS[0], "--to", DAYS[0], "-w", ws)
     proc = dpc("backfill", "cancel", "zzzz", "-w", ws, check=False)
     assert proc.returncode == 2
