@@ -420,8 +420,9 @@ _SCHEMAS: dict[str, Any] = {}
 
 
 def schemas_available() -> bool:
-    """Whether the CloudFormation resource schemas (from cfn-lint) are installed: without
-    them the name rules are not checked (``pip install cfn-lint``)."""
+    """Whether the CloudFormation resource schemas (from cfn-lint, a dependency of
+    dpc-central) are installed: without them (an install that left it out) the name rules
+    are not checked, and the commands say so."""
     return _schema_index() is not None
 
 
