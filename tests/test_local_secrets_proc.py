@@ -24,6 +24,7 @@ import base64
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -184,6 +185,8 @@ def test_another_process_of_the_user_cannot_open_the_runtimes_environ_mem_or_fd(
         assert setpriv, "running the tests as root needs setpriv (util-linux)"
         as_user = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
     root = Path(tempfile.mkdtemp(prefix="dpc-peek-"))
+    opened = _traversable_by_others([Path(DPC)]) \
+        if as_user else []
     try:
         ws = root / "ws"
         write_pipeline(ws, "peek", A, "trigger:\n  schedule: {hour: 3}\n" + PEEK)
@@ -205,6 +208,22 @@ def test_another_process_of_the_user_cannot_open_the_runtimes_environ_mem_or_fd(
             assert form not in log + done.stdout + done.stderr
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        for path, mode in opened:
+            os.chmod(path, mode)
+
+
+def _traversable_by_others(paths: list[Path]) -> list[tuple[Path, int]]:
+    """Let other users traverse the folders above ``paths`` (the clone may sit in a
+    ``mktemp -d`` folder, mode 0700, as CI's does): each folder given o+x, with its old
+    mode to restore."""
+    changed: list[tuple[Path, int]] = []
+    for path in paths:
+        for folder in path.parents:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH and all(folder != c for c, _ in changed):
+                changed.append((folder, stat.S_IMODE(mode)))
+                os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+    return changed
 
 
 @pytest.mark.parametrize("value", ["abc", "1", "987"])

@@ -59,6 +59,28 @@ from dpc_core.types import Notification, RunContext
 Printer = Callable[[str], None]
 
 
+
+#: ``sh -c`` script of every step: write ``$$`` to the pid file (``$0``), then exec the
+#: step's command (``$@``) in the same process.
+_PID_THEN_EXEC = 'echo $$ > "$0" 2>/dev/null; exec "$@"'
+
+
+def _check_runnable(program: str, cwd: str | os.PathLike[str], env: dict[str, str]) -> None:
+    """OSError (as ``Popen`` would raise it) when ``program`` cannot be started, so a
+    missing program is still "cannot start", not the wrapper shell's exit 127."""
+    import errno
+    import shutil
+
+    if os.sep in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
 class RuntimeBusy(DpcError):
     """Another ``dpc local up`` holds the workspace."""
 
@@ -1492,18 +1514,25 @@ class Runtime:
             for name in withheld_names(asked, self.secrets.names):
                 log.write(f"dpc: {name} is not passed: steps never get notifier secrets\n"
                           .encode())
+            cwd = cmd.cwd or ctx.project_dir
             try:
-                proc = subprocess.Popen(list(cmd.argv), cwd=cmd.cwd or ctx.project_dir, env=env,
+                _check_runnable(cmd.argv[0], cwd, env)
+                # The step's own process writes its pid beside the log before the command
+                # runs (then execs it, same pid): a kill -9 of the runtime at any moment
+                # after the step started leaves the pid for the recovery to end the orphan.
+                pid_path = log_path.with_suffix(".pid")
+                proc = subprocess.Popen(["/bin/sh", "-c", _PID_THEN_EXEC, str(pid_path),
+                                         *cmd.argv], cwd=cwd, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             except OSError as exc:
                 log.write(f"cannot start {cmd.argv[0]}: {exc}\n".encode())
                 return 127, (f"step {step.name}: cannot start {cmd.argv[0]}: "
                              f"{exc.strerror}"), False
-            # Beside the log at once, for the recovery after a kill -9: the pid's row below
-            # waits for the store, which another thread may hold for a while.
+            # Also written here (the same pid), in case the step's shell could not: the
+            # pid's row below waits for the store, which another thread may hold a while.
             with contextlib.suppress(OSError):
-                log_path.with_suffix(".pid").write_text(str(proc.pid))
+                pid_path.write_text(str(proc.pid))
             assert proc.stdout is not None
             copier = start_copy(proc.stdout, log, self.secrets)  # redacts on the way
             try:
