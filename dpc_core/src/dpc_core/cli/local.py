@@ -145,6 +145,27 @@ def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -
     click.echo(outcome["message"])
 
 
+@local.command("redrive")
+@WORKSPACE
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@output_format(default="text")
+def redrive_cmd(workspace: Path, run: str, date: str | None, fmt: str) -> None:
+    """Redrive RUN (run id, ARN, unique prefix, or a pipeline name for its latest run),
+    which ended FAILED, TIMED_OUT or ABORTED: the same run runs again from its first step
+    that did not succeed, its redrive count + 1, as Step Functions' redrive does."""
+    from dpc_core.local.redrive import redrive_run
+
+    outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
+
+
 @local.command("pause")
 @WORKSPACE
 @click.argument("pipeline")

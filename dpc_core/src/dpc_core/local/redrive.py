@@ -1,0 +1,106 @@
+"""``dpc local redrive``: run a FAILED, TIMED_OUT or ABORTED run again from its first step
+that did not succeed, as Step Functions' RedriveExecution does on AWS.
+
+The same run (same ARN, logical date and start) goes back to PENDING with its redrive
+count + 1 (``lr_redrives``, one row per redrive with the status it ended before). The
+runtime (:mod:`dpc_core.local.runtime`) then skips the steps that SUCCEEDED, and emits
+``RUNNING`` and a terminal status event carrying that ``redriveCount``: the engine applies
+its existing redrive rules to them (docs/triggers.md). A running ``dpc local up`` is woken
+and picks it up; with none up, it waits for the next one. An operator's cancel of the run
+is moved into the redrive's row (kept on record, no longer aborting the run).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpc_core.errors import DpcError
+from dpc_core.local import operator
+from dpc_core.local.state import RUN_COLUMNS, guarded, now_ms, run_row
+
+if TYPE_CHECKING:
+    from dpc_core.stores.sqlite import SqliteStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lr_redrives (
+    arn TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    prior_status TEXT NOT NULL,
+    prior_error TEXT,
+    PRIMARY KEY (arn, count)
+);
+"""
+
+#: What a run may have ended as to be redriven (as Step Functions allows).
+REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def init(conn: sqlite3.Connection) -> None:
+    """Create the redrive table."""
+    conn.executescript(SCHEMA)
+
+
+def count(conn: sqlite3.Connection, arn: str) -> int:
+    """How many times ``arn`` was redriven (0 in a state written before redrives)."""
+    try:
+        row = conn.execute("SELECT MAX(count) FROM lr_redrives WHERE arn = ?",
+                           (arn,)).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    return int(row[0] or 0)
+
+
+def redrive_run(root: Path, ident: str, date: str | None,
+                by: str | None = None) -> dict[str, Any]:
+    """Redrive one run of the workspace at ``root``; what happened (``message`` for people,
+    the other keys for ``--format json``)."""
+    from dpc_core.local.cancel import _find
+    from dpc_core.local.runtime import Workspace
+
+    ws = Workspace(root)
+    store = ws.connect()
+    row = _find(store, ws, ident, date)
+    who = by or operator.operator_name()
+    with guarded(ws.db_path), store.transaction():
+        current = run_row(store.conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM lr_runs WHERE arn = ?", (row.arn,)).fetchone())
+        if current.status not in REDRIVABLE:
+            what = ("succeeded" if current.status == "SUCCEEDED" else
+                    f"is still {current.status}")
+            raise DpcError(f"run {row.run_id} of {row.name} {what}: only a FAILED, TIMED_OUT "
+                           "or ABORTED run can be redriven")
+        n = count(store.conn, row.arn) + 1
+        abort = operator.abort_of(store.conn, row.arn)
+        prior = current.error if abort is None else abort.text()
+        store.conn.execute(
+            "INSERT INTO lr_redrives (arn, count, by, requested_ms, prior_status, prior_error)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (row.arn, n, who[:100], now_ms(), current.status,
+                                           prior))
+        store.conn.execute("DELETE FROM lr_aborts WHERE arn = ?", (row.arn,))
+        # Back to PENDING; start_ms is kept (a redrive does not move a run).
+        store.conn.execute("UPDATE lr_runs SET status = 'PENDING', stop_ms = NULL, "
+                           "error = NULL, interrupted = 0 WHERE arn = ?", (row.arn,))
+    up = operator.runtime_running(ws.state_dir)
+    if up:
+        ws.poke()
+    how = ("the running runtime runs it" if up else "queued for the next `dpc local up`")
+    message = (f"{row.pipeline} {row.run_id} for {row.logical_date}: redriven by {who} "
+               f"(redrive {n}, was {current.status}); {how} from its first step that did "
+               "not succeed")
+    return {"arn": row.arn, "runId": row.run_id, "pipeline": row.pipeline,
+            "logicalDate": row.logical_date, "status": "PENDING", "redriveCount": n,
+            "priorStatus": current.status, "by": who, "message": message}
+
+
+def succeeded_steps(store: SqliteStore, arn: str) -> set[tuple[int, str]]:
+    """(index, name) of the steps of a redriven run that SUCCEEDED before: the runtime
+    does not run them again. Empty for a run never redriven."""
+    with store.transaction():
+        if count(store.conn, arn) == 0:
+            return set()
+        return {(int(i), str(n)) for i, n in store.conn.execute(
+            "SELECT idx, name FROM lr_steps WHERE arn = ? AND status = 'SUCCEEDED'", (arn,))}
