@@ -501,6 +501,35 @@ def rerun(workspace: Path, on_aws: bool, region: str | None, pipeline: str, date
     _queue(workspace, pipeline, date, "rerun-downstream" if downstream else "rerun", downstream)
 
 
+@click.command("redrive")
+@WORKSPACE
+@AWS
+@REGION
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@output_format(default="text")
+def redrive(workspace: Path, on_aws: bool, region: str | None, run: str, date: str | None,
+            fmt: str) -> None:
+    """Run RUN (a run id or ARN, or a pipeline name for its latest run), which ended
+    FAILED, TIMED_OUT or ABORTED, again from its first step that did not succeed: the
+    same run, its redrive count + 1 (--aws: Step Functions' RedriveExecution)."""
+    if on_aws:
+        from dpc_core.aws_runs import redrive_run as aws_redrive
+
+        outcome = aws_redrive(run, _date(date) if date else None, region=region)
+    else:
+        from dpc_core.local.redrive import redrive_run
+
+        outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
+
+
 status = local_status
 
 

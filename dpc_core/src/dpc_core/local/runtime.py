@@ -45,7 +45,8 @@ from dpc_core.engine import Engine
 from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
 from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
-from dpc_core.local import backfill, notices, operator, redrive, state
+from dpc_core.local import backfill, notices, operator, state
+from dpc_core.local import redrive_state as redrive
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
