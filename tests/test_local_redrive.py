@@ -92,6 +92,9 @@ def test_redrive_without_a_runtime_is_queued_and_runs_from_the_failed_step(
     assert result["by"] == "alice" and result["arn"] == run["arn"]
     up_until_idle(ws)
     check_redriven(ws, marks, run)
+    # The failed attempt's log is kept beside the redriven one's.
+    kept = list((ws / ".dpc" / "runs").rglob("01-transform.before-redrive-1.log"))
+    assert len(kept) == 1 and list(kept[0].parent.glob("01-transform.log"))
     # Succeeded now: refused, one line, exit 2, nothing changed.
     again = dpc("local", "redrive", run["run_id"], "-w", ws, check=False)
     assert again.returncode == 2 and "Traceback" not in again.stderr

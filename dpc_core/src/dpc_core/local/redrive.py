@@ -12,6 +12,7 @@ is moved into the redrive's row (kept on record, no longer aborting the run).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,14 @@ def redrive_run(root: Path, ident: str, date: str | None,
             " VALUES (?, ?, ?, ?, ?, ?)", (row.arn, n, who[:100], now_ms(), current.status,
                                            prior))
         store.conn.execute("DELETE FROM lr_aborts WHERE arn = ?", (row.arn,))
+        # The logs of the steps that will run again are kept beside theirs (a step's first
+        # attempt starts its log afresh).
+        for (log_path,) in store.conn.execute(
+                "SELECT log_path FROM lr_steps WHERE arn = ? AND status != 'SUCCEEDED' AND "
+                "log_path IS NOT NULL", (row.arn,)).fetchall():
+            old = Path(log_path)
+            with contextlib.suppress(OSError):
+                old.rename(old.with_name(f"{old.stem}.before-redrive-{n}{old.suffix}"))
         # Back to PENDING; start_ms is kept (a redrive does not move a run).
         store.conn.execute("UPDATE lr_runs SET status = 'PENDING', stop_ms = NULL, "
                            "error = NULL, interrupted = 0 WHERE arn = ?", (row.arn,))
