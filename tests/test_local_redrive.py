@@ -78,6 +78,9 @@ def check_redriven(ws: Path, marks: Path, run: dict[str, Any]) -> None:
     seen = [(e["detail"]["status"], e["detail"]["redriveCount"]) for e in events_of(ws, "nightly")]
     assert seen == [("RUNNING", 0), ("FAILED", 0), ("RUNNING", 1), ("SUCCEEDED", 1)]
     assert {e["detail"]["executionArn"] for e in events_of(ws, "nightly")} == {run["arn"]}
+    listed = json.loads(dpc("local", "runs", "--pipeline", "nightly", "--format", "json",
+                            "-w", ws).stdout)
+    assert [(r["arn"], r["redrive_count"]) for r in listed] == [(run["arn"], 1)]
     (child,) = runs_of(ws, "report")  # the engine's rule: triggered on the redriven SUCCEEDED
     assert child["status"] == "SUCCEEDED"
 

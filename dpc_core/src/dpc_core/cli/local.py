@@ -275,8 +275,11 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
         any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
-        click.echo(dumps([run_json(r, any_of) for r in found]))
+        with guarded(ws.db_path):
+            redrives = counts(store.conn)
+        click.echo(dumps([run_json(r, any_of, redrives.get(r.arn, 0)) for r in found]))
         return
     click.echo(runs_table(found, any_of))
     from dpc_core.local.operator import paused_pipelines
@@ -300,8 +303,10 @@ def local_timeline(workspace: Path, date: str | None, fmt: str) -> None:
     any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
-        click.echo(dumps([run_json(r, any_of) for r in found]))
+        redrives = counts(store.conn)
+        click.echo(dumps([run_json(r, any_of, redrives.get(r.arn, 0)) for r in found]))
         return
     click.echo(timeline(found, any_of))
 
@@ -378,11 +383,13 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     backfills = list_backfills(store.conn)
     if fmt == "json":
         from dpc_core.cli.output import child_json, dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
+        redrives = counts(store.conn)
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
-             "run": run_json(r, any_of) if r is not None else None,
+             "run": run_json(r, any_of, redrives.get(r.arn, 0)) if r is not None else None,
              "paused": paused[key].to_dict() if key in paused else None}
             for key, r in latest],
             "conditions": [child_json(c) for c in children],

@@ -41,6 +41,15 @@ def count(conn: sqlite3.Connection, arn: str) -> int:
     return int(row[0] or 0)
 
 
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each redriven run's redrive count, by ARN."""
+    try:
+        return {str(a): int(n) for a, n in conn.execute(
+            "SELECT arn, MAX(count) FROM lr_redrives GROUP BY arn")}
+    except sqlite3.OperationalError:
+        return {}
+
+
 def succeeded_steps(store: SqliteStore, arn: str) -> set[tuple[int, str]]:
     """(index, name) of the steps of a redriven run that SUCCEEDED before: the runtime
     does not run them again. Empty for a run never redriven."""
