@@ -92,3 +92,70 @@ def list_runs(pipeline: str, *, region: str | None = None, limit: int = 50) -> l
         raise DpcError(f"cannot list runs of {pipeline!r}: {exc}") from None
     return [AwsRun(e["name"], e["status"], e.get("startDate"), e.get("stopDate"),
                    e["executionArn"]) for e in page.get("executions", [])]
+
+
+#: How many of a pipeline's latest executions ``--date`` looks through (each is one
+#: DescribeExecution, for its input's ``dpc.logicalDate``).
+MAX_SCANNED = 100
+
+
+def find_execution(sfn: Any, account: str, region_name: str, target: str,
+                   date: str | None) -> str:
+    """The execution ARN ``target`` names: an execution ARN as it is, or a pipeline's
+    latest execution (with ``date``: its latest for that logical date). ListExecutions
+    returns the most recent first (AWS, *ListExecutions*)."""
+    if target.startswith("arn:"):
+        if ":execution:" not in target:
+            raise DpcError(f"{target!r} is not an execution ARN "
+                           "(arn:aws:states:REGION:ACCOUNT:execution:PIPELINE:NAME)")
+        return target
+    scanned = 0
+    token: str | None = None
+    try:
+        while scanned < MAX_SCANNED:
+            page = sfn.list_executions(
+                stateMachineArn=state_machine_arn(account, region_name, target),
+                maxResults=min(100, MAX_SCANNED - scanned), **({"nextToken": token}
+                                                               if token else {}))
+            for e in page.get("executions", []):
+                scanned += 1
+                if date is None:
+                    return str(e["executionArn"])
+                described = sfn.describe_execution(executionArn=e["executionArn"])
+                try:
+                    logical = json.loads(described.get("input") or "{}")["dpc"]["logicalDate"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                if logical == date:
+                    return str(e["executionArn"])
+            token = page.get("nextToken")
+            if not token:
+                break
+    except _errors() as exc:
+        raise sfn_error(exc, f"cannot list runs of {target!r}", target, account,
+                        region_name) from None
+    what = f"for {date} among its latest {scanned}" if date else "yet"
+    raise DpcError(f"{target!r} has no execution {what}; `dpc runs --aws --pipeline "
+                   f"{target}` lists them")
+
+
+def redrive_run(target: str, date: str | None = None, *,
+                region: str | None = None) -> dict[str, Any]:
+    """Step Functions' RedriveExecution of the execution ``target`` names (see
+    :func:`find_execution`), with the caller's credentials: the same execution continues
+    from its unsuccessful step; its redriven status events reach the engine with
+    ``redriveCount`` + 1. AWS's refusal (ExecutionNotRedrivable: it is running or
+    succeeded, or older than 14 days) is one line."""
+    sfn, account, region_name = _client(region)
+    arn = find_execution(sfn, account, region_name, target, date)
+    try:
+        out = sfn.redrive_execution(executionArn=arn)
+    except _errors() as exc:
+        err = getattr(exc, "response", {}).get("Error", {})
+        if err.get("Code"):
+            raise DpcError(f"cannot redrive {arn}: {err['Code']}: "
+                           f"{err.get('Message', '')}".rstrip(": ")) from None
+        raise DpcError(f"cannot redrive {arn}: {exc}") from None
+    when = out.get("redriveDate")
+    return {"arn": arn, "redriveDate": when.isoformat() if isinstance(when, datetime) else when,
+            "message": f"redriven {arn}"}

@@ -145,6 +145,27 @@ def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -
     click.echo(outcome["message"])
 
 
+@local.command("redrive")
+@WORKSPACE
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@output_format(default="text")
+def redrive_cmd(workspace: Path, run: str, date: str | None, fmt: str) -> None:
+    """Redrive RUN (run id, ARN, unique prefix, or a pipeline name for its latest run),
+    which ended FAILED, TIMED_OUT or ABORTED: the same run runs again from its first step
+    that did not succeed, its redrive count + 1, as Step Functions' redrive does."""
+    from dpc_core.local.redrive import redrive_run
+
+    outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
+
+
 @local.command("pause")
 @WORKSPACE
 @click.argument("pipeline")
@@ -254,8 +275,11 @@ def _local_runs(workspace: Path, pipeline: str | None, date: str | None,
         any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
-        click.echo(dumps([run_json(r, any_of) for r in found]))
+        with guarded(ws.db_path):
+            redrives = counts(store.conn)
+        click.echo(dumps([run_json(r, any_of, redrives.get(r.arn, 0)) for r in found]))
         return
     click.echo(runs_table(found, any_of))
     from dpc_core.local.operator import paused_pipelines
@@ -279,8 +303,10 @@ def local_timeline(workspace: Path, date: str | None, fmt: str) -> None:
     any_of = any_of_keys(store)
     if fmt == "json":
         from dpc_core.cli.output import dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
-        click.echo(dumps([run_json(r, any_of) for r in found]))
+        redrives = counts(store.conn)
+        click.echo(dumps([run_json(r, any_of, redrives.get(r.arn, 0)) for r in found]))
         return
     click.echo(timeline(found, any_of))
 
@@ -357,11 +383,13 @@ def local_status(workspace: Path, date: str | None, fmt: str) -> None:
     backfills = list_backfills(store.conn)
     if fmt == "json":
         from dpc_core.cli.output import child_json, dumps, run_json
+        from dpc_core.local.redrive_state import counts
 
+        redrives = counts(store.conn)
         click.echo(dumps({"date": day, "pipelines": [
             {"pipeline": key.split("/", 1)[1], "account": key.split("/", 1)[0],
              "owner": owner_of(specs[key]), "contact": contact_of(specs[key]),
-             "run": run_json(r, any_of) if r is not None else None,
+             "run": run_json(r, any_of, redrives.get(r.arn, 0)) if r is not None else None,
              "paused": paused[key].to_dict() if key in paused else None}
             for key, r in latest],
             "conditions": [child_json(c) for c in children],
@@ -478,6 +506,35 @@ def rerun(workspace: Path, on_aws: bool, region: str | None, pipeline: str, date
                                        if downstream else ""))
         return
     _queue(workspace, pipeline, date, "rerun-downstream" if downstream else "rerun", downstream)
+
+
+@click.command("redrive")
+@WORKSPACE
+@AWS
+@REGION
+@click.argument("run")
+@click.option("--date", "date", default=None,
+              help="With a pipeline name: its latest run for this logical date.")
+@output_format(default="text")
+def redrive(workspace: Path, on_aws: bool, region: str | None, run: str, date: str | None,
+            fmt: str) -> None:
+    """Run RUN (a run id or ARN, or a pipeline name for its latest run), which ended
+    FAILED, TIMED_OUT or ABORTED, again from its first step that did not succeed: the
+    same run, its redrive count + 1 (--aws: Step Functions' RedriveExecution)."""
+    if on_aws:
+        from dpc_core.aws_runs import redrive_run as aws_redrive
+
+        outcome = aws_redrive(run, _date(date) if date else None, region=region)
+    else:
+        from dpc_core.local.redrive import redrive_run
+
+        outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
+    if fmt == "json":
+        from dpc_core.cli.output import dumps
+
+        click.echo(dumps(outcome))
+        return
+    click.echo(outcome["message"])
 
 
 status = local_status

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("dpc_core.cli.local:runs", "List runs (local workspace)."),
     "status": ("dpc_core.cli.local:status", "Latest status and what children wait on."),
     "rerun": ("dpc_core.cli.local:rerun", "Rerun a pipeline for a date, optionally downstream."),
+    "redrive": ("dpc_core.cli.local:redrive",
+                "Run a failed run again from its failed step (same run; --aws: redrive)."),
     "lineage": ("dpc_core.cli.lineage:lineage", "Render the cross-account dependency graph."),
     "ui": ("dpc_core.cli.ui:ui", "Serve the web UI over a local workspace (live)."),
     "backfill": ("dpc_core.cli.backfill:backfill",

@@ -24,8 +24,9 @@ def iso_ms(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
-def run_json(row: RunRow, any_of: Collection[str] = ()) -> dict[str, Any]:
-    """A local run."""
+def run_json(row: RunRow, any_of: Collection[str] = (),
+             redrive_count: int = 0) -> dict[str, Any]:
+    """A local run (``redrive_count``: how many times ``dpc local redrive`` ran it again)."""
     from dpc_core.local.views import reason_text
 
     return {"run_id": row.run_id, "arn": row.arn, "pipeline": row.name,
@@ -33,7 +34,7 @@ def run_json(row: RunRow, any_of: Collection[str] = ()) -> dict[str, Any]:
             "created": iso_ms(row.created_ms), "started": iso_ms(row.start_ms),
             "stopped": iso_ms(row.stop_ms), "duration_s": row.duration_s,
             "reason": row.reason, "why": reason_text(row, any_of), "parents": row.parents,
-            "downstream": row.downstream, "error": row.error}
+            "downstream": row.downstream, "error": row.error, "redrive_count": redrive_count}
 
 
 def aws_run_json(run: AwsRun) -> dict[str, Any]:

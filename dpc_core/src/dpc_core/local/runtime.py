@@ -46,6 +46,7 @@ from dpc_core.errors import DpcError, Problem, UnknownPipeline, ValidationFailed
 from dpc_core.events import make_status_event
 from dpc_core.loader import PIPELINE_FILE, check_references, load_pipelines
 from dpc_core.local import backfill, notices, operator, state
+from dpc_core.local import redrive_state as redrive
 from dpc_core.local.state import REGION, RUN_COLUMNS, TERMINAL, RunRow, now_ms, run_row
 from dpc_core.local.views import reason_text
 from dpc_core.model import Pipeline
@@ -178,6 +179,7 @@ class Workspace:
             notices.init(store.conn)
             backfill.init(store.conn)
             operator.init(store.conn)
+            redrive.init(store.conn)
         return store
 
     def resolve(self, pipelines: Iterable[str], name: str) -> str:
@@ -1179,7 +1181,7 @@ class Runtime:
                             row.run_id if row.reason == "trigger" else None, row.downstream),
             error="States.TaskFailed" if error else None, cause=error,
             time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            event_id=str(uuid.uuid4()))
+            event_id=str(uuid.uuid4()), redrive_count=redrive.count(self.store.conn, row.arn))
         self.store.conn.execute(
             "INSERT INTO lr_outbox (kind, payload, created_ms) VALUES ('event', ?, ?)",
             (json.dumps(event), now_ms()))
@@ -1314,6 +1316,8 @@ class Runtime:
         finally:
             with self._active_lock:
                 self.active -= 1
+                # Done with: a redrive (local/redrive.py) queues the same ARN again.
+                self.submitted.discard(arn)
             self.changed.set()
 
     def _execute(self, arn: str) -> None:
@@ -1328,8 +1332,9 @@ class Runtime:
             with self._deciding() as decide, self.store.transaction():
                 start = now_ms()
                 cur = self.store.conn.execute(
-                    "UPDATE lr_runs SET status = 'RUNNING', start_ms = ?, owner_pid = ? "
-                    "WHERE arn = ? AND status = 'PENDING'", (start, os.getpid(), arn))
+                    "UPDATE lr_runs SET status = 'RUNNING', start_ms = COALESCE(start_ms, ?), "
+                    "owner_pid = ? WHERE arn = ? AND status = 'PENDING'",  # a redrive keeps it
+                    (start, os.getpid(), arn))
                 if cur.rowcount != 1:
                     return
                 row = self._get_run(arn)
@@ -1391,9 +1396,12 @@ class Runtime:
         ctx = RunContext(pipeline=row.name, account=row.account, run_id=row.run_id,
                          logical_date=row.logical_date, project_dir=Path(pipeline.project_dir),
                          work_dir=run_dir, data_dir=data_dir, parents=row.parents)
+        done = redrive.succeeded_steps(self.store, row.arn)
         for idx, step in enumerate(pipeline.steps):
             if self.stopping.is_set() or self._cancelled(row.arn):
                 return "ABORTED", "the runtime was stopped", step.name
+            if (idx, step.name) in done:  # a redriven run: not run again, as on AWS
+                continue
             log_path = run_dir / f"{idx:02d}-{step.name}.log"
 
             def started(idx: int = idx, step: Any = step, log_path: Path = log_path) -> None:
