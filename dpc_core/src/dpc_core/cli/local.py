@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -136,13 +136,8 @@ def cancel(workspace: Path, run: str, date: str | None, reason: str, fmt: str) -
     cancelled it and why. Not a failure: no BLOCKED notice goes downstream."""
     from dpc_core.local.cancel import cancel_run
 
-    outcome = cancel_run(workspace.resolve(), run, _date(date) if date else None, reason)
-    if fmt == "json":
-        from dpc_core.cli.output import dumps
-
-        click.echo(dumps(outcome))
-        return
-    click.echo(outcome["message"])
+    _echo_outcome(cancel_run(workspace.resolve(), run, _date(date) if date else None,
+                             reason), fmt)
 
 
 @local.command("redrive")
@@ -157,7 +152,11 @@ def redrive_cmd(workspace: Path, run: str, date: str | None, fmt: str) -> None:
     that did not succeed, its redrive count + 1, as Step Functions' redrive does."""
     from dpc_core.local.redrive import redrive_run
 
-    outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
+    _echo_outcome(redrive_run(workspace.resolve(), run, _date(date) if date else None), fmt)
+
+
+def _echo_outcome(outcome: dict[str, Any], fmt: str) -> None:
+    """An operator verb's outcome: the whole object with --format json, else its message."""
     if fmt == "json":
         from dpc_core.cli.output import dumps
 
@@ -529,12 +528,7 @@ def redrive(workspace: Path, on_aws: bool, region: str | None, run: str, date: s
         from dpc_core.local.redrive import redrive_run
 
         outcome = redrive_run(workspace.resolve(), run, _date(date) if date else None)
-    if fmt == "json":
-        from dpc_core.cli.output import dumps
-
-        click.echo(dumps(outcome))
-        return
-    click.echo(outcome["message"])
+    _echo_outcome(outcome, fmt)
 
 
 status = local_status
