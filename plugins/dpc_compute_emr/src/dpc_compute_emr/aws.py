@@ -32,9 +32,9 @@ from dpc_compute_emr.names import (
     SSM_WORKER_SG,
     TAG_EXECUTION,
     TAG_PIPELINE,
+    hive_service_role_name,
     regional,
 )
-from dpc_compute_emr.plugin import hive_service_role_name
 from dpc_core.cdk_values import acknowledge, bucket_name, partition, stack_info
 from dpc_core.types import AslState, AwsCompute, AwsComputeContext, AwsStepContext
 

@@ -6,6 +6,8 @@ aws_cdk.
 
 from __future__ import annotations
 
+import hashlib
+
 #: SSM parameters the team stack writes (``dpc setup-user-account``) and every
 #: pipeline stack reads at deploy.
 SSM_SUBNET = "/dpc/emr/subnet-id"
@@ -50,3 +52,14 @@ def regional(name: str, region: str) -> str:
     """``name`` of the role in ``region`` (``<name>-<region>``; ``region`` may be a CDK
     token). The longest region code (14 characters) keeps every name within IAM's 64."""
     return f"{name}-{region}"
+
+
+def hive_service_role_name(pipeline: str, region: str) -> str:
+    """``dpc-emr-<pipeline>-<region>``, the pipeline shortened with a hash where the name
+    would pass IAM's 64 characters (with the longest region code, 14): a fixed name, so
+    the owner of a secret in another account can name the role in the secret's policy."""
+    base = f"dpc-emr-{pipeline}"
+    if len(base) > 64 - 15:
+        digest = hashlib.sha256(pipeline.encode()).hexdigest()[:8]
+        base = f"{base[:64 - 15 - 9]}-{digest}"
+    return f"{base}-{region}"

@@ -16,7 +16,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dpc_compute_emr.names import EMR_MANAGED_TAG, INSTANCE_ROLE, SERVICE_ROLE, regional
+from dpc_compute_emr.names import (
+    EMR_MANAGED_TAG,
+    INSTANCE_ROLE,
+    SERVICE_ROLE,
+    hive_service_role_name,
+    regional,
+)
 from dpc_core import hookimpl
 from dpc_core.types import AccountOption, AccountResource, ComputeConfig, ComputeType
 
@@ -167,19 +173,6 @@ class EmrCompute(ComputeConfig):
                              "a stuck step fails the run through its catch path (which "
                              "terminates the cluster) before the run itself times out")
         return self
-
-
-def hive_service_role_name(pipeline: str, region: str) -> str:
-    """``dpc-emr-<pipeline>-<region>``, the pipeline shortened with a hash where the name
-    would pass IAM's 64 characters (with the longest region code, 14): a fixed name, so
-    the owner of a secret in another account can name the role in the secret's policy."""
-    import hashlib
-
-    base = f"dpc-emr-{pipeline}"
-    if len(base) > 64 - 15:
-        digest = hashlib.sha256(pipeline.encode()).hexdigest()[:8]
-        base = f"{base[:64 - 15 - 9]}-{digest}"
-    return f"{base}-{region}"
 
 
 def _aws(ctx):  # type: ignore[no-untyped-def]

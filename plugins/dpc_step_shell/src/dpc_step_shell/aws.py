@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dpc_core.types import AwsStepContext
-from dpc_step_shell.plugin import project_script
+from dpc_step_shell.script import project_script
 
 #: Runs before the command, in the background: while the command's shell lives, touch the
 #: file EMR (6.4.0+) reads on the primary node to see activity that is not a YARN

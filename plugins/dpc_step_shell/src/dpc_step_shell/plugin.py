@@ -6,7 +6,6 @@ cluster through EMR's command-runner (see :mod:`dpc_step_shell.aws`).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 
 from pydantic import Field
@@ -14,6 +13,7 @@ from pydantic import Field
 from dpc_core import hookimpl
 from dpc_core.deployability import needs_compute
 from dpc_core.types import LocalCommand, RunContext, StepConfig, StepType
+from dpc_step_shell.script import project_script
 
 DPC_PLUGIN_API = 1
 
@@ -28,20 +28,6 @@ class ShellStep(StepConfig):
 def local_command(step: ShellStep, ctx: RunContext) -> LocalCommand:
     """Run the command with bash from the project directory."""
     return LocalCommand(argv=["bash", "-c", step.command], env=dict(step.env), cwd=ctx.project_dir)
-
-
-def project_script(command: str) -> tuple[str, list[str]] | None:
-    """The project script a command runs (``./export.sh args`` or ``scripts/x.sh``) and
-    its arguments, or None (a plain command line, or one with pipes, redirections or
-    substitutions, which runs as written)."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    if not words or not words[0].startswith(("./", "scripts/")) or \
-            any(c in command for c in "|;&><`$"):
-        return None
-    return words[0], words[1:]
 
 
 def _files(step: ShellStep) -> list[str]:
