@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from local_helpers import DPC, A, C, dpc, runs_of, wait_for, write_pipeline
+from helpers.operate import NO_CREDENTIALS, Up, status
+from local_helpers import A, C, dpc, runs_of, wait_for, write_pipeline
 
 DAY = "2026-11-26"
-NO_CREDENTIALS = {"SLACK_BOT_TOKEN": "", "DPC_SMTP_HOST": "", "OPSGENIE_API_KEY": ""}
 
 
 def slow_parent_and_child(ws: Path) -> Path:
@@ -67,33 +66,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def status(ws: Path, name: str) -> str | None:
-    rs = runs_of(ws, name) if (ws / ".dpc" / "state.db").exists() else []
-    return rs[-1]["status"] if rs else None
-
-
 def notes(ws: Path) -> list[dict[str, Any]]:
     return list(json.loads(dpc("local", "notifications", "--format", "json", "-w",
                                ws).stdout))
-
-
-class Up:
-    def __init__(self, ws: Path, log: Path) -> None:
-        self.log = log
-        self.out = log.open("w")
-        self.proc = subprocess.Popen([DPC, "local", "up", "--no-schedule", "-w", str(ws)],
-                                     stdout=self.out, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **NO_CREDENTIALS})
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.out.close()
 
 
 def test_cancel_with_the_runtime_up_ends_the_step_group_and_records_who_and_why(

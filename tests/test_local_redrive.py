@@ -10,8 +10,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from helpers.operate import NO_CREDENTIALS, Up, status
 from local_helpers import A, C, dpc, runs_of, wait_for, write_pipeline
-from test_local_operate import NO_CREDENTIALS, Up, status
 
 DAY = "2026-11-26"
 
