@@ -114,3 +114,14 @@ def wait_for(predicate: Callable[[], object], what: str = "condition",
             return
         time.sleep(0.05)
     raise AssertionError(f"not reached in {timeout:.0f}s: {what}")
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a server or runtime a test started, killing it if it has not ended
+    within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -132,14 +132,19 @@ def test_a_deadline_that_passed_while_no_runtime_ran_fires_at_the_next_check(
     assert "waiting on p (111111111111) has not run" in rows[0].text
 
 
-@pytest.mark.case_study
-def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path: Path) -> None:
-    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"))
+def with_opsgenie(ws: Path) -> None:
+    """pipeline-x of the shell case study with an OpsGenie target beside its email one."""
     x = ws / "pipeline-x" / "pipeline.yaml"
     x.write_text(x.read_text().replace(
         "        - channel: EMAIL\n",
         "        - channel: OPSGENIE\n          addresses: [rent-oncall]\n"
         "        - channel: EMAIL\n"))
+
+
+@pytest.mark.case_study
+def test_notices_reach_slack_opsgenie_and_email_and_are_resolved_there(tmp_path: Path) -> None:
+    ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"))
+    with_opsgenie(ws)
     with FakeSlack(token=TOKEN) as slack, FakeSmtp() as smtp, \
             FakeOpsGenie(api_key=KEY) as opsgenie:
         env = {"SLACK_BOT_TOKEN": TOKEN, "DPC_SLACK_API_URL": slack.api_url,
@@ -378,11 +383,7 @@ def test_a_notice_in_flight_when_the_runtime_is_killed_is_not_sent_twice(
     said = "has not succeeded" if late else "is blocked for"
     ws = with_owners(copy_workspace(SHELL_CASE_STUDY, tmp_path / "ws"),
                      deadline="00:00" if late else None)
-    x = ws / "pipeline-x" / "pipeline.yaml"
-    x.write_text(x.read_text().replace(
-        "        - channel: EMAIL\n",
-        "        - channel: OPSGENIE\n          addresses: [rent-oncall]\n"
-        "        - channel: EMAIL\n"))
+    with_opsgenie(ws)
     with FakeSlack(token=TOKEN) as slack, FakeSmtp() as smtp, \
             FakeOpsGenie(api_key=KEY) as opsgenie:
         env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "DPC_SLACK_API_URL": slack.api_url,

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace, dpc
+from local_helpers import DPC, SHELL_CASE_STUDY, copy_workspace, dpc, stop_process
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -118,12 +118,7 @@ class Server:
         return self.err.read_text()
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from local_helpers import DPC
+from local_helpers import DPC, stop_process
 
 
 class UiServer:
@@ -36,12 +36,7 @@ class UiServer:
 
     def close(self) -> None:
         """Stop the server this object started."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def serve(workspace: Path) -> Iterator[UiServer]:
